@@ -1,0 +1,20 @@
+"""Channel adapters: one module per portal, pure functions from raw item to lead.
+
+The public surface is re-exported here; see :mod:`adapters.base` for the
+exception hierarchy.
+"""
+
+from adapters.base import Adapter, AdapterError, NotALead, ParseContext, ParseError, RawItem, finish
+from adapters.registry import ADAPTERS, get_adapter
+
+__all__ = [
+    "ADAPTERS",
+    "Adapter",
+    "AdapterError",
+    "NotALead",
+    "ParseContext",
+    "ParseError",
+    "RawItem",
+    "finish",
+    "get_adapter",
+]

@@ -1,0 +1,87 @@
+"""What every adapter is: raw item in, :class:`CanonicalLead` out — pure.
+
+Adapters never touch the database or the network. Exceptions that may escape an
+adapter (anything else is a bug that the property tests hunt for):
+
+    AdapterError
+    ├── ParseError   the item is meant to be a lead but cannot be read
+    │                (becomes a dead letter ``parse_error`` with the raw item kept)
+    └── NotALead     the item is clearly not a lead: a newsletter, a reply, an
+                     event type we ignore (recorded as ``ignored``)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from pydantic import ValidationError
+
+from leadrelay.canonical import CanonicalLead
+
+RawKind = Literal["webhook", "email"]
+
+
+class AdapterError(Exception):
+    """Base of what an adapter may raise; ``str(err)`` is one line for humans."""
+
+
+class ParseError(AdapterError):
+    """The item is meant to be a lead but cannot be read."""
+
+
+class NotALead(AdapterError):
+    """The item is clearly not a lead (and that is fine)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    """One inbound item exactly as received."""
+
+    kind: RawKind
+    body: bytes
+    content_type: str | None = None
+
+
+def _no_listing_region(_listing_id: str) -> str | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ParseContext:
+    """What an adapter may know besides the payload, all from the routing file."""
+
+    channel: str
+    lead_source: int
+    default_region: str
+    listing_region: Callable[[str], str | None] = _no_listing_region
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Adapter(Protocol):
+    """A channel's reader. ``parse`` raises only :class:`AdapterError`."""
+
+    name: str
+    lead_source: int  # Nexudus LeadSource (routing may override)
+    country: str  # default phone region when no listing says otherwise
+
+    def parse(self, item: RawItem, ctx: ParseContext) -> CanonicalLead: ...
+
+
+def _first_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def finish(draft: dict[str, Any], ctx: ParseContext) -> CanonicalLead:
+    """Validate an adapter's draft into a lead, with the listing's phone region."""
+    listing_id = (draft.get("listing") or {}).get("id")
+    region = (ctx.listing_region(str(listing_id)) if listing_id is not None else None) or ctx.default_region
+    draft = {**draft, "channel": ctx.channel, "lead_source": ctx.lead_source}
+    try:
+        return CanonicalLead.model_validate(draft, context={"region": region})
+    except ValidationError as err:
+        raise ParseError(_first_error(err)) from None

@@ -1,0 +1,269 @@
+"""The canonical opportunity: what every channel's payload becomes.
+
+Every adapter ends by validating a plain dict into :class:`CanonicalLead`; the
+normalisation rules that must hold for every channel live here, once:
+
+* e-mails are trimmed and lower-cased, and must look like an address;
+* phones become E.164, parsed with the region given in the validation context
+  (``{"region": "GB"}``); a number that is *possible* for that region is kept even
+  when the numbering plan calls it unassigned, an impossible one is dropped;
+* desks and budgets are min/max ranges (a single value fills both);
+* a lead with neither an e-mail nor a phone is not a lead.
+
+The same model is the wire format of the ``canonical`` channel, so partners,
+Zapier or Make can post it directly (``channel`` and ``lead_source`` are then set
+from the routing file, never trusted from the body).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import phonenumbers
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+_EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+$")
+
+
+def _plain_number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+Amount = Annotated[float, PlainSerializer(_plain_number, return_type=int | float)]
+
+
+class LeadKind(StrEnum):
+    enquiry = "enquiry"
+    viewing_request = "viewing_request"
+    tour_request = "tour_request"
+    callback_request = "callback_request"
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+def normalise_email(value: str | None) -> str | None:
+    """Trim and lower-case an address; raise ValueError when it is not one."""
+    if value is None:
+        return None
+    cleaned = value.strip().strip("<>").strip().lower()
+    if cleaned.startswith("mailto:"):
+        cleaned = cleaned[len("mailto:") :]
+    if not cleaned:
+        return None
+    if not _EMAIL.match(cleaned):
+        raise ValueError("is not an e-mail address")
+    return cleaned
+
+
+def normalise_phone(value: str | None, region: str | None) -> str | None:
+    """E.164 for a possible number, None for an impossible one (never guessed)."""
+    if value is None:
+        return None
+    raw = value.strip()
+    if not raw:
+        return None
+    try:
+        parsed = phonenumbers.parse(raw, (region or "GB").upper())
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+class Contact(_Part):
+    full_name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    company: str | None = None
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _email(cls, value: Any) -> str | None:
+        return normalise_email(value) if isinstance(value, str) else value
+
+    @field_validator("phone", mode="before")
+    @classmethod
+    def _phone(cls, value: Any, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        region = (info.context or {}).get("region")
+        return normalise_phone(str(value), region)
+
+    @model_validator(mode="after")
+    def _names(self) -> Contact:
+        if not self.full_name and (self.first_name or self.last_name):
+            self.full_name = " ".join(p for p in (self.first_name, self.last_name) if p)
+        return self
+
+
+class Range(_Part):
+    """An inclusive integer range; a bare number fills both ends."""
+
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_number(cls, data: Any) -> Any:
+        if isinstance(data, int | float) and not isinstance(data, bool):
+            return {"min": int(data), "max": int(data)}
+        return data
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.min is None and self.max is not None:
+            self.min = self.max
+        if self.max is None and self.min is not None:
+            self.max = self.min
+        if self.min is not None and self.max is not None and self.min > self.max:
+            self.min, self.max = self.max, self.min
+        return self
+
+
+class BudgetPeriod(StrEnum):
+    day = "day"
+    week = "week"
+    month = "month"
+    year = "year"
+    total = "total"
+
+
+class Budget(_Part):
+    """Money as a range; ``amount`` (the canonical wire shape) fills both ends."""
+
+    min: Amount | None = Field(default=None, ge=0)
+    max: Amount | None = Field(default=None, ge=0)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    period: BudgetPeriod | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_amount(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "amount" in data:
+            data = dict(data)
+            amount = data.pop("amount")
+            data.setdefault("min", amount)
+            data.setdefault("max", amount)
+        return data
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Budget:
+        if self.min is None and self.max is not None:
+            self.min = self.max
+        if self.max is None and self.min is not None:
+            self.max = self.min
+        if self.min is not None and self.max is not None and self.min > self.max:
+            self.min, self.max = self.max, self.min
+        return self
+
+    def monthly_max(self) -> float | None:
+        """The upper budget per month, or None when the period is unknown."""
+        if self.max is None:
+            return None
+        factor = {
+            BudgetPeriod.day: 365 / 12,
+            BudgetPeriod.week: 52 / 12,
+            BudgetPeriod.month: 1,
+            BudgetPeriod.year: 1 / 12,
+            None: 1,
+        }.get(self.period)
+        return None if factor is None else self.max * factor
+
+
+class Requirements(_Part):
+    desks: Range | None = None
+    workspace_type: str | None = None
+    budget: Budget | None = None
+    start_date: date | None = None
+    term_months: int | None = Field(default=None, ge=0, le=600)
+    size_sqm: float | None = Field(default=None, ge=0)
+    area: str | None = None
+
+
+class Listing(_Part):
+    id: str | None = None
+    name: str | None = None
+    address: str | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _text_id(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class Broker(_Part):
+    name: str | None = None
+    contact: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _email(cls, value: Any) -> str | None:
+        return normalise_email(value) if isinstance(value, str) else value
+
+
+class Utm(_Part):
+    source: str | None = None
+    medium: str | None = None
+    campaign: str | None = None
+    content: str | None = None
+    term: str | None = None
+
+
+class CanonicalLead(_Part):
+    """One enquiry, whatever door it came through."""
+
+    channel: str | None = None
+    lead_source: int | None = None
+    external_id: str | None = Field(default=None, max_length=200)
+    kind: LeadKind = LeadKind.enquiry
+    received_at: datetime | None = None
+    contact: Contact
+    requirements: Requirements = Field(default_factory=Requirements)
+    listing: Listing = Field(default_factory=Listing)
+    broker: Broker = Field(default_factory=Broker)
+    message: str | None = Field(default=None, max_length=20_000)
+    viewing_at: datetime | None = None
+    utm: Utm = Field(default_factory=Utm)
+
+    @field_validator("external_id", mode="before")
+    @classmethod
+    def _text_ref(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value.strip() or None if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _reachable(self) -> CanonicalLead:
+        if not self.contact.email and not self.contact.phone:
+            raise ValueError("the lead has neither an e-mail address nor a usable phone number")
+        return self
+
+    def identity(self) -> str:
+        """Who this is: the normalised e-mail, else the E.164 phone."""
+        return f"email:{self.contact.email}" if self.contact.email else f"phone:{self.contact.phone}"
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=False)

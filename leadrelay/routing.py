@@ -1,0 +1,303 @@
+"""The routing file: Nexudus accounts, locations, channels and inboxes (DESIGN.md §5).
+
+Loaded once at start and validated whole; every problem is reported with the
+dotted key it is about (``channels.hubblehq.webhook.secret_env: …``), so an
+operator can fix the file without reading code. Secrets may be inline or named
+by ``*_env``; they are resolved when first needed and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from leadrelay.nexudus.enums import LeadSource
+
+EMBEDDED_ROUTING = "default_routing.yaml"
+
+
+class RoutingError(Exception):
+    """The routing file is unusable; ``problems`` lists ``key: what is wrong``."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _env_secret(inline: SecretStr | None, env_name: str | None, where: str) -> SecretStr | None:
+    if inline is not None and inline.get_secret_value():
+        return inline
+    if env_name:
+        value = os.environ.get(env_name)
+        if not value:
+            raise RoutingError("routing", [f"{where}_env: environment variable {env_name} is not set"])
+        return SecretStr(value)
+    return None
+
+
+class NexudusLimits(_Strict):
+    """Documented per-account limits (developers.nexudus.com/reference/api-limitations)."""
+
+    min_interval_ms: int = Field(default=100, ge=0)
+    requests_per_minute: int = Field(default=120, gt=0)
+    requests_per_hour: int = Field(default=5000, gt=0)
+    requests_per_day: int = Field(default=200_000, gt=0)
+    writes_per_minute: int = Field(default=60, gt=0)
+    writes_per_day: int = Field(default=5000, gt=0)
+    safety: float = Field(default=0.97, gt=0, le=1, description="fraction of each limit we aim to use")
+
+
+class AccountConfig(_Strict):
+    base_url: str | None = None
+    username: str | None = None
+    username_env: str | None = None
+    password: SecretStr | None = None
+    password_env: str | None = None
+    limits: NexudusLimits = Field(default_factory=NexudusLimits)
+
+    def resolved_username(self, where: str, fallback: str | None) -> str | None:
+        if self.username:
+            return self.username
+        if self.username_env:
+            value = os.environ.get(self.username_env)
+            if not value:
+                raise RoutingError("routing", [f"{where}.username_env: {self.username_env} is not set"])
+            return value
+        return fallback
+
+    def resolved_password(self, where: str, fallback: SecretStr | None) -> SecretStr | None:
+        return _env_secret(self.password, self.password_env, f"{where}.password") or fallback
+
+
+class LocationConfig(_Strict):
+    account: str
+    business_id: int
+    board_column_id: int
+    country: str = Field(default="GB", pattern=r"^[A-Z]{2}$")
+    country_id: int
+    timezone_id: int
+    responsible_id: int | None = None
+    follow_up_hours: int | None = Field(default=None, ge=0)
+    listings: dict[str, list[str]] = Field(default_factory=dict)
+    agent_ids: dict[str, int] = Field(default_factory=dict, description="per-channel AgentId override")
+
+    @field_validator("country", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("listings", mode="before")
+    @classmethod
+    def _text_ids(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: [str(i) for i in (v if isinstance(v, list) else [v])] for k, v in value.items()}
+        return value
+
+
+class WebhookConfig(_Strict):
+    """How a channel signs its webhooks.
+
+    ``standard-webhooks``: ``webhook-id``/``-timestamp``/``-signature`` headers.
+    ``hmac-sha256``: ``X-Signature: sha256=<hex>`` of the body (header name
+    configurable), the delivery id from ``id_header`` when the partner sends one.
+    ``secret``/``secret_env`` may hold several secrets separated by spaces, so a
+    key can be rotated without downtime.
+    """
+
+    scheme: Literal["standard-webhooks", "hmac-sha256"] = "standard-webhooks"
+    secret: SecretStr | None = None
+    secret_env: str | None = None
+    signature_header: str = "X-Signature"
+    id_header: str | None = None
+
+    def secrets(self, where: str) -> list[bytes]:
+        value = _env_secret(self.secret, self.secret_env, f"{where}.secret")
+        if value is None:
+            raise RoutingError("routing", [f"{where}: give secret or secret_env"])
+        return [part.encode() for part in value.get_secret_value().replace(",", " ").split()]
+
+
+class ChannelConfig(_Strict):
+    lead_source: int
+    agent_id: int | None = None
+    adapter: str | None = None
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    label: str | None = Field(default=None, description="prefix of the opportunity Name tag")
+    webhook: WebhookConfig | None = None
+    protection_days: int | None = Field(default=None, ge=0)
+
+    @field_validator("lead_source")
+    @classmethod
+    def _known_source(cls, value: int) -> int:
+        try:
+            LeadSource(value)
+        except ValueError:
+            raise ValueError(f"{value} is not a Nexudus LeadSource (see NEXUDUS.md, Enums)") from None
+        return value
+
+    @field_validator("country", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class InboxConfig(_Strict):
+    host: str
+    port: int = 993
+    tls: bool = True
+    starttls: bool = False
+    username: str
+    password: SecretStr | None = None
+    password_env: str | None = None
+    folder: str = "INBOX"
+    processed_folder: str | None = None
+    channel: str | None = Field(default=None, description="channel when sender and content don't tell")
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+class Defaults(_Strict):
+    location: str | None = None
+    protection_days: int = Field(default=90, ge=0)
+    follow_up_hours: int = Field(default=24, ge=0)
+    term_months: int = Field(default=12, gt=0)
+    rejection_window_hours: int = Field(default=48, ge=0)
+
+
+class Routing(_Strict):
+    accounts: dict[str, AccountConfig] = Field(default_factory=dict)
+    locations: dict[str, LocationConfig] = Field(default_factory=dict)
+    channels: dict[str, ChannelConfig] = Field(default_factory=dict)
+    inboxes: dict[str, InboxConfig] = Field(default_factory=dict)
+    defaults: Defaults = Field(default_factory=Defaults)
+
+    @model_validator(mode="after")
+    def _references(self) -> Routing:
+        problems: list[str] = []
+        for name, loc in self.locations.items():
+            if loc.account not in self.accounts:
+                problems.append(f"locations.{name}.account: no account named {loc.account!r}")
+            for channel in (*loc.listings, *loc.agent_ids):
+                if channel not in self.channels:
+                    problems.append(f"locations.{name}: names channel {channel!r}, which is not configured")
+        if self.defaults.location and self.defaults.location not in self.locations:
+            problems.append(f"defaults.location: no location named {self.defaults.location!r}")
+        claimed: dict[tuple[str, str], str] = {}
+        for name, loc in self.locations.items():
+            for channel, ids in loc.listings.items():
+                for listing in ids:
+                    other = claimed.setdefault((channel, listing), name)
+                    if other != name:
+                        problems.append(
+                            f"locations.{name}.listings.{channel}: listing {listing!r} is also claimed "
+                            f"by location {other!r}"
+                        )
+        for name, inbox in self.inboxes.items():
+            if inbox.channel and inbox.channel not in self.channels:
+                problems.append(f"inboxes.{name}.channel: no channel named {inbox.channel!r}")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    # ---- lookups -------------------------------------------------------------
+
+    def location_for(self, channel: str, listing_id: str | None) -> str | None:
+        """The location claiming this listing, else ``defaults.location``."""
+        if listing_id is not None:
+            for name, loc in self.locations.items():
+                if str(listing_id) in loc.listings.get(channel, ()):
+                    return name
+        return self.defaults.location
+
+    def claimed_location(self, channel: str, listing_id: str | None) -> str | None:
+        """The location that explicitly claims this listing (no default)."""
+        if listing_id is None:
+            return None
+        for name, loc in self.locations.items():
+            if str(listing_id) in loc.listings.get(channel, ()):
+                return name
+        return None
+
+    def agent_id(self, channel: str, location: str) -> int | None:
+        loc = self.locations[location]
+        return loc.agent_ids.get(channel, self.channels[channel].agent_id)
+
+    def protection_days(self, channel: str) -> int:
+        override = self.channels[channel].protection_days if channel in self.channels else None
+        return self.defaults.protection_days if override is None else override
+
+
+def _format(err: ValidationError) -> list[str]:
+    problems = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"])
+        message = str(e["msg"]).removeprefix("Value error, ")
+        for line in message.splitlines():
+            problems.append(f"{where}: {line}" if where and not line.startswith(where) else line)
+    return problems
+
+
+def parse_routing(data: Any, source: str) -> Routing:
+    if not isinstance(data, dict):
+        raise RoutingError(source, ["the file must be a YAML mapping with accounts, locations, channels"])
+    try:
+        return Routing.model_validate(data)
+    except ValidationError as err:
+        raise RoutingError(source, _format(err)) from None
+
+
+def load_routing(path: Path | None) -> Routing:
+    """Read and validate the routing file, or the embedded default when ``path`` is None."""
+    if path is None:
+        text = resources.files("leadrelay").joinpath(EMBEDDED_ROUTING).read_text("utf-8")
+        source = f"embedded {EMBEDDED_ROUTING}"
+    else:
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as err:
+            raise RoutingError(str(path), [f"cannot read the routing file: {err.strerror}"]) from None
+        source = str(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise RoutingError(source, [f"not valid YAML: {err}"]) from None
+    return parse_routing(data, source)
+
+
+@dataclass(frozen=True)
+class SecretCheck:
+    where: str
+    problem: str
+
+
+def check_secrets(routing: Routing, *, parts: Iterable[str] = ("webhooks", "accounts")) -> list[SecretCheck]:
+    """Resolve every secret the given parts need; report the ones missing."""
+    problems: list[SecretCheck] = []
+    wanted = set(parts)
+    if "webhooks" in wanted:
+        for name, channel in routing.channels.items():
+            if channel.webhook is None:
+                continue
+            try:
+                channel.webhook.secrets(f"channels.{name}.webhook")
+            except RoutingError as err:
+                problems.extend(SecretCheck(p.split(":")[0], p) for p in err.problems)
+    if "accounts" in wanted:
+        for name, account in routing.accounts.items():
+            try:
+                account.resolved_password(f"accounts.{name}", None)
+                account.resolved_username(f"accounts.{name}", None)
+            except RoutingError as err:
+                problems.extend(SecretCheck(p.split(":")[0], p) for p in err.problems)
+    return problems
