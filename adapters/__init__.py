@@ -5,7 +5,7 @@ exception hierarchy.
 """
 
 from adapters.base import Adapter, AdapterError, NotALead, ParseContext, ParseError, RawItem, finish
-from adapters.registry import ADAPTERS, get_adapter
+from adapters.registry import ADAPTERS, UnknownAdapterError, adapter_for, context_for, get_adapter
 
 __all__ = [
     "ADAPTERS",
@@ -15,6 +15,9 @@ __all__ = [
     "ParseContext",
     "ParseError",
     "RawItem",
+    "UnknownAdapterError",
+    "adapter_for",
+    "context_for",
     "finish",
     "get_adapter",
 ]

@@ -12,6 +12,7 @@ adapter (anything else is a bug that the property tests hunt for):
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -65,6 +66,7 @@ class Adapter(Protocol):
     name: str
     lead_source: int  # Nexudus LeadSource (routing may override)
     country: str  # default phone region when no listing says otherwise
+    senders: tuple[str, ...]  # sender domains/addresses that identify the channel's mail
 
     def parse(self, item: RawItem, ctx: ParseContext) -> CanonicalLead: ...
 
@@ -76,12 +78,40 @@ def _first_error(err: ValidationError) -> str:
     return f"{where}: {message}" if where else message
 
 
-def finish(draft: dict[str, Any], ctx: ParseContext) -> CanonicalLead:
-    """Validate an adapter's draft into a lead, with the listing's phone region."""
-    listing_id = (draft.get("listing") or {}).get("id")
+def _drop(draft: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
+    """Remove the deepest part of ``draft`` at ``loc``; False when nothing could go."""
+    node: Any = draft
+    for key in loc[:-1]:
+        if not isinstance(node, dict) or not isinstance(node.get(key), dict):
+            break
+        node = node[key]
+    else:
+        if isinstance(node, dict) and loc and loc[-1] in node:
+            del node[loc[-1]]
+            return True
+        return False
+    return False
+
+
+def finish(draft: dict[str, Any], ctx: ParseContext, *, drop_invalid: bool = False) -> CanonicalLead:
+    """Validate an adapter's draft into a lead, with the listing's phone region.
+
+    With ``drop_invalid`` a value the model rejects (a malformed broker e-mail, a
+    start date it cannot read) is left out rather than losing the whole lead; a
+    lead that stays unreachable still raises.
+    """
+    listing = draft.get("listing")
+    listing_id = listing.get("id") if isinstance(listing, dict) else None
     region = (ctx.listing_region(str(listing_id)) if listing_id is not None else None) or ctx.default_region
-    draft = {**draft, "channel": ctx.channel, "lead_source": ctx.lead_source}
-    try:
-        return CanonicalLead.model_validate(draft, context={"region": region})
-    except ValidationError as err:
-        raise ParseError(_first_error(err)) from None
+    draft = {
+        **(copy.deepcopy(draft) if drop_invalid else draft),
+        "channel": ctx.channel,
+        "lead_source": ctx.lead_source,
+    }
+    while True:
+        try:
+            return CanonicalLead.model_validate(draft, context={"region": region})
+        except ValidationError as err:
+            locs = [tuple(e.get("loc", ())) for e in err.errors()]
+            if not drop_invalid or not all(loc and _drop(draft, loc) for loc in locs):
+                raise ParseError(_first_error(err)) from None

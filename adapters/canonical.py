@@ -13,6 +13,7 @@ class CanonicalAdapter:
     name = "canonical"
     lead_source = 11
     country = "GB"
+    senders: tuple[str, ...] = ()
 
     def parse(self, item: RawItem, ctx: ParseContext) -> CanonicalLead:
         if item.kind != "webhook":

@@ -267,3 +267,16 @@ class CanonicalLead(_Part):
 
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=False)
+
+
+def field_paths(model: type[BaseModel] = CanonicalLead, prefix: str = "") -> frozenset[str]:
+    """Every dotted path into the model, parts (``requirements.budget``) and leaves alike."""
+    paths: set[str] = set()
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{name}"
+        paths.add(path)
+        annotation = info.annotation
+        for candidate in getattr(annotation, "__args__", (annotation,)):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                paths |= field_paths(candidate, f"{path}.")
+    return frozenset(paths)

@@ -9,6 +9,7 @@ by ``*_env``; they are resolved when first needed and never logged.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -26,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from leadrelay.canonical import LeadKind, field_paths
+from leadrelay.intake.signatures import decode_secret
 from leadrelay.nexudus.enums import LeadSource
 
 EMBEDDED_ROUTING = "default_routing.yaml"
@@ -130,17 +133,93 @@ class WebhookConfig(_Strict):
     signature_header: str = "X-Signature"
     id_header: str | None = None
 
-    def secrets(self, where: str) -> list[bytes]:
+    def keys(self, where: str) -> list[bytes]:
+        """The HMAC keys, decoded (``whsec_`` secrets are base64 after the prefix)."""
         value = _env_secret(self.secret, self.secret_env, f"{where}.secret")
         if value is None:
             raise RoutingError("routing", [f"{where}: give secret or secret_env"])
-        return [part.encode() for part in value.get_secret_value().replace(",", " ").split()]
+        parts = value.get_secret_value().replace(",", " ").split()
+        if self.scheme == "hmac-sha256":
+            return [part.encode() for part in parts]
+        try:
+            return [decode_secret(part) for part in parts]
+        except ValueError as err:
+            raise RoutingError("routing", [f"{where}.secret: {err}"]) from None
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+_READABLE_FIELDS = field_paths() - {"channel", "lead_source", "requirements", "utm"}
+
+
+class EventsConfig(_Strict):
+    """Webhook event types: which announce a lead (and its kind), which are ignored."""
+
+    paths: list[str] = Field(default_factory=list, description="dotted paths holding the event type")
+    handled: dict[str, LeadKind | None] = Field(default_factory=dict)
+    ignored: list[str] = Field(default_factory=list)
+
+    @field_validator("paths", "ignored", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return _as_list(value)
+
+
+class ParseConfig(_Strict):
+    """How the configurable adapter reads a portal without code (docs/channels.md)."""
+
+    labels: dict[str, list[str]] = Field(default_factory=dict, description="field path -> label synonyms")
+    senders: list[str] = Field(default_factory=list, description="sender domains or address patterns")
+    json_paths: dict[str, list[str]] = Field(default_factory=dict, description="field path -> JSON paths")
+    reference_pattern: str | None = None
+    listing_pattern: str | None = None
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    dayfirst: bool | None = None
+    broker_name: str | None = None
+    ignored_subjects: list[str] = Field(default_factory=list, description="regexes: mail that is not a lead")
+
+    @field_validator("senders", "ignored_subjects", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return _as_list(value)
+
+    @field_validator("labels", "json_paths", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return {k: _as_list(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    @field_validator("labels", "json_paths")
+    @classmethod
+    def _known_fields(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = ", ".join(sorted(set(value) - _READABLE_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown field {unknown} (fields: {', '.join(sorted(_READABLE_FIELDS))})")
+        return value
+
+    @field_validator("reference_pattern", "listing_pattern", "ignored_subjects")
+    @classmethod
+    def _compiles(cls, value: Any) -> Any:
+        for pattern in _as_list(value) or []:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"{pattern!r} is not a regular expression: {err}") from None
+        return value
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
 
 class ChannelConfig(_Strict):
     lead_source: int
     agent_id: int | None = None
-    adapter: str | None = None
+    adapter: str | None = Field(default=None, description="registered adapter name, or 'configurable'")
+    parse: ParseConfig | None = None
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     label: str | None = Field(default=None, description="prefix of the opportunity Name tag")
     webhook: WebhookConfig | None = None
@@ -298,7 +377,7 @@ def check_secrets(routing: Routing, *, parts: Iterable[str] = ("webhooks", "acco
             if channel.webhook is None:
                 continue
             try:
-                channel.webhook.secrets(f"channels.{name}.webhook")
+                channel.webhook.keys(f"channels.{name}.webhook")
             except RoutingError as err:
                 problems.extend(SecretCheck(p.split(":")[0], p) for p in err.problems)
     if "accounts" in wanted:

@@ -1,0 +1,72 @@
+"""Any portal without code: labels, senders, JSON paths and patterns from the routing file.
+
+The operator adds ``adapter: configurable`` and a ``parse:`` block to a channel
+(docs/channels.md shows the YAML); the result reads webhooks and e-mails exactly
+like the hand-written portals, with the shared English and German vocabulary
+underneath the channel's own labels. A registered portal's ``parse:`` block
+extends that portal the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from adapters.parsing.labels import LabelTable
+from adapters.parsing.synonyms import ENGLISH, GERMAN
+from adapters.portal import PortalAdapter
+from adapters.spec import EventTable, PortalSpec, patterns, reading_for
+from leadrelay.nexudus.enums import LeadSource
+from leadrelay.routing import ChannelConfig, ParseConfig
+
+CONFIGURABLE = "configurable"
+VOCABULARY = LabelTable(ENGLISH).extended(GERMAN)
+
+
+def _events(parse: ParseConfig) -> EventTable:
+    return EventTable(
+        paths=tuple(parse.events.paths),
+        handled=dict(parse.events.handled),
+        ignored=frozenset(parse.events.ignored),
+    )
+
+
+def extend(spec: PortalSpec, parse: ParseConfig) -> PortalSpec:
+    """``spec`` with the routing file's additions; configured labels win ties."""
+    json_paths = {
+        field: (*paths, *spec.json_paths.get(field, ())) for field, paths in parse.json_paths.items()
+    }
+    events = _events(parse)
+    return replace(
+        spec,
+        labels=spec.labels.extended(parse.labels, custom=True),
+        json_paths={**spec.json_paths, **json_paths},
+        events=events if events.paths or events.handled or events.ignored else spec.events,
+        senders=(*parse.senders, *spec.senders),
+        references=patterns(*filter(None, [parse.reference_pattern])) + spec.references,
+        listing_patterns=patterns(*filter(None, [parse.listing_pattern])) + spec.listing_patterns,
+        ignored_subjects=tuple(
+            (re.compile(p, re.IGNORECASE), f"subject matches {p!r}") for p in parse.ignored_subjects
+        )
+        + spec.ignored_subjects,
+        broker_name=parse.broker_name or spec.broker_name,
+        reading=replace(
+            spec.reading,
+            currency=parse.currency or spec.reading.currency,
+            dayfirst=spec.reading.dayfirst if parse.dayfirst is None else parse.dayfirst,
+        ),
+    )
+
+
+def build(channel: str, config: ChannelConfig) -> PortalAdapter:
+    """A configurable adapter for ``channel`` from its routing entry."""
+    country = config.country or "GB"
+    base = PortalSpec(
+        name=channel,
+        lead_source=config.lead_source,
+        country=country,
+        labels=VOCABULARY,
+        reading=reading_for(country),
+        broker_name=config.label or LeadSource(config.lead_source).name,
+    )
+    return PortalAdapter(extend(base, config.parse or ParseConfig()))

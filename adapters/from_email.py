@@ -1,0 +1,108 @@
+"""Reading a portal's notification e-mail, forwarded or not, by its labels.
+
+The innermost forwarded message is the notification; its labelled values are
+matched against the portal's label table. What labels miss is looked for by
+the portal's reference and listing patterns (subject, body, Message-ID, links),
+and the request kind is read from the subject.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+
+from adapters.base import NotALead, ParseError
+from adapters.fields import Found, as_text
+from adapters.mail.classify import looks_like_newsletter, not_a_lead, without_forward_prefix
+from adapters.mail.forwards import Layer, unwrap
+from adapters.mail.message import Mail, read_mail
+from adapters.mail.pairs import pairs_in
+from adapters.parsing.text import emails_in, kind_in
+from adapters.spec import PortalSpec
+
+_GUESS = (0, 0, 0)
+_PATTERN = (10, 0, 0)
+_EXACT = 3
+_CONTACT_FIELDS = ("contact.email", "contact.phone", "contact")
+
+
+def sender_matches(address: str, pattern: str) -> bool:
+    """``hubblehq.com`` matches any address there or at a subdomain; ``*@x.com``, ``a@x.com`` as written."""
+    address, pattern = address.lower(), pattern.lower().strip()
+    if not address or not pattern:
+        return False
+    if "@" in pattern:
+        return fnmatch.fnmatchcase(address, pattern)
+    domain = address.rpartition("@")[2]
+    return fnmatch.fnmatchcase(domain, pattern) or fnmatch.fnmatchcase(domain, f"*.{pattern}")
+
+
+def _labelled(found: Found, spec: PortalSpec, lead: Layer) -> None:
+    def is_label(line: str) -> bool:
+        match = spec.labels.match(line)
+        return match is not None and match.score[0] == _EXACT
+
+    for text in lead.texts:
+        for pair in pairs_in(text, is_label):
+            match = spec.labels.match(pair.label)
+            if match is not None:
+                value = pair.full_value() if match.field == "message" else pair.value
+                found.offer(match.field, value, pair.label, match.score)
+
+
+def _by_pattern(
+    found: Found, field: str, spec_patterns: tuple[re.Pattern[str], ...], haystacks: list[str]
+) -> None:
+    labelled = found.first(field)
+    for text in ([as_text(labelled)] if labelled is not None else []) + haystacks:
+        for pattern in spec_patterns:
+            match = pattern.search(text)
+            if match:
+                found.offer(field, match.group(match.lastindex or 0), "pattern", _PATTERN)
+                return
+
+
+def _client_email(found: Found, spec: PortalSpec, mail: Mail, layers: list[Layer]) -> None:
+    not_client = {layer.sender for layer in layers} | set(mail.recipients)
+    broker = found.first("broker.email")
+    for text in layers[-1].texts:
+        for address in emails_in(text):
+            lowered = address.lower()
+            if (
+                lowered in not_client
+                or lowered == broker
+                or any(sender_matches(lowered, s) for s in spec.senders)
+            ):
+                continue
+            found.offer("contact.email", address, "unlabelled", _GUESS)
+            return
+
+
+def read_email(body: bytes, spec: PortalSpec) -> Found:
+    mail = read_mail(body)
+    layers = unwrap(mail)
+    lead = layers[-1]
+    reason = not_a_lead(mail, tuple(layer.subject for layer in layers))
+    if reason:
+        raise NotALead(f"this is {reason}")
+    subject = without_forward_prefix(lead.subject or mail.subject)
+    for pattern, why in spec.ignored_subjects:
+        if pattern.search(subject):
+            raise NotALead(why)
+
+    found = Found()
+    _labelled(found, spec, lead)
+    outer = [text for layer in reversed(layers[:-1]) for text in (layer.subject, *layer.texts)]
+    haystacks = [subject, *lead.texts, lead.message_id, *lead.links, *outer, *mail.links]
+    _by_pattern(found, "external_id", spec.references, haystacks)
+    _by_pattern(found, "listing.id", spec.listing_patterns, [*lead.texts, *lead.links])
+    opening = "\n".join(text[:400] for text in lead.texts)
+    found.offer("kind", kind_in(subject) or kind_in(opening), "subject", _GUESS)
+    found.offer("received_at", lead.date or mail.date, "date", _GUESS)
+    if not found.has("contact.email"):
+        _client_email(found, spec, mail, layers)
+    if not any(found.has(field) for field in _CONTACT_FIELDS):
+        if looks_like_newsletter(mail, subject):
+            raise NotALead("looks like a newsletter or marketing mail, not a lead")
+        raise ParseError("no e-mail address or phone number found")
+    return found

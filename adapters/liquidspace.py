@@ -1,0 +1,105 @@
+"""LiquidSpace (LeadSource 18): .NET-style PascalCase webhooks and HTML-only notifications.
+
+US conventions: month-first dates, dollars unless stated. The tour request id
+(``771245``) is the reference in both doors; venues are the listings.
+"""
+
+from __future__ import annotations
+
+import re
+
+from adapters.parsing.labels import LabelTable
+from adapters.parsing.synonyms import ENGLISH
+from adapters.portal import PortalAdapter
+from adapters.spec import EventTable, PortalSpec, patterns, reading_for
+from leadrelay.canonical import LeadKind
+from leadrelay.nexudus.enums import LeadSource
+
+LABELS = LabelTable(ENGLISH).extended(
+    {
+        "contact": ("member", "liquidspace member", "requested by"),
+        "listing": ("venue", "location"),
+        "requirements.workspace_type": ("workspace", "space", "workspace requested"),
+        "viewing_at": ("requested tour", "tour time", "preferred tour time", "tour date"),
+        "requirements.term_months": ("estimated term", "term length"),
+    }
+)
+
+EVENTS = EventTable(
+    paths=("EventType", "Type", "Event"),
+    handled={
+        "TourRequested": LeadKind.tour_request,
+        "InquiryCreated": LeadKind.enquiry,
+        "InquirySubmitted": LeadKind.enquiry,
+        "LeadCreated": LeadKind.enquiry,
+        "CallbackRequested": LeadKind.callback_request,
+    },
+    ignored=frozenset(
+        {
+            "TourCancelled",
+            "TourConfirmed",
+            "TourRescheduled",
+            "TourCompleted",
+            "InquiryUpdated",
+            "InquiryClosed",
+            "ReservationCreated",
+            "ReservationCancelled",
+            "Ping",
+            "Test",
+        }
+    ),
+)
+
+_ROOT = "*"  # TourRequest, Inquiry, Lead…: one object per event type
+JSON_PATHS: dict[str, tuple[str, ...]] = {
+    "external_id": (f"{_ROOT}.Id", f"{_ROOT}.TourRequestId", f"{_ROOT}.InquiryId"),
+    "received_at": ("OccurredOn", f"{_ROOT}.CreatedOn"),
+    "contact.full_name": (f"{_ROOT}.Member.FullName", f"{_ROOT}.Member.Name"),
+    "contact.first_name": (f"{_ROOT}.Member.FirstName",),
+    "contact.last_name": (f"{_ROOT}.Member.LastName",),
+    "contact.email": (f"{_ROOT}.Member.Email", f"{_ROOT}.Member.EmailAddress"),
+    "contact.phone": (f"{_ROOT}.Member.PhoneNumber", f"{_ROOT}.Member.Phone", f"{_ROOT}.Member.MobilePhone"),
+    "contact.company": (f"{_ROOT}.Member.CompanyName", f"{_ROOT}.Member.Company"),
+    "listing.id": (f"{_ROOT}.Venue.VenueId", f"{_ROOT}.Venue.Id"),
+    "listing.name": (f"{_ROOT}.Venue.Name",),
+    "listing.address": (f"{_ROOT}.Venue.Address",),
+    "requirements.workspace_type": (f"{_ROOT}.Workspace.Type", f"{_ROOT}.WorkspaceType"),
+    "requirements.desks": (f"{_ROOT}.TeamSize", f"{_ROOT}.Capacity", f"{_ROOT}.Seats"),
+    "requirements.term_months": (f"{_ROOT}.EstimatedTermMonths", f"{_ROOT}.TermMonths"),
+    "requirements.start_date": (f"{_ROOT}.MoveInDate", f"{_ROOT}.StartDate"),
+    "requirements.budget.max": (f"{_ROOT}.MonthlyBudget", f"{_ROOT}.Budget"),
+    "requirements.budget.currency": (f"{_ROOT}.Currency",),
+    "viewing_at": (f"{_ROOT}.PreferredTourTime", f"{_ROOT}.TourTime"),
+    "message": (f"{_ROOT}.Message", f"{_ROOT}.Notes"),
+}
+
+SPEC = PortalSpec(
+    name="liquidspace",
+    lead_source=LeadSource.LiquidSpace,
+    country="US",
+    labels=LABELS,
+    reading=reading_for("US"),
+    json_paths=JSON_PATHS,
+    events=EVENTS,
+    senders=("liquidspace.com",),
+    references=patterns(
+        r"(?i)\b(?:tour|inquiry|enquiry|request|lead)(?:\s+request)?\s*(?:#|no\.?|number|id:?)\s*(\d{4,})",
+        r"liquidspace\.com/[\w/]*?(?:tours|inquiries|requests)/(\d{4,})",
+        r"\b(?:tour|inquiry)-(\d{4,})@",
+    ),
+    listing_patterns=patterns(r"(?i)\bvenue\b[^()\n]{0,80}\((?:id:?\s*)?(\d{3,})\)"),
+    ignored_subjects=(
+        (
+            re.compile(r"\btour\s+(cancell?ed|confirmed|rescheduled|reminder)\b", re.I),
+            "an update to an existing tour",
+        ),
+        (
+            re.compile(r"\b(reservation|booking)\s+(confirmed|cancell?ed|receipt)\b", re.I),
+            "a reservation notice",
+        ),
+        (re.compile(r"\b(payout|invoice|receipt)\b", re.I), "a billing message"),
+    ),
+    broker_name="LiquidSpace",
+)
+
+ADAPTER = PortalAdapter(SPEC)

@@ -1,0 +1,1 @@
+"""Reading notification e-mails: MIME and charsets, HTML to text, forwards, label/value pairs."""

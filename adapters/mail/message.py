@@ -1,0 +1,152 @@
+"""An RFC 822 message as the few things an adapter reads, whatever its MIME structure.
+
+Text parts are decoded with their declared charset (ISO-8859-1 read as its
+superset windows-1252, undeclared or wrong ones retried as UTF-8 then
+windows-1252); quoted-printable and base64 are undone by :mod:`email`; HTML is
+rendered to lines; ``message/rfc822`` parts (forwarded as attachment) are read
+as messages of their own.
+"""
+
+from __future__ import annotations
+
+import email
+import email.header
+import email.utils
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import policy
+from email.message import EmailMessage, Message
+
+from adapters.mail.html import html_to_text
+
+_LATIN1_ALIASES = frozenset(("iso-8859-1", "iso8859-1", "latin-1", "latin1", "us-ascii", "ascii", "l1"))
+_HEADERS_KEPT = (
+    "auto-submitted",
+    "precedence",
+    "list-id",
+    "list-unsubscribe",
+    "x-autoreply",
+    "x-autorespond",
+    "x-auto-response-suppress",
+    "content-type",
+)
+_MAX_DEPTH = 5
+
+
+@dataclass(frozen=True)
+class Mail:
+    subject: str = ""
+    sender: str = ""
+    sender_name: str = ""
+    recipients: tuple[str, ...] = ()
+    date: datetime | None = None
+    message_id: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    content_types: tuple[str, ...] = ()
+    plain: str = ""
+    html: str = ""  # rendered to text lines
+    links: tuple[str, ...] = ()
+    attached: tuple[Mail, ...] = ()
+
+    def texts(self) -> tuple[str, ...]:
+        """The bodies worth reading, plain text first."""
+        return tuple(t for t in (self.plain, self.html) if t.strip())
+
+
+def _header(msg: Message, name: str) -> str:
+    try:
+        value = msg.get(name)
+    except Exception:
+        value = None
+    if value is None:
+        return ""
+    try:
+        return " ".join(str(value).split())
+    except Exception:
+        parts = email.header.decode_header(str(value))
+        return " ".join(
+            p.decode(c or "utf-8", "replace") if isinstance(p, bytes) else p for p, c in parts
+        ).strip()
+
+
+def _decode(payload: bytes, charset: str | None) -> str:
+    declared = (charset or "").lower()
+    candidates = ["cp1252" if declared in _LATIN1_ALIASES else declared, "utf-8", "cp1252"]
+    for name in filter(None, candidates):
+        try:
+            return payload.decode(name)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return payload.decode("latin-1")
+
+
+def _part_text(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        raw = part.get_payload()
+        return raw if isinstance(raw, str) else ""
+    return _decode(payload, part.get_content_charset())
+
+
+def _date(msg: Message) -> datetime | None:
+    value = _header(msg, "date")
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _address(msg: Message, name: str) -> tuple[str, str]:
+    display, address = email.utils.parseaddr(_header(msg, name))
+    return display.strip(), address.strip().lower()
+
+
+def _walk(msg: Message, plain: list[str], html: list[str], attached: list[Message], types: list[str]) -> None:
+    for part in msg.get_payload() if msg.is_multipart() else [msg]:
+        if not isinstance(part, Message):
+            continue
+        ctype = part.get_content_type()
+        types.append(ctype)
+        if ctype == "message/rfc822":
+            attached.extend(p for p in (part.get_payload() or []) if isinstance(p, Message))
+        elif part.is_multipart():
+            _walk(part, plain, html, attached, types)
+        elif ctype == "text/plain" and part.get_content_disposition() != "attachment":
+            plain.append(_part_text(part))
+        elif ctype == "text/html" and part.get_content_disposition() != "attachment":
+            html.append(_part_text(part))
+
+
+def _read(msg: Message, depth: int) -> Mail:
+    plain: list[str] = []
+    html: list[str] = []
+    attached: list[Message] = []
+    types: list[str] = [msg.get_content_type()]
+    _walk(msg, plain, html, attached, types)
+    rendered, links = html_to_text("\n".join(html)) if html else ("", [])
+    sender_name, sender = _address(msg, "from")
+    recipients = tuple(
+        a.lower() for _, a in email.utils.getaddresses([_header(msg, "to"), _header(msg, "cc")]) if a
+    )
+    return Mail(
+        subject=_header(msg, "subject"),
+        sender=sender,
+        sender_name=sender_name,
+        recipients=recipients,
+        date=_date(msg),
+        message_id=_header(msg, "message-id"),
+        headers={name: _header(msg, name) for name in _HEADERS_KEPT if _header(msg, name)},
+        content_types=tuple(types),
+        plain="\n".join(plain).replace("\r\n", "\n").replace("\r", "\n"),
+        html=rendered,
+        links=tuple(links),
+        attached=tuple(_read(m, depth + 1) for m in attached) if depth < _MAX_DEPTH else (),
+    )
+
+
+def read_mail(raw: bytes) -> Mail:
+    """Everything an adapter reads from one RFC 822 message (never raises on odd input)."""
+    msg: EmailMessage | Message = email.message_from_bytes(raw, policy=policy.default)
+    return _read(msg, 0)

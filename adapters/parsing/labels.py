@@ -1,0 +1,96 @@
+"""Matching the labels people put in front of values to canonical fields, by meaning.
+
+A :class:`LabelTable` maps canonical field paths (``contact.phone``) to synonyms.
+A label matches a synonym exactly, by containing all its words (``Client mobile
+number`` ⊇ ``mobile``), or — for German compounds — by containing it inside a word
+(``Telefonnummer`` ⊇ ``telefon``). The best tier wins, then the longest synonym, so
+``Consultant email`` goes to the broker although it also says ``email``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+_PARENTHESES = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+_MAX_LABEL_WORDS = 8
+_MIN_COMPOUND_CHARS = 4
+
+
+def fold(text: str) -> str:
+    """Lower-case ASCII words: accents dropped, ``ß`` → ``ss``, camelCase split."""
+    text = _CAMEL.sub(" ", text.replace("ß", "ss"))
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return _NOT_WORD.sub(" ", text.lower()).strip()
+
+
+def normalise_label(label: str) -> str:
+    """What a label says once parentheses (``Budget (EUR/Monat)``) and punctuation go."""
+    return fold(_PARENTHESES.sub(" ", label))
+
+
+@dataclass(frozen=True, slots=True)
+class _Synonym:
+    field: str
+    words: tuple[str, ...]
+    text: str
+    custom: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LabelMatch:
+    field: str
+    score: tuple[int, int, int]
+
+
+class LabelTable:
+    """Synonyms per canonical field; later tables extend earlier ones."""
+
+    def __init__(self, table: Mapping[str, Iterable[str]], *, custom: bool = False) -> None:
+        self._synonyms: tuple[_Synonym, ...] = tuple(
+            _Synonym(field, tuple(text.split()), text, custom)
+            for field, synonyms in table.items()
+            for text in (normalise_label(s) for s in synonyms)
+            if text
+        )
+
+    def extended(self, table: Mapping[str, Iterable[str]], *, custom: bool = False) -> LabelTable:
+        """This table plus ``table``; ``custom`` synonyms win ties against built-in ones."""
+        merged = LabelTable({})
+        merged._synonyms = (*LabelTable(table, custom=custom)._synonyms, *self._synonyms)
+        return merged
+
+    def fields(self) -> frozenset[str]:
+        return frozenset(s.field for s in self._synonyms)
+
+    def match(self, label: str) -> LabelMatch | None:
+        """The field a label names, or None when it names none we know."""
+        text = normalise_label(label)
+        words = text.split()
+        if not words:
+            return None
+        best: LabelMatch | None = None
+        for synonym in self._synonyms:
+            tier = _tier(synonym, text, words)
+            if tier == 0:
+                continue
+            score = (tier, int(synonym.custom), len(synonym.text))
+            if best is None or score > best.score:
+                best = LabelMatch(synonym.field, score)
+        return best
+
+
+def _tier(synonym: _Synonym, text: str, words: list[str]) -> int:
+    if synonym.text == text:
+        return 3
+    if len(words) > _MAX_LABEL_WORDS:
+        return 0
+    if all(w in words for w in synonym.words):
+        return 2
+    if len(synonym.words) == 1 and len(synonym.text) >= _MIN_COMPOUND_CHARS:
+        return 1 if any(synonym.text in w for w in words) else 0
+    return 0

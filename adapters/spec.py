@@ -1,0 +1,116 @@
+"""What a portal adapter knows about its portal — tables only, no code.
+
+A portal module (``adapters/hubblehq.py`` …) is one :class:`PortalSpec`; the
+configurable adapter builds the same thing from the routing file. The shared
+engine in :mod:`adapters.portal` reads every portal through its spec.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from adapters.base import NotALead, ParseError
+from adapters.parsing.labels import LabelTable, fold
+from leadrelay.canonical import LeadKind
+
+
+def event_key(name: str) -> str:
+    """Event names compared without case or punctuation: ``enquiry.created`` = ``EnquiryCreated``."""
+    return fold(name).replace(" ", "")
+
+
+@dataclass(frozen=True)
+class EventTable:
+    """The webhook event types a portal sends: handled (with the kind they announce) and ignored.
+
+    A handled event mapped to ``None`` takes its kind from the payload. With no
+    table at all, every payload is a lead. Any other event is a parse error, so a
+    new event type shows up in the dead-letter queue instead of vanishing.
+    """
+
+    paths: tuple[str, ...] = ()
+    handled: Mapping[str, LeadKind | None] = field(default_factory=dict)
+    ignored: frozenset[str] = frozenset()
+
+    def kind_for(self, event: str | None) -> LeadKind | None:
+        if event is None or not (self.handled or self.ignored):
+            return None
+        key = event_key(event)
+        for name, kind in self.handled.items():
+            if event_key(name) == key:
+                return kind
+        if key in {event_key(name) for name in self.ignored}:
+            raise NotALead(f"event type {event!r} is not a new lead")
+        raise ParseError(f"unsupported event type {event!r}")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a portal writes things down, for the value parsers."""
+
+    dayfirst: bool = True
+    currency: str | None = None
+    period: str | None = "month"
+
+
+@dataclass(frozen=True)
+class PortalSpec:
+    name: str
+    lead_source: int
+    country: str
+    labels: LabelTable
+    reading: Reading = field(default_factory=Reading)
+    json_paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    events: EventTable = field(default_factory=EventTable)
+    senders: tuple[str, ...] = ()
+    references: tuple[re.Pattern[str], ...] = ()
+    listing_patterns: tuple[re.Pattern[str], ...] = ()
+    ignored_subjects: tuple[tuple[re.Pattern[str], str], ...] = ()
+    broker_name: str | None = None
+
+
+def patterns(*sources: str, flags: int = 0) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(source, flags) for source in sources)
+
+
+DAYFIRST_EXCEPT = frozenset(("US", "CA", "PH"))
+CURRENCY_BY_COUNTRY = {
+    "GB": "GBP",
+    "US": "USD",
+    "CA": "CAD",
+    "AU": "AUD",
+    "CH": "CHF",
+    "SE": "SEK",
+    "NO": "NOK",
+    "DK": "DKK",
+    "PL": "PLN",
+    "CZ": "CZK",
+    "SG": "SGD",
+    "HK": "HKD",
+    "JP": "JPY",
+    "IN": "INR",
+    "AE": "AED",
+    "ZA": "ZAR",
+    "NZ": "NZD",
+    "IE": "EUR",
+    "DE": "EUR",
+    "AT": "EUR",
+    "FR": "EUR",
+    "NL": "EUR",
+    "BE": "EUR",
+    "ES": "EUR",
+    "IT": "EUR",
+    "PT": "EUR",
+    "FI": "EUR",
+    "LU": "EUR",
+}
+
+
+def reading_for(country: str, *, currency: str | None = None, dayfirst: bool | None = None) -> Reading:
+    """The usual conventions of a country, overridable one by one."""
+    return Reading(
+        dayfirst=country not in DAYFIRST_EXCEPT if dayfirst is None else dayfirst,
+        currency=currency or CURRENCY_BY_COUNTRY.get(country),
+    )

@@ -1,0 +1,105 @@
+"""``POST /webhooks/{channel}``: answer 202 only once the raw item is committed.
+
+Answers (DESIGN.md §3): 202 ``{"event_id", "duplicate"}``; 401 bad, missing or
+stale signature; 404 unknown channel; 400 unreadable JSON; 413 body too large.
+A rejected request stores nothing but a counter and a log line without the body.
+"""
+
+from __future__ import annotations
+
+import json
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from leadrelay.db import transaction
+from leadrelay.intake.signatures import SignatureError
+from leadrelay.ledger import Intake, record_inbound
+from leadrelay.metrics import WEBHOOKS
+from worker.queue import enqueue
+
+router = APIRouter()
+log = structlog.get_logger(__name__)
+
+
+class Accepted(BaseModel):
+    event_id: int
+    duplicate: bool
+
+
+class Refusal(BaseModel):
+    error: str
+    message: str
+
+
+class TooLarge(Exception):
+    pass
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge()
+    return bytes(body)
+
+
+def _refuse(channel: str, status: int, error: str, message: str) -> JSONResponse:
+    WEBHOOKS.labels(channel=channel, status=str(status)).inc()
+    log.info("webhook_refused", channel=channel, status=status, error=error)
+    return JSONResponse({"error": error, "message": message}, status_code=status)
+
+
+_RESPONSES: dict[int | str, dict[str, object]] = {
+    401: {"model": Refusal, "description": "Bad, missing or stale signature"},
+    404: {"model": Refusal, "description": "Unknown channel"},
+    400: {"model": Refusal, "description": "Body is not JSON"},
+    413: {"model": Refusal, "description": "Body larger than 256 KiB"},
+}
+
+
+@router.post("/webhooks/{channel}", status_code=202, response_model=Accepted, responses=_RESPONSES)
+async def receive_webhook(channel: str, request: Request) -> JSONResponse:
+    state = request.app.state
+    door = state.doors.get(channel)
+    known = channel if door is not None else "unknown"
+    if door is None:
+        return _refuse(known, 404, "unknown_channel", f"no channel named {channel!r} accepts webhooks here")
+    settings = state.runtime.settings
+    try:
+        body = await _read_capped(request, settings.max_body_bytes)
+    except TooLarge:
+        return _refuse(known, 413, "too_large", f"the body is larger than {settings.max_body_bytes} bytes")
+    try:
+        verified = door.verify(request.headers, body, tolerance_seconds=settings.webhook_tolerance_seconds)
+    except SignatureError as err:
+        return _refuse(known, 401, "invalid_signature", str(err))
+    try:
+        json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        return _refuse(known, 400, "invalid_json", f"the body is not JSON: {err}")
+
+    def store() -> Intake:
+        with transaction(state.runtime.sessions) as session:
+            return record_inbound(
+                session,
+                channel=channel,
+                source="webhook",
+                intake_key=door.intake_key(verified, body),
+                body=body,
+                content_type=request.headers.get("content-type"),
+                meta={"delivery_id": verified.delivery_id, "timestamp": verified.timestamp},
+            )
+
+    intake = await run_in_threadpool(store)
+    if not intake.duplicate:
+        await run_in_threadpool(enqueue, [intake.lead_id])
+    WEBHOOKS.labels(channel=channel, status="202").inc()
+    return JSONResponse({"event_id": intake.lead_id, "duplicate": intake.duplicate}, status_code=202)

@@ -1,0 +1,222 @@
+"""The ``leadrelay`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from leadrelay.routing import RoutingError, check_secrets, load_routing
+from leadrelay.settings import get_settings
+
+app = typer.Typer(
+    name="leadrelay",
+    help="Broker-portal leads (webhooks and inbox e-mails) into Nexudus CRM opportunities, exactly once.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """One line on stderr, then a non-zero exit: no tracebacks for operators."""
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _routing_or_fail():  # type: ignore[no-untyped-def]
+    try:
+        return load_routing(get_settings().config)
+    except RoutingError as err:
+        fail(f"{err.source}:\n  " + "\n  ".join(err.problems))
+
+
+def _ready_ledger() -> None:
+    """Embedded: create or upgrade the SQLite ledger. Otherwise refuse a stale schema."""
+    from leadrelay.db import make_engine
+    from leadrelay.schema import pending, upgrade
+
+    settings = get_settings()
+    settings.ensure_data_dir()
+    if settings.embedded:
+        upgrade(settings.ledger_url())
+        return
+    engine = make_engine(settings.ledger_url())
+    try:
+        if pending(engine):
+            fail("the ledger schema is not up to date: run `leadrelay migrate` first")
+    except Exception as exc:
+        if isinstance(exc, typer.Exit):
+            raise
+        fail(f"cannot reach the ledger database ({type(exc).__name__}): check LEADRELAY_DATABASE_URL")
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the ledger schema to the latest revision."""
+    from sqlalchemy.engine import make_url
+
+    from leadrelay.schema import upgrade
+
+    settings = get_settings()
+    settings.ensure_data_dir()
+    url = settings.ledger_url()
+    try:
+        upgrade(url)
+    except Exception as exc:
+        fail(f"migration failed ({type(exc).__name__}: {exc})")
+    console.print(f"Ledger schema is up to date: {make_url(url).render_as_string(hide_password=True)}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="receiver processes")] = 1,
+) -> None:
+    """Run the webhook receiver (and /healthz, /readyz, /metrics, /docs)."""
+    import uvicorn
+
+    from leadrelay import logs
+
+    routing = _routing_or_fail()
+    problems = check_secrets(routing, parts=["webhooks"])
+    if problems:
+        fail("webhook secrets missing:\n  " + "\n  ".join(p.problem for p in problems))
+    _ready_ledger()
+    logs.configure()
+    uvicorn.run(
+        "leadrelay.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="tasks run at once")] = 2,
+    pool: Annotated[str | None, typer.Option(help="prefork or threads (default: by mode)")] = None,
+    beat: Annotated[bool | None, typer.Option(help="also run the scheduler (default: embedded)")] = None,
+) -> None:
+    """Run a Celery worker: normalise, dedupe and deliver leads."""
+    from leadrelay import logs
+    from leadrelay.runtime import ConfigurationError, Runtime
+    from worker.celery_app import app as celery_app
+
+    routing = _routing_or_fail()
+    _ready_ledger()
+    settings = get_settings()
+    runtime = Runtime.load(settings, routing)
+    try:
+        for account in routing.accounts:
+            runtime.nexudus(account)
+    except ConfigurationError as err:
+        fail(str(err))
+    finally:
+        runtime.close()
+    logs.configure()
+    embedded = settings.broker_url is None
+    argv = [
+        "worker",
+        f"--concurrency={concurrency}",
+        f"--pool={pool or ('threads' if embedded else 'prefork')}",
+        "--loglevel=INFO",
+        "--without-gossip",
+        "--without-mingle",
+        f"--queues={','.join(('leadrelay.leads', 'leadrelay.control'))}",
+    ]
+    if beat if beat is not None else embedded:
+        argv.append("--beat")
+    celery_app.worker_main(argv)
+
+
+@app.command("beat")
+def run_beat() -> None:
+    """Run the scheduler (one per deployment): the sweeper and the inbox polls."""
+    from leadrelay import logs
+    from worker.celery_app import app as celery_app
+
+    _routing_or_fail()
+    get_settings().data_dir.mkdir(parents=True, exist_ok=True)  # the beat schedule file lives there
+    logs.configure()
+    celery_app.start(["beat", "--loglevel=INFO"])
+
+
+@app.command()
+def parse(
+    file: Annotated[Path, typer.Argument(help="a webhook body (.json) or an e-mail (.eml)", exists=False)],
+    channel: Annotated[str, typer.Option("--channel", "-c", help="channel name, e.g. hubblehq")],
+    kind: Annotated[str | None, typer.Option(help="webhook or email (default: from the file)")] = None,
+) -> None:
+    """Print the CanonicalLead a payload becomes (exit 2 with a reason when it cannot)."""
+    from adapters import AdapterError, RawItem
+    from adapters.registry import context_for
+
+    routing = _routing_or_fail()
+    try:
+        body = file.read_bytes()
+    except OSError as err:
+        fail(f"cannot read {file}: {err.strerror}", code=2)
+    if channel not in routing.channels:
+        known = ", ".join(sorted(routing.channels))
+        fail(f"no channel named {channel!r} in the routing file (known: {known})", code=2)
+    item_kind = kind or ("email" if file.suffix.lower() in (".eml", ".msg", ".txt") else "webhook")
+    if item_kind not in ("email", "webhook"):
+        fail("--kind must be webhook or email", code=2)
+    try:
+        ctx, adapter = context_for(routing, channel)
+        lead = adapter.parse(RawItem(kind=item_kind, body=body), ctx)
+    except KeyError as err:
+        fail(str(err.args[0]) if err.args else "no adapter for this channel", code=2)
+    except AdapterError as err:
+        fail(f"{file.name}: {err}", code=2)
+    sys.stdout.write(json.dumps(lead.to_json_dict(), indent=2, ensure_ascii=False) + "\n")
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8900,
+    limits: Annotated[bool, typer.Option(help="enforce Nexudus's documented rate limits")] = True,
+    speed: Annotated[float, typer.Option(help="run the rate-limit clock this many times faster")] = 1.0,
+) -> None:
+    """Run a local Nexudus sandbox that follows the documented API contract."""
+    from leadrelay.sandbox import SandboxOptions
+    from leadrelay.sandbox import serve as serve_sandbox
+
+    console.print(
+        f"Nexudus sandbox on http://{host}:{port} — login sandbox@leadrelay.local / sandbox "
+        f"(limits {'on' if limits else 'off'}, clock ×{speed:g})"
+    )
+    serve_sandbox(host, port, options=SandboxOptions(limits_enabled=limits, speed=speed))
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option(help="keep the demo's data directory")] = False,
+) -> None:
+    """Show the whole flow on this machine: receiver, worker and a Nexudus sandbox."""
+    from leadrelay.demo import run_demo
+
+    raise typer.Exit(run_demo(console, keep=keep))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

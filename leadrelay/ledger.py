@@ -1,0 +1,246 @@
+"""Ledger operations: intake, guarded state transitions, attempts, audit.
+
+Every transition is one UPDATE whose WHERE clause states what must still be
+true (the state, the lease owner); ``rowcount == 1`` means this caller won. No
+function here commits: the request or task that calls them owns the transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from leadrelay.db import insert_for, utcnow
+from leadrelay.models import (
+    AuditEntry,
+    DeadLetter,
+    DeadLetterStatus,
+    DeadReason,
+    DeliveryAttempt,
+    Lead,
+    LeadState,
+)
+
+RESPONSE_EXCERPT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    lead_id: int
+    duplicate: bool  # the intake key was seen before: nothing new was stored
+
+
+def record_inbound(
+    session: Session,
+    *,
+    channel: str,
+    source: str,
+    intake_key: str,
+    body: bytes,
+    content_type: str | None,
+    meta: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> Intake:
+    """Store a raw inbound item once per intake key (a re-delivery is recognised)."""
+    at = now or utcnow()
+    stmt = (
+        insert_for(session, Lead)
+        .values(
+            channel=channel,
+            source=source,
+            intake_key=intake_key,
+            received_at=at,
+            content_type=content_type,
+            raw_body=body,
+            raw_sha256=hashlib.sha256(body).hexdigest(),
+            raw_meta=meta or {},
+            state=LeadState.received,
+            state_changed_at=at,
+            attempts=0,
+            next_attempt_at=at,
+            enqueued_at=at,
+        )
+        .on_conflict_do_nothing(index_elements=["intake_key"])
+        .returning(Lead.id)
+    )
+    new_id = session.execute(stmt).scalar_one_or_none()
+    if new_id is not None:
+        return Intake(lead_id=new_id, duplicate=False)
+    existing = session.execute(select(Lead.id).where(Lead.intake_key == intake_key)).scalar_one()
+    return Intake(lead_id=existing, duplicate=True)
+
+
+def transition(
+    session: Session,
+    lead_id: int,
+    *,
+    from_states: Iterable[LeadState],
+    to: LeadState,
+    owner: str | None = None,
+    now: datetime | None = None,
+    **values: Any,
+) -> bool:
+    """Move a lead to ``to`` if it is still in one of ``from_states`` (and leased by ``owner``)."""
+    at = now or utcnow()
+    stmt = update(Lead).where(Lead.id == lead_id, Lead.state.in_([s.value for s in from_states]))
+    if owner is not None:
+        stmt = stmt.where(Lead.lease_owner == owner)
+    result = session.execute(
+        stmt.values(state=to, state_changed_at=at, **values).execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def claim(
+    session: Session, lead_id: int, *, owner: str, lease_seconds: int, now: datetime | None = None
+) -> bool:
+    """Lease a lead for delivery: due and normalised, or abandoned by a dead worker."""
+    at = now or utcnow()
+    stmt = (
+        update(Lead)
+        .where(
+            Lead.id == lead_id,
+            or_(
+                (Lead.state == LeadState.normalised) & (Lead.next_attempt_at <= at),
+                (Lead.state == LeadState.delivering) & (Lead.lease_until < at),
+            ),
+        )
+        .values(
+            state=LeadState.delivering,
+            state_changed_at=at,
+            lease_owner=owner,
+            lease_until=at + timedelta(seconds=lease_seconds),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+
+
+def renew_lease(session: Session, lead_id: int, *, owner: str, lease_seconds: int) -> bool:
+    """Extend our lease; False means another worker has taken the lead over."""
+    stmt = (
+        update(Lead)
+        .where(Lead.id == lead_id, Lead.state == LeadState.delivering, Lead.lease_owner == owner)
+        .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+
+
+def release(
+    session: Session,
+    lead_id: int,
+    *,
+    owner: str,
+    next_attempt_at: datetime,
+    error: str | None,
+    count_attempt: bool,
+) -> bool:
+    """Give a leased lead back to wait for ``next_attempt_at`` (retry or throttle)."""
+    values: dict[str, Any] = {
+        "next_attempt_at": next_attempt_at,
+        "lease_owner": None,
+        "lease_until": None,
+        "last_error": error,
+    }
+    if count_attempt:
+        values["attempts"] = Lead.attempts + 1
+    return transition(
+        session, lead_id, from_states=[LeadState.delivering], to=LeadState.normalised, owner=owner, **values
+    )
+
+
+def open_dead_letter(
+    session: Session,
+    lead_id: int,
+    *,
+    reason: DeadReason,
+    message: str,
+    detail: dict[str, Any] | None = None,
+) -> DeadLetter:
+    letter = DeadLetter(lead_id=lead_id, reason=reason, message=message, detail=detail or {})
+    session.add(letter)
+    session.flush()
+    return letter
+
+
+def kill(
+    session: Session,
+    lead_id: int,
+    *,
+    from_states: Iterable[LeadState],
+    reason: DeadReason,
+    message: str,
+    detail: dict[str, Any] | None = None,
+    owner: str | None = None,
+) -> DeadLetter | None:
+    """Make a lead a dead letter (guarded); None if it was no longer in ``from_states``."""
+    moved = transition(
+        session,
+        lead_id,
+        from_states=from_states,
+        to=LeadState.dead,
+        owner=owner,
+        lease_owner=None,
+        lease_until=None,
+        last_error=message,
+    )
+    if not moved:
+        return None
+    return open_dead_letter(session, lead_id, reason=reason, message=message, detail=detail)
+
+
+def start_attempt(
+    session: Session, lead_id: int, call: str, *, started_at: datetime | None = None
+) -> DeliveryAttempt:
+    attempt = DeliveryAttempt(lead_id=lead_id, call=call, started_at=started_at or utcnow())
+    session.add(attempt)
+    session.flush()
+    return attempt
+
+
+def finish_attempt(
+    session: Session,
+    attempt_id: int,
+    *,
+    status_code: int | None,
+    outcome: str,
+    error: str | None = None,
+    response: str | None = None,
+) -> None:
+    session.execute(
+        update(DeliveryAttempt)
+        .where(DeliveryAttempt.id == attempt_id)
+        .values(
+            finished_at=utcnow(),
+            status_code=status_code,
+            outcome=outcome,
+            error=error,
+            response=response[:RESPONSE_EXCERPT] if response else None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def audit(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    target: str,
+    result: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    session.add(AuditEntry(actor=actor, action=action, target=target, result=result, detail=detail or {}))
+
+
+def open_dead_letter_for(session: Session, lead_id: int) -> DeadLetter | None:
+    return session.execute(
+        select(DeadLetter).where(DeadLetter.lead_id == lead_id, DeadLetter.status == DeadLetterStatus.open)
+    ).scalar_one_or_none()

@@ -1,0 +1,190 @@
+"""The ledger: the source of truth for every lead (DESIGN.md §2).
+
+``leads`` holds one row per inbound item — a webhook delivery or a mail
+message — from the moment it arrives: the raw bytes, then the canonical lead,
+then the delivery outcome. Broker messages carry only ``leads.id``.
+
+States and the only transitions the code makes (each a guarded UPDATE)::
+
+    received ──normalise──> normalised ──claim──> delivering ──> delivered
+        │                       ^                     │
+        ├──> duplicate          └──── retry/throttle ─┤
+        ├──> ignored                                   └──> dead ──replay──> normalised
+        └──> dead (parse_error, routing)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from leadrelay.db import Base, UtcDateTime, utcnow
+
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class LeadState(StrEnum):
+    received = "received"
+    normalised = "normalised"
+    delivering = "delivering"
+    delivered = "delivered"
+    duplicate = "duplicate"
+    ignored = "ignored"
+    dead = "dead"
+
+
+TERMINAL_STATES = frozenset({LeadState.delivered, LeadState.duplicate, LeadState.ignored, LeadState.dead})
+
+
+class DeadReason(StrEnum):
+    parse_error = "parse_error"
+    validation = "validation"
+    routing = "routing"
+    auth = "auth"
+    exhausted = "exhausted"
+
+
+class DeadLetterStatus(StrEnum):
+    open = "open"
+    replayed = "replayed"
+    discarded = "discarded"
+    superseded = "superseded"
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))  # webhook | email | admin
+    intake_key: Mapped[str] = mapped_column(String(400), unique=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    raw_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    raw_sha256: Mapped[str] = mapped_column(String(64))
+    raw_meta: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+
+    state: Mapped[str] = mapped_column(String(16), default=LeadState.received)
+    state_changed_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+    lead: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    identity: Mapped[str | None] = mapped_column(String(320))
+    location: Mapped[str | None] = mapped_column(String(100))
+    duplicate_of: Mapped[int | None] = mapped_column(Id, ForeignKey("leads.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    enqueued_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    account: Mapped[str | None] = mapped_column(String(100))
+    coworker_id: Mapped[int | None] = mapped_column(BigInteger)
+    opportunity_id: Mapped[int | None] = mapped_column(BigInteger)
+    opportunity_name: Mapped[str | None] = mapped_column(String(300))
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        Index("ix_leads_state_next_attempt_at", "state", "next_attempt_at"),
+        Index("ix_leads_channel_external_id", "channel", "external_id"),
+        Index("ix_leads_identity", "identity"),
+        Index("ix_leads_received_at", "received_at"),
+    )
+
+
+class DedupeKey(Base):
+    """Who owns a dedupe key: the first lead to claim it is the primary."""
+
+    __tablename__ = "dedupe_keys"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    lead_id: Mapped[int] = mapped_column(Id, ForeignKey("leads.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class DeliveryAttempt(Base):
+    """One Nexudus call made for a lead; written *before* a create is sent."""
+
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    lead_id: Mapped[int] = mapped_column(Id, ForeignKey("leads.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    call: Mapped[str] = mapped_column(String(40))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    outcome: Mapped[str | None] = mapped_column(String(16))  # NULL while in flight
+    error: Mapped[str | None] = mapped_column(Text)
+    response: Mapped[str | None] = mapped_column(Text)
+
+
+class DeadLetter(Base):
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    lead_id: Mapped[int] = mapped_column(Id, ForeignKey("leads.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default=DeadLetterStatus.open)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        # at most one open dead letter per lead
+        Index(
+            "uq_dead_letters_open_lead",
+            "lead_id",
+            unique=True,
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
+        Index("ix_dead_letters_status_created_at", "status", "created_at"),
+    )
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    result: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+
+class CoworkerCache(Base):
+    """Nexudus Coworker id by account and e-mail, to save a search per lead."""
+
+    __tablename__ = "coworker_cache"
+
+    account: Mapped[str] = mapped_column(String(100), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    coworker_id: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -1,0 +1,222 @@
+"""The Nexudus HTTP client: one per account per process, explicit timeouts.
+
+It never raises for an answer: every call returns a :class:`Result` classified in
+:mod:`leadrelay.nexudus.classify`. Tokens come from the form-encoded password
+grant, are refreshed with the refresh token, and a 401 gets one fresh token and
+one retry before it is reported.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import httpx
+from pydantic import SecretStr
+
+from leadrelay import __version__
+from leadrelay.nexudus.classify import Outcome, Result, classify_exception, classify_response
+
+COWORKERS = "/api/spaces/coworkers"
+OPPORTUNITIES = "/api/crm/crmopportunities"
+AUTH_ENDPOINT = "/api/token"
+WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+TOKEN_MARGIN_SECONDS = 300
+
+
+class Budget(Protocol):
+    """The account's shared request budget (see leadrelay.nexudus.budget)."""
+
+    def acquire(self, *, write: bool, max_wait: float) -> float:
+        """Seconds until this request may go; reserved only when ≤ ``max_wait``."""
+        ...
+
+    def penalise(self, seconds: float) -> None:
+        """Nexudus said wait (409/429 + Retry-After): every worker waits."""
+        ...
+
+
+class Unlimited:
+    def acquire(self, *, write: bool, max_wait: float) -> float:
+        return 0.0
+
+    def penalise(self, seconds: float) -> None:
+        return None
+
+
+@dataclass(slots=True)
+class _Token:
+    access: str
+    refresh: str | None
+    expires_at: float
+
+
+class NexudusClient:
+    def __init__(
+        self,
+        *,
+        account: str,
+        base_url: str,
+        username: str,
+        password: SecretStr,
+        timeout: float = 10.0,
+        budget: Budget | None = None,
+        max_inline_wait: float = 1.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.account = account
+        self.base_url = base_url.rstrip("/")
+        self._username = username
+        self._password = password
+        self._budget: Budget = budget or Unlimited()
+        self._max_inline_wait = max_inline_wait
+        self._token: _Token | None = None
+        self._lock = threading.Lock()
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": f"leadrelay/{__version__}"},
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ---- auth ----------------------------------------------------------------
+
+    def _grant(self, form: dict[str, str]) -> _Token | Result:
+        try:
+            response = self._http.post(AUTH_ENDPOINT, data=form)
+        except httpx.HTTPError as exc:
+            return classify_exception(exc, write=False)
+        if response.status_code == 200:
+            body = response.json()
+            return _Token(
+                access=body["access_token"],
+                refresh=body.get("refresh_token"),
+                expires_at=time.monotonic() + float(body.get("expires_in", 3600)),
+            )
+        result = classify_response(response, write=False)
+        if response.status_code == 400:
+            # invalid_grant: wrong credentials — a person must fix the account
+            return Result(Outcome.pause, 400, message=f"Nexudus refused the login: {result.message}")
+        return result
+
+    def _access_token(self, *, force: bool = False) -> str | Result:
+        with self._lock:
+            token = self._token
+            if token and not force and token.expires_at - TOKEN_MARGIN_SECONDS > time.monotonic():
+                return token.access
+            fresh: _Token | Result | None = None
+            if token and token.refresh:
+                fresh = self._grant({"grant_type": "refresh_token", "refresh_token": token.refresh})
+            if not isinstance(fresh, _Token):
+                fresh = self._grant(
+                    {
+                        "grant_type": "password",
+                        "username": self._username,
+                        "password": self._password.get_secret_value(),
+                    }
+                )
+            if isinstance(fresh, Result):
+                self._token = None
+                return fresh
+            self._token = fresh
+            return fresh.access
+
+    def check_auth(self) -> Result:
+        """Obtain a token now (readiness checks, `leadrelay doctor`)."""
+        token = self._access_token(force=True)
+        return token if isinstance(token, Result) else Result(Outcome.ok, 200)
+
+    # ---- calls ---------------------------------------------------------------
+
+    def call(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+    ) -> Result:
+        write = method.upper() in WRITE_METHODS
+        wait = self._budget.acquire(write=write, max_wait=self._max_inline_wait)
+        if wait > self._max_inline_wait:
+            return Result(
+                Outcome.throttle, None, message="waiting for the account's request budget", retry_after=wait
+            )
+        if wait > 0:
+            time.sleep(wait)
+        result = self._send(method, path, params=params, json=json, write=write, force_token=False)
+        if result.outcome is Outcome.pause and result.status_code == 401:
+            result = self._send(method, path, params=params, json=json, write=write, force_token=True)
+            result = replace(result, fresh_token=True)
+        if result.outcome is Outcome.throttle and result.retry_after is not None:
+            self._budget.penalise(result.retry_after)
+        return result
+
+    def _send(
+        self, method: str, path: str, *, params: Any, json: Any, write: bool, force_token: bool
+    ) -> Result:
+        token = self._access_token(force=force_token)
+        if isinstance(token, Result):
+            return token
+        try:
+            response = self._http.request(
+                method, path, params=params, json=json, headers={"Authorization": f"Bearer {token}"}
+            )
+        except httpx.HTTPError as exc:
+            return classify_exception(exc, write=write)
+        return classify_response(response, write=write)
+
+    # ---- resources -----------------------------------------------------------
+
+    def find_coworker(self, email: str) -> Result:
+        """``value`` is the coworker id with exactly this e-mail, or None."""
+        result = self.call("GET", COWORKERS, params={"Coworker_Email": email, "page": 1, "size": 25})
+        if not result.ok:
+            return result
+        records = (result.value or {}).get("Records") or []
+        match = next((r for r in records if str(r.get("Email", "")).strip().lower() == email), None)
+        return Result(Outcome.ok, result.status_code, value=match["Id"] if match else None)
+
+    def create_coworker(self, payload: dict[str, Any]) -> Result:
+        return _with_id(self.call("POST", COWORKERS, json=payload))
+
+    def find_opportunity(self, name: str, system_id: str | None = None) -> Result:
+        """``value`` is the id of the opportunity named exactly ``name``, or None."""
+        result = self.call("GET", OPPORTUNITIES, params={"CrmOpportunity_Name": name, "page": 1, "size": 100})
+        if not result.ok:
+            return result
+        records = (result.value or {}).get("Records") or []
+        for record in records:
+            if record.get("Name") != name:
+                continue  # the Name filter matches substrings
+            if system_id and record.get("SystemId") not in (None, system_id):
+                continue
+            return Result(Outcome.ok, result.status_code, value=record["Id"])
+        return Result(Outcome.ok, result.status_code, value=None)
+
+    def create_opportunity(self, payload: dict[str, Any]) -> Result:
+        return _with_id(self.call("POST", OPPORTUNITIES, json=payload))
+
+    def get_opportunity(self, opportunity_id: int) -> Result:
+        return self.call("GET", f"{OPPORTUNITIES}/{opportunity_id}")
+
+    def update_opportunity(self, record: dict[str, Any]) -> Result:
+        return self.call("PUT", OPPORTUNITIES, json=record)
+
+
+def _with_id(result: Result) -> Result:
+    """A write's ``value`` becomes the new record's Id (from the envelope's Value.Id)."""
+    if not result.ok:
+        return result
+    envelope = result.value if isinstance(result.value, dict) else {}
+    new_id = (envelope.get("Value") or {}).get("Id") if isinstance(envelope.get("Value"), dict) else None
+    if new_id is None:
+        return Result(
+            Outcome.retry,
+            result.status_code,
+            message="Nexudus answered a write without Value.Id",
+            maybe_committed=True,
+            excerpt=result.excerpt,
+        )
+    return Result(Outcome.ok, result.status_code, value=int(new_id), excerpt=result.excerpt)

@@ -1,0 +1,100 @@
+"""Everything a process needs, built once from the environment and validated at start."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from leadrelay.db import make_engine, make_session_factory
+from leadrelay.nexudus.client import NexudusClient
+from leadrelay.routing import Routing, RoutingError, load_routing
+from leadrelay.settings import Settings, get_settings
+
+SANDBOX_USERNAME = "sandbox@leadrelay.local"
+SANDBOX_PASSWORD = "sandbox"  # noqa: S105 (the local sandbox's published demo login)
+
+
+class ConfigurationError(Exception):
+    """Something an operator must set before this process can work."""
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    routing: Routing
+    engine: Engine
+    sessions: sessionmaker[Session]
+    _clients: dict[str, NexudusClient] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    pid: int = field(default_factory=os.getpid)
+
+    @classmethod
+    def load(cls, settings: Settings | None = None, routing: Routing | None = None) -> Runtime:
+        settings = settings or get_settings()
+        settings.ensure_data_dir()
+        routing = routing or load_routing(settings.config)
+        engine = make_engine(settings.ledger_url())
+        return cls(settings=settings, routing=routing, engine=engine, sessions=make_session_factory(engine))
+
+    def nexudus(self, account: str) -> NexudusClient:
+        """The client for a routing account, created on first use."""
+        with self._lock:
+            client = self._clients.get(account)
+            if client is None:
+                client = self._clients[account] = self._make_client(account)
+            return client
+
+    def _make_client(self, account: str) -> NexudusClient:
+        config = self.routing.accounts[account]
+        where = f"accounts.{account}"
+        try:
+            username = config.resolved_username(where, self.settings.nexudus_username)
+            password = config.resolved_password(where, self.settings.nexudus_password)
+        except RoutingError as err:
+            raise ConfigurationError("; ".join(err.problems)) from None
+        if not username or password is None:
+            raise ConfigurationError(
+                f"no Nexudus credentials for account {account!r}: set NEXUDUS_USERNAME and "
+                f"NEXUDUS_PASSWORD, or {where}.username and {where}.password_env in the routing file"
+            )
+        from leadrelay.nexudus.budget import budget_for
+
+        return NexudusClient(
+            account=account,
+            base_url=config.base_url or self.settings.nexudus_base_url,
+            username=username,
+            password=password,
+            timeout=self.settings.nexudus_timeout,
+            budget=budget_for(self, account),
+        )
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+        self.engine.dispose()
+
+
+_current: Runtime | None = None
+_current_lock = threading.Lock()
+
+
+def current_runtime() -> Runtime:
+    """This process's runtime; rebuilt after a fork (pooled connections must not cross it)."""
+    global _current
+    with _current_lock:
+        if _current is None or _current.pid != os.getpid():
+            _current = Runtime.load()
+        return _current
+
+
+def reset_runtime() -> None:
+    global _current
+    with _current_lock:
+        if _current is not None and _current.pid == os.getpid():
+            _current.close()
+        _current = None

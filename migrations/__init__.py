@@ -1,0 +1,1 @@
+"""Alembic migrations for the ledger; they run on PostgreSQL and SQLite alike."""

@@ -1,0 +1,49 @@
+"""Alembic environment: the ledger URL from leadrelay's settings, batch mode for SQLite."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from leadrelay import models  # noqa: F401  (registers the tables)
+from leadrelay.db import Base, make_engine
+from leadrelay.settings import get_settings
+
+config = context.config
+
+
+def _url() -> str:
+    return config.attributes.get("url") or get_settings().ledger_url()
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=_url(), target_metadata=Base.metadata, literal_binds=True, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    engine = make_engine(_url())
+    with engine.connect() as conn:
+        _run(conn)
+    engine.dispose()
+
+
+def _run(connection: object) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=True,  # SQLite cannot ALTER most things; batch mode copies the table
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,173 @@
+"""Shared fixtures: the real Postgres, Redis and the Nexudus sandbox on this machine.
+
+The environment is set before anything reads it, so every process the tests
+start (receivers, workers) talks to the same test database and broker.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("LEADRELAY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+TEST_DB = "leadrelay_test"
+PG_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{TEST_DB}"
+REDIS_URL = os.environ.get("LEADRELAY_TEST_REDIS", "redis://127.0.0.1:6379/15")
+REPO = Path(__file__).resolve().parents[1]
+
+os.environ.update(
+    {
+        "LEADRELAY_DATABASE_URL": PG_URL,
+        "LEADRELAY_BROKER_URL": REDIS_URL,
+        "LEADRELAY_REQUEUE_AFTER_SECONDS": "5",
+        "LEADRELAY_SWEEP_INTERVAL_SECONDS": "0.5",
+        "LEADRELAY_RETRY_SCHEDULE": "0,1,1,1",
+        "LEADRELAY_RETRY_JITTER": "0",
+    }
+)
+for var in ("LEADRELAY_CONFIG", "NEXUDUS_BASE_URL", "NEXUDUS_USERNAME", "NEXUDUS_PASSWORD"):
+    os.environ.pop(var, None)
+
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from leadrelay.db import Base  # noqa: E402
+from leadrelay.routing import Routing, parse_routing  # noqa: E402
+from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime  # noqa: E402
+from leadrelay.settings import Settings, get_settings  # noqa: E402
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A fresh, migrated test database on the real Postgres."""
+    if not _reachable("127.0.0.1", 5432):
+        pytest.fail("PostgreSQL is not running on 127.0.0.1:5432 (bash .ci/run starts it)")
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)"))
+        conn.execute(text(f"CREATE DATABASE {TEST_DB}"))
+    admin.dispose()
+    from leadrelay.schema import upgrade
+
+    upgrade(PG_URL)
+    return PG_URL
+
+
+def truncate_all(url: str) -> None:
+    engine = create_engine(url)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def clean_db(pg_url: str) -> str:
+    truncate_all(pg_url)
+    return pg_url
+
+
+@pytest.fixture
+def redis_broker() -> str:
+    if not _reachable("127.0.0.1", 6379):
+        pytest.fail("Redis is not running on 127.0.0.1:6379 (bash .ci/run starts it)")
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    return REDIS_URL
+
+
+UNTHROTTLED = {"min_interval_ms": 0, "requests_per_minute": 100_000, "writes_per_minute": 100_000}
+
+
+def routing_with(**changes: object) -> Routing:
+    """The embedded routing with top-level sections replaced (dicts are merged one level deep)."""
+    from importlib import resources
+
+    import yaml
+
+    data = yaml.safe_load(resources.files("leadrelay").joinpath("default_routing.yaml").read_text())
+    for key, value in changes.items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    return parse_routing(data, "test routing")
+
+
+@pytest.fixture(scope="session")
+def routing() -> Routing:
+    """The embedded routing, with the account budget opened up (throttling has its own tests)."""
+    return routing_with(accounts={"main": {"limits": {"writes_per_day": 100_000, **UNTHROTTLED}}})
+
+
+@pytest.fixture
+def sandbox() -> Iterator[object]:
+    """A Nexudus sandbox over real HTTP, limits off unless a test turns them on."""
+    from leadrelay.sandbox import running_sandbox
+
+    with running_sandbox(limits_enabled=False) as handle:
+        yield handle
+
+
+def make_settings(**overrides: object) -> Settings:
+    base = get_settings().model_dump()
+    base.update(overrides)
+    return Settings(**base)
+
+
+@pytest.fixture
+def runtime(clean_db: str, routing: Routing, sandbox: object) -> Iterator[Runtime]:
+    """A worker's runtime on the test database, talking to the sandbox."""
+    settings = make_settings(
+        database_url=clean_db,
+        nexudus_base_url=sandbox.base_url,  # type: ignore[attr-defined]
+        nexudus_username=SANDBOX_USERNAME,
+        nexudus_password=SANDBOX_PASSWORD,
+        nexudus_timeout=2.0,
+    )
+    rt = Runtime.load(settings, routing)
+    yield rt
+    rt.close()
+
+
+class ThreadedServer:
+    """An ASGI app served over real HTTP by uvicorn in a background thread."""
+
+    def __init__(self, app: object) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ThreadedServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -1,0 +1,81 @@
+"""Small helpers the tests share."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from leadrelay.db import transaction
+from leadrelay.demo import DEMO_LEAD
+from leadrelay.ledger import record_inbound
+from leadrelay.models import DeadLetter, DeliveryAttempt, Lead
+from leadrelay.runtime import Runtime
+
+# the canonical sample (tests/fixtures/samples/canonical/lead.json), with a fixed receipt time
+CANONICAL: dict[str, Any] = {**DEMO_LEAD, "received_at": "2026-11-27T12:00:00Z"}
+
+
+def canonical(**changes: Any) -> dict[str, Any]:
+    """The canonical sample with top-level keys replaced."""
+    return {**json.loads(json.dumps(CANONICAL)), **changes}
+
+
+def ingest(
+    rt: Runtime, body: dict[str, Any] | bytes, *, channel: str = "canonical", source: str = "webhook"
+) -> int:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    with transaction(rt.sessions) as session:
+        return record_inbound(
+            session,
+            channel=channel,
+            source=source,
+            intake_key=f"test:{uuid.uuid4().hex}",
+            body=raw,
+            content_type="application/json",
+        ).lead_id
+
+
+def lead(rt: Runtime, lead_id: int) -> Lead:
+    with rt.sessions() as session:
+        row = session.get(Lead, lead_id)
+        assert row is not None
+        return row
+
+
+def dead_letters(rt: Runtime, lead_id: int | None = None) -> list[DeadLetter]:
+    with rt.sessions() as session:
+        stmt = select(DeadLetter).order_by(DeadLetter.id)
+        if lead_id is not None:
+            stmt = stmt.where(DeadLetter.lead_id == lead_id)
+        return list(session.execute(stmt).scalars())
+
+
+def attempts(rt: Runtime, lead_id: int) -> list[DeliveryAttempt]:
+    with rt.sessions() as session:
+        stmt = select(DeliveryAttempt).where(DeliveryAttempt.lead_id == lead_id).order_by(DeliveryAttempt.id)
+        return list(session.execute(stmt).scalars())
+
+
+def make_due(rt: Runtime, lead_id: int) -> None:
+    """Skip the wait before the next attempt (the retry schedule is tested on its own)."""
+    from sqlalchemy import update
+
+    from leadrelay.db import utcnow
+
+    with transaction(rt.sessions) as session:
+        session.execute(update(Lead).where(Lead.id == lead_id).values(next_attempt_at=utcnow()))
+
+
+def wait_for(
+    check: Callable[[], bool], *, timeout: float = 30, interval: float = 0.1, what: str = ""
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+        time.sleep(interval)

@@ -1,0 +1,68 @@
+"""The Celery application. Configured lazily from the environment on first use.
+
+Reliability choices (README, "Guarantees"):
+
+* ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged
+  only after its task returned, and goes back to the queue if the worker process
+  dies mid-task. Tasks are idempotent (guarded ledger transitions), so a
+  redelivery is harmless.
+* ``worker_prefetch_multiplier = 1``: a worker holds one message per slot, so a
+  backlog is shared between workers instead of hoarded by the first one.
+* ``visibility_timeout`` (Redis): one hour. Recovery does not depend on it — the
+  ledger sweeper re-enqueues leads whose lease expired — so it only needs to be
+  longer than any task, to avoid redelivering a running one.
+* The ledger, not the broker, is the source of truth: messages carry lead ids,
+  and losing every message loses no lead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from leadrelay.settings import get_settings
+
+LEADS_QUEUE = "leadrelay.leads"
+CONTROL_QUEUE = "leadrelay.control"
+
+app = Celery("leadrelay", include=["worker.tasks"])
+
+
+def celery_config() -> dict[str, Any]:
+    settings = get_settings()
+    settings.ensure_data_dir()
+    broker = settings.celery_broker_url()
+    transport_options: dict[str, Any] = {}
+    if broker.startswith(("redis://", "rediss://")):
+        transport_options = {"visibility_timeout": 3600, "socket_timeout": 5, "socket_connect_timeout": 5}
+    return {
+        "broker_url": broker,
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": 5,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_default_queue": LEADS_QUEUE,
+        "task_queues": [Queue(LEADS_QUEUE), Queue(CONTROL_QUEUE)],
+        "task_routes": {"leadrelay.sweep": {"queue": CONTROL_QUEUE}},
+        "task_time_limit": max(settings.lease_seconds * 4, 300),
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+        "beat_schedule": {
+            "sweep": {"task": "leadrelay.sweep", "schedule": settings.sweep_interval_seconds},
+        },
+        "beat_schedule_filename": str((settings.data_dir / "celerybeat-schedule").resolve()),
+    }
+
+
+@app.on_configure.connect
+def _configure(sender: Celery, **_: Any) -> None:
+    sender.conf.update(celery_config())

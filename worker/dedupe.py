@@ -1,0 +1,100 @@
+"""Is this lead one we already have? Decided in the ledger, safe under concurrency.
+
+A lead claims its dedupe keys — the portal reference (``ref:<channel>:<id>``) and
+its content fingerprint (``content:<sha256>``) — with INSERT … ON CONFLICT DO
+NOTHING. The first lead to claim a key owns it; a later lead that finds any key
+owned by another lead is a duplicate of that lead. On Postgres a concurrent
+claimant blocks on the uncommitted insert until the owner's transaction ends, so
+two workers cannot both win. Keys are claimed in sorted order so that two leads
+sharing several keys cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from leadrelay.canonical import CanonicalLead
+from leadrelay.db import insert_for, utcnow
+from leadrelay.ledger import audit
+from leadrelay.models import DeadLetter, DeadLetterStatus, DedupeKey, Lead, LeadState
+
+_VOLATILE = ("received_at", "channel", "lead_source")
+
+
+def fingerprint(lead: CanonicalLead) -> str:
+    """A hash of what the lead says, ignoring when and through which door it came."""
+    content = lead.model_dump(mode="json", exclude=set(_VOLATILE))
+    return hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def keys_for(lead: CanonicalLead, *, channel: str, fingerprint: str) -> list[str]:
+    keys = [f"content:{channel}:{fingerprint}"]
+    if lead.external_id:
+        keys.append(f"ref:{channel}:{lead.external_id}")
+    return sorted(keys)
+
+
+def system_id(lead: CanonicalLead, *, channel: str, fingerprint: str) -> str:
+    """The lead's stable identity outside the ledger (Nexudus ``SystemId``)."""
+    reference = lead.external_id or fingerprint[:24]
+    return f"leadrelay:{channel}:{reference}"[:200]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    duplicate_of: int | None  # None: this lead is the primary
+
+
+def claim(session: Session, lead_id: int, keys: list[str]) -> Verdict:
+    """Claim ``keys`` for ``lead_id``; report the lead that already owns one, if any."""
+    owner: int | None = None
+    for key in keys:
+        session.execute(
+            insert_for(session, DedupeKey)
+            .values(key=key, lead_id=lead_id, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
+        holder = session.execute(select(DedupeKey.lead_id).where(DedupeKey.key == key)).scalar_one()
+        if holder != lead_id:
+            owner = holder
+            break
+    if owner is None:
+        return Verdict(duplicate_of=None)
+    if _supersede_dead(session, old=owner, new=lead_id):
+        return claim(session, lead_id, keys)
+    # a duplicate must not keep the keys it claimed before meeting the owner
+    session.execute(delete(DedupeKey).where(DedupeKey.lead_id == lead_id))
+    return Verdict(duplicate_of=owner)
+
+
+def _supersede_dead(session: Session, *, old: int, new: int) -> bool:
+    """A dead primary gives its keys to a fresh copy of itself (a partner's corrected resend)."""
+    state = session.execute(select(Lead.state).where(Lead.id == old).with_for_update()).scalar_one()
+    if state != LeadState.dead:
+        return False
+    session.execute(update(DedupeKey).where(DedupeKey.lead_id == old).values(lead_id=new))
+    now = utcnow()
+    session.execute(
+        update(DeadLetter)
+        .where(DeadLetter.lead_id == old, DeadLetter.status == DeadLetterStatus.open)
+        .values(
+            status=DeadLetterStatus.superseded,
+            resolved_at=now,
+            resolved_by="system",
+            resolution=f"superseded by lead {new}, a later delivery of the same enquiry",
+        )
+    )
+    audit(
+        session,
+        actor="system",
+        action="dead_letter.supersede",
+        target=f"lead:{old}",
+        result="superseded",
+        detail={"by_lead": new},
+    )
+    return True

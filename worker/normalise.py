@@ -1,0 +1,100 @@
+"""Stage 1: raw item → canonical lead → primary, duplicate, ignored or dead.
+
+One transaction per lead: the adapter's reading, the dedupe claim and the state
+change commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from adapters import NotALead, ParseError, RawItem
+from adapters.registry import context_for
+from leadrelay.canonical import CanonicalLead
+from leadrelay.db import utcnow
+from leadrelay.ledger import kill, transition
+from leadrelay.models import DeadReason, Lead, LeadState
+from leadrelay.routing import Routing
+from worker import dedupe
+
+
+@dataclass(frozen=True, slots=True)
+class Normalised:
+    state: LeadState
+    duplicate_of: int | None = None
+
+
+def read(routing: Routing, lead: Lead) -> CanonicalLead:
+    """The canonical lead of a raw ledger row; raises the adapter's errors."""
+    if lead.channel not in routing.channels:
+        raise ParseError(f"channel {lead.channel!r} is not in the routing file")
+    if lead.raw_body is None:
+        raise ParseError("the raw item was purged (retention) and cannot be read again")
+    try:
+        ctx, adapter = context_for(routing, lead.channel)
+    except KeyError as err:
+        raise ParseError(str(err.args[0]) if err.args else "no adapter for this channel") from None
+    kind = "email" if lead.source == "email" else "webhook"
+    item = RawItem(kind=kind, body=lead.raw_body, content_type=lead.content_type)
+    canonical = adapter.parse(item, ctx)
+    if canonical.received_at is None:
+        canonical = canonical.model_copy(update={"received_at": lead.received_at})
+    return canonical
+
+
+def normalise(session: Session, lead_id: int, *, routing: Routing) -> Normalised:
+    """Read, dedupe and move a ``received`` lead on; a no-op for any other state."""
+    lead = session.execute(select(Lead).where(Lead.id == lead_id).with_for_update()).scalar_one_or_none()
+    if lead is None or lead.state != LeadState.received:
+        return Normalised(state=LeadState(lead.state) if lead else LeadState.dead)
+    try:
+        canonical = read(routing, lead)
+    except NotALead as err:
+        transition(session, lead_id, from_states=[LeadState.received], to=LeadState.ignored, note=str(err))
+        return Normalised(state=LeadState.ignored)
+    except ParseError as err:
+        kill(
+            session,
+            lead_id,
+            from_states=[LeadState.received],
+            reason=DeadReason.parse_error,
+            message=str(err),
+            detail={"error": str(err), "channel": lead.channel, "source": lead.source},
+        )
+        return Normalised(state=LeadState.dead)
+    return _accept(session, lead, canonical, routing=routing)
+
+
+def _accept(session: Session, lead: Lead, canonical: CanonicalLead, *, routing: Routing) -> Normalised:
+    fp = dedupe.fingerprint(canonical)
+    keys = dedupe.keys_for(canonical, channel=lead.channel, fingerprint=fp)
+    verdict = dedupe.claim(session, lead.id, keys)
+    facts = {
+        "lead": canonical.to_json_dict(),
+        "external_id": canonical.external_id,
+        "fingerprint": fp,
+        "identity": canonical.identity(),
+        "location": routing.location_for(lead.channel, canonical.listing.id),
+    }
+    if verdict.duplicate_of is not None:
+        transition(
+            session,
+            lead.id,
+            from_states=[LeadState.received],
+            to=LeadState.duplicate,
+            duplicate_of=verdict.duplicate_of,
+            **facts,
+        )
+        return Normalised(state=LeadState.duplicate, duplicate_of=verdict.duplicate_of)
+    transition(
+        session,
+        lead.id,
+        from_states=[LeadState.received],
+        to=LeadState.normalised,
+        next_attempt_at=utcnow(),
+        **facts,
+    )
+    return Normalised(state=LeadState.normalised)

@@ -1,0 +1,30 @@
+"""Putting lead ids on the broker. Only ever after the ledger commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import structlog
+
+from worker.celery_app import LEADS_QUEUE, app
+
+log = structlog.get_logger(__name__)
+
+PROCESS_TASK = "leadrelay.process_lead"
+
+
+def enqueue(lead_ids: Iterable[int]) -> int:
+    """Publish one message per lead; return how many were sent.
+
+    A broker failure is logged, not raised: the rows are in the ledger and the
+    sweeper will enqueue them again.
+    """
+    sent = 0
+    try:
+        with app.producer_or_acquire() as producer:
+            for lead_id in lead_ids:
+                app.send_task(PROCESS_TASK, args=[lead_id], queue=LEADS_QUEUE, producer=producer, retry=False)
+                sent += 1
+    except Exception as exc:  # kombu raises transport-specific errors
+        log.warning("enqueue_failed", error=type(exc).__name__, sent=sent)
+    return sent
