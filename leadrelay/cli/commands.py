@@ -1,40 +1,17 @@
-"""The ``leadrelay`` command."""
+"""Running leadrelay: schema, receiver, worker, scheduler, parser, sandbox, demo."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from leadrelay.routing import RoutingError, check_secrets, load_routing
+from leadrelay.cli.app import app, console, fail, routing_or_fail
+from leadrelay.routing import check_secrets
 from leadrelay.settings import get_settings
-
-app = typer.Typer(
-    name="leadrelay",
-    help="Broker-portal leads (webhooks and inbox e-mails) into Nexudus CRM opportunities, exactly once.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-console = Console()
-errors = Console(stderr=True)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    """One line on stderr, then a non-zero exit: no tracebacks for operators."""
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _routing_or_fail():  # type: ignore[no-untyped-def]
-    try:
-        return load_routing(get_settings().config)
-    except RoutingError as err:
-        fail(f"{err.source}:\n  " + "\n  ".join(err.problems))
 
 
 def _ready_ledger() -> None:
@@ -87,7 +64,7 @@ def serve(
 
     from leadrelay import logs
 
-    routing = _routing_or_fail()
+    routing = routing_or_fail()
     problems = check_secrets(routing, parts=["webhooks"])
     if problems:
         fail("webhook secrets missing:\n  " + "\n  ".join(p.problem for p in problems))
@@ -116,7 +93,7 @@ def worker(
     from leadrelay.runtime import ConfigurationError, Runtime
     from worker.celery_app import app as celery_app
 
-    routing = _routing_or_fail()
+    routing = routing_or_fail()
     _ready_ledger()
     settings = get_settings()
     runtime = Runtime.load(settings, routing)
@@ -149,7 +126,7 @@ def run_beat() -> None:
     from leadrelay import logs
     from worker.celery_app import app as celery_app
 
-    _routing_or_fail()
+    routing_or_fail()
     get_settings().data_dir.mkdir(parents=True, exist_ok=True)  # the beat schedule file lives there
     logs.configure()
     celery_app.start(["beat", "--loglevel=INFO"])
@@ -165,7 +142,7 @@ def parse(
     from adapters import AdapterError, RawItem
     from adapters.registry import context_for
 
-    routing = _routing_or_fail()
+    routing = routing_or_fail()
     try:
         body = file.read_bytes()
     except OSError as err:
@@ -212,11 +189,3 @@ def demo(
     from leadrelay.demo import run_demo
 
     raise typer.Exit(run_demo(console, keep=keep))
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()
