@@ -19,7 +19,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
-from leadrelay.canonical import CanonicalLead
+from leadrelay.canonical import CanonicalLead, first_error
 
 RawKind = Literal["webhook", "email"]
 
@@ -71,13 +71,6 @@ class Adapter(Protocol):
     def parse(self, item: RawItem, ctx: ParseContext) -> CanonicalLead: ...
 
 
-def _first_error(err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
-    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
-
-
 def _drop(draft: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
     """Remove the deepest part of ``draft`` at ``loc``; False when nothing could go."""
     node: Any = draft
@@ -114,4 +107,4 @@ def finish(draft: dict[str, Any], ctx: ParseContext, *, drop_invalid: bool = Fal
         except ValidationError as err:
             locs = [tuple(e.get("loc", ())) for e in err.errors()]
             if not drop_invalid or not all(loc and _drop(draft, loc) for loc in locs):
-                raise ParseError(_first_error(err)) from None
+                raise ParseError(first_error(err)) from None

@@ -28,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -52,6 +53,14 @@ class LeadKind(StrEnum):
 
 class _Part(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+def first_error(err: ValidationError) -> str:
+    """The first validation problem, as ``dotted.path: message`` for one-line reports."""
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "__root__")
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 def normalise_email(value: str | None) -> str | None:

@@ -65,10 +65,19 @@ def normalise(session: Session, lead_id: int, *, routing: Routing) -> Normalised
             detail={"error": str(err), "channel": lead.channel, "source": lead.source},
         )
         return Normalised(state=LeadState.dead)
-    return _accept(session, lead, canonical, routing=routing)
+    return accept(session, lead, canonical, routing=routing)
 
 
-def _accept(session: Session, lead: Lead, canonical: CanonicalLead, *, routing: Routing) -> Normalised:
+def accept(
+    session: Session,
+    lead: Lead,
+    canonical: CanonicalLead,
+    *,
+    routing: Routing,
+    from_state: LeadState = LeadState.received,
+    **values: object,
+) -> Normalised:
+    """Dedupe a canonical lead and make it the primary (due now) or a duplicate."""
     fp = dedupe.fingerprint(canonical)
     keys = dedupe.keys_for(canonical, channel=lead.channel, fingerprint=fp)
     verdict = dedupe.claim(session, lead.id, keys)
@@ -83,18 +92,20 @@ def _accept(session: Session, lead: Lead, canonical: CanonicalLead, *, routing: 
         transition(
             session,
             lead.id,
-            from_states=[LeadState.received],
+            from_states=[from_state],
             to=LeadState.duplicate,
             duplicate_of=verdict.duplicate_of,
             **facts,
+            **values,
         )
         return Normalised(state=LeadState.duplicate, duplicate_of=verdict.duplicate_of)
     transition(
         session,
         lead.id,
-        from_states=[LeadState.received],
+        from_states=[from_state],
         to=LeadState.normalised,
         next_attempt_at=utcnow(),
         **facts,
+        **values,
     )
     return Normalised(state=LeadState.normalised)

@@ -1,0 +1,271 @@
+"""``/admin/api``: the dead-letter queue and recent leads as JSON (bearer token)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from leadrelay import queries
+from leadrelay.api.admin_auth import bearer, require_token
+from leadrelay.db import transaction
+from leadrelay.models import DeadLetterStatus, DeadReason, LeadState
+from worker import dead_letters
+from worker.dead_letters import ActionRefused, Filter, NotFound, Replayed
+from worker.queue import enqueue
+
+T = TypeVar("T")
+
+
+def actor(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> str:
+    return require_token(request, credentials)
+
+
+Actor = Annotated[str, Depends(actor)]
+router = APIRouter(prefix="/admin/api", tags=["admin"])
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class DeadLetterOut(_Out):
+    id: int
+    lead_id: int
+    channel: str
+    reason: str
+    message: str
+    status: str
+    created_at: datetime
+    external_id: str | None
+    attempts: int
+
+
+class AttemptOut(_Out):
+    started_at: datetime
+    finished_at: datetime | None
+    call: str
+    status_code: int | None
+    outcome: str | None
+    error: str | None
+    response: str | None
+
+
+class LeadOut(_Out):
+    id: int
+    channel: str
+    source: str
+    state: str
+    received_at: datetime
+    external_id: str | None
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    duplicate_of: int | None
+    opportunity_id: int | None
+    opportunity_name: str | None
+    delivered_at: datetime | None
+
+
+class DeadLetterDetailOut(DeadLetterOut):
+    detail: dict[str, Any]
+    resolution: str | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    lead: LeadOut
+    canonical_lead: dict[str, Any] | None
+    raw: str = Field(description="the raw input as received (UTF-8, undecodable bytes replaced)")
+    delivery_attempts: list[AttemptOut]
+
+
+class LeadDetailOut(LeadOut):
+    canonical_lead: dict[str, Any] | None
+    raw: str
+    delivery_attempts: list[AttemptOut]
+    dead_letter_ids: list[int]
+
+
+class ReplayOut(BaseModel):
+    letter_id: int
+    lead_id: int
+    outcome: str = Field(description="queued, duplicate, refused or would_replay")
+    message: str
+
+
+class BulkReplayIn(BaseModel):
+    channel: str | None = None
+    reason: DeadReason | None = None
+    since: datetime | None = None
+    dry_run: bool = False
+
+
+class BulkReplayOut(BaseModel):
+    matched: int
+    results: list[ReplayOut]
+
+
+class DiscardIn(BaseModel):
+    why: str = Field(min_length=1, max_length=2000)
+
+
+def _sessions(request: Request) -> Any:
+    return request.app.state.runtime.sessions
+
+
+def _read(request: Request, work: Callable[[Session], T]) -> T:
+    with _sessions(request)() as session:
+        return work(session)
+
+
+def _write(request: Request, work: Callable[[Session], Replayed]) -> Replayed:
+    """One action in its own transaction, then enqueue what it queued (after commit)."""
+    try:
+        with transaction(_sessions(request)) as session:
+            result = work(session)
+    except NotFound as err:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
+    except ActionRefused as err:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from None
+    if result.enqueue:
+        enqueue([result.lead_id])
+    return result
+
+
+def _raw(body: bytes | None) -> str:
+    return "(purged by the retention policy)" if body is None else body.decode("utf-8", errors="replace")
+
+
+@router.get("/dead-letters", response_model=list[DeadLetterOut])
+async def list_dead_letters(
+    request: Request,
+    _: Actor,
+    channel: str | None = None,
+    reason: DeadReason | None = None,
+    since: datetime | None = None,
+    status_: Annotated[DeadLetterStatus | None, Query(alias="status")] = DeadLetterStatus.open,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    """Dead letters, newest first (``status`` open by default)."""
+    flt = Filter(channel=channel, reason=reason, since=since, status=status_, limit=limit)
+    return await run_in_threadpool(_read, request, lambda s: dead_letters.list_letters(s, flt))
+
+
+@router.get("/dead-letters/{letter_id}", response_model=DeadLetterDetailOut)
+async def get_dead_letter(request: Request, letter_id: int, _: Actor) -> Any:
+    """Why it died, every attempt, the canonical lead and the raw input."""
+
+    def load(session: Session) -> dict[str, Any]:
+        try:
+            found = dead_letters.detail(session, letter_id)
+        except NotFound as err:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
+        letter, lead = found.letter, found.lead
+        return {
+            **{k: getattr(letter, k) for k in ("id", "lead_id", "reason", "message", "status", "created_at")},
+            **{k: getattr(letter, k) for k in ("detail", "resolution", "resolved_by", "resolved_at")},
+            "channel": lead.channel,
+            "external_id": lead.external_id,
+            "attempts": lead.attempts,
+            "lead": LeadOut.model_validate(lead),
+            "canonical_lead": lead.lead,
+            "raw": _raw(lead.raw_body),
+            "delivery_attempts": [AttemptOut.model_validate(a) for a in found.attempts],
+        }
+
+    return await run_in_threadpool(_read, request, load)
+
+
+@router.post("/dead-letters/{letter_id}/replay", response_model=ReplayOut)
+async def replay_dead_letter(request: Request, letter_id: int, who: Actor) -> Any:
+    """Send one dead letter through again (refused with 409 when that could duplicate)."""
+    result = await run_in_threadpool(_write, request, lambda s: dead_letters.replay(s, letter_id, actor=who))
+    if result.outcome == "refused":
+        raise HTTPException(status.HTTP_409_CONFLICT, result.message)
+    return _replay_out(result)
+
+
+def _replay_out(result: Replayed) -> ReplayOut:
+    return ReplayOut(
+        letter_id=result.letter_id, lead_id=result.lead_id, outcome=result.outcome, message=result.message
+    )
+
+
+@router.post("/dead-letters/replay", response_model=BulkReplayOut)
+async def replay_matching(request: Request, who: Actor, body: BulkReplayIn) -> Any:
+    """Replay every open dead letter matching the filters (``dry_run`` to preview)."""
+    flt = Filter(channel=body.channel, reason=body.reason, since=body.since)
+    ids = await run_in_threadpool(_read, request, lambda s: dead_letters.matching_ids(s, flt))
+
+    def replay_each() -> Iterator[Replayed]:
+        for letter_id in ids:
+            try:
+                yield _write(
+                    request, lambda s, i=letter_id: dead_letters.replay(s, i, actor=who, dry_run=body.dry_run)
+                )
+            except HTTPException as err:
+                yield Replayed(letter_id, 0, "refused", str(err.detail))
+
+    results = await run_in_threadpool(lambda: list(replay_each()))
+    return BulkReplayOut(matched=len(ids), results=[_replay_out(r) for r in results])
+
+
+@router.post("/dead-letters/{letter_id}/discard", status_code=204)
+async def discard_dead_letter(request: Request, letter_id: int, who: Actor, body: DiscardIn) -> None:
+    """Close a dead letter without delivering it; ``why`` goes into the audit log."""
+
+    def work(session: Session) -> Replayed:
+        dead_letters.discard(session, letter_id, actor=who, why=body.why)
+        return Replayed(letter_id, 0, "discarded", "")
+
+    await run_in_threadpool(_write, request, work)
+
+
+@router.put("/dead-letters/{letter_id}/lead", response_model=ReplayOut)
+async def edit_dead_letter(
+    request: Request, letter_id: int, who: Actor, lead: Annotated[dict[str, Any], Body()]
+) -> Any:
+    """Replace the canonical lead (validated, as the canonical channel takes it) and replay it."""
+    routing = request.app.state.runtime.routing
+    result = await run_in_threadpool(
+        _write, request, lambda s: dead_letters.edit(s, letter_id, lead, actor=who, routing=routing)
+    )
+    return _replay_out(result)
+
+
+@router.get("/leads", response_model=list[LeadOut])
+async def list_leads(
+    request: Request,
+    _: Actor,
+    state: LeadState | None = None,
+    channel: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> Any:
+    """Recent leads, newest first."""
+    return await run_in_threadpool(
+        _read, request, lambda s: queries.recent_leads(s, state=state, channel=channel, limit=limit)
+    )
+
+
+@router.get("/leads/{lead_id}", response_model=LeadDetailOut)
+async def get_lead(request: Request, lead_id: int, _: Actor) -> Any:
+    def load(session: Session) -> dict[str, Any]:
+        view = queries.lead_view(session, lead_id)
+        if view is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no lead {lead_id}")
+        return {
+            **LeadOut.model_validate(view.lead).model_dump(),
+            "canonical_lead": view.lead.lead,
+            "raw": _raw(view.lead.raw_body),
+            "delivery_attempts": [AttemptOut.model_validate(a) for a in view.attempts],
+            "dead_letter_ids": [d.id for d in view.dead_letters],
+        }
+
+    return await run_in_threadpool(_read, request, load)

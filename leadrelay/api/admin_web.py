@@ -1,0 +1,298 @@
+"""``/admin``: the dead-letter queue and recent leads for operators, server-rendered.
+
+No JavaScript; every lead field is untrusted input and rendered through Jinja's
+autoescaping; every form carries a CSRF token tied to the signed session.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from leadrelay import queries
+from leadrelay.api.admin_auth import (
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    WebSession,
+    admin_token,
+    clean_actor,
+    csrf_ok,
+    session_cookie,
+    token_matches,
+    web_session,
+)
+from leadrelay.db import transaction, utcnow
+from leadrelay.durations import parse_since
+from leadrelay.models import TERMINAL_STATES, DeadLetterStatus, DeadReason, LeadState
+from worker import dead_letters
+from worker.dead_letters import ActionRefused, Filter, NotFound
+from worker.queue import enqueue
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parents[1] / "templates"))
+router = APIRouter(prefix="/admin", include_in_schema=False)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+class LoginRequired(Exception):
+    pass
+
+
+def _page(request: Request, name: str, code: int = 200, **context: Any) -> HTMLResponse:
+    context.setdefault("session", web_session(request))
+    context.setdefault("notice", request.query_params.get("notice"))
+    return TEMPLATES.TemplateResponse(
+        request, f"admin/{name}", context, status_code=code, headers=SECURITY_HEADERS
+    )
+
+
+def _session(request: Request) -> WebSession:
+    session = web_session(request)
+    if session is None:
+        raise LoginRequired()
+    return session
+
+
+def _back(url: str, notice: str | None = None) -> RedirectResponse:
+    target = f"{url}?{urlencode({'notice': notice})}" if notice else url
+    return RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER, headers=SECURITY_HEADERS)
+
+
+def _sessions(request: Request) -> Any:
+    return request.app.state.runtime.sessions
+
+
+def _since(text: str | None) -> datetime | None:
+    try:
+        return parse_since(text)
+    except ValueError:
+        return None  # the page shows the filter as typed; an unreadable one filters nothing
+
+
+def _acting(request: Request, csrf: str | None) -> WebSession | Response:
+    """The logged-in session of a form post, or the page that says why not."""
+    session = _session(request)
+    if not csrf_ok(session, csrf):
+        return _page(
+            request, "error.html", 403, title="Form expired", message="Reload the page and try again."
+        )
+    return session
+
+
+@router.get("/login")
+async def login_form(request: Request) -> HTMLResponse:
+    return _page(request, "login.html", disabled=admin_token(request) is None, session=None)
+
+
+@router.post("/login")
+async def login(request: Request, token: Annotated[str, Form()], name: Annotated[str, Form()]) -> Response:
+    if admin_token(request) is None:
+        return _page(request, "login.html", 403, disabled=True, session=None)
+    if not token_matches(request, token):
+        return _page(request, "login.html", 401, error="That token is not the admin token.", session=None)
+    response = _back("/admin")
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_cookie(request, "web:" + clean_actor(name, "admin")),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/admin",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, csrf: Annotated[str, Form()]) -> Response:
+    session = _acting(request, csrf)
+    if isinstance(session, Response):
+        return session
+    response = _back("/admin/login")
+    response.delete_cookie(SESSION_COOKIE, path="/admin")
+    return response
+
+
+@router.get("")
+async def index(
+    request: Request, channel: str | None = None, reason: str | None = None, since: str | None = None
+) -> HTMLResponse:
+    _session(request)
+    status_ = request.query_params.get("status", "open")
+    if status_ != "all" and status_ not in DeadLetterStatus.__members__:
+        status_ = "open"
+    chosen_status = None if status_ == "all" else DeadLetterStatus(status_)
+    chosen_reason = DeadReason(reason) if reason in DeadReason.__members__ else None
+    flt = Filter(
+        channel=channel or None, reason=chosen_reason, since=_since(since), status=chosen_status, limit=200
+    )
+
+    def load(session: Any) -> dict[str, Any]:
+        return {
+            "rows": dead_letters.list_letters(session, flt),
+            "counts": dead_letters.counts(session),
+            "matching": len(dead_letters.matching_ids(session, flt)),
+        }
+
+    with _sessions(request)() as session:
+        data = await run_in_threadpool(load, session)
+    return _page(
+        request,
+        "index.html",
+        **data,
+        flt=flt,
+        since=since,
+        status=status_,
+        channels=sorted(request.app.state.runtime.routing.channels),
+        reasons=[r.value for r in DeadReason],
+        statuses=[*(s.value for s in DeadLetterStatus), "all"],
+    )
+
+
+@router.get("/dead-letters/{letter_id}")
+async def dead_letter_page(request: Request, letter_id: int) -> HTMLResponse:
+    _session(request)
+    with _sessions(request)() as session:
+        try:
+            found = await run_in_threadpool(dead_letters.detail, session, letter_id)
+        except NotFound as err:
+            return _page(request, "error.html", 404, title="Not found", message=str(err))
+    return _page(
+        request,
+        "dead_letter.html",
+        letter=found.letter,
+        lead=found.lead,
+        attempts=found.attempts,
+        errors=found.letter.detail.get("errors") or [],
+        canonical=found.canonical_json,
+        raw=found.raw_text,
+    )
+
+
+def _act(request: Request, work: Any) -> dead_letters.Replayed | str:
+    try:
+        with transaction(_sessions(request)) as session:
+            result = work(session)
+    except ActionRefused as err:
+        return str(err)
+    if isinstance(result, dead_letters.Replayed) and result.enqueue:
+        enqueue([result.lead_id])
+    return result
+
+
+@router.post("/dead-letters/{letter_id}/replay")
+async def replay(request: Request, letter_id: int, csrf: Annotated[str, Form()]) -> Response:
+    session = _acting(request, csrf)
+    if isinstance(session, Response):
+        return session
+    result = await run_in_threadpool(
+        _act, request, lambda s: dead_letters.replay(s, letter_id, actor=session.actor)
+    )
+    if isinstance(result, str):
+        return _back(f"/admin/dead-letters/{letter_id}", result)
+    if result.outcome == "refused":
+        return _back(f"/admin/dead-letters/{letter_id}", result.message)
+    return _back(f"/admin/leads/{result.lead_id}", result.message)
+
+
+@router.post("/dead-letters/{letter_id}/discard")
+async def discard(
+    request: Request, letter_id: int, csrf: Annotated[str, Form()], why: Annotated[str, Form()]
+) -> Response:
+    session = _acting(request, csrf)
+    if isinstance(session, Response):
+        return session
+    result = await run_in_threadpool(
+        _act, request, lambda s: dead_letters.discard(s, letter_id, actor=session.actor, why=why)
+    )
+    return _back(f"/admin/dead-letters/{letter_id}", result if isinstance(result, str) else "Discarded.")
+
+
+@router.post("/dead-letters/replay")
+async def replay_matching(
+    request: Request,
+    csrf: Annotated[str, Form()],
+    channel: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+    since: Annotated[str, Form()] = "",
+) -> Response:
+    session = _acting(request, csrf)
+    if isinstance(session, Response):
+        return session
+    flt = Filter(
+        channel=channel or None,
+        reason=DeadReason(reason) if reason in DeadReason.__members__ else None,
+        since=_since(since),
+    )
+    with _sessions(request)() as db:
+        ids = await run_in_threadpool(dead_letters.matching_ids, db, flt)
+    queued = 0
+    for letter_id in ids:
+        result = await run_in_threadpool(
+            _act, request, lambda s, i=letter_id: dead_letters.replay(s, i, actor=session.actor)
+        )
+        queued += isinstance(result, dead_letters.Replayed) and result.enqueue
+    return _back("/admin", f"Replayed {queued} of {len(ids)} matching dead letters.")
+
+
+@router.get("/leads")
+async def leads_page(request: Request, state: str | None = None, channel: str | None = None) -> HTMLResponse:
+    _session(request)
+    chosen = state if state in LeadState.__members__ else None
+    with _sessions(request)() as session:
+        leads = await run_in_threadpool(
+            lambda: queries.recent_leads(session, state=chosen, channel=channel or None, limit=200)
+        )
+    return _page(
+        request,
+        "leads.html",
+        leads=leads,
+        state=chosen,
+        channel=channel,
+        states=[s.value for s in LeadState],
+        channels=sorted(request.app.state.runtime.routing.channels),
+    )
+
+
+@router.get("/leads/{lead_id}")
+async def lead_page(request: Request, lead_id: int) -> HTMLResponse:
+    _session(request)
+    with _sessions(request)() as session:
+        view = await run_in_threadpool(queries.lead_view, session, lead_id)
+    if view is None:
+        return _page(request, "error.html", 404, title="Not found", message=f"no lead {lead_id}")
+    lead = view.lead
+    settled = LeadState(lead.state) in TERMINAL_STATES
+    return _page(
+        request,
+        "lead.html",
+        lead=lead,
+        contact=(lead.lead or {}).get("contact") or {},
+        attempts=view.attempts,
+        letters=view.dead_letters,
+        canonical=queries.pretty_lead(lead.lead),
+        raw="(purged by the retention policy)"
+        if lead.raw_body is None
+        else lead.raw_body.decode("utf-8", errors="replace"),
+        refresh=None if settled else 2,
+        now=utcnow(),
+    )
+
+
+async def login_required(request: Request, _exc: Exception) -> Response:
+    return _back("/admin/login")

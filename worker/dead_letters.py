@@ -1,0 +1,322 @@
+"""Dead letters: list, inspect, replay, edit, discard — every action audited.
+
+The CLI, the admin API and the admin page all call these functions; none of them
+commits (the caller does, then enqueues what :class:`Replayed` names).
+
+A replay can never create a second opportunity:
+
+* only an *open* dead letter of a lead that is still ``dead`` can be replayed,
+  by a guarded UPDATE, so two admins clicking at once replay it once;
+* the lead keeps its delivery attempts: a create whose outcome was never known
+  makes the next delivery look the opportunity up by its Name tag first;
+* a lead that was delivered, or is a duplicate, is never put back in the queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from leadrelay.canonical import CanonicalLead, first_error
+from leadrelay.db import utcnow
+from leadrelay.ledger import audit, transition
+from leadrelay.models import DeadLetter, DeadLetterStatus, DeadReason, DeliveryAttempt, Lead, LeadState
+from leadrelay.queries import pretty_lead
+from leadrelay.routing import Routing
+from worker.normalise import accept
+
+RESET_DELIVERY = {"attempts": 0, "lease_owner": None, "lease_until": None, "last_error": None}
+
+
+class ActionRefused(Exception):
+    """The action cannot be taken; ``str()`` says why in one line."""
+
+
+class NotFound(ActionRefused):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    channel: str | None = None
+    reason: DeadReason | None = None
+    since: datetime | None = None
+    status: DeadLetterStatus | None = DeadLetterStatus.open
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One dead letter as a listing shows it."""
+
+    id: int
+    lead_id: int
+    channel: str
+    reason: str
+    message: str
+    status: str
+    created_at: datetime
+    external_id: str | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Detail:
+    letter: DeadLetter
+    lead: Lead
+    attempts: list[DeliveryAttempt]
+    history: list[DeadLetter] = field(default_factory=list)
+
+    @property
+    def raw_text(self) -> str:
+        body = self.lead.raw_body
+        if body is None:
+            return "(purged by the retention policy)"
+        return body.decode("utf-8", errors="replace")
+
+    @property
+    def canonical_json(self) -> str | None:
+        return pretty_lead(self.lead.lead)
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    letter_id: int
+    lead_id: int
+    outcome: str  # queued | duplicate | refused | would_replay
+    message: str
+
+    @property
+    def enqueue(self) -> bool:
+        return self.outcome == "queued"
+
+
+def _filtered(stmt: Select[Any], flt: Filter) -> Select[Any]:
+    if flt.channel:
+        stmt = stmt.where(Lead.channel == flt.channel)
+    if flt.reason:
+        stmt = stmt.where(DeadLetter.reason == flt.reason)
+    if flt.since:
+        stmt = stmt.where(DeadLetter.created_at >= flt.since)
+    if flt.status:
+        stmt = stmt.where(DeadLetter.status == flt.status)
+    return stmt
+
+
+def list_letters(session: Session, flt: Filter) -> list[Row]:
+    """Dead letters, newest first."""
+    stmt = _filtered(
+        select(DeadLetter, Lead.channel, Lead.external_id, Lead.attempts).join(
+            Lead, Lead.id == DeadLetter.lead_id
+        ),
+        flt,
+    )
+    stmt = stmt.order_by(DeadLetter.created_at.desc(), DeadLetter.id.desc()).limit(flt.limit)
+    return [
+        Row(
+            id=letter.id,
+            lead_id=letter.lead_id,
+            channel=channel,
+            reason=letter.reason,
+            message=letter.message,
+            status=letter.status,
+            created_at=letter.created_at,
+            external_id=external_id,
+            attempts=attempts,
+        )
+        for letter, channel, external_id, attempts in session.execute(stmt)
+    ]
+
+
+def matching_ids(session: Session, flt: Filter) -> list[int]:
+    """Ids of the open dead letters a bulk action would touch (oldest first, no limit)."""
+    open_only = Filter(channel=flt.channel, reason=flt.reason, since=flt.since, status=DeadLetterStatus.open)
+    stmt = _filtered(select(DeadLetter.id).join(Lead, Lead.id == DeadLetter.lead_id), open_only)
+    return list(session.execute(stmt.order_by(DeadLetter.id)).scalars())
+
+
+def counts(session: Session) -> dict[str, int]:
+    """Open dead letters by reason."""
+    stmt = (
+        select(DeadLetter.reason, func.count())
+        .where(DeadLetter.status == DeadLetterStatus.open)
+        .group_by(DeadLetter.reason)
+    )
+    return {reason: int(n) for reason, n in session.execute(stmt)}
+
+
+def detail(session: Session, letter_id: int) -> Detail:
+    letter = session.get(DeadLetter, letter_id)
+    if letter is None:
+        raise NotFound(f"no dead letter {letter_id}")
+    lead = session.get(Lead, letter.lead_id)
+    assert lead is not None
+    attempts = list(
+        session.execute(
+            select(DeliveryAttempt).where(DeliveryAttempt.lead_id == lead.id).order_by(DeliveryAttempt.id)
+        ).scalars()
+    )
+    history = list(
+        session.execute(
+            select(DeadLetter)
+            .where(DeadLetter.lead_id == lead.id, DeadLetter.id != letter.id)
+            .order_by(DeadLetter.id)
+        ).scalars()
+    )
+    return Detail(letter=letter, lead=lead, attempts=attempts, history=history)
+
+
+def _open_letter(session: Session, letter_id: int) -> tuple[DeadLetter, Lead]:
+    letter = session.execute(
+        select(DeadLetter).where(DeadLetter.id == letter_id).with_for_update()
+    ).scalar_one_or_none()
+    if letter is None:
+        raise NotFound(f"no dead letter {letter_id}")
+    lead = session.execute(select(Lead).where(Lead.id == letter.lead_id).with_for_update()).scalar_one()
+    if letter.status != DeadLetterStatus.open:
+        raise ActionRefused(
+            f"dead letter {letter_id} is already {letter.status}"
+            + (f" ({letter.resolution})" if letter.resolution else "")
+            + f"; lead {lead.id} is {lead.state}"
+        )
+    if lead.state != LeadState.dead:
+        raise ActionRefused(f"lead {lead.id} is {lead.state}, not dead: nothing to replay")
+    return letter, lead
+
+
+def _resolve(letter: DeadLetter, *, status: DeadLetterStatus, actor: str, resolution: str) -> None:
+    letter.status = status
+    letter.resolved_at = utcnow()
+    letter.resolved_by = actor
+    letter.resolution = resolution
+
+
+def replay(session: Session, letter_id: int, *, actor: str, dry_run: bool = False) -> Replayed:
+    """Put a dead lead back in the pipeline: re-read it (parse errors) or re-deliver it."""
+    try:
+        letter, lead = _open_letter(session, letter_id)
+    except NotFound:
+        raise
+    except ActionRefused as refused:
+        letter_row = session.get(DeadLetter, letter_id)
+        return Replayed(letter_id, letter_row.lead_id if letter_row else 0, "refused", str(refused))
+    if dry_run:
+        return Replayed(
+            letter.id, lead.id, "would_replay", f"lead {lead.id} ({letter.reason}) would be replayed"
+        )
+    back_to = LeadState.received if lead.lead is None else LeadState.normalised
+    transition(
+        session,
+        lead.id,
+        from_states=[LeadState.dead],
+        to=back_to,
+        next_attempt_at=utcnow(),
+        enqueued_at=utcnow(),
+        **RESET_DELIVERY,
+    )
+    stage = "to be read again" if back_to is LeadState.received else "to be delivered"
+    _resolve(letter, status=DeadLetterStatus.replayed, actor=actor, resolution=f"replayed by {actor}")
+    audit(
+        session,
+        actor=actor,
+        action="dead_letter.replay",
+        target=f"dead_letter:{letter.id}",
+        result="queued",
+        detail={"lead_id": lead.id, "reason": letter.reason, "back_to": back_to.value},
+    )
+    return Replayed(letter.id, lead.id, "queued", f"lead {lead.id} queued {stage}")
+
+
+def discard(session: Session, letter_id: int, *, actor: str, why: str) -> None:
+    """Close a dead letter without delivering it (the lead stays dead)."""
+    if not why.strip():
+        raise ActionRefused("say why the dead letter is discarded (it goes into the audit log)")
+    letter, lead = _open_letter(session, letter_id)
+    _resolve(letter, status=DeadLetterStatus.discarded, actor=actor, resolution=why.strip())
+    audit(
+        session,
+        actor=actor,
+        action="dead_letter.discard",
+        target=f"dead_letter:{letter.id}",
+        result="discarded",
+        detail={"lead_id": lead.id, "why": why.strip()},
+    )
+
+
+def editable_lead(session: Session, letter_id: int) -> dict[str, Any]:
+    """The canonical lead to edit: the one on record, or an empty form for a parse error."""
+    found = detail(session, letter_id)
+    if found.lead.lead:
+        lead = dict(found.lead.lead)
+        for computed in ("channel", "lead_source"):
+            lead.pop(computed, None)
+        return lead
+    return {
+        "external_id": None,
+        "kind": "enquiry",
+        "contact": {"full_name": None, "email": None, "phone": None, "company": None},
+        "requirements": {},
+        "listing": {"id": None},
+        "message": None,
+    }
+
+
+def edit(
+    session: Session, letter_id: int, lead_json: dict[str, Any], *, actor: str, routing: Routing
+) -> Replayed:
+    """Validate an edited canonical lead, dedupe it, and queue it for delivery."""
+    letter, lead = _open_letter(session, letter_id)
+    channel = routing.channels.get(lead.channel)
+    if channel is None:
+        raise ActionRefused(f"channel {lead.channel!r} is not in the routing file any more")
+    draft = {**lead_json, "channel": lead.channel, "lead_source": channel.lead_source}
+    region = channel.country or "GB"
+    listing_id = (draft.get("listing") or {}).get("id") if isinstance(draft.get("listing"), dict) else None
+    location = routing.claimed_location(lead.channel, str(listing_id)) if listing_id is not None else None
+    if location:
+        region = routing.locations[location].country
+    try:
+        canonical = CanonicalLead.model_validate(draft, context={"region": region})
+    except ValidationError as err:
+        raise ActionRefused(f"the edited lead is not valid: {first_error(err)}") from None
+    if canonical.received_at is None:
+        canonical = canonical.model_copy(update={"received_at": lead.received_at})
+    before = lead.lead
+    result = accept(
+        session,
+        lead,
+        canonical,
+        routing=routing,
+        from_state=LeadState.dead,
+        enqueued_at=utcnow(),
+        **RESET_DELIVERY,
+    )
+    outcome = "queued" if result.state is LeadState.normalised else "duplicate"
+    message = (
+        f"lead {lead.id} edited and queued to be delivered"
+        if outcome == "queued"
+        else f"lead {lead.id} edited: it is a duplicate of lead {result.duplicate_of}, nothing to deliver"
+    )
+    _resolve(
+        letter, status=DeadLetterStatus.replayed, actor=actor, resolution=f"edited and replayed by {actor}"
+    )
+    audit(
+        session,
+        actor=actor,
+        action="dead_letter.edit",
+        target=f"dead_letter:{letter.id}",
+        result=outcome,
+        detail={"lead_id": lead.id, "before": before, "after": canonical.to_json_dict()},
+    )
+    return Replayed(letter.id, lead.id, outcome, message)
+
+
+def replay_ids(results: Sequence[Replayed]) -> list[int]:
+    """Lead ids to enqueue once the caller has committed."""
+    return [r.lead_id for r in results if r.enqueue]
