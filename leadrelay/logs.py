@@ -19,7 +19,6 @@ SENSITIVE_KEYS = frozenset(
     {
         "email",
         "phone",
-        "name",
         "full_name",
         "first_name",
         "last_name",
@@ -40,9 +39,14 @@ REDACTED = "[redacted]"
 PHONE_MIN_DIGITS = 9  # fewer digits than this are dates, ids and counts, not phones
 
 
+_DECIMAL = re.compile(r"^\d+\.\d+$")  # a duration or a ratio, not a phone number
+
+
 def _mask_phone(match: re.Match[str]) -> str:
     text = match.group(0)
-    return REDACTED if sum(c.isdigit() for c in text) >= PHONE_MIN_DIGITS else text
+    if _DECIMAL.match(text) or sum(c.isdigit() for c in text) < PHONE_MIN_DIGITS:
+        return text
+    return REDACTED
 
 
 def _scrub(value: Any) -> Any:

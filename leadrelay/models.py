@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -109,6 +110,7 @@ class Lead(Base):
         Index("ix_leads_channel_external_id", "channel", "external_id"),
         Index("ix_leads_identity", "identity"),
         Index("ix_leads_received_at", "received_at"),
+        Index("ix_leads_account_state_next_attempt_at", "account", "state", "next_attempt_at"),
     )
 
 
@@ -188,3 +190,52 @@ class CoworkerCache(Base):
     email: Mapped[str] = mapped_column(String(320), primary_key=True)
     coworker_id: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class MailboxState(Base):
+    """Where the poll of one configured inbox stands, and who is polling it now.
+
+    ``last_uid`` only moves past messages that are in the ledger *and* marked
+    processed; ``uidvalidity`` and ``source`` say which folder the UIDs belong to,
+    so a reset folder or a re-pointed inbox is re-scanned from the start.
+    """
+
+    __tablename__ = "mailboxes"
+
+    inbox: Mapped[str] = mapped_column(String(100), primary_key=True)
+    source: Mapped[str] = mapped_column(String(600))  # user@host:port/folder the UIDs belong to
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    polled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class NexudusAccount(Base):
+    """One Nexudus account's shared request budget; its row lock serialises the account.
+
+    Times are seconds on the database's clock (so hosts with drifting clocks agree),
+    scaled by the limits' ``clock_speed`` in tests against a sped-up sandbox.
+    """
+
+    __tablename__ = "nexudus_accounts"
+
+    account: Mapped[str] = mapped_column(String(100), primary_key=True)
+    next_request_at: Mapped[float] = mapped_column(Float, default=0.0)
+    next_write_at: Mapped[float] = mapped_column(Float, default=0.0)
+    blocked_until: Mapped[float] = mapped_column(Float, default=0.0)
+    last_sent_at: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class NexudusUsage(Base):
+    """Requests and writes sent per account per minute, for the hourly and daily caps."""
+
+    __tablename__ = "nexudus_usage"
+
+    account: Mapped[str] = mapped_column(String(100), primary_key=True)
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    writes: Mapped[int] = mapped_column(Integer, default=0)

@@ -8,6 +8,7 @@ by ``*_env``; they are resolved when first needed and never logged.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Iterable
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -68,6 +70,14 @@ class NexudusLimits(_Strict):
     writes_per_minute: int = Field(default=60, gt=0)
     writes_per_day: int = Field(default=5000, gt=0)
     safety: float = Field(default=0.97, gt=0, le=1, description="fraction of each limit we aim to use")
+    concurrent_deliveries: int = Field(
+        default=2, ge=1, description="leads of this account delivered at once (the rest wait in the ledger)"
+    )
+    clock_speed: float = Field(
+        default=1.0,
+        gt=0,
+        description="only for a sandbox on a sped-up clock: every window is this much shorter",
+    )
 
 
 class AccountConfig(_Strict):
@@ -240,18 +250,96 @@ class ChannelConfig(_Strict):
         return value.upper() if isinstance(value, str) else value
 
 
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+class OAuth2Config(_Strict):
+    """XOAUTH2 tokens from a token endpoint (Microsoft 365, Google Workspace: docs/inboxes.md)."""
+
+    token_url: str
+    client_id: str
+    client_secret: SecretStr | None = None
+    client_secret_env: str | None = None
+    scope: str | None = Field(default=None, description="e.g. https://outlook.office365.com/.default")
+    grant: Literal["client_credentials", "refresh_token"] = "client_credentials"
+    refresh_token: SecretStr | None = None
+    refresh_token_env: str | None = None
+
+    @field_validator("token_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        url = urlsplit(value)
+        if url.scheme == "https" or (url.scheme == "http" and _loopback(url.hostname)):
+            return value
+        raise ValueError(f"{value!r} must be an https:// URL (http:// only on a loopback host)")
+
+    @model_validator(mode="after")
+    def _grant_needs(self) -> OAuth2Config:
+        if self.grant == "refresh_token" and not (self.refresh_token or self.refresh_token_env):
+            raise ValueError("grant refresh_token needs refresh_token or refresh_token_env")
+        if self.grant == "client_credentials" and not (self.client_secret or self.client_secret_env):
+            raise ValueError("grant client_credentials needs client_secret or client_secret_env")
+        return self
+
+    def resolved_client_secret(self, where: str) -> SecretStr | None:
+        return _env_secret(self.client_secret, self.client_secret_env, f"{where}.client_secret")
+
+    def resolved_refresh_token(self, where: str) -> SecretStr | None:
+        return _env_secret(self.refresh_token, self.refresh_token_env, f"{where}.refresh_token")
+
+
 class InboxConfig(_Strict):
+    """An IMAP mailbox polled for portal notifications (docs/inboxes.md)."""
+
     host: str
-    port: int = 993
+    port: int = Field(default=993, description="default 993 with tls, 143 otherwise")
     tls: bool = True
     starttls: bool = False
+    ca_file: Path | None = Field(default=None, description="CA bundle to trust instead of the system's")
     username: str
     password: SecretStr | None = None
     password_env: str | None = None
+    oauth2: OAuth2Config | None = None
     folder: str = "INBOX"
-    processed_folder: str | None = None
+    processed_folder: str | None = Field(default=None, description="MOVE here once recorded, else flag Seen")
     channel: str | None = Field(default=None, description="channel when sender and content don't tell")
     timeout_seconds: float = Field(default=30.0, gt=0)
+    poll_interval_seconds: float = Field(default=60.0, gt=0)
+    batch_size: int = Field(default=50, ge=1, le=1000, description="messages fetched per round trip")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tls_defaults(cls, data: Any) -> Any:
+        """``starttls: true`` alone means no IMAPS; the port follows the mode."""
+        if not isinstance(data, dict):
+            return data
+        tls = data.get("tls", not data.get("starttls", False))
+        return {"port": 993 if tls else 143, **data, "tls": tls}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> InboxConfig:
+        if self.tls and self.starttls:
+            raise ValueError("set tls (IMAPS, port 993) or starttls (port 143), not both")
+        if not (self.tls or self.starttls or _loopback(self.host)):
+            raise ValueError(
+                "plain IMAP would send the password in clear: set tls: true or starttls: true "
+                "(plain is allowed on a loopback host only)"
+            )
+        has_password = bool(self.password or self.password_env)
+        if has_password == (self.oauth2 is not None):
+            raise ValueError("give password or password_env, or an oauth2 block (exactly one)")
+        if self.processed_folder is not None and self.processed_folder == self.folder:
+            raise ValueError("processed_folder must differ from folder")
+        return self
+
+    def resolved_password(self, where: str) -> SecretStr | None:
+        return _env_secret(self.password, self.password_env, f"{where}.password")
 
 
 class Defaults(_Strict):

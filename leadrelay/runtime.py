@@ -70,6 +70,7 @@ class Runtime:
             password=password,
             timeout=self.settings.nexudus_timeout,
             budget=budget_for(self, account),
+            max_inline_wait=self.settings.budget_wait_seconds,
         )
 
     def close(self) -> None:

@@ -36,12 +36,17 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("NEXUDUS_PASSWORD", "LEADRELAY_NEXUDUS_PASSWORD")
     )
     nexudus_timeout: float = Field(default=10.0, gt=0, description="seconds per Nexudus call")
+    budget_wait_seconds: float = Field(
+        default=2.5,
+        ge=0,
+        description="longest a worker waits for the account's budget before handing the lead back",
+    )
 
     max_body_bytes: int = Field(default=256 * 1024, gt=0)
     webhook_tolerance_seconds: int = Field(default=300, gt=0)
     lease_seconds: int = Field(default=60, ge=5, description="how long a worker owns a lead")
-    requeue_after_seconds: int = Field(default=120, ge=5, description="re-enqueue a lost message after")
-    sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    requeue_after_seconds: int = Field(default=60, ge=1, description="re-enqueue a lost message after")
+    sweep_interval_seconds: float = Field(default=1.0, gt=0)
     retry_schedule: Annotated[tuple[int, ...], NoDecode] = Field(default=DEFAULT_RETRY_SCHEDULE, min_length=1)
     retry_jitter: float = Field(default=0.1, ge=0, le=1, description="± fraction of each delay")
 

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 PG_ADMIN_URL = os.environ.get("LEADRELAY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-TEST_DB = "leadrelay_test"
+# One database and one Redis database per test session, so that test runs on the
+# same machine (CI, a developer, a second checkout) never disturb each other.
+TEST_DB = f"leadrelay_test_{os.getpid()}"
 PG_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{TEST_DB}"
-REDIS_URL = os.environ.get("LEADRELAY_TEST_REDIS", "redis://127.0.0.1:6379/15")
+REDIS_URL = os.environ.get("LEADRELAY_TEST_REDIS", f"redis://127.0.0.1:6379/{1 + os.getpid() % 15}")
 REPO = Path(__file__).resolve().parents[1]
 
 os.environ.update(
@@ -57,7 +59,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def pg_url() -> str:
+def pg_url() -> Iterator[str]:
     """A fresh, migrated test database on the real Postgres."""
     if not _reachable("127.0.0.1", 5432):
         pytest.fail("PostgreSQL is not running on 127.0.0.1:5432 (bash .ci/run starts it)")
@@ -69,7 +71,11 @@ def pg_url() -> str:
     from leadrelay.schema import upgrade
 
     upgrade(PG_URL)
-    return PG_URL
+    yield PG_URL
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)"))
+    admin.dispose()
 
 
 def truncate_all(url: str) -> None:
@@ -96,7 +102,16 @@ def redis_broker() -> str:
     return REDIS_URL
 
 
-UNTHROTTLED = {"min_interval_ms": 0, "requests_per_minute": 100_000, "writes_per_minute": 100_000}
+# Account limits that never hold a test back (the budget has its own tests).
+UNTHROTTLED = {
+    "min_interval_ms": 0,
+    "requests_per_minute": 1_000_000,
+    "requests_per_hour": 10_000_000,
+    "writes_per_minute": 1_000_000,
+    "writes_per_day": 10_000_000,
+    "concurrent_deliveries": 16,
+}
+OPEN_BUDGET = {"main": {"limits": UNTHROTTLED}}
 
 
 def routing_with(**changes: object) -> Routing:
@@ -114,7 +129,7 @@ def routing_with(**changes: object) -> Routing:
 @pytest.fixture(scope="session")
 def routing() -> Routing:
     """The embedded routing, with the account budget opened up (throttling has its own tests)."""
-    return routing_with(accounts={"main": {"limits": {"writes_per_day": 100_000, **UNTHROTTLED}}})
+    return routing_with(accounts=OPEN_BUDGET)
 
 
 @pytest.fixture
@@ -141,6 +156,7 @@ def runtime(clean_db: str, routing: Routing, sandbox: object) -> Iterator[Runtim
         nexudus_username=SANDBOX_USERNAME,
         nexudus_password=SANDBOX_PASSWORD,
         nexudus_timeout=2.0,
+        budget_wait_seconds=1.0,
     )
     rt = Runtime.load(settings, routing)
     yield rt

@@ -3,13 +3,72 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
+
+import httpx
 
 from leadrelay.children import Child as Proc
 from leadrelay.children import wait_http
 
-__all__ = ["Proc", "service_env", "wait_http"]
+__all__ = ["Proc", "RemoteSandbox", "service_env", "wait_http"]
 
 
 def service_env(**extra: str) -> dict[str, str]:
     """The test process's environment (database, broker) plus ``extra``."""
     return {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
+
+
+class RemoteSandbox:
+    """`leadrelay sandbox` in its own process (no GIL shared with the test), driven over /_sandbox."""
+
+    def __init__(self, logdir: Path, *, speed: float = 1.0, limits: bool = True) -> None:
+        from tests.conftest import free_port
+
+        port = free_port()
+        self.base_url = f"http://127.0.0.1:{port}"
+        args = [
+            "sandbox",
+            "--port",
+            str(port),
+            "--speed",
+            str(speed),
+            "--limits" if limits else "--no-limits",
+        ]
+        self.proc = Proc("sandbox", args, env=service_env(), logdir=logdir)
+        wait_http(f"{self.base_url}/_sandbox/state", self.proc)
+        self.http = httpx.Client(base_url=self.base_url, timeout=30)
+
+    def stop(self) -> None:
+        self.http.close()
+        self.proc.stop()
+
+    def _tenant(self, tenant: str | None) -> dict[str, Any]:
+        state = self.http.get("/_sandbox/state", params={"tenant": tenant} if tenant else None).json()
+        return (
+            next(iter(state["tenants"].values())) if tenant else state["tenants"]["sandbox@leadrelay.local"]
+        )
+
+    def add_tenant(self, username: str, password: str) -> None:
+        self.http.post(
+            "/_sandbox/tenants", json={"username": username, "password": password}
+        ).raise_for_status()
+
+    def opportunities(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        return list(self._tenant(tenant)["opportunities"])
+
+    def coworkers(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        return list(self._tenant(tenant)["coworkers"])
+
+    def throttled(self, tenant: str | None = None) -> int:
+        return int(self._tenant(tenant)["counters"]["throttled"])
+
+    def requests(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        params = {"tenant": tenant} if tenant else None
+        return list(self.http.get("/_sandbox/requests", params=params).json()["requests"])
+
+    def add_fault(self, action: str, **rule: Any) -> None:
+        self.http.post("/_sandbox/faults", json={"action": action, **rule}).raise_for_status()
+
+    def clear_faults(self) -> None:
+        self.http.delete("/_sandbox/faults").raise_for_status()

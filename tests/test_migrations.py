@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from leadrelay.db import Base, make_engine
 from leadrelay.schema import _config, pending, upgrade
 from tests.conftest import PG_ADMIN_URL
 
-SCRATCH = "leadrelay_migrations_test"
+SCRATCH = f"leadrelay_migrations_test_{os.getpid()}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

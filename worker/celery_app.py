@@ -23,6 +23,7 @@ from celery import Celery
 from kombu import Queue
 
 from leadrelay.settings import get_settings
+from worker.imap.schedule import POLL_TASK, inbox_schedule
 
 LEADS_QUEUE = "leadrelay.leads"
 CONTROL_QUEUE = "leadrelay.control"
@@ -52,12 +53,13 @@ def celery_config() -> dict[str, Any]:
         "accept_content": ["json"],
         "task_default_queue": LEADS_QUEUE,
         "task_queues": [Queue(LEADS_QUEUE), Queue(CONTROL_QUEUE)],
-        "task_routes": {"leadrelay.sweep": {"queue": CONTROL_QUEUE}},
+        "task_routes": {"leadrelay.sweep": {"queue": CONTROL_QUEUE}, POLL_TASK: {"queue": CONTROL_QUEUE}},
         "task_time_limit": max(settings.lease_seconds * 4, 300),
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
         "beat_schedule": {
             "sweep": {"task": "leadrelay.sweep", "schedule": settings.sweep_interval_seconds},
+            **inbox_schedule(settings),
         },
         "beat_schedule_filename": str((settings.data_dir / "celerybeat-schedule").resolve()),
     }

@@ -197,7 +197,18 @@ def _resolve(letter: DeadLetter, *, status: DeadLetterStatus, actor: str, resolu
     letter.resolution = resolution
 
 
-def replay(session: Session, letter_id: int, *, actor: str, dry_run: bool = False) -> Replayed:
+def _route(lead: Lead, routing: Routing) -> dict[str, Any]:
+    """Where a replayed lead goes now: the routing file may have been fixed since."""
+    if lead.lead is None:
+        return {}
+    listing = (lead.lead.get("listing") or {}).get("id")
+    location = routing.location_for(lead.channel, listing)
+    return {"location": location, "account": routing.locations[location].account if location else None}
+
+
+def replay(
+    session: Session, letter_id: int, *, actor: str, routing: Routing, dry_run: bool = False
+) -> Replayed:
     """Put a dead lead back in the pipeline: re-read it (parse errors) or re-deliver it."""
     try:
         letter, lead = _open_letter(session, letter_id)
@@ -218,6 +229,7 @@ def replay(session: Session, letter_id: int, *, actor: str, dry_run: bool = Fals
         to=back_to,
         next_attempt_at=utcnow(),
         enqueued_at=utcnow(),
+        **_route(lead, routing),
         **RESET_DELIVERY,
     )
     stage = "to be read again" if back_to is LeadState.received else "to be delivered"

@@ -37,6 +37,7 @@ from leadrelay.nexudus.payloads import (
 from leadrelay.routing import Routing
 from leadrelay.runtime import ConfigurationError, Runtime
 from worker import dedupe
+from worker.dispatch import Claim, claim
 from worker.retry import next_attempt
 
 log = structlog.get_logger(__name__)
@@ -106,7 +107,12 @@ def resolve_route(routing: Routing, channel: str, lead: CanonicalLead) -> Route 
 def deliver(rt: Runtime, lead_id: int, *, owner: str) -> str:
     """Deliver one lead if it is due; returns what happened (for logs and tests)."""
     with transaction(rt.sessions) as session:
-        if not ledger.claim(session, lead_id, owner=owner, lease_seconds=rt.settings.lease_seconds):
+        claimed = claim(
+            session, lead_id, owner=owner, lease_seconds=rt.settings.lease_seconds, routing=rt.routing
+        )
+        if claimed is Claim.busy:
+            return "busy"
+        if claimed is not Claim.claimed:
             return "skipped"
         row = session.get(Lead, lead_id)
         assert row is not None

@@ -81,12 +81,14 @@ def accept(
     fp = dedupe.fingerprint(canonical)
     keys = dedupe.keys_for(canonical, channel=lead.channel, fingerprint=fp)
     verdict = dedupe.claim(session, lead.id, keys)
+    location = routing.location_for(lead.channel, canonical.listing.id)
     facts = {
         "lead": canonical.to_json_dict(),
         "external_id": canonical.external_id,
         "fingerprint": fp,
         "identity": canonical.identity(),
-        "location": routing.location_for(lead.channel, canonical.listing.id),
+        "location": location,
+        "account": routing.locations[location].account if location else None,
     }
     if verdict.duplicate_of is not None:
         transition(

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import structlog
+from amqp.exceptions import ChannelError
 
 from worker.celery_app import LEADS_QUEUE, app
 
 log = structlog.get_logger(__name__)
 
 PROCESS_TASK = "leadrelay.process_lead"
+NOT_FOUND = 404
 
 
 def enqueue(lead_ids: Iterable[int]) -> int:
@@ -28,3 +30,16 @@ def enqueue(lead_ids: Iterable[int]) -> int:
     except Exception as exc:  # kombu raises transport-specific errors
         log.warning("enqueue_failed", error=type(exc).__name__, sent=sent)
     return sent
+
+
+def waiting(queue: str = LEADS_QUEUE) -> int | None:
+    """Messages waiting in ``queue``, or None when the broker cannot say."""
+    try:
+        with app.connection_for_read() as conn:
+            return int(conn.default_channel.queue_declare(queue=queue, passive=True).message_count)
+    except ChannelError as exc:
+        if getattr(exc, "code", None) == NOT_FOUND or "NOT_FOUND" in str(exc):
+            return 0  # Redis drops an empty list; RabbitMQ lost a non-durable queue
+        return None
+    except Exception:
+        return None

@@ -1,28 +1,35 @@
 """The sweeper: whatever the broker lost or delayed, the ledger brings back.
 
-Runs from beat every few seconds. It enqueues
+Runs from beat every second or so. It
 
-* ``received`` leads whose message should have been consumed by now
-  (never enqueued because the broker was down, or lost by a broker flush);
-* ``normalised`` leads whose retry time has come (retries live in the ledger);
-* ``delivering`` leads whose lease expired (their worker died).
+* enqueues ``received`` leads whose message should have been consumed by now
+  (never enqueued because the broker was down, or lost in a broker flush);
+* dispatches, account by account and within each account's capacity, the
+  ``normalised`` leads whose time has come (retries live in the ledger) and the
+  ``delivering`` leads whose lease expired (their worker died);
+* forgets Nexudus usage older than a day.
 
-Enqueueing twice is harmless: the task re-checks the ledger and a lead is
+Enqueueing twice is harmless: the task re-checks the ledger, and a lead is
 claimed by a guarded UPDATE.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from leadrelay.db import transaction, utcnow
 from leadrelay.models import Lead, LeadState
+from leadrelay.nexudus.budget import db_clock, forget_old_usage
 from leadrelay.runtime import Runtime
+from worker.dispatch import Enqueue, accounts_with_waiting_leads, dispatch
+
+RECEIVED_BATCH = 1000
+STALLED_FACTOR = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,52 +38,48 @@ class SweepReport:
     found: int
 
 
-def due_leads(session: Session, *, now: datetime, requeue_after: timedelta, limit: int) -> list[int]:
-    stale = now - requeue_after
-    lost = or_(Lead.enqueued_at.is_(None), Lead.enqueued_at < stale)
-    stmt = (
-        select(Lead.id)
-        .where(
-            or_(
-                and_(Lead.state == LeadState.received, lost),
-                and_(
-                    Lead.state == LeadState.normalised,
-                    Lead.next_attempt_at <= now,
-                    or_(lost, Lead.enqueued_at < Lead.next_attempt_at),
-                ),
-                and_(
-                    Lead.state == LeadState.delivering,
-                    Lead.lease_until < now,
-                    or_(lost, Lead.enqueued_at < Lead.lease_until),
-                ),
-            )
-        )
-        .order_by(Lead.next_attempt_at)
-        .limit(limit)
-    )
+def stale_received(session: Session, *, now: datetime, requeue_after: timedelta, limit: int) -> list[int]:
+    """Received leads whose message should have been consumed by now."""
+    lost = or_(Lead.enqueued_at.is_(None), Lead.enqueued_at < now - requeue_after)
+    stmt = select(Lead.id).where(Lead.state == LeadState.received, lost).order_by(Lead.id).limit(limit)
     return list(session.execute(stmt).scalars())
 
 
-def mark_enqueued(session: Session, lead_ids: Iterable[int], *, now: datetime) -> None:
-    ids = list(lead_ids)
-    if ids:
-        session.execute(
-            update(Lead)
-            .where(Lead.id.in_(ids))
-            .values(enqueued_at=now)
-            .execution_options(synchronize_session=False)
-        )
+def lost_after(rt: Runtime, waiting: int | None) -> timedelta:
+    """How old an unconsumed message must be before we call it lost.
+
+    While messages are still waiting in the queue, a received lead's message is
+    most likely among them (a backlog, not a loss): re-enqueueing it would only
+    pile duplicates onto the backlog. So the short grace applies when the queue
+    is empty (a flushed or restarted broker) or cannot be asked, and a long one
+    otherwise, for a message lost while others were still flowing.
+    """
+    grace = timedelta(seconds=rt.settings.requeue_after_seconds)
+    return grace if not waiting else grace * STALLED_FACTOR
 
 
-def sweep(rt: Runtime, *, enqueue: Callable[[list[int]], int], limit: int = 1000) -> SweepReport:
+def sweep(rt: Runtime, *, enqueue: Enqueue, waiting: Callable[[], int | None] = lambda: None) -> SweepReport:
     now = utcnow()
-    requeue_after = timedelta(seconds=rt.settings.requeue_after_seconds)
+    grace = timedelta(seconds=rt.settings.requeue_after_seconds)
+    lost = lost_after(rt, waiting())  # asked before the transaction: no lock held on a broker call
     with transaction(rt.sessions) as session:
-        ids = due_leads(session, now=now, requeue_after=requeue_after, limit=limit)
-    if not ids:
-        return SweepReport(enqueued=0, found=0)
-    sent = enqueue(ids)
+        received = stale_received(session, now=now, requeue_after=lost, limit=RECEIVED_BATCH)
+        accounts = accounts_with_waiting_leads(session, now=now, grace=grace)
+        limits = {name: account.limits for name, account in rt.routing.accounts.items()}
+        forget_old_usage(session, now=db_clock(session), limits_by_account=limits)
+    sent = enqueue(received) if received else 0
     if sent:
+        # only what reached the broker; a refusal leaves the rest for the next pass
         with transaction(rt.sessions) as session:
-            mark_enqueued(session, ids[:sent], now=now)
-    return SweepReport(enqueued=sent, found=len(ids))
+            session.execute(
+                update(Lead)
+                .where(Lead.id.in_(received[:sent]))
+                .values(enqueued_at=now)
+                .execution_options(synchronize_session=False)
+            )
+    found = len(received)
+    for account in accounts:
+        dispatched = dispatch(rt, account, enqueue=enqueue)
+        sent += dispatched
+        found += dispatched
+    return SweepReport(enqueued=sent, found=found)

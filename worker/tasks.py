@@ -14,7 +14,9 @@ from sqlalchemy.exc import DBAPIError
 from leadrelay.runtime import current_runtime
 from worker import pipeline, sweeper
 from worker.celery_app import app
-from worker.queue import PROCESS_TASK, enqueue
+from worker.imap import poll as imap_poll
+from worker.imap.schedule import POLL_TASK
+from worker.queue import PROCESS_TASK, enqueue, waiting
 
 log = structlog.get_logger(__name__)
 
@@ -27,7 +29,7 @@ def _owner() -> str:
 @app.task(name=PROCESS_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=5)
 def process_lead(self: Task, lead_id: int) -> str:
     try:
-        outcome = pipeline.process(current_runtime(), int(lead_id), owner=_owner())
+        outcome = pipeline.process(current_runtime(), int(lead_id), owner=_owner(), enqueue=enqueue)
     except DBAPIError as exc:
         # The ledger is unreachable (e.g. Postgres restarting). Try again shortly;
         # past that, the sweeper re-enqueues the lead once the database is back.
@@ -39,7 +41,17 @@ def process_lead(self: Task, lead_id: int) -> str:
 
 @app.task(name="leadrelay.sweep", acks_late=True, ignore_result=True)
 def sweep() -> dict[str, Any]:
-    report = sweeper.sweep(current_runtime(), enqueue=enqueue)
+    report = sweeper.sweep(current_runtime(), enqueue=enqueue, waiting=waiting)
     if report.found:
         log.info("sweep", found=report.found, enqueued=report.enqueued)
     return {"found": report.found, "enqueued": report.enqueued}
+
+
+@app.task(name=POLL_TASK, acks_late=True, ignore_result=True)
+def poll_inbox(name: str) -> dict[str, Any]:
+    # stop starting batches well before the hard time limit; the next tick continues
+    limit = app.conf.task_time_limit
+    report = imap_poll.poll_inbox(
+        current_runtime(), name, enqueue=enqueue, max_seconds=limit * 0.8 if limit else None
+    )
+    return report.summary()

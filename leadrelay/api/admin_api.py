@@ -120,6 +120,10 @@ def _sessions(request: Request) -> Any:
     return request.app.state.runtime.sessions
 
 
+def _routing(request: Request) -> Any:
+    return request.app.state.runtime.routing
+
+
 def _read(request: Request, work: Callable[[Session], T]) -> T:
     with _sessions(request)() as session:
         return work(session)
@@ -186,7 +190,9 @@ async def get_dead_letter(request: Request, letter_id: int, _: Actor) -> Any:
 @router.post("/dead-letters/{letter_id}/replay", response_model=ReplayOut)
 async def replay_dead_letter(request: Request, letter_id: int, who: Actor) -> Any:
     """Send one dead letter through again (refused with 409 when that could duplicate)."""
-    result = await run_in_threadpool(_write, request, lambda s: dead_letters.replay(s, letter_id, actor=who))
+    result = await run_in_threadpool(
+        _write, request, lambda s: dead_letters.replay(s, letter_id, actor=who, routing=_routing(request))
+    )
     if result.outcome == "refused":
         raise HTTPException(status.HTTP_409_CONFLICT, result.message)
     return _replay_out(result)
@@ -208,7 +214,10 @@ async def replay_matching(request: Request, who: Actor, body: BulkReplayIn) -> A
         for letter_id in ids:
             try:
                 yield _write(
-                    request, lambda s, i=letter_id: dead_letters.replay(s, i, actor=who, dry_run=body.dry_run)
+                    request,
+                    lambda s, i=letter_id: dead_letters.replay(
+                        s, i, actor=who, routing=_routing(request), dry_run=body.dry_run
+                    ),
                 )
             except HTTPException as err:
                 yield Replayed(letter_id, 0, "refused", str(err.detail))
@@ -233,9 +242,8 @@ async def edit_dead_letter(
     request: Request, letter_id: int, who: Actor, lead: Annotated[dict[str, Any], Body()]
 ) -> Any:
     """Replace the canonical lead (validated, as the canonical channel takes it) and replay it."""
-    routing = request.app.state.runtime.routing
     result = await run_in_threadpool(
-        _write, request, lambda s: dead_letters.edit(s, letter_id, lead, actor=who, routing=routing)
+        _write, request, lambda s: dead_letters.edit(s, letter_id, lead, actor=who, routing=_routing(request))
     )
     return _replay_out(result)
 

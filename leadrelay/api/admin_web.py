@@ -77,6 +77,10 @@ def _sessions(request: Request) -> Any:
     return request.app.state.runtime.sessions
 
 
+def _routing(request: Request) -> Any:
+    return request.app.state.runtime.routing
+
+
 def _since(text: str | None) -> datetime | None:
     try:
         return parse_since(text)
@@ -201,7 +205,9 @@ async def replay(request: Request, letter_id: int, csrf: Annotated[str, Form()])
     if isinstance(session, Response):
         return session
     result = await run_in_threadpool(
-        _act, request, lambda s: dead_letters.replay(s, letter_id, actor=session.actor)
+        _act,
+        request,
+        lambda s: dead_letters.replay(s, letter_id, actor=session.actor, routing=_routing(request)),
     )
     if isinstance(result, str):
         return _back(f"/admin/dead-letters/{letter_id}", result)
@@ -244,7 +250,9 @@ async def replay_matching(
     queued = 0
     for letter_id in ids:
         result = await run_in_threadpool(
-            _act, request, lambda s, i=letter_id: dead_letters.replay(s, i, actor=session.actor)
+            _act,
+            request,
+            lambda s, i=letter_id: dead_letters.replay(s, i, actor=session.actor, routing=_routing(request)),
         )
         queued += isinstance(result, dead_letters.Replayed) and result.enqueue
     return _back("/admin", f"Replayed {queued} of {len(ids)} matching dead letters.")

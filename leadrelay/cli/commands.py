@@ -14,7 +14,7 @@ from leadrelay.routing import check_secrets
 from leadrelay.settings import get_settings
 
 
-def _ready_ledger() -> None:
+def ready_ledger() -> None:
     """Embedded: create or upgrade the SQLite ledger. Otherwise refuse a stale schema."""
     from leadrelay.db import make_engine
     from leadrelay.schema import pending, upgrade
@@ -68,7 +68,7 @@ def serve(
     problems = check_secrets(routing, parts=["webhooks"])
     if problems:
         fail("webhook secrets missing:\n  " + "\n  ".join(p.problem for p in problems))
-    _ready_ledger()
+    ready_ledger()
     logs.configure()
     uvicorn.run(
         "leadrelay.api.app:create_app",
@@ -94,7 +94,7 @@ def worker(
     from worker.celery_app import app as celery_app
 
     routing = routing_or_fail()
-    _ready_ledger()
+    ready_ledger()
     settings = get_settings()
     runtime = Runtime.load(settings, routing)
     try:

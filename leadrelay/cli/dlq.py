@@ -205,7 +205,9 @@ def _replay_all(rt: Runtime, ids: list[int], *, dry_run: bool) -> list[Replayed]
         for letter_id in ids:
             try:
                 with transaction(rt.sessions) as session:
-                    result = dead_letters.replay(session, letter_id, actor=actor, dry_run=dry_run)
+                    result = dead_letters.replay(
+                        session, letter_id, actor=actor, routing=rt.routing, dry_run=dry_run
+                    )
             except ActionRefused as err:
                 result = Replayed(letter_id, 0, "refused", str(err))
             if result.enqueue:

@@ -1,45 +1,203 @@
-"""The request budget of a Nexudus account.
+"""One request budget per Nexudus account, shared by every worker on every host.
 
-For now a per-process pacer: requests at least ``min_interval_ms`` apart, and a
-409/429's ``Retry-After`` honoured by every thread of this process.
+Nexudus throttles per account (NEXUDUS.md): a request per 100 ms, 120 a minute,
+5,000 an hour, 200,000 a day; writes 60 a minute and 5,000 a day. Celery's own
+``rate_limit`` is per worker process, so the budget lives in the ledger:
+
+* the account's row in ``nexudus_accounts``, locked for the few milliseconds of a
+  reservation, holds when the next request and the next write may go (strict
+  spacing, so no 60-second window ever sees more than the limit) and until when
+  a 409/429's ``Retry-After`` blocks everyone;
+* ``nexudus_usage`` counts requests and writes per minute, for the hourly and
+  daily caps (a sliding window over whole minutes, erring on the safe side);
+* times come from the database's clock, so hosts whose clocks drift still agree.
+
+``acquire`` reserves a slot only when it is within ``max_wait``; otherwise it
+says how long to wait and reserves nothing, so a worker can hand the lead back
+to the ledger instead of holding its slot. A worker that slips past its slot (a
+busy CPU, a slow commit) could still send right on top of another's request, so
+``pace_send``, called just before the request goes out, records the actual send
+time and holds it at least the hard minimum gap (100 ms, with a margin) after
+the previous one.
 """
 
 from __future__ import annotations
 
-import threading
+import math
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from leadrelay.db import insert_for, transaction, utcnow
+from leadrelay.models import NexudusAccount, NexudusUsage
 from leadrelay.routing import NexudusLimits
 
 if TYPE_CHECKING:
     from leadrelay.runtime import Runtime
 
+MINUTES_KEPT = 24 * 60 + 1
 
-class LocalBudget:
-    def __init__(self, limits: NexudusLimits) -> None:
-        self._interval = limits.min_interval_ms / 1000 / limits.safety
-        self._write_interval = 60 / (limits.writes_per_minute * limits.safety)
-        self._next_any = 0.0
-        self._next_write = 0.0
-        self._blocked_until = 0.0
-        self._lock = threading.Lock()
+
+def db_clock(session: Session) -> float:
+    """Seconds since the epoch on the database's clock (the process's on SQLite)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return float(session.execute(select(func.extract("epoch", func.clock_timestamp()))).scalar_one())
+    return time.time()
+
+
+SEND_GAP_MARGIN = 2.0  # actual sends stay this many times the hard minimum interval apart
+
+
+@dataclass(frozen=True, slots=True)
+class Spacing:
+    """Seconds between requests, between writes and between actual sends; the minute length."""
+
+    request: float
+    write: float
+    send: float
+    minute: float
+
+    @classmethod
+    def of(cls, limits: NexudusLimits) -> Spacing:
+        minute = 60.0 / limits.clock_speed
+        hard_gap = limits.min_interval_ms / 1000 / limits.clock_speed
+        per_request = max(hard_gap, minute / limits.requests_per_minute)
+        return cls(
+            request=per_request / limits.safety,
+            write=minute / limits.writes_per_minute / limits.safety,
+            send=hard_gap * SEND_GAP_MARGIN,
+            minute=minute,
+        )
+
+
+def ensure_account(session: Session, account: str) -> None:
+    session.execute(
+        insert_for(session, NexudusAccount)
+        .values(
+            account=account, next_request_at=0.0, next_write_at=0.0, blocked_until=0.0, updated_at=utcnow()
+        )
+        .on_conflict_do_nothing(index_elements=["account"])
+    )
+
+
+def lock_account(session: Session, account: str) -> NexudusAccount:
+    """The account's row, locked until the transaction ends (created on first use)."""
+    ensure_account(session, account)
+    return session.execute(
+        select(NexudusAccount).where(NexudusAccount.account == account).with_for_update()
+    ).scalar_one()
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    wait: float
+    at: float | None  # None: not reserved (the wait was longer than allowed)
+
+
+class LedgerBudget:
+    def __init__(self, sessions: sessionmaker[Session], account: str, limits: NexudusLimits) -> None:
+        self._sessions = sessions
+        self._account = account
+        self._limits = limits
+        self._spacing = Spacing.of(limits)
 
     def acquire(self, *, write: bool, max_wait: float) -> float:
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next_any, self._blocked_until, self._next_write if write else 0.0)
-            if start - now > max_wait:
-                return start - now
-            self._next_any = start + self._interval
+        return self.reserve(write=write, max_wait=max_wait).wait
+
+    def reserve(self, *, write: bool, max_wait: float) -> Slot:
+        """The next slot; reserved (``at`` set, on the database clock) only if within ``max_wait``."""
+        with transaction(self._sessions) as session:
+            row = lock_account(session, self._account)
+            now = db_clock(session)
+            start = max(now, row.next_request_at, row.blocked_until)
             if write:
-                self._next_write = start + self._write_interval
-            return start - now
+                start = max(start, row.next_write_at)
+            start = max(start, self._cap_wait(session, now, write=write))
+            wait = start - now
+            if wait > max_wait:
+                return Slot(wait=wait, at=None)
+            row.next_request_at = start + self._spacing.request
+            if write:
+                row.next_write_at = start + self._spacing.write
+            row.updated_at = utcnow()
+            self._count(session, start, write=write)
+            return Slot(wait=wait, at=start)
+
+    def pace_send(self) -> float:
+        """Record a send happening now; seconds to wait first if another just went out."""
+        if self._spacing.send <= 0:
+            return 0.0
+        with transaction(self._sessions) as session:
+            row = lock_account(session, self._account)
+            now = db_clock(session)
+            send_at = max(now, row.last_sent_at + self._spacing.send)
+            row.last_sent_at = send_at
+            return send_at - now
 
     def penalise(self, seconds: float) -> None:
-        with self._lock:
-            self._blocked_until = max(self._blocked_until, time.monotonic() + seconds)
+        """Nexudus said wait: nobody sends for this account until then."""
+        with transaction(self._sessions) as session:
+            row = lock_account(session, self._account)
+            row.blocked_until = max(row.blocked_until, db_clock(session) + seconds)
+
+    def _minute(self, at: float) -> int:
+        return math.floor(at / self._spacing.minute)
+
+    def _cap_wait(self, session: Session, now: float, *, write: bool) -> float:
+        """When the hourly/daily caps allow one more request (``now`` if they do)."""
+        limits, current = self._limits, self._minute(now)
+        usage = NexudusUsage
+        in_hour = usage.minute > current - 60
+        hour_requests, day_requests, day_writes, oldest_hour, oldest_day = session.execute(
+            select(
+                func.coalesce(func.sum(case((in_hour, usage.requests), else_=0)), 0),
+                func.coalesce(func.sum(usage.requests), 0),
+                func.coalesce(func.sum(usage.writes), 0),
+                func.min(case((in_hour, usage.minute), else_=None)),
+                func.min(usage.minute),
+            ).where(usage.account == self._account, usage.minute > current - 1440)
+        ).one()
+        until = now
+        if hour_requests + 1 > limits.requests_per_hour * limits.safety and oldest_hour is not None:
+            until = max(until, (oldest_hour + 61) * self._spacing.minute)
+        over_day = day_requests + 1 > limits.requests_per_day * limits.safety
+        if (
+            over_day or (write and day_writes + 1 > limits.writes_per_day * limits.safety)
+        ) and oldest_day is not None:
+            until = max(until, (oldest_day + 1441) * self._spacing.minute)
+        return until
+
+    def _count(self, session: Session, at: float, *, write: bool) -> None:
+        stmt = insert_for(session, NexudusUsage).values(
+            account=self._account, minute=self._minute(at), requests=1, writes=int(write)
+        )
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["account", "minute"],
+                set_={"requests": NexudusUsage.requests + 1, "writes": NexudusUsage.writes + int(write)},
+            )
+        )
 
 
-def budget_for(runtime: Runtime, account: str) -> LocalBudget:
-    return LocalBudget(runtime.routing.accounts[account].limits)
+def forget_old_usage(session: Session, *, now: float, limits_by_account: dict[str, NexudusLimits]) -> int:
+    """Drop usage minutes older than a day (called by the sweeper)."""
+    dropped = 0
+    for account, limits in limits_by_account.items():
+        oldest = math.floor(now / Spacing.of(limits).minute) - MINUTES_KEPT
+        result = session.execute(
+            delete(NexudusUsage).where(NexudusUsage.account == account, NexudusUsage.minute < oldest)
+        )
+        dropped += result.rowcount or 0  # type: ignore[attr-defined]
+    return dropped
+
+
+def unblock(session: Session, account: str) -> None:
+    """Clear a Retry-After block (tests and operators after a Nexudus incident)."""
+    session.execute(update(NexudusAccount).where(NexudusAccount.account == account).values(blocked_until=0.0))
+
+
+def budget_for(runtime: Runtime, account: str) -> LedgerBudget:
+    return LedgerBudget(runtime.sessions, account, runtime.routing.accounts[account].limits)

@@ -21,6 +21,7 @@ from leadrelay.nexudus.classify import Outcome, Result, classify_exception, clas
 
 COWORKERS = "/api/spaces/coworkers"
 OPPORTUNITIES = "/api/crm/crmopportunities"
+BOARD_COLUMNS = "/api/crm/crmboardcolumns"
 AUTH_ENDPOINT = "/api/token"
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 TOKEN_MARGIN_SECONDS = 300
@@ -33,6 +34,10 @@ class Budget(Protocol):
         """Seconds until this request may go; reserved only when ≤ ``max_wait``."""
         ...
 
+    def pace_send(self) -> float:
+        """Called right before sending: seconds to wait so sends keep the hard minimum gap."""
+        ...
+
     def penalise(self, seconds: float) -> None:
         """Nexudus said wait (409/429 + Retry-After): every worker waits."""
         ...
@@ -40,6 +45,9 @@ class Budget(Protocol):
 
 class Unlimited:
     def acquire(self, *, write: bool, max_wait: float) -> float:
+        return 0.0
+
+    def pace_send(self) -> float:
         return 0.0
 
     def penalise(self, seconds: float) -> None:
@@ -159,6 +167,9 @@ class NexudusClient:
         token = self._access_token(force=force_token)
         if isinstance(token, Result):
             return token
+        gap = self._budget.pace_send()
+        if gap > 0:
+            time.sleep(gap)
         try:
             response = self._http.request(
                 method, path, params=params, json=json, headers={"Authorization": f"Bearer {token}"}
@@ -203,6 +214,29 @@ class NexudusClient:
 
     def update_opportunity(self, record: dict[str, Any]) -> Result:
         return self.call("PUT", OPPORTUNITIES, json=record)
+
+    def open_opportunities(self, coworker_id: int) -> Result:
+        """``value``: the coworker's opportunities with Status 1 (InProgress)."""
+        params = {"CrmOpportunity_Coworker": coworker_id, "CrmOpportunity_Status": 1, "page": 1, "size": 100}
+        result = self.call("GET", OPPORTUNITIES, params=params)
+        if not result.ok:
+            return result
+        records = [r for r in (result.value or {}).get("Records") or [] if r.get("CoworkerId") == coworker_id]
+        return Result(Outcome.ok, result.status_code, value=records)
+
+    def board_columns(self, column_id: int) -> Result:
+        """``value``: the ids of every column on the board that ``column_id`` belongs to."""
+        column = self.call("GET", f"{BOARD_COLUMNS}/{column_id}")
+        if not column.ok:
+            return column
+        board = (column.value or {}).get("CrmBoardId")
+        listed = self.call(
+            "GET", BOARD_COLUMNS, params={"CrmBoardColumn_CrmBoard": board, "page": 1, "size": 200}
+        )
+        if not listed.ok:
+            return listed
+        ids = {r["Id"] for r in (listed.value or {}).get("Records") or [] if r.get("CrmBoardId") == board}
+        return Result(Outcome.ok, listed.status_code, value=ids | {column_id})
 
 
 def _with_id(result: Result) -> Result:

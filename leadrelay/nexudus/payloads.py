@@ -174,3 +174,31 @@ def opportunity_payload(
         if getattr(utm, field_name):
             payload[key] = getattr(utm, field_name)
     return payload
+
+
+def note_marker(lead_id: int) -> str:
+    """The tag that makes appending a lead's note idempotent (a retried PUT finds it)."""
+    return f"[leadrelay lead {lead_id}]"
+
+
+def introduction_note(
+    lead: CanonicalLead, *, label: str, lead_id: int, received_at: datetime, first: str | None
+) -> str:
+    """The note a later introduction (or a new enquiry of a known customer) adds to an opportunity."""
+    reference = f" (ref {lead.external_id})" if lead.external_id else ""
+    when = received_at.strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"Later introduction via {label}{reference} on {when} {note_marker(lead_id)}"]
+    if first:
+        lines.append(f"First introduced by: {first}")
+    broker = ", ".join(p for p in (lead.broker.contact, lead.broker.name, lead.broker.email) if p)
+    if broker:
+        lines.append(f"Broker: {broker}")
+    if lead.message:
+        lines.append(f"Message: {lead.message}")
+    return "\n".join(lines)
+
+
+def with_note(record: dict[str, Any], note: str) -> dict[str, Any]:
+    """The whole record again (Nexudus validates PUT as a full record), its Notes extended."""
+    notes = record.get("Notes") or ""
+    return {**record, "Notes": f"{notes}\n\n{note}" if notes else note}

@@ -10,8 +10,8 @@ import pytest
 from leadrelay import queries
 from leadrelay.api.app import create_app
 from leadrelay.runtime import Runtime
-from tests.conftest import ThreadedServer, make_settings, routing_with
-from tests.dead_letters.test_replay import OPEN_BUDGET, settle
+from tests.conftest import OPEN_BUDGET, ThreadedServer, make_settings, routing_with
+from tests.dead_letters.test_replay import settle
 from tests.helpers import canonical, dead_letters, ingest
 
 TOKEN = "admin-token-for-tests-0123456789"

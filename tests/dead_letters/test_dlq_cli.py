@@ -10,8 +10,8 @@ import yaml
 from sqlalchemy import select
 
 from leadrelay.models import Lead, LeadState
-from tests.conftest import REDIS_URL, UNTHROTTLED
-from tests.dead_letters.test_replay import GOOD_ROUTING, OPEN_BUDGET, routing_with, runtime_for, settle
+from tests.conftest import OPEN_BUDGET, REDIS_URL, UNTHROTTLED
+from tests.dead_letters.test_replay import GOOD_ROUTING, routing_with, runtime_for, settle
 from tests.helpers import canonical, dead_letters, ingest
 from tests.test_cli import cli
 

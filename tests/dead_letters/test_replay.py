@@ -12,13 +12,12 @@ from leadrelay.db import transaction
 from leadrelay.models import AuditEntry, DeadLetterStatus, Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
-from tests.conftest import make_settings, routing_with
+from tests.conftest import OPEN_BUDGET, make_settings, routing_with
 from tests.helpers import canonical, dead_letters, ingest, lead, make_due
 from worker import dead_letters as dlq
 from worker.dead_letters import ActionRefused
 from worker.pipeline import process
 
-OPEN_BUDGET = {"main": {"limits": {"min_interval_ms": 0, "writes_per_minute": 100_000}}}
 GOOD_ROUTING = routing_with(accounts=OPEN_BUDGET)
 
 
@@ -52,7 +51,7 @@ def settle(rt: Runtime, lead_id: int) -> str:
 
 def replay(rt: Runtime, letter_id: int, actor: str = "test:admin") -> dlq.Replayed:
     with transaction(rt.sessions) as session:
-        return dlq.replay(session, letter_id, actor=actor)
+        return dlq.replay(session, letter_id, actor=actor, routing=rt.routing)
 
 
 def open_letter(rt: Runtime, lead_id: int) -> int:

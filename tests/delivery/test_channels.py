@@ -14,7 +14,7 @@ from leadrelay.intake.signatures import sign_hmac
 from leadrelay.models import LeadState
 from leadrelay.routing import parse_routing
 from leadrelay.runtime import Runtime
-from tests.conftest import REPO, ThreadedServer, make_settings
+from tests.conftest import REPO, UNTHROTTLED, ThreadedServer, make_settings
 from tests.helpers import dead_letters, ingest, lead
 from worker.pipeline import process
 
@@ -111,7 +111,7 @@ def test_a_portal_configured_only_in_the_routing_file_flows_to_nexudus(
     ).json()["Value"]["Id"]
     data = yaml.safe_load((FIXTURES / "configurable" / "routing.yaml").read_text())
     data["channels"]["spacepool"]["agent_id"] = broker
-    data["accounts"]["main"] = {"limits": {"min_interval_ms": 0, "writes_per_minute": 100_000}}
+    data["accounts"]["main"] = {"limits": UNTHROTTLED}
     routing = parse_routing(data, "spacepool routing")
     settings = make_settings(
         database_url=clean_db,

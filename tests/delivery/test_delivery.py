@@ -18,7 +18,7 @@ from leadrelay.db import transaction, utcnow
 from leadrelay.ledger import claim, start_attempt
 from leadrelay.models import Lead, LeadState
 from leadrelay.runtime import Runtime
-from tests.conftest import make_settings, routing_with
+from tests.conftest import OPEN_BUDGET, make_settings, routing_with
 from tests.helpers import attempts, canonical, dead_letters, ingest, lead, make_due
 from worker.pipeline import process
 
@@ -243,9 +243,7 @@ def test_refused_credentials_pause_the_lead_then_dead_letter_it_as_auth(clean_db
 
 
 def test_an_unroutable_listing_is_a_routing_dead_letter(clean_db, sandbox) -> None:
-    no_default = routing_with(
-        defaults={"location": None}, accounts={"main": {"limits": {"min_interval_ms": 0}}}
-    )
+    no_default = routing_with(defaults={"location": None}, accounts=OPEN_BUDGET)
     settings = make_settings(
         database_url=clean_db,
         nexudus_base_url=sandbox.base_url,

@@ -1,0 +1,101 @@
+"""``leadrelay poll``: one pass over the configured inboxes, and what it did."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from leadrelay.cli.app import app, console, errors, fail, routing_or_fail
+
+if TYPE_CHECKING:
+    from worker.imap.poll import PollReport
+
+COLUMNS = ("new", "duplicate", "ignored", "failed")
+
+
+def _table(reports: list[PollReport]) -> Table:
+    table = Table(title="Inbox poll", title_justify="left")
+    table.add_column("inbox")
+    for column in COLUMNS:
+        table.add_column(column, justify="right")
+    table.add_column("marked processed")
+    table.add_column("notes")
+    for report in reports:
+        notes = []
+        if report.rescanned:
+            notes.append("UIDVALIDITY changed: folder re-scanned")
+        if report.left:
+            notes.append(f"{report.left} left for the next pass")
+        if report.rerouted:
+            notes.append(f"{report.rerouted} earlier unrouted mail routed and replayed")
+        if report.retries:
+            notes.append(f"{report.retries} reconnects")
+        if report.error:
+            notes.append("[red]not polled[/]" if not report.marked else "[red]stopped[/]")
+        marked = f"{report.marked} {report.marks}" if report.marked else "0"
+        counts = [str(getattr(report, column)) for column in COLUMNS]
+        table.add_row(report.inbox, *counts, marked, "; ".join(notes))
+    return table
+
+
+class _Broker:
+    """Enqueues new leads, remembering those the broker did not take (the sweeper will)."""
+
+    def __init__(self) -> None:
+        from worker.queue import enqueue
+
+        self._enqueue = enqueue
+        self.unsent = 0
+
+    def __call__(self, lead_ids: list[int]) -> int:
+        sent = self._enqueue(lead_ids)
+        self.unsent += len(lead_ids) - sent
+        return sent
+
+
+@app.command()
+def poll(
+    inbox: Annotated[str | None, typer.Option("--inbox", "-i", help="only this inbox")] = None,
+) -> None:
+    """Poll the configured IMAP inboxes once: new, duplicate, ignored and failed mail per inbox."""
+    from sqlalchemy.exc import DBAPIError
+
+    from leadrelay import logs
+    from leadrelay.cli.commands import ready_ledger
+    from leadrelay.runtime import Runtime
+    from leadrelay.settings import get_settings
+    from worker.imap.poll import poll_inbox
+
+    routing = routing_or_fail()
+    if not routing.inboxes:
+        fail("no inboxes configured: add an inboxes: section to the routing file (docs/inboxes.md)")
+    configured = ", ".join(sorted(routing.inboxes))
+    if inbox is not None and inbox not in routing.inboxes:
+        fail(f"no inbox named {inbox!r} in the routing file (configured: {configured})")
+    ready_ledger()
+    logs.configure("ERROR")  # what went wrong is in the table and the error lines below it
+    broker = _Broker()
+    runtime = Runtime.load(get_settings(), routing)
+    try:
+        reports = [
+            poll_inbox(runtime, name, enqueue=broker) for name in ([inbox] if inbox else routing.inboxes)
+        ]
+    except DBAPIError as exc:
+        fail(f"the ledger database failed mid-poll ({type(exc.orig).__name__}): check LEADRELAY_DATABASE_URL")
+    finally:
+        runtime.close()
+    console.print(_table(reports))
+    if broker.unsent:
+        console.print(
+            f"{broker.unsent} new leads are in the ledger but the broker did not take them: "
+            "the sweeper (`leadrelay beat`) enqueues them once it is reachable."
+        )
+    failed = [report for report in reports if report.error]
+    for report in failed:
+        errors.print(
+            f"[bold red]error:[/] inbox {report.inbox}: {report.error}", highlight=False, soft_wrap=True
+        )
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,357 @@
+"""Exactly-once effect under faults: every genuine lead in Nexudus once, whatever breaks.
+
+Real processes throughout: a receiver, three prefork workers and beat, on the
+machine's Postgres and Redis (or RabbitMQ), talking over HTTP to a Nexudus sandbox
+in its own process that answers 5xx, stalls past the client timeout, drops
+connections after committing and throttles in bursts. Meanwhile workers are
+SIGKILLed and restarted, the broker is flushed and restarted, and Postgres is
+restarted. A few hundred leads go in, a quarter of them delivered twice.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import yaml
+from sqlalchemy import create_engine, func, select, text
+
+from leadrelay.intake.signatures import sign_standard
+from leadrelay.models import TERMINAL_STATES, DeadLetter, Lead, LeadState
+from tests.conftest import REDIS_URL, UNTHROTTLED, free_port, routing_with
+from tests.helpers import canonical, wait_for
+from tests.processes import Proc, RemoteSandbox, service_env, wait_http
+
+pytestmark = pytest.mark.chaos
+
+UNIQUE = 300
+REPEATED = 75  # 25 % of the unique leads are delivered a second time
+INVALID = 10  # phone-only: Nexudus must refuse them (and only them)
+SECRET = "whsec_" + "Y2hhb3MtY2hhb3MtY2hhb3MtY2hhb3M="
+RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672//"
+PG_VERSION = subprocess.run(["ls", "/etc/postgresql"], capture_output=True, text=True).stdout.split()[0]
+
+FAULTS = [
+    {
+        "action": "status",
+        "method": "POST",
+        "path_regex": "crmopportunities$",
+        "status": 500,
+        "probability": 0.06,
+    },
+    {
+        "action": "status_after_commit",
+        "method": "POST",
+        "path_regex": "crmopportunities$",
+        "probability": 0.05,
+    },
+    {"action": "drop_after_commit", "method": "POST", "path_regex": "crmopportunities$", "probability": 0.05},
+    {
+        "action": "delay_after_commit",
+        "method": "POST",
+        "path_regex": "crmopportunities$",
+        "seconds": 2.5,
+        "probability": 0.03,
+    },
+    {
+        "action": "throttle",
+        "method": "POST",
+        "path_regex": "crmopportunities$",
+        "seconds": 1,
+        "probability": 0.04,
+    },
+    {"action": "drop_after_commit", "method": "POST", "path_regex": "coworkers$", "probability": 0.05},
+    {"action": "status", "method": "POST", "path_regex": "coworkers$", "status": 503, "probability": 0.04},
+    {"action": "drop", "method": "GET", "path_regex": "coworkers$", "probability": 0.03},
+    {"action": "delay", "method": "GET", "path_regex": "coworkers$", "seconds": 2.5, "probability": 0.02},
+    {
+        "action": "status",
+        "method": "GET",
+        "path_regex": "crmopportunities$",
+        "status": 502,
+        "probability": 0.05,
+    },
+]
+
+
+@dataclass
+class Broker:
+    name: str
+    url: str
+    flush: Callable[[], None]
+    restart: Callable[[], None]
+
+
+def flush_redis() -> None:
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def restart_redis() -> None:
+    subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], check=False, capture_output=True)
+    time.sleep(0.5)
+    subprocess.run(
+        [
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "-::1",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            "/var/lib/redis",
+            "--logfile",
+            "/var/log/redis/ci.log",
+        ],
+        check=True,
+    )
+    wait_for(lambda: _redis_up(), timeout=30, what="redis to come back")
+
+
+def _redis_up() -> bool:
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL).ping())
+    except redis.RedisError:
+        return False
+
+
+def purge_rabbit() -> None:
+    subprocess.run(["rabbitmqctl", "purge_queue", "leadrelay.leads"], check=False, capture_output=True)
+
+
+def restart_rabbit() -> None:
+    subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
+    subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
+
+
+def restart_postgres() -> None:
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", PG_VERSION, "main", "restart"],
+        check=True,
+        capture_output=True,
+    )
+
+
+BROKERS = {
+    "redis": Broker("redis", REDIS_URL, flush_redis, restart_redis),
+    "rabbitmq": Broker("rabbitmq", RABBIT_URL, purge_rabbit, restart_rabbit),
+}
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    logdir: Path
+    receiver_url: str
+    workers: list[Proc] = field(default_factory=list)
+    others: list[Proc] = field(default_factory=list)
+    kills: int = 0
+
+    def start_worker(self, n: int) -> Proc:
+        return Proc(
+            f"worker{n}",
+            ["worker", "--concurrency", "2", "--pool", "prefork"],
+            env=self.env,
+            logdir=self.logdir,
+        )
+
+    def kill_and_restart_a_worker(self) -> None:
+        n = random.randrange(len(self.workers))
+        self.workers[n].kill()  # SIGKILL to the whole group: main process and pool children
+        self.workers[n].popen.wait()
+        self.kills += 1
+        self.workers[n] = self.start_worker(n)
+
+    def stop(self) -> None:
+        for proc in [*self.workers, *self.others]:
+            proc.stop()
+
+
+def routing_file(tmp_path: Path) -> Path:
+    routing = routing_with(accounts={"main": {"limits": {**UNTHROTTLED, "concurrent_deliveries": 6}}})
+    data = routing.model_dump(mode="json", exclude_none=True)
+    for channel in data["channels"].values():
+        channel["webhook"] = {"scheme": "standard-webhooks", "secret": SECRET}
+    path = tmp_path / "routing.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker(request: pytest.FixtureRequest) -> Broker:
+    chosen = BROKERS[request.param]
+    if chosen.name == "redis":
+        flush_redis()
+    else:
+        purge_rabbit()
+    return chosen
+
+
+@pytest.fixture
+def stack(clean_db: str, broker: Broker, tmp_path: Path) -> Iterator[tuple[Stack, RemoteSandbox]]:
+    sandbox = RemoteSandbox(tmp_path, limits=False)
+    for rule in FAULTS:
+        sandbox.add_fault(times=None, **rule)
+    env = service_env(
+        LEADRELAY_BROKER_URL=broker.url,
+        LEADRELAY_CONFIG=str(routing_file(tmp_path)),
+        LEADRELAY_DATA_DIR=str(tmp_path),
+        NEXUDUS_BASE_URL=sandbox.base_url,
+        NEXUDUS_USERNAME="sandbox@leadrelay.local",
+        NEXUDUS_PASSWORD="sandbox",
+        LEADRELAY_NEXUDUS_TIMEOUT="1",
+        LEADRELAY_LEASE_SECONDS="8",
+        LEADRELAY_REQUEUE_AFTER_SECONDS="5",
+        LEADRELAY_SWEEP_INTERVAL_SECONDS="0.5",
+        LEADRELAY_RETRY_SCHEDULE="0,1,1,2,2,3,3,4,4,5,5,5,5,5,5,5,5,5,5,5",
+        LEADRELAY_RETRY_JITTER="0.2",
+    )
+    port = free_port()
+    stack = Stack(env=env, logdir=tmp_path, receiver_url=f"http://127.0.0.1:{port}")
+    stack.others.append(Proc("receiver", ["serve", "--port", str(port)], env=env, logdir=tmp_path))
+    stack.others.append(Proc("beat", ["beat"], env=env, logdir=tmp_path))
+    stack.workers = [stack.start_worker(n) for n in range(3)]
+    try:
+        wait_http(f"{stack.receiver_url}/healthz", stack.others[0])
+        yield stack, sandbox
+    finally:
+        stack.stop()
+        sandbox.stop()
+
+
+def deliveries() -> list[tuple[dict, str | None]]:
+    """Every webhook to send (body, webhook-id or None for a fresh one), shuffled."""
+    leads = [
+        canonical(
+            external_id=f"chaos-{n:04}", contact={"full_name": f"Client {n}", "email": f"c{n}@chaos.example"}
+        )
+        for n in range(UNIQUE)
+    ]
+    invalid = [
+        canonical(
+            external_id=f"bad-{n:02}", contact={"full_name": f"Caller {n}", "phone": f"+4420794600{n:02}"}
+        )
+        for n in range(INVALID)
+    ]
+    items: list[tuple[dict, str | None]] = [(body, f"msg_{uuid.uuid4().hex}") for body in [*leads, *invalid]]
+    for index, (body, delivery_id) in enumerate(random.sample(items[:UNIQUE], REPEATED)):
+        items.append((body, delivery_id if index % 2 else None))  # same webhook-id, or a new one
+    random.shuffle(items)
+    return items
+
+
+def send(base: str, body: dict, delivery_id: str | None) -> None:
+    """POST like a partner does: retry until the receiver says 202."""
+    raw = json.dumps(body).encode()
+    delivery_id = delivery_id or f"msg_{uuid.uuid4().hex}"
+    deadline = time.monotonic() + 120
+    while True:
+        ts = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": delivery_id,
+            "webhook-timestamp": str(ts),
+            "webhook-signature": sign_standard(SECRET, delivery_id, ts, raw),
+        }
+        try:
+            if (
+                httpx.post(f"{base}/webhooks/canonical", content=raw, headers=headers, timeout=10).status_code
+                == 202
+            ):
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError("the receiver did not accept a delivery within 120 s")
+        time.sleep(0.5)
+
+
+def chaos(stack: Stack, broker: Broker, stop: threading.Event) -> list[str]:
+    """Break things on a schedule while the leads flow; returns what was done."""
+    plan: list[tuple[float, str, Callable[[], None]]] = [
+        (2, "kill a worker", stack.kill_and_restart_a_worker),
+        (5, f"flush {broker.name}", broker.flush),
+        (8, "kill a worker", stack.kill_and_restart_a_worker),
+        (11, "restart postgres", restart_postgres),
+        (15, f"restart {broker.name}", broker.restart),
+        (19, "kill a worker", stack.kill_and_restart_a_worker),
+        (23, "kill a worker", stack.kill_and_restart_a_worker),
+    ]
+    done, started = [], time.monotonic()
+    for at, what, action in plan:
+        if stop.wait(max(0.0, started + at - time.monotonic())):
+            break
+        action()
+        done.append(what)
+    return done
+
+
+def unsettled(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(
+                select(func.count())
+                .select_from(Lead)
+                .where(Lead.state.not_in([s.value for s in TERMINAL_STATES]))
+            ).scalar_one()
+    except Exception:
+        return -1  # the database is restarting
+    finally:
+        engine.dispose()
+
+
+def test_every_genuine_lead_reaches_nexudus_exactly_once(stack, broker: Broker, clean_db: str) -> None:
+    stack_, sandbox = stack
+    items = deliveries()
+    stop = threading.Event()
+    done: list[str] = []
+    breaker = threading.Thread(target=lambda: done.extend(chaos(stack_, broker, stop)))
+    breaker.start()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(lambda item: send(stack_.receiver_url, *item), items))
+    breaker.join()
+    wait_for(lambda: unsettled(clean_db) == 0, timeout=300, interval=1, what="every lead to settle")
+
+    opportunities = sandbox.opportunities()
+    names = Counter(o["Name"] for o in opportunities)
+    assert [name for name, n in names.items() if n > 1] == []  # no duplicates
+    assert set(names) == {f"Broker chaos-{n:04}" for n in range(UNIQUE)}  # none missing, nothing else
+    emails = Counter(c["Email"] for c in sandbox.coworkers() if c["Email"].endswith("@chaos.example"))
+    assert len(emails) == UNIQUE and max(emails.values()) == 1
+
+    engine = create_engine(clean_db)
+    with engine.connect() as conn:
+        states = dict(conn.execute(select(Lead.state, func.count()).group_by(Lead.state)).all())
+        letters = conn.execute(
+            select(Lead.external_id, DeadLetter.reason)
+            .join(Lead, Lead.id == DeadLetter.lead_id)
+            .where(DeadLetter.status == "open")
+        ).all()
+        fired = conn.execute(
+            text("SELECT count(*) FROM delivery_attempts WHERE outcome <> 'ok'")
+        ).scalar_one()
+    engine.dispose()
+    assert sorted(letters) == [(f"bad-{n:02}", "validation") for n in range(INVALID)]
+    assert states[LeadState.delivered] == UNIQUE
+    assert states.get(LeadState.dead) == INVALID
+    assert len(done) == 7 and stack_.kills == 4
+    summary = f"{len(items)} deliveries, states {states}, failed calls {fired}"
+    print(f"\n{broker.name}: {summary}; chaos: {', '.join(done)}")

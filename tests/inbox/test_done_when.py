@@ -1,0 +1,72 @@
+"""Issue 4, done when: 500 messages appended to a Dovecot mailbox end as exactly the
+right set of leads in Nexudus, and a second poll adds nothing."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+
+from tests.inbox.dovecot import Dovecot
+from tests.inbox.mails import enquiries, templates, unrouted, vary
+from tests.inbox.support import Enqueued, inbox, mail_leads, poll
+from tests.inbox.workers import process_all
+
+DISTINCT, REPEATS, RESENT, NOT_LEADS, UNROUTED = 408, 40, 20, 24, 8
+
+
+def test_500_messages_become_exactly_the_right_opportunities(
+    dovecot: Dovecot, folders, make_runtime, sandbox
+) -> None:
+    rng = random.Random(4)
+    distinct = enquiries(DISTINCT)
+    repeats = [e.raw for e in rng.sample(distinct, REPEATS)]  # the very same message again
+    resent = [  # the portal sends the notification again: another Message-ID, the same enquiry
+        vary(e.raw, {}, message_id=f"<resent-{e.serial}@variants.leadrelay.test>", minutes=5)
+        for e in rng.sample(distinct, RESENT)
+    ]
+    not_leads = [t for t in templates() if not t.lead]
+    others = [
+        vary(
+            t.raw(), {}, message_id=None if b"Message-ID" not in t.raw() else f"<other-{i}@x.test>", minutes=i
+        )
+        for i, t in ((i, not_leads[i % len(not_leads)]) for i in range(NOT_LEADS))
+    ]
+    strays = [unrouted(serial) for serial in range(UNROUTED)]
+    mails = [e.raw for e in distinct] + repeats + resent + others + strays
+    rng.shuffle(mails)
+    assert len(mails) == 500
+
+    folder = folders()
+    with dovecot.client() as client:
+        for n, raw in enumerate(mails):
+            client.append(folder, raw, seen=n % 9 == 0)  # some were opened in a mail client first
+    rt = make_runtime({"leads": inbox(dovecot, folder)}, sandbox=sandbox)
+    enqueued = Enqueued()
+
+    started = time.monotonic()
+    report = poll(rt, enqueue=enqueued)
+    seconds = time.monotonic() - started
+    print(f"\nimported 500 messages in {seconds:.2f}s: {500 / seconds:.0f} messages/s")
+
+    assert report.ok, report.error
+    assert (report.new, report.duplicate, report.ignored, report.failed) == (
+        DISTINCT + RESENT,
+        REPEATS,
+        NOT_LEADS,
+        UNROUTED,
+    )
+    assert report.marked == 500
+    assert len(mail_leads(rt)) == 500 - REPEATS
+
+    outcomes = process_all(rt, enqueued, workers=max(2, min(4, os.cpu_count() or 2)))
+    assert outcomes == {"delivered": DISTINCT, "duplicate": RESENT, "ignored": NOT_LEADS // 2}
+
+    names = [opportunity["Name"] for opportunity in sandbox.opportunities()]
+    assert len(names) == len(set(names)) == DISTINCT  # no duplicates
+    assert set(names) == {e.opportunity for e in distinct}  # none missing, none extra
+
+    again = poll(rt)
+    assert (again.new, again.duplicate, again.marked) == (0, 0, 0)
+    assert len(mail_leads(rt)) == 500 - REPEATS
+    assert len(sandbox.opportunities()) == DISTINCT

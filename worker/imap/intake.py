@@ -1,0 +1,148 @@
+"""One fetched message into the ledger: its channel, its intake key, its raw bytes.
+
+The channel comes from the mail itself (the original sender through forwards, the
+portal named in the content), else the inbox's ``channel``. A mail nothing
+assigns is still recorded — nothing is lost: as ``ignored`` when it is surely no
+lead (a bounce, an auto-reply), else as a ``parse_error`` dead letter that says
+how to route it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from adapters.detect import detect_channel
+from adapters.mail.classify import not_a_lead
+from adapters.mail.forwards import unwrap
+from adapters.mail.message import read_mail
+from leadrelay.ledger import Intake, kill, record_inbound, transition
+from leadrelay.models import DeadReason, Lead, LeadState
+from leadrelay.routing import Routing
+from worker.imap.keys import MailKeys, body_sha256, mail_keys
+
+UNROUTED = "unrouted"  # the channel of mail no sender, content or inbox default assigns
+CONTENT_TYPE = "message/rfc822"
+
+
+class Outcome(StrEnum):
+    new = "new"  # recorded, reads as a lead
+    duplicate = "duplicate"  # already in the ledger: not recorded again
+    ignored = "ignored"  # recorded, but not a lead (auto-reply, newsletter, bounce…)
+    failed = "failed"  # recorded, but cannot become a lead as it is: a dead letter
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a message was found: kept in the lead's ``raw_meta``."""
+
+    inbox: str
+    folder: str
+    uidvalidity: int
+    uid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    uid: int
+    lead_id: int
+    channel: str | None  # None: nothing said which channel
+    settled: Outcome | None = None  # known at the door (a duplicate, unrouted mail); else the worker's
+
+    @property
+    def queued(self) -> bool:
+        """A new lead for the worker (unrouted mail is settled at the door)."""
+        return self.settled is None
+
+
+def unrouted_message(inbox: str) -> str:
+    return (
+        f"no channel recognises this mail from inbox {inbox!r}: set inboxes.{inbox}.channel, or add the "
+        "sender's domain to a channel's parse.senders in the routing file; the next poll of the inbox "
+        "then routes it and replays it"
+    )
+
+
+def _same_message(session: Session, lead_id: int, digest: str) -> bool:
+    meta = session.execute(select(Lead.raw_meta).where(Lead.id == lead_id)).scalar_one() or {}
+    known = meta.get("body_sha256")
+    if known is None:
+        raw = session.execute(select(Lead.raw_body).where(Lead.id == lead_id)).scalar_one()
+        known = body_sha256(raw) if raw is not None else digest
+    return known == digest
+
+
+def _held(session: Session, keys: MailKeys) -> int | None:
+    """The lead that already holds this very message — looked up before the mail is read."""
+    first = session.execute(select(Lead.id).where(Lead.intake_key == keys.primary)).scalar_one_or_none()
+    if first is None or keys.reused_id is None or _same_message(session, first, keys.body_sha256):
+        return first
+    return session.execute(select(Lead.id).where(Lead.intake_key == keys.reused_id)).scalar_one_or_none()
+
+
+def _record(session: Session, raw: bytes, key: str, channel: str | None, meta: dict[str, Any]) -> Intake:
+    return record_inbound(
+        session,
+        channel=channel or UNROUTED,
+        source="email",
+        intake_key=key,
+        body=raw,
+        content_type=CONTENT_TYPE,
+        meta=meta,
+    )
+
+
+def record_message(
+    session: Session, raw: bytes, *, place: Place, routing: Routing, default: str | None
+) -> Recorded:
+    """Record one message once: a copy found again (any mailbox, any UID) is a duplicate."""
+    keys = mail_keys(raw)
+    held = _held(session, keys)
+    if held is not None:  # a re-scan or a retried batch: no need to read the mail again
+        return Recorded(place.uid, held, None, settled=Outcome.duplicate)
+    detected = detect_channel(raw, routing.channels)
+    channel = detected or default
+    meta = {
+        "inbox": place.inbox,
+        "folder": place.folder,
+        "uidvalidity": place.uidvalidity,
+        "uid": place.uid,
+        "body_sha256": keys.body_sha256,
+        "channel_from": "mail" if detected else ("inbox" if default else None),
+    }
+    intake = _record(session, raw, keys.primary, channel, meta)
+    if intake.duplicate and keys.reused_id and not _same_message(session, intake.lead_id, keys.body_sha256):
+        intake = _record(session, raw, keys.reused_id, channel, meta)
+    if intake.duplicate:
+        return Recorded(place.uid, intake.lead_id, channel, settled=Outcome.duplicate)
+    if channel is None:
+        return Recorded(
+            place.uid, intake.lead_id, channel, settled=_park(session, intake.lead_id, raw, place)
+        )
+    return Recorded(place.uid, intake.lead_id, channel)
+
+
+def _park(session: Session, lead_id: int, raw: bytes, place: Place) -> Outcome:
+    """Mail no channel claims: ignored when it is surely no lead (a bounce), else a dead letter."""
+    try:
+        mail = read_mail(raw)
+        reason = not_a_lead(mail, tuple(layer.subject for layer in unwrap(mail)))
+    except Exception:  # unreadable mail is for an operator to look at
+        reason = None
+    if reason:
+        note = f"this is {reason}"
+        transition(session, lead_id, from_states=[LeadState.received], to=LeadState.ignored, note=note)
+        return Outcome.ignored
+    kill(
+        session,
+        lead_id,
+        from_states=[LeadState.received],
+        reason=DeadReason.parse_error,
+        message=unrouted_message(place.inbox),
+        detail={"inbox": place.inbox, "source": "email", "channel": UNROUTED},
+    )
+    return Outcome.failed

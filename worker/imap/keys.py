@@ -1,0 +1,77 @@
+"""Intake keys for mail: the same notification is recognised at the door, whichever
+mailbox, folder or UIDVALIDITY it is found under.
+
+* ``mail:<Message-ID>`` — the normalised Message-ID (the domain part is
+  case-insensitive, the local part is not);
+* ``mail:<Message-ID>#<body digest>`` — a *different* message reusing a
+  Message-ID (some mailers do): recorded, never mistaken for the first;
+* ``mail-sha256:<digest>`` — no Message-ID: sender, recipients, date, subject
+  and body, leaving out the trace headers each mailbox adds on delivery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+
+MAX_ID = 300  # the ledger's intake_key holds 400 characters
+_ANGLE = re.compile(r"<([^<>\s]+)>")
+_SPLIT = re.compile(rb"\r?\n\r?\n")
+_IDENTITY_HEADERS = ("from", "to", "cc", "date", "subject")
+
+
+@dataclass(frozen=True, slots=True)
+class MailKeys:
+    primary: str
+    reused_id: str | None  # the key for another message that carries the same Message-ID
+    body_sha256: str
+    message_id: str | None
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _headers(raw: bytes) -> Message:
+    return BytesHeaderParser(policy=compat32).parsebytes(raw)
+
+
+def _header(headers: Message, name: str) -> str:
+    try:
+        value = headers.get(name)
+    except Exception:  # a malformed header must not stop the intake
+        return ""
+    return " ".join(str(value).split()) if value is not None else ""
+
+
+def normalised_message_id(value: str) -> str | None:
+    match = _ANGLE.search(value)
+    found = match.group(1) if match else value.strip()
+    if not found or any(char.isspace() for char in found):
+        return None
+    local, at, domain = found.rpartition("@")
+    found = f"{local}@{domain.lower()}" if at else found
+    return found if len(found) <= MAX_ID else "sha256:" + _sha256(found.encode())
+
+
+def body_sha256(raw: bytes) -> str:
+    """A digest of the body alone: the same whichever mailbox the message was delivered to."""
+    parts = _SPLIT.split(raw, maxsplit=1)
+    body = parts[1] if len(parts) == 2 else b""
+    return _sha256(body.replace(b"\r\n", b"\n").rstrip())
+
+
+def mail_keys(raw: bytes) -> MailKeys:
+    headers = _headers(raw)
+    digest = body_sha256(raw)
+    message_id = normalised_message_id(_header(headers, "message-id"))
+    if message_id is not None:
+        key = f"mail:{message_id}"
+        return MailKeys(key, f"{key}#{digest[:32]}", digest, message_id)
+    identity = "\n".join(_header(headers, name) for name in _IDENTITY_HEADERS)
+    content = _sha256(f"{identity}\n{digest}".encode("utf-8", "surrogateescape"))
+    return MailKeys(f"mail-sha256:{content}", None, digest, None)

@@ -1,0 +1,297 @@
+"""One poll pass of one configured inbox: what the Celery task and ``leadrelay poll`` run.
+
+For every batch of new UIDs, in this order:
+
+1. fetch the raw messages with ``BODY.PEEK[]`` (fetching marks nothing);
+2. commit them to the ledger, one intake key per notification;
+3. enqueue the new leads (after the commit, never before);
+4. mark them processed — flag ``\\Seen`` or move to ``processed_folder``;
+5. move the watermark (last UID) past the batch, if every message in it was
+   committed and marked.
+
+A poller killed anywhere in between leaves the watermark where the ledger and
+the mailbox agree: the next pass fetches those messages again, finds them in the
+ledger (a duplicate at the door), marks them and moves on. Nothing is imported
+twice and nothing is skipped. Broken connections, timeouts and server errors are
+retried inside the pass with backoff; the next pass continues from the ledger.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy.orm import Session
+
+from leadrelay.db import transaction
+from leadrelay.routing import InboxConfig
+from leadrelay.runtime import Runtime
+from worker.imap import state
+from worker.imap.connection import ImapSession, open_session
+from worker.imap.errors import InboxError
+from worker.imap.intake import Outcome, Place, Recorded, record_message
+from worker.imap.preview import Reader
+from worker.imap.reroute import reroute
+
+log = structlog.get_logger(__name__)
+
+Enqueue = Callable[[list[int]], int]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Reconnects inside one pass after a failure that may pass (counted per stall)."""
+
+    attempts: int = 4
+    first_delay: float = 1.0
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.max_delay, self.first_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+@dataclass
+class PollReport:
+    """What one pass did to one inbox."""
+
+    inbox: str
+    marks: str  # what "processed" means for this inbox: flagged \Seen, or moved
+    new: int = 0
+    duplicate: int = 0
+    ignored: int = 0
+    failed: int = 0
+    marked: int = 0
+    left: int = 0  # found but not handled in this pass; the next pass takes them
+    retries: int = 0
+    rescanned: bool = False  # UIDVALIDITY changed: the folder was scanned again from the start
+    rerouted: int = 0  # earlier unrouted mail the routing file now assigns, replayed
+    lead_ids: list[int] = field(default_factory=list)
+    error: str | None = None
+    busy: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "inbox": self.inbox,
+            "new": self.new,
+            "duplicate": self.duplicate,
+            "ignored": self.ignored,
+            "failed": self.failed,
+            "marked": self.marked,
+            "left": self.left,
+            "retries": self.retries,
+            "rescanned": self.rescanned,
+            "rerouted": self.rerouted,
+            "error": self.error,
+        }
+
+
+def lease_seconds(config: InboxConfig) -> float:
+    """Long enough for a reconnect and a batch, each socket operation bounded by the timeout."""
+    return max(120.0, 8 * config.timeout_seconds)
+
+
+def _batches(uids: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(uids), size):
+        yield uids[start : start + size]
+
+
+@dataclass
+class _Pass:
+    rt: Runtime
+    name: str
+    config: InboxConfig
+    owner: str
+    enqueue: Enqueue
+    retry: RetryPolicy
+    deadline: float | None
+    report: PollReport
+    reader: Reader
+    outcomes: dict[tuple[int, int], Outcome] = field(default_factory=dict)
+    marked: set[tuple[int, int]] = field(default_factory=set)
+    found: set[tuple[int, int]] = field(default_factory=set)
+
+    def hold(self, session: Session) -> None:
+        """Renew the lease, or stop: a pass that outlived it has been taken over."""
+        if not state.renew(session, self.name, owner=self.owner, lease_seconds=lease_seconds(self.config)):
+            raise InboxError(
+                "this pass outlived its lease and another poller took the inbox over; it continues there",
+                retryable=False,
+            )
+
+    def renew(self) -> None:
+        with transaction(self.rt.sessions) as session:
+            self.hold(session)
+
+    def start(self, uidvalidity: int) -> int:
+        """The last UID handled in this folder; 0 when its UIDVALIDITY changed."""
+        with transaction(self.rt.sessions) as session:
+            mark = state.watermark(session, self.name)
+            if mark.uidvalidity == uidvalidity:
+                return mark.last_uid
+            state.rebase(session, self.name, owner=self.owner, uidvalidity=uidvalidity)
+        if mark.uidvalidity is not None:
+            self.report.rescanned = True
+            log.info("inbox_uidvalidity_changed", inbox=self.name, was=mark.uidvalidity, now=uidvalidity)
+        return 0
+
+    def commit(self, uidvalidity: int, fetched: dict[int, bytes]) -> list[Recorded]:
+        with transaction(self.rt.sessions) as session:
+            self.hold(session)
+            return [
+                record_message(
+                    session,
+                    raw,
+                    place=Place(self.name, self.config.folder, uidvalidity, uid),
+                    routing=self.rt.routing,
+                    default=self.config.channel,
+                )
+                for uid, raw in sorted(fetched.items())
+            ]
+
+    def mark(self, imap: ImapSession, uids: list[int]) -> None:
+        if self.config.processed_folder:
+            imap.move(uids, self.config.processed_folder)
+        else:
+            imap.mark_seen(uids)
+
+    def advance(self, uidvalidity: int, last_uid: int) -> None:
+        with transaction(self.rt.sessions) as session:
+            state.advance(session, self.name, owner=self.owner, uidvalidity=uidvalidity, last_uid=last_uid)
+
+    def past_deadline(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+
+def _drain(p: _Pass, imap: ImapSession, batch_size: int) -> None:
+    status = imap.select(p.config.folder)
+    if p.config.processed_folder:
+        imap.require_folder(p.config.processed_folder, key="processed_folder")
+    validity = status.uidvalidity
+    uids = imap.uids_after(p.start(validity), uidnext=status.uidnext)
+    p.found = {(validity, uid) for uid in uids}
+    complete = True  # every UID so far is committed and marked: the watermark may follow
+    for chunk in _batches(uids, batch_size):
+        if p.past_deadline():
+            return
+        fetched = imap.fetch(chunk)
+        recorded = p.commit(validity, fetched) if fetched else []
+        fresh = [r.lead_id for r in recorded if r.queued]
+        if fresh:
+            p.enqueue(fresh)
+            p.report.lead_ids.extend(fresh)
+        if recorded:
+            p.mark(imap, [r.uid for r in recorded])
+            p.marked.update((validity, r.uid) for r in recorded)
+        # a UID the server did not return (expunged meanwhile?) holds the watermark back:
+        # the next pass looks again, and a message that is really gone is no longer listed
+        complete = complete and len(recorded) == len(chunk)
+        if complete:
+            p.advance(validity, chunk[-1])
+        for r in recorded:
+            p.outcomes.setdefault((validity, r.uid), p.reader.outcome(r, fetched[r.uid]))
+
+
+def _run(p: _Pass) -> None:
+    attempt, batch_size = 0, p.config.batch_size
+    while True:
+        handled = len(p.marked)
+        try:
+            with open_session(p.name, p.config) as imap:
+                _drain(p, imap, batch_size)
+            return
+        except InboxError as err:
+            attempt = 1 if len(p.marked) > handled else attempt + 1
+            if not err.retryable or attempt > p.retry.attempts:
+                raise
+            p.report.retries += 1
+            batch_size = max(1, batch_size // 2)  # isolates a message that breaks the connection
+            log.warning("inbox_retry", inbox=p.name, attempt=attempt, reason=str(err))
+            time.sleep(p.retry.delay(attempt))
+            p.renew()
+
+
+def _reroute(p: _Pass) -> None:
+    with transaction(p.rt.sessions) as session:
+        queued = reroute(session, inbox=p.name, routing=p.rt.routing, default=p.config.channel)
+    if queued:
+        p.enqueue(queued)
+        p.report.rerouted = len(queued)
+
+
+def _tally(p: _Pass) -> None:
+    counts = Counter(p.outcomes.values())
+    report = p.report
+    report.new, report.duplicate = counts[Outcome.new], counts[Outcome.duplicate]
+    report.ignored, report.failed = counts[Outcome.ignored], counts[Outcome.failed]
+    report.marked = len(p.marked)
+    report.left = len(p.found - p.marked)
+
+
+def poll_inbox(
+    rt: Runtime,
+    name: str,
+    *,
+    enqueue: Enqueue,
+    retry: RetryPolicy | None = None,
+    max_seconds: float | None = None,
+    owner: str | None = None,
+) -> PollReport:
+    """One pass over inbox ``name``; the report's ``error`` says why it could not finish.
+
+    ``max_seconds`` stops starting new batches after that long (the rest is left
+    for the next pass). Ledger errors propagate: nothing was marked for them.
+    """
+    config = rt.routing.inboxes.get(name)
+    if config is None:
+        known = ", ".join(sorted(rt.routing.inboxes)) or "none"
+        return PollReport(inbox=name, marks="", error=f"no inbox named {name!r} (configured: {known})")
+    marks = f"moved to {config.processed_folder}" if config.processed_folder else "flagged \\Seen"
+    p = _Pass(
+        rt=rt,
+        name=name,
+        config=config,
+        owner=owner or state.new_owner(),
+        enqueue=enqueue,
+        retry=retry or RetryPolicy(),
+        deadline=time.monotonic() + max_seconds if max_seconds else None,
+        report=PollReport(inbox=name, marks=marks),
+        reader=Reader(rt.routing),
+    )
+    source = f"{config.username}@{config.host}:{config.port}/{config.folder}"
+    with transaction(rt.sessions) as session:
+        if not state.acquire(
+            session, name, source=source, owner=p.owner, lease_seconds=lease_seconds(config)
+        ):
+            until = state.held_until(session, name)
+            when = f" (its lease runs until {until:%H:%M:%S} UTC)" if until else ""
+            p.report.error = f"another poller is working on this inbox{when}: try again then"
+            p.report.busy = True
+            return p.report
+    error: str | None = None
+    try:
+        _reroute(p)
+        _run(p)
+    except InboxError as err:
+        error = p.report.error = str(err)
+    finally:
+        _tally(p)
+        with transaction(rt.sessions) as session:
+            state.release(session, name, owner=p.owner, error=error)
+    if error:
+        log.warning("inbox_poll_failed", inbox=name, reason=error, **_counts(p.report))
+    else:
+        log.info("inbox_polled", inbox=name, **_counts(p.report))
+    return p.report
+
+
+def _counts(report: PollReport) -> dict[str, Any]:
+    return {k: v for k, v in report.summary().items() if k not in ("inbox", "error")}

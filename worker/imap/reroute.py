@@ -1,0 +1,50 @@
+"""Mail that no channel claimed, routed once the routing file says where it belongs.
+
+Such mail is recorded as a ``parse_error`` dead letter under the ``unrouted``
+channel. After an operator sets ``inboxes.<name>.channel`` or adds the sender to
+a channel's ``parse.senders``, the next pass of that inbox gives each of its open
+unrouted letters the channel the mail now maps to and replays it (audited, like
+an admin's replay). A copy re-sent to the inbox would not help: it is a
+duplicate at the door.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from adapters.detect import detect_channel
+from leadrelay.models import DeadLetter, DeadLetterStatus, Lead, LeadState
+from leadrelay.routing import Routing
+from worker.dead_letters import replay
+from worker.imap.intake import UNROUTED
+
+
+def reroute(session: Session, *, inbox: str, routing: Routing, default: str | None) -> list[int]:
+    """Ids of this inbox's unrouted leads that now have a channel and were queued again."""
+    stranded = session.execute(
+        select(DeadLetter.id, Lead.id, Lead.raw_body, Lead.raw_meta)
+        .join(Lead, Lead.id == DeadLetter.lead_id)
+        .where(
+            Lead.channel == UNROUTED,
+            Lead.state == LeadState.dead,
+            DeadLetter.status == DeadLetterStatus.open,
+        )
+        .order_by(Lead.id)
+    ).all()
+    queued: list[int] = []
+    for letter_id, lead_id, raw, meta in stranded:
+        if (meta or {}).get("inbox") != inbox or raw is None:
+            continue
+        channel = detect_channel(raw, routing.channels) or default
+        if channel is None:
+            continue
+        session.execute(
+            update(Lead)
+            .where(Lead.id == lead_id, Lead.channel == UNROUTED, Lead.state == LeadState.dead)
+            .values(channel=channel)
+            .execution_options(synchronize_session=False)
+        )
+        if replay(session, letter_id, actor=f"inbox:{inbox}", routing=routing).enqueue:
+            queued.append(lead_id)
+    return queued
