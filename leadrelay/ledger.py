@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from leadrelay.db import insert_for, utcnow
@@ -25,6 +25,7 @@ from leadrelay.models import (
     DeliveryAttempt,
     Lead,
     LeadState,
+    OpportunityLock,
 )
 
 RESPONSE_EXCERPT = 2000
@@ -244,3 +245,29 @@ def open_dead_letter_for(session: Session, lead_id: int) -> DeadLetter | None:
     return session.execute(
         select(DeadLetter).where(DeadLetter.lead_id == lead_id, DeadLetter.status == DeadLetterStatus.open)
     ).scalar_one_or_none()
+
+
+def lock_opportunity(
+    session: Session, *, account: str, opportunity_id: int, owner: str, seconds: int
+) -> bool:
+    """Take the note lock of an opportunity (or an expired one); False while another holds it."""
+    now = utcnow()
+    stmt = insert_for(session, OpportunityLock).values(
+        account=account, opportunity_id=opportunity_id, owner=owner, until=now + timedelta(seconds=seconds)
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["account", "opportunity_id"],
+        set_={"owner": stmt.excluded.owner, "until": stmt.excluded.until},
+        where=OpportunityLock.until < now,
+    ).returning(OpportunityLock.owner)
+    return session.execute(stmt).scalar_one_or_none() == owner
+
+
+def unlock_opportunity(session: Session, *, account: str, opportunity_id: int, owner: str) -> None:
+    session.execute(
+        delete(OpportunityLock).where(
+            OpportunityLock.account == account,
+            OpportunityLock.opportunity_id == opportunity_id,
+            OpportunityLock.owner == owner,
+        )
+    )

@@ -9,8 +9,9 @@ States and the only transitions the code makes (each a guarded UPDATE)::
     received ──normalise──> normalised ──claim──> delivering ──> delivered
         │                       ^                     │
         ├──> duplicate          └──── retry/throttle ─┤
-        ├──> ignored                                   └──> dead ──replay──> normalised
-        └──> dead (parse_error, routing)
+        ├──> ignored                                   ├──> attached (a later introduction:
+        └──> dead (parse_error, routing)               │    a note on the first one's opportunity)
+                                                       └──> dead ──replay──> normalised
 """
 
 from __future__ import annotations
@@ -45,12 +46,15 @@ class LeadState(StrEnum):
     normalised = "normalised"
     delivering = "delivering"
     delivered = "delivered"
+    attached = "attached"
     duplicate = "duplicate"
     ignored = "ignored"
     dead = "dead"
 
 
-TERMINAL_STATES = frozenset({LeadState.delivered, LeadState.duplicate, LeadState.ignored, LeadState.dead})
+TERMINAL_STATES = frozenset(
+    {LeadState.delivered, LeadState.attached, LeadState.duplicate, LeadState.ignored, LeadState.dead}
+)
 
 
 class DeadReason(StrEnum):
@@ -90,6 +94,8 @@ class Lead(Base):
     identity: Mapped[str | None] = mapped_column(String(320))
     location: Mapped[str | None] = mapped_column(String(100))
     duplicate_of: Mapped[int | None] = mapped_column(Id, ForeignKey("leads.id"))
+    first_introduction: Mapped[int | None] = mapped_column(Id, ForeignKey("leads.id"))
+    company_key: Mapped[str | None] = mapped_column(String(200))
     note: Mapped[str | None] = mapped_column(Text)
 
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -108,9 +114,11 @@ class Lead(Base):
     __table_args__ = (
         Index("ix_leads_state_next_attempt_at", "state", "next_attempt_at"),
         Index("ix_leads_channel_external_id", "channel", "external_id"),
-        Index("ix_leads_identity", "identity"),
         Index("ix_leads_received_at", "received_at"),
         Index("ix_leads_account_state_next_attempt_at", "account", "state", "next_attempt_at"),
+        Index("ix_leads_identity_location", "identity", "location"),
+        Index("ix_leads_location_company_key", "location", "company_key"),
+        Index("ix_leads_first_introduction", "first_introduction"),
     )
 
 
@@ -239,3 +247,25 @@ class NexudusUsage(Base):
     minute: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     requests: Mapped[int] = mapped_column(Integer, default=0)
     writes: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PossibleDuplicate(Base):
+    """Same company and a similar name, other contact details: for a person to judge."""
+
+    __tablename__ = "possible_duplicates"
+
+    lead_id: Mapped[int] = mapped_column(Id, ForeignKey("leads.id"), primary_key=True)
+    other_lead_id: Mapped[int] = mapped_column(Id, ForeignKey("leads.id"), primary_key=True)
+    score: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class OpportunityLock(Base):
+    """Who is appending a note to an opportunity right now (GET, merge, PUT must not interleave)."""
+
+    __tablename__ = "opportunity_locks"
+
+    account: Mapped[str] = mapped_column(String(100), primary_key=True)
+    opportunity_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    until: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -87,6 +87,7 @@ class AccountConfig(_Strict):
     password: SecretStr | None = None
     password_env: str | None = None
     limits: NexudusLimits = Field(default_factory=NexudusLimits)
+    protection_days: int | None = Field(default=None, ge=0, description="broker protection window override")
 
     def resolved_username(self, where: str, fallback: str | None) -> str | None:
         if self.username:
@@ -348,6 +349,10 @@ class Defaults(_Strict):
     follow_up_hours: int = Field(default=24, ge=0)
     term_months: int = Field(default=12, gt=0)
     rejection_window_hours: int = Field(default=48, ge=0)
+    reuse_open_opportunities: bool = Field(
+        default=True,
+        description="note a new enquiry on an open opportunity staff already made for the customer",
+    )
 
 
 class Routing(_Strict):
@@ -408,9 +413,15 @@ class Routing(_Strict):
         loc = self.locations[location]
         return loc.agent_ids.get(channel, self.channels[channel].agent_id)
 
-    def protection_days(self, channel: str) -> int:
-        override = self.channels[channel].protection_days if channel in self.channels else None
-        return self.defaults.protection_days if override is None else override
+    def protection_days(self, channel: str, account: str | None) -> int:
+        """The broker protection window: the channel's, else the account's, else the default."""
+        for days in (
+            self.channels[channel].protection_days if channel in self.channels else None,
+            self.accounts[account].protection_days if account in self.accounts else None,
+        ):
+            if days is not None:
+                return days
+        return self.defaults.protection_days
 
 
 def _format(err: ValidationError) -> list[str]:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadrelay import ledger
@@ -31,18 +31,24 @@ from leadrelay.nexudus.payloads import (
     Route,
     channel_label,
     coworker_payload,
+    introduction_note,
+    note_marker,
     opportunity_name,
     opportunity_payload,
+    with_note,
 )
 from leadrelay.routing import Routing
 from leadrelay.runtime import ConfigurationError, Runtime
-from worker import dedupe
+from worker import dedupe, introductions
 from worker.dispatch import Claim, claim
 from worker.retry import next_attempt
 
 log = structlog.get_logger(__name__)
 
 CREATE_OPPORTUNITY = "opportunity.create"
+WAIT_FOR_FIRST_SECONDS = 3
+NOTE_LOCK_WAIT_SECONDS = 1
+_BOARD_COLUMNS: dict[tuple[str, int], set[int]] = {}  # a location's board columns, per process
 
 
 class LostLease(Exception):
@@ -149,9 +155,13 @@ class _Delivery:
             )
 
     def _deliver(self, client: NexudusClient, route: Route) -> str:
-        coworker = self._coworker(client, route)
-        if isinstance(coworker, Result):
-            return self._failed(coworker, call="coworker")
+        first = self._first_introduction()
+        if first is not None:
+            return self._attach_to_first(client, route, first)
+        found = self._coworker(client, route)
+        if isinstance(found, Result):
+            return self._failed(found, call="coworker")
+        coworker, known_customer = found
         label = channel_label(route.channel, route.channel_config)
         name = opportunity_name(label, self.s.lead.external_id or self.s.fingerprint[:12])
         system_id = dedupe.system_id(self.s.lead, channel=self.s.channel, fingerprint=self.s.fingerprint)
@@ -164,6 +174,13 @@ class _Delivery:
                 return self._failed(found, call="opportunity.find")
             if found.value is not None:
                 return self._delivered(coworker, found.value, name)
+
+        if known_customer and self.rt.routing.defaults.reuse_open_opportunities:
+            staffs = self._open_opportunity_by_others(client, route, coworker)
+            if isinstance(staffs, Result):
+                return self._failed(staffs, call="opportunity.open")
+            if staffs is not None:
+                return self._attach(client, route, staffs, heading="New enquiry", first=None)
 
         def payload(coworker_id: int) -> dict[str, Any]:
             return opportunity_payload(
@@ -183,9 +200,10 @@ class _Delivery:
             # Nexudus answers 401 when a write names a deleted record: the cached
             # coworker may be gone. Find or create it again, then try once more.
             self._forget_coworker(route.account)
-            coworker = self._coworker(client, route)
-            if isinstance(coworker, Result):
-                return self._failed(coworker, call="coworker")
+            again = self._coworker(client, route)
+            if isinstance(again, Result):
+                return self._failed(again, call="coworker")
+            coworker = again[0]
             created = self._call(
                 CREATE_OPPORTUNITY, lambda: client.create_opportunity(payload(coworker)), write=True
             )
@@ -195,26 +213,27 @@ class _Delivery:
 
     # ---- coworker --------------------------------------------------------------
 
-    def _coworker(self, client: NexudusClient, route: Route) -> int | Result:
+    def _coworker(self, client: NexudusClient, route: Route) -> tuple[int, bool] | Result:
+        """The customer's id, and whether Nexudus knew them before this lead."""
         email = self.s.lead.contact.email
         if email:
             with transaction(self.rt.sessions) as session:
                 cached = session.get(CoworkerCache, (route.account, email))
                 if cached is not None:
-                    return cached.coworker_id
+                    return cached.coworker_id, True
             found = self._call("coworker.find", lambda: client.find_coworker(email), write=False)
             if not found.ok:
                 return found
             if found.value is not None:
                 self._remember_coworker(route.account, email, found.value)
-                return int(found.value)
+                return int(found.value), True
         body = coworker_payload(self.s.lead, route)
         created = self._call("coworker.create", lambda: client.create_coworker(body), write=True)
         if not created.ok:
             return created
         if email:
             self._remember_coworker(route.account, email, created.value)
-        return int(created.value)
+        return int(created.value), False
 
     def _remember_coworker(self, account: str, email: str, coworker_id: int) -> None:
         with transaction(self.rt.sessions) as session:
@@ -236,6 +255,117 @@ class _Delivery:
             session.execute(
                 delete(CoworkerCache).where(CoworkerCache.account == account, CoworkerCache.email == email)
             )
+
+    # ---- introductions -----------------------------------------------------------
+
+    def _first_introduction(self) -> Lead | None:
+        """The lead whose opportunity this one belongs to, or None when this lead is the first."""
+        with transaction(self.rt.sessions) as session:
+            row = session.get(Lead, self.s.id)
+            assert row is not None
+            relation = introductions.relate(session, row, routing=self.rt.routing)
+            if relation.first != row.first_introduction:
+                session.execute(
+                    update(Lead)
+                    .where(Lead.id == self.s.id, Lead.lease_owner == self.owner)
+                    .values(first_introduction=relation.first)
+                    .execution_options(synchronize_session=False)
+                )
+            return None if relation.first is None else session.get(Lead, relation.first)
+
+    def _attach_to_first(self, client: NexudusClient, route: Route, first: Lead) -> str:
+        if first.state != LeadState.delivered or first.opportunity_id is None:
+            # the first introduction is not in Nexudus yet: wait for it
+            return self._wait(WAIT_FOR_FIRST_SECONDS, f"waiting for lead {first.id}, the first introduction")
+        first_channel = self.rt.routing.channels.get(first.channel)
+        first_label = channel_label(first.channel, first_channel) if first_channel else first.channel
+        reference = f" ref {first.external_id}" if first.external_id else ""
+        when = first.received_at.strftime("%Y-%m-%d %H:%M UTC")
+        return self._attach(
+            client,
+            route,
+            first.opportunity_id,
+            heading="Later introduction",
+            first=f"{first_label}{reference} on {when}",
+        )
+
+    def _open_opportunity_by_others(
+        self, client: NexudusClient, route: Route, coworker: int
+    ) -> int | Result | None:
+        """An open opportunity someone else (staff, another tool) made for this customer here."""
+        found = self._call("opportunity.open", lambda: client.open_opportunities(coworker), write=False)
+        if not found.ok:
+            return found
+        records = [r for r in found.value if not str(r.get("SystemId") or "").startswith("leadrelay:")]
+        if not records:
+            return None
+        columns = self._board_columns(client, route)
+        if isinstance(columns, Result):
+            return columns
+        mine = [r["Id"] for r in records if r.get("CrmBoardColumnId") in columns]
+        return min(mine) if mine else None
+
+    def _board_columns(self, client: NexudusClient, route: Route) -> set[int] | Result:
+        column = route.location_config.board_column_id
+        key = (route.account, column)
+        if key not in _BOARD_COLUMNS:
+            found = self._call("board.columns", lambda: client.board_columns(column), write=False)
+            if not found.ok:
+                return found
+            _BOARD_COLUMNS[key] = set(found.value)
+        return _BOARD_COLUMNS[key]
+
+    def _attach(
+        self, client: NexudusClient, route: Route, opportunity_id: int, *, heading: str, first: str | None
+    ) -> str:
+        """Append this lead as a note to an existing opportunity, one writer at a time.
+
+        Nexudus has no conditional update: two GET–merge–PUTs interleaving would
+        lose a note, so they take turns under a lock in the ledger (one that expires,
+        so a killed worker cannot keep it).
+        """
+        lock = {"account": route.account, "opportunity_id": opportunity_id, "owner": self.owner}
+        with transaction(self.rt.sessions) as session:
+            taken = ledger.lock_opportunity(session, **lock, seconds=self.rt.settings.lease_seconds)
+        if not taken:
+            return self._wait(
+                NOTE_LOCK_WAIT_SECONDS, f"opportunity {opportunity_id} is being updated by another lead"
+            )
+        try:
+            return self._append_note(client, route, opportunity_id, heading=heading, first=first)
+        finally:
+            with transaction(self.rt.sessions) as session:
+                ledger.unlock_opportunity(session, **lock)
+
+    def _append_note(
+        self, client: NexudusClient, route: Route, opportunity_id: int, *, heading: str, first: str | None
+    ) -> str:
+        """GET the opportunity, merge the note, PUT the whole record (Nexudus validates PUT whole)."""
+        got = self._call("opportunity.get", lambda: client.get_opportunity(opportunity_id), write=False)
+        if not got.ok:
+            return self._failed(got, call="opportunity.get")
+        record = dict(got.value or {})
+        if note_marker(self.s.id) not in (record.get("Notes") or ""):
+            label = channel_label(route.channel, route.channel_config)
+            note = introduction_note(
+                self.s.lead,
+                label=label,
+                lead_id=self.s.id,
+                received_at=self.s.received_at,
+                first=first,
+                heading=heading,
+            )
+            updated = self._call(
+                "opportunity.update", lambda: client.update_opportunity(with_note(record, note)), write=True
+            )
+            if not updated.ok:
+                return self._failed(updated, call="opportunity.update")
+        return self._settle(
+            LeadState.attached,
+            coworker_id=record.get("CoworkerId"),
+            opportunity_id=opportunity_id,
+            name=record.get("Name"),
+        )
 
     # ---- calls and attempts -----------------------------------------------------
 
@@ -287,12 +417,19 @@ class _Delivery:
     # ---- endings ----------------------------------------------------------------
 
     def _delivered(self, coworker_id: int, opportunity_id: int, name: str) -> str:
+        return self._settle(
+            LeadState.delivered, coworker_id=coworker_id, opportunity_id=opportunity_id, name=name
+        )
+
+    def _settle(
+        self, state: LeadState, *, coworker_id: int | None, opportunity_id: int, name: str | None
+    ) -> str:
         with transaction(self.rt.sessions) as session:
             moved = ledger.transition(
                 session,
                 self.s.id,
                 from_states=[LeadState.delivering],
-                to=LeadState.delivered,
+                to=state,
                 owner=self.owner,
                 coworker_id=coworker_id,
                 opportunity_id=opportunity_id,
@@ -303,9 +440,10 @@ class _Delivery:
                 last_error=None,
             )
         if not moved:
-            # The next owner finds this opportunity by its Name: nothing is duplicated.
+            # The next owner finds this opportunity by its Name (or its note by the
+            # marker): nothing is duplicated.
             raise LostLease()
-        return "delivered"
+        return state.value
 
     def _dead(self, reason: DeadReason, message: str, detail: dict[str, Any]) -> str:
         with transaction(self.rt.sessions) as session:
@@ -347,6 +485,10 @@ class _Delivery:
             reason = DeadReason.auth if result.outcome is Outcome.pause else DeadReason.exhausted
             return self._dead(reason, f"gave up after {failures} attempts: {result.message}", detail)
         return self._release(when, result.message, count=True, outcome="retry")
+
+    def _wait(self, seconds: float, why: str) -> str:
+        """Hand the lead back for a moment, without counting a failed attempt."""
+        return self._release(utcnow() + timedelta(seconds=seconds), why, count=False, outcome="waiting")
 
     def _release(self, when: datetime, error: str, *, count: bool, outcome: str) -> str:
         with transaction(self.rt.sessions) as session:

@@ -18,7 +18,7 @@ from leadrelay.db import utcnow
 from leadrelay.ledger import kill, transition
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
-from worker import dedupe
+from worker import dedupe, introductions
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +89,7 @@ def accept(
         "identity": canonical.identity(),
         "location": location,
         "account": routing.locations[location].account if location else None,
+        "company_key": introductions.company_key(canonical.contact.company),
     }
     if verdict.duplicate_of is not None:
         transition(
@@ -110,4 +111,6 @@ def accept(
         **facts,
         **values,
     )
+    session.refresh(lead)
+    introductions.flag_possible_duplicates(session, lead, canonical, routing=routing)
     return Normalised(state=LeadState.normalised)

@@ -16,7 +16,7 @@ from leadrelay import queries
 from leadrelay.api.admin_auth import bearer, require_token
 from leadrelay.db import transaction
 from leadrelay.models import DeadLetterStatus, DeadReason, LeadState
-from worker import dead_letters
+from worker import dead_letters, introductions
 from worker.dead_letters import ActionRefused, Filter, NotFound, Replayed
 from worker.queue import enqueue
 
@@ -275,5 +275,53 @@ async def get_lead(request: Request, lead_id: int, _: Actor) -> Any:
             "delivery_attempts": [AttemptOut.model_validate(a) for a in view.attempts],
             "dead_letter_ids": [d.id for d in view.dead_letters],
         }
+
+    return await run_in_threadpool(_read, request, load)
+
+
+class IntroductionSide(BaseModel):
+    lead_id: int
+    channel: str
+    reference: str | None
+    received_at: datetime
+
+
+class IntroductionOut(BaseModel):
+    client: str | None
+    location: str | None
+    later: IntroductionSide
+    first: IntroductionSide
+    opportunity_id: int | None
+    state: str = Field(description="attached, or normalised while the first one is still on its way")
+    reject_by: datetime
+    seconds_left: int
+
+
+def _side(lead: Any) -> IntroductionSide:
+    return IntroductionSide(
+        lead_id=lead.id, channel=lead.channel, reference=lead.external_id, received_at=lead.received_at
+    )
+
+
+@router.get("/introductions", response_model=list[IntroductionOut])
+async def list_introductions(request: Request, _: Actor, include_expired: bool = False) -> Any:
+    """Later introductions of clients another broker introduced first, with the rejection deadline."""
+    hours = _routing(request).defaults.rejection_window_hours
+
+    def load(session: Session) -> list[IntroductionOut]:
+        rows = introductions.competing(session, rejection_hours=hours, include_expired=include_expired)
+        return [
+            IntroductionOut(
+                client=((row.lead.lead or {}).get("contact") or {}).get("full_name"),
+                location=row.lead.location,
+                later=_side(row.lead),
+                first=_side(row.first),
+                opportunity_id=row.lead.opportunity_id or row.first.opportunity_id,
+                state=row.lead.state,
+                reject_by=row.deadline,
+                seconds_left=max(0, int(row.time_left.total_seconds())),
+            )
+            for row in rows
+        ]
 
     return await run_in_threadpool(_read, request, load)

@@ -31,8 +31,9 @@ from leadrelay.api.admin_auth import (
 from leadrelay.db import transaction, utcnow
 from leadrelay.durations import parse_since
 from leadrelay.models import TERMINAL_STATES, DeadLetterStatus, DeadReason, LeadState
-from worker import dead_letters
+from worker import dead_letters, introductions
 from worker.dead_letters import ActionRefused, Filter, NotFound
+from worker.introductions import describe
 from worker.queue import enqueue
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parents[1] / "templates"))
@@ -256,6 +257,30 @@ async def replay_matching(
         )
         queued += isinstance(result, dead_letters.Replayed) and result.enqueue
     return _back("/admin", f"Replayed {queued} of {len(ids)} matching dead letters.")
+
+
+@router.get("/introductions")
+async def introductions_page(request: Request) -> HTMLResponse:
+    _session(request)
+    routing = _routing(request)
+    hours = routing.defaults.rejection_window_hours
+    with _sessions(request)() as session:
+        rows, flags = await run_in_threadpool(
+            lambda: (
+                introductions.competing(session, rejection_hours=hours, include_expired=True),
+                introductions.possible_duplicates(session),
+            )
+        )
+    return _page(
+        request,
+        "introductions.html",
+        rows=rows,
+        flags=flags,
+        hours=hours,
+        routing=routing,
+        describe=describe,
+        now=utcnow(),
+    )
 
 
 @router.get("/leads")

@@ -6,7 +6,7 @@ from leadrelay.cli.app import app
 
 
 def main() -> None:
-    from leadrelay.cli import commands, dlq, inbox  # noqa: F401  (register the commands)
+    from leadrelay.cli import commands, dlq, inbox, introductions  # noqa: F401  (register the commands)
 
     app()
 

@@ -182,12 +182,18 @@ def note_marker(lead_id: int) -> str:
 
 
 def introduction_note(
-    lead: CanonicalLead, *, label: str, lead_id: int, received_at: datetime, first: str | None
+    lead: CanonicalLead,
+    *,
+    label: str,
+    lead_id: int,
+    received_at: datetime,
+    first: str | None,
+    heading: str = "Later introduction",
 ) -> str:
     """The note a later introduction (or a new enquiry of a known customer) adds to an opportunity."""
     reference = f" (ref {lead.external_id})" if lead.external_id else ""
     when = received_at.strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"Later introduction via {label}{reference} on {when} {note_marker(lead_id)}"]
+    lines = [f"{heading} via {label}{reference} on {when} {note_marker(lead_id)}"]
     if first:
         lines.append(f"First introduced by: {first}")
     broker = ", ".join(p for p in (lead.broker.contact, lead.broker.name, lead.broker.email) if p)

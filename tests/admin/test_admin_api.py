@@ -10,6 +10,8 @@ import pytest
 from leadrelay import queries
 from leadrelay.api.app import create_app
 from leadrelay.runtime import Runtime
+from tests.attribution.test_attribution import hubble, workthere
+from tests.attribution.test_attribution import settle as settle_all
 from tests.conftest import OPEN_BUDGET, ThreadedServer, make_settings, routing_with
 from tests.dead_letters.test_replay import settle
 from tests.helpers import canonical, dead_letters, ingest
@@ -128,3 +130,18 @@ def test_the_admin_api_is_in_the_openapi_with_bearer_auth(admin) -> None:
     schema = client.get("/openapi.json").json()
     assert "/admin/api/dead-letters/{letter_id}/replay" in schema["paths"]
     assert any(s.get("scheme") == "bearer" for s in schema["components"]["securitySchemes"].values())
+
+
+def test_competing_introductions_are_listed_with_their_deadline(admin) -> None:
+    client, rt = admin
+    first = ingest(rt, hubble(), channel="hubblehq")
+    later = ingest(rt, workthere(), channel="workthere")
+    assert (settle_all(rt, first), settle_all(rt, later)) == ("delivered", "attached")
+    [row] = client.get("/admin/api/introductions").json()
+    assert (row["first"]["lead_id"], row["later"]["lead_id"], row["state"]) == (first, later, "attached")
+    assert (row["later"]["reference"], row["first"]["reference"]) == ("WT-2026-004417", "enq_8F2KQ7XW")
+    assert 47 * 3600 < row["seconds_left"] <= 48 * 3600
+    page = httpx.Client(base_url=client.base_url)
+    page.post("/admin/login", data={"token": TOKEN, "name": "Jess"})
+    html = page.get("/admin/introductions").text
+    assert "Workthere WT-2026-004417" in html and "HubbleHq enq_8F2KQ7XW" in html

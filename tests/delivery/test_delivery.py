@@ -23,6 +23,14 @@ from tests.helpers import attempts, canonical, dead_letters, ingest, lead, make_
 from worker.pipeline import process
 
 
+def outside_protection(rt: Runtime, lead_id: int) -> None:
+    """Move a lead's arrival back past the 90-day broker protection window."""
+    with transaction(rt.sessions) as session:
+        session.execute(
+            update(Lead).where(Lead.id == lead_id).values(received_at=utcnow() - timedelta(days=91))
+        )
+
+
 def deliver_now(rt: Runtime, lead_id: int, owner: str = "test-worker") -> str:
     make_due(rt, lead_id)
     return process(rt, lead_id, owner=owner)
@@ -92,14 +100,22 @@ def test_an_existing_customer_is_reused_not_recreated(runtime: Runtime, sandbox)
     lead_id = ingest(runtime, canonical())
     assert process(runtime, lead_id, owner="w") == "delivered"
     assert sandbox.opportunities()[0]["CoworkerId"] == existing
-    assert [a.call for a in attempts(runtime, lead_id)] == ["coworker.find", "opportunity.create"]
+    # a known customer: is there an open opportunity staff made? (none here)
+    assert [a.call for a in attempts(runtime, lead_id)] == [
+        "coworker.find",
+        "opportunity.open",
+        "opportunity.create",
+    ]
 
 
-def test_a_second_lead_of_a_known_customer_uses_the_cached_coworker(runtime: Runtime, sandbox) -> None:
-    process(runtime, ingest(runtime, canonical()), owner="w")
+def test_a_known_customer_months_later_uses_the_cached_coworker(runtime: Runtime, sandbox) -> None:
+    first = ingest(runtime, canonical())
+    process(runtime, first, owner="w")
+    outside_protection(runtime, first)
     second = ingest(runtime, canonical(external_id="zap-000200", message="A different enquiry"))
     assert process(runtime, second, owner="w") == "delivered"
-    assert [a.call for a in attempts(runtime, second)] == ["opportunity.create"]
+    # no customer search; our own earlier opportunity is not "an open one staff made"
+    assert [a.call for a in attempts(runtime, second)] == ["opportunity.open", "opportunity.create"]
     assert len(sandbox.opportunities()) == 2
 
 
@@ -196,7 +212,9 @@ def test_retries_run_out_into_an_exhausted_dead_letter(runtime: Runtime, sandbox
 
 
 def test_a_deleted_coworker_is_found_or_created_again(runtime: Runtime, sandbox) -> None:
-    process(runtime, ingest(runtime, canonical()), owner="w")
+    first = ingest(runtime, canonical())
+    process(runtime, first, owner="w")
+    outside_protection(runtime, first)
     old_coworker = sandbox.opportunities()[0]["CoworkerId"]
     assert sandbox.delete_coworker(old_coworker)
 
@@ -206,6 +224,7 @@ def test_a_deleted_coworker_is_found_or_created_again(runtime: Runtime, sandbox)
     assert newest["CoworkerId"] != old_coworker
     calls = [(a.call, a.status_code) for a in attempts(runtime, second)]
     assert calls == [
+        ("opportunity.open", 200),
         ("opportunity.create", 401),
         ("coworker.find", 200),
         ("coworker.create", 200),
@@ -216,7 +235,8 @@ def test_a_deleted_coworker_is_found_or_created_again(runtime: Runtime, sandbox)
 def test_a_revoked_token_is_replaced_once_without_losing_the_lead(runtime: Runtime, sandbox) -> None:
     process(runtime, ingest(runtime, canonical()), owner="w")
     sandbox.state.revoke_tokens()
-    second = ingest(runtime, canonical(external_id="zap-000301", message="Another enquiry"))
+    other = {"full_name": "Ruth Ellis", "email": "ruth@ellis.example"}
+    second = ingest(runtime, canonical(external_id="zap-000301", contact=other))
     assert process(runtime, second, owner="w") == "delivered"
     assert len(sandbox.opportunities()) == 2
 

@@ -1,0 +1,190 @@
+"""One client, many brokers: who introduced a person first, and who came later.
+
+Brokers are paid for the introduction that counts, usually the first inside a
+protection window (90 days by default). For a person — the same normalised
+e-mail, else the same E.164 phone — and a location, the leads received within
+the window form a group; the group's **first introduction** is the lead that
+holds its opportunity, else its oldest lead still alive (normalised or being
+delivered). It gets the Nexudus
+opportunity, with its own LeadSource and AgentId. Every later lead of the group
+becomes a note on that opportunity (state ``attached``) and is listed for the
+operator, who usually has 24–48 h to reject a competing introduction.
+
+Deciding by arrival order in the ledger — the lowest lead id wins — makes the
+choice the same on every worker, however many introductions of one person
+arrive at once. The decision is also taken under a per-person advisory lock on
+Postgres, so that two workers never act on a half-finished decision.
+
+Same company and a similar name with different contact details is only a
+*possible* duplicate: flagged for a person, never merged.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from rapidfuzz import fuzz
+from sqlalchemy import case, select, text
+from sqlalchemy.orm import Session
+
+from leadrelay.canonical import CanonicalLead
+from leadrelay.db import insert_for, utcnow
+from leadrelay.models import Lead, LeadState, PossibleDuplicate
+from leadrelay.nexudus.payloads import channel_label
+from leadrelay.routing import Routing
+
+ALIVE = (LeadState.normalised, LeadState.delivering, LeadState.delivered)
+SIMILAR_NAME = 85  # rapidfuzz token_sort_ratio, 0–100
+CANDIDATES = 500
+_LEGAL_FORMS = re.compile(
+    r"\b(ltd|limited|llp|llc|inc|incorporated|plc|gmbh|ag|ug|kg|sarl|sas|bv|nv|co|company|corp|corporation)\b\.?"
+)
+
+
+def company_key(company: str | None) -> str | None:
+    """A company name for comparison: accents, case, punctuation and legal form ignored."""
+    if not company:
+        return None
+    ascii_name = unicodedata.normalize("NFKD", company).encode("ascii", "ignore").decode().lower()
+    ascii_name = ascii_name.replace("&", " and ")
+    words = re.sub(r"[^a-z0-9 ]+", " ", _LEGAL_FORMS.sub(" ", ascii_name)).split()
+    return " ".join(words)[:200] or None
+
+
+def lock_person(session: Session, identity: str, location: str) -> None:
+    """Serialise decisions about one person at one location (Postgres; SQLite serialises anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = zlib.crc32(f"{identity}|{location}".encode())
+        session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": 7012, "b": key - 2**31})
+
+
+def protection(routing: Routing, channel: str, account: str | None) -> timedelta:
+    return timedelta(days=routing.protection_days(channel, account))
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    first: int | None  # None: this lead is the first introduction
+
+    @property
+    def is_first(self) -> bool:
+        return self.first is None
+
+
+def relate(session: Session, lead: Lead, *, routing: Routing) -> Relation:
+    """Is ``lead`` the first introduction of its person here, or a later one (of which)?"""
+    if not lead.identity or not lead.location:
+        return Relation(first=None)
+    lock_person(session, lead.identity, lead.location)
+    since = lead.received_at - protection(routing, lead.channel, lead.account)
+    # The one holding the opportunity wins: a dead first introduction replayed
+    # later must not take over from the lead delivered in its place.
+    delivered_first = case((Lead.state == LeadState.delivered, 0), else_=1)
+    first = session.execute(
+        select(Lead.id)
+        .where(
+            Lead.identity == lead.identity,
+            Lead.location == lead.location,
+            Lead.state.in_([s.value for s in ALIVE]),
+            Lead.received_at >= since,
+        )
+        .order_by(delivered_first, Lead.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    return Relation(first=None if first in (None, lead.id) else first)
+
+
+def flag_possible_duplicates(
+    session: Session, lead: Lead, canonical: CanonicalLead, *, routing: Routing
+) -> list[int]:
+    """Leads of the same company and a similar name but other contact details: flag, never merge."""
+    key, name = lead.company_key, canonical.contact.full_name
+    if not key or not name or not lead.location:
+        return []
+    since = lead.received_at - protection(routing, lead.channel, lead.account)
+    others = session.execute(
+        select(Lead.id, Lead.lead)
+        .where(
+            Lead.location == lead.location,
+            Lead.company_key == key,
+            Lead.identity != lead.identity,
+            Lead.id != lead.id,
+            Lead.received_at >= since,
+            Lead.state.not_in([LeadState.duplicate, LeadState.ignored]),
+        )
+        .order_by(Lead.id.desc())
+        .limit(CANDIDATES)
+    ).all()
+    flagged = []
+    for other_id, other in others:
+        other_name = ((other or {}).get("contact") or {}).get("full_name")
+        if not other_name:
+            continue
+        score = fuzz.token_sort_ratio(name.casefold(), other_name.casefold())
+        if score < SIMILAR_NAME:
+            continue
+        session.execute(
+            insert_for(session, PossibleDuplicate)
+            .values(lead_id=lead.id, other_lead_id=other_id, score=round(score, 1), created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["lead_id", "other_lead_id"])
+        )
+        flagged.append(other_id)
+    return flagged
+
+
+@dataclass(frozen=True, slots=True)
+class Competing:
+    """A later introduction, set against the first one."""
+
+    lead: Lead
+    first: Lead
+    deadline: datetime
+
+    @property
+    def time_left(self) -> timedelta:
+        return self.deadline - utcnow()
+
+
+def competing(session: Session, *, rejection_hours: int, include_expired: bool = False) -> list[Competing]:
+    """Later introductions, with the time left to reject them with the portal."""
+    later = list(
+        session.execute(
+            select(Lead).where(Lead.first_introduction.is_not(None)).order_by(Lead.received_at.desc())
+        ).scalars()
+    )
+    firsts = {
+        row.id: row
+        for row in session.execute(
+            select(Lead).where(Lead.id.in_({lead.first_introduction for lead in later}))
+        ).scalars()
+    }
+    now, window = utcnow(), timedelta(hours=rejection_hours)
+    rows = [
+        Competing(lead, firsts[lead.first_introduction], lead.received_at + window)
+        for lead in later
+        if lead.first_introduction in firsts
+    ]
+    return [row for row in rows if include_expired or row.deadline > now]
+
+
+def describe(routing: Routing, lead: Lead) -> str:
+    """``HubbleHq enq_8F2KQ7XW`` for a lead: its portal and reference."""
+    config = routing.channels.get(lead.channel)
+    label = channel_label(lead.channel, config) if config else lead.channel
+    return f"{label} {lead.external_id or '#' + str(lead.id)}"
+
+
+def possible_duplicates(session: Session, *, limit: int = 200) -> list[tuple[PossibleDuplicate, Lead, Lead]]:
+    rows = session.execute(
+        select(PossibleDuplicate).order_by(PossibleDuplicate.created_at.desc()).limit(limit)
+    ).scalars()
+    found = []
+    for flag in rows:
+        lead, other = session.get(Lead, flag.lead_id), session.get(Lead, flag.other_lead_id)
+        if lead is not None and other is not None:
+            found.append((flag, lead, other))
+    return found
