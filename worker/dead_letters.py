@@ -39,7 +39,7 @@ class ActionRefused(Exception):
 
 
 class NotFound(ActionRefused):
-    pass
+    """No dead letter with that id."""
 
 
 @dataclass(frozen=True, slots=True)

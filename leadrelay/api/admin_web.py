@@ -51,7 +51,7 @@ SECURITY_HEADERS = {
 
 
 class LoginRequired(Exception):
-    pass
+    """No valid admin session: the page sends the browser to the login form."""
 
 
 def _page(request: Request, name: str, code: int = 200, **context: Any) -> HTMLResponse:

@@ -36,7 +36,7 @@ class Refusal(BaseModel):
 
 
 class TooLarge(Exception):
-    pass
+    """The body passed the size limit (answered with 413, nothing stored)."""
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:

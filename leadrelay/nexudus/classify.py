@@ -13,6 +13,7 @@ pause      401/403 or refused credentials: the account needs attention
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -58,10 +59,8 @@ def retry_after_seconds(value: str | None) -> float:
     """Seconds from a Retry-After header (delta-seconds or HTTP-date)."""
     if not value:
         return DEFAULT_THROTTLE_SECONDS
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    with contextlib.suppress(ValueError):
+        return max(0.0, float(value))  # delta-seconds (fractional from a sped-up sandbox)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
