@@ -54,6 +54,12 @@ class LeadKind(StrEnum):
 class _Part(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # Postgres text and JSONB cannot hold U+0000: a stray one in a partner's text must not stop the lead
+        return value.replace("\x00", "") if isinstance(value, str) else value
+
 
 def first_error(err: ValidationError) -> str:
     """The first validation problem, as ``dotted.path: message`` for one-line reports."""

@@ -104,6 +104,26 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
+@contextmanager
+def statement_commits(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """Each statement commits on its own: for a unit of work of one statement.
+
+    On Postgres the session runs on an AUTOCOMMIT connection, so a single INSERT is
+    one round trip, as durable as BEGIN, INSERT, COMMIT (three). Elsewhere it is
+    :func:`transaction`.
+    """
+    engine = factory.kw["bind"]
+    if engine.dialect.name != "postgresql":
+        with transaction(factory) as session:
+            yield session
+        return
+    with (
+        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
+        factory(bind=conn) as session,
+    ):
+        yield session
+
+
 def insert_for(session: Session, table: Any) -> Any:
     """A dialect INSERT that supports ``on_conflict_do_nothing``."""
     name = session.get_bind().dialect.name

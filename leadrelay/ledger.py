@@ -29,6 +29,7 @@ from leadrelay.models import (
 )
 
 RESPONSE_EXCERPT = 2000
+CONTENT_TYPE_CHARS = 200  # leads.content_type: a sender's longer header is cut, never refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,7 @@ def record_inbound(
             source=source,
             intake_key=intake_key,
             received_at=at,
-            content_type=content_type,
+            content_type=content_type[:CONTENT_TYPE_CHARS] if content_type else None,
             raw_body=body,
             raw_sha256=hashlib.sha256(body).hexdigest(),
             raw_meta=meta or {},

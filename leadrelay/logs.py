@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import structlog
@@ -40,6 +42,8 @@ PHONE_MIN_DIGITS = 9  # fewer digits than this are dates, ids and counts, not ph
 
 
 _DECIMAL = re.compile(r"^\d+\.\d+$")  # a duration or a ratio, not a phone number
+# pydantic puts the offending input into its messages: a name, a message text
+_INPUT_VALUE = re.compile(r"input_value=(?:.*?(?=, input_type=)|\S+)", re.S)
 
 
 def _mask_phone(match: re.Match[str]) -> str:
@@ -49,9 +53,15 @@ def _mask_phone(match: re.Match[str]) -> str:
     return REDACTED
 
 
+def mask_personal(text: str) -> str:
+    """Anything in free text that looks like an e-mail address, a phone number or echoed input."""
+    masked = _INPUT_VALUE.sub(f"input_value={REDACTED}", text)
+    return _PHONE.sub(_mask_phone, _EMAIL.sub(REDACTED, masked))
+
+
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        return _PHONE.sub(_mask_phone, _EMAIL.sub(REDACTED, value))
+        return mask_personal(value)
     if isinstance(value, dict):
         return {k: (REDACTED if str(k).lower() in SENSITIVE_KEYS else _scrub(v)) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -93,3 +103,27 @@ def configure(level: str = "INFO", *, json: bool = True) -> None:
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def bind_lead(lead_id: int, channel: str, meta: Mapping[str, Any] | None) -> None:
+    """Name the lead in every log line that follows (in this request or task).
+
+    ``event_id`` is the sender's own id for the item: the webhook delivery id, or
+    the inbox and IMAP UID of a mail (never its Message-ID, which can hold a name).
+    """
+    meta = meta or {}
+    event_id = meta.get("delivery_id")
+    if event_id is None and meta.get("uid") is not None:
+        event_id = f"{meta.get('inbox')}:{meta.get('uidvalidity')}:{meta.get('uid')}"
+    structlog.contextvars.bind_contextvars(lead_id=lead_id, channel=channel, event_id=event_id)
+
+
+@contextmanager
+def task_context(**values: Any) -> Iterator[None]:
+    """A task's log context: nothing left over from the previous task, nothing left behind."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(**values)
+    try:
+        yield
+    finally:
+        structlog.contextvars.clear_contextvars()

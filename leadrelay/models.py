@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -72,6 +73,11 @@ class DeadLetterStatus(StrEnum):
     superseded = "superseded"
 
 
+class PurgeReason(StrEnum):
+    retention = "retention"
+    erasure = "erasure"
+
+
 class Lead(Base):
     __tablename__ = "leads"
 
@@ -110,6 +116,10 @@ class Lead(Base):
     opportunity_id: Mapped[int | None] = mapped_column(BigInteger)
     opportunity_name: Mapped[str | None] = mapped_column(String(300))
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    # personal data removed (raw body, contact, message): by the retention policy or on request
+    purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    purged_why: Mapped[str | None] = mapped_column(String(16))  # retention | erasure
 
     __table_args__ = (
         Index("ix_leads_state_next_attempt_at", "state", "next_attempt_at"),
@@ -236,6 +246,10 @@ class NexudusAccount(Base):
     blocked_until: Mapped[float] = mapped_column(Float, default=0.0)
     last_sent_at: Mapped[float] = mapped_column(Float, default=0.0)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # the last token grant's outcome, for /readyz and alerts (NULL: never tried)
+    auth_ok: Mapped[bool | None] = mapped_column(Boolean)
+    auth_error: Mapped[str | None] = mapped_column(Text)
+    auth_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class NexudusUsage(Base):
@@ -269,3 +283,16 @@ class OpportunityLock(Base):
     opportunity_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     owner: Mapped[str] = mapped_column(String(200))
     until: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Alert(Base):
+    """What the alerting hook last said about one condition, so it never repeats itself."""
+
+    __tablename__ = "alerts"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # e.g. dead_letters, nexudus_auth:main
+    firing: Mapped[bool] = mapped_column(Boolean, default=False)
+    since: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    last_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    mark: Mapped[int] = mapped_column(BigInteger, default=0)  # e.g. the newest dead letter already told
+    summary: Mapped[str | None] = mapped_column(Text)

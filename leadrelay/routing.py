@@ -2,8 +2,9 @@
 
 Loaded once at start and validated whole; every problem is reported with the
 dotted key it is about (``channels.hubblehq.webhook.secret_env: …``), so an
-operator can fix the file without reading code. Secrets may be inline or named
-by ``*_env``; they are resolved when first needed and never logged.
+operator can fix the file without reading code. Secrets may be inline, named by
+``*_env`` (an environment variable) or by ``*_file`` (a file holding the value
+alone, e.g. a Docker secret); they are resolved when first needed and never logged.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pydantic import (
 from leadrelay.canonical import LeadKind, field_paths
 from leadrelay.intake.signatures import decode_secret
 from leadrelay.nexudus.enums import LeadSource
+from leadrelay.secret_files import SecretFileError, read_secret_file
 
 EMBEDDED_ROUTING = "default_routing.yaml"
 
@@ -49,7 +51,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _env_secret(inline: SecretStr | None, env_name: str | None, where: str) -> SecretStr | None:
+def _secret(
+    inline: SecretStr | None, env_name: str | None, file: Path | None, where: str
+) -> SecretStr | None:
+    """A secret given inline, by ``*_env`` (a variable's name) or by ``*_file`` (a file's path)."""
     if inline is not None and inline.get_secret_value():
         return inline
     if env_name:
@@ -57,6 +62,11 @@ def _env_secret(inline: SecretStr | None, env_name: str | None, where: str) -> S
         if not value:
             raise RoutingError("routing", [f"{where}_env: environment variable {env_name} is not set"])
         return SecretStr(value)
+    if file is not None:
+        try:
+            return SecretStr(read_secret_file(file, where=f"{where}_file"))
+        except SecretFileError as err:
+            raise RoutingError("routing", [str(err)]) from None
     return None
 
 
@@ -86,6 +96,7 @@ class AccountConfig(_Strict):
     username_env: str | None = None
     password: SecretStr | None = None
     password_env: str | None = None
+    password_file: Path | None = None
     limits: NexudusLimits = Field(default_factory=NexudusLimits)
     protection_days: int | None = Field(default=None, ge=0, description="broker protection window override")
 
@@ -100,7 +111,7 @@ class AccountConfig(_Strict):
         return fallback
 
     def resolved_password(self, where: str, fallback: SecretStr | None) -> SecretStr | None:
-        return _env_secret(self.password, self.password_env, f"{where}.password") or fallback
+        return _secret(self.password, self.password_env, self.password_file, f"{where}.password") or fallback
 
 
 class LocationConfig(_Strict):
@@ -134,21 +145,22 @@ class WebhookConfig(_Strict):
     ``standard-webhooks``: ``webhook-id``/``-timestamp``/``-signature`` headers.
     ``hmac-sha256``: ``X-Signature: sha256=<hex>`` of the body (header name
     configurable), the delivery id from ``id_header`` when the partner sends one.
-    ``secret``/``secret_env`` may hold several secrets separated by spaces, so a
+    ``secret``/``secret_env``/``secret_file`` may hold several secrets separated by spaces, so a
     key can be rotated without downtime.
     """
 
     scheme: Literal["standard-webhooks", "hmac-sha256"] = "standard-webhooks"
     secret: SecretStr | None = None
     secret_env: str | None = None
+    secret_file: Path | None = None
     signature_header: str = "X-Signature"
     id_header: str | None = None
 
     def keys(self, where: str) -> list[bytes]:
         """The HMAC keys, decoded (``whsec_`` secrets are base64 after the prefix)."""
-        value = _env_secret(self.secret, self.secret_env, f"{where}.secret")
+        value = _secret(self.secret, self.secret_env, self.secret_file, f"{where}.secret")
         if value is None:
-            raise RoutingError("routing", [f"{where}: give secret or secret_env"])
+            raise RoutingError("routing", [f"{where}: give secret, secret_env or secret_file"])
         parts = value.get_secret_value().replace(",", " ").split()
         if self.scheme == "hmac-sha256":
             return [part.encode() for part in parts]
@@ -267,10 +279,12 @@ class OAuth2Config(_Strict):
     client_id: str
     client_secret: SecretStr | None = None
     client_secret_env: str | None = None
+    client_secret_file: Path | None = None
     scope: str | None = Field(default=None, description="e.g. https://outlook.office365.com/.default")
     grant: Literal["client_credentials", "refresh_token"] = "client_credentials"
     refresh_token: SecretStr | None = None
     refresh_token_env: str | None = None
+    refresh_token_file: Path | None = None
 
     @field_validator("token_url")
     @classmethod
@@ -282,17 +296,29 @@ class OAuth2Config(_Strict):
 
     @model_validator(mode="after")
     def _grant_needs(self) -> OAuth2Config:
-        if self.grant == "refresh_token" and not (self.refresh_token or self.refresh_token_env):
-            raise ValueError("grant refresh_token needs refresh_token or refresh_token_env")
-        if self.grant == "client_credentials" and not (self.client_secret or self.client_secret_env):
-            raise ValueError("grant client_credentials needs client_secret or client_secret_env")
+        if self.grant == "refresh_token" and not (
+            self.refresh_token or self.refresh_token_env or self.refresh_token_file
+        ):
+            raise ValueError(
+                "grant refresh_token needs refresh_token, refresh_token_env or refresh_token_file"
+            )
+        if self.grant == "client_credentials" and not (
+            self.client_secret or self.client_secret_env or self.client_secret_file
+        ):
+            raise ValueError(
+                "grant client_credentials needs client_secret, client_secret_env or client_secret_file"
+            )
         return self
 
     def resolved_client_secret(self, where: str) -> SecretStr | None:
-        return _env_secret(self.client_secret, self.client_secret_env, f"{where}.client_secret")
+        return _secret(
+            self.client_secret, self.client_secret_env, self.client_secret_file, f"{where}.client_secret"
+        )
 
     def resolved_refresh_token(self, where: str) -> SecretStr | None:
-        return _env_secret(self.refresh_token, self.refresh_token_env, f"{where}.refresh_token")
+        return _secret(
+            self.refresh_token, self.refresh_token_env, self.refresh_token_file, f"{where}.refresh_token"
+        )
 
 
 class InboxConfig(_Strict):
@@ -306,6 +332,7 @@ class InboxConfig(_Strict):
     username: str
     password: SecretStr | None = None
     password_env: str | None = None
+    password_file: Path | None = None
     oauth2: OAuth2Config | None = None
     folder: str = "INBOX"
     processed_folder: str | None = Field(default=None, description="MOVE here once recorded, else flag Seen")
@@ -332,15 +359,15 @@ class InboxConfig(_Strict):
                 "plain IMAP would send the password in clear: set tls: true or starttls: true "
                 "(plain is allowed on a loopback host only)"
             )
-        has_password = bool(self.password or self.password_env)
+        has_password = bool(self.password or self.password_env or self.password_file)
         if has_password == (self.oauth2 is not None):
-            raise ValueError("give password or password_env, or an oauth2 block (exactly one)")
+            raise ValueError("give password, password_env or password_file, or an oauth2 block (exactly one)")
         if self.processed_folder is not None and self.processed_folder == self.folder:
             raise ValueError("processed_folder must differ from folder")
         return self
 
     def resolved_password(self, where: str) -> SecretStr | None:
-        return _env_secret(self.password, self.password_env, f"{where}.password")
+        return _secret(self.password, self.password_env, self.password_file, f"{where}.password")
 
 
 class Defaults(_Strict):

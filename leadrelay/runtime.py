@@ -33,11 +33,13 @@ class Runtime:
     pid: int = field(default_factory=os.getpid)
 
     @classmethod
-    def load(cls, settings: Settings | None = None, routing: Routing | None = None) -> Runtime:
+    def load(
+        cls, settings: Settings | None = None, routing: Routing | None = None, *, pool_size: int = 5
+    ) -> Runtime:
         settings = settings or get_settings()
         settings.ensure_data_dir()
         routing = routing or load_routing(settings.config)
-        engine = make_engine(settings.ledger_url())
+        engine = make_engine(settings.ledger_url(), pool_size=pool_size)
         return cls(settings=settings, routing=routing, engine=engine, sessions=make_session_factory(engine))
 
     def nexudus(self, account: str) -> NexudusClient:
@@ -61,7 +63,11 @@ class Runtime:
                 f"no Nexudus credentials for account {account!r}: set NEXUDUS_USERNAME and "
                 f"NEXUDUS_PASSWORD, or {where}.username and {where}.password_env in the routing file"
             )
+        from leadrelay.nexudus.auth_state import record_auth
         from leadrelay.nexudus.budget import budget_for
+
+        def on_auth(ok: bool, error: str | None) -> None:
+            record_auth(self.sessions, account, ok=ok, error=error)
 
         return NexudusClient(
             account=account,
@@ -71,6 +77,7 @@ class Runtime:
             timeout=self.settings.nexudus_timeout,
             budget=budget_for(self, account),
             max_inline_wait=self.settings.budget_wait_seconds,
+            on_auth=on_auth,
         )
 
     def close(self) -> None:

@@ -38,6 +38,7 @@ for var in ("LEADRELAY_CONFIG", "NEXUDUS_BASE_URL", "NEXUDUS_USERNAME", "NEXUDUS
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from leadrelay.children import free_port  # noqa: E402
 from leadrelay.db import Base  # noqa: E402
 from leadrelay.routing import Routing, parse_routing  # noqa: E402
 from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime  # noqa: E402
@@ -50,12 +51,6 @@ def _reachable(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from leadrelay.children import Child as Proc
-from leadrelay.children import wait_http
+from leadrelay.children import free_port, wait_http
 
 __all__ = ["Proc", "RemoteSandbox", "service_env", "wait_http"]
 
@@ -23,8 +23,6 @@ class RemoteSandbox:
     """`leadrelay sandbox` in its own process (no GIL shared with the test), driven over /_sandbox."""
 
     def __init__(self, logdir: Path, *, speed: float = 1.0, limits: bool = True) -> None:
-        from tests.conftest import free_port
-
         port = free_port()
         self.base_url = f"http://127.0.0.1:{port}"
         args = [

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu import Queue
 
 from leadrelay.settings import get_settings
@@ -27,6 +28,8 @@ from worker.imap.schedule import POLL_TASK, inbox_schedule
 
 LEADS_QUEUE = "leadrelay.leads"
 CONTROL_QUEUE = "leadrelay.control"
+ALERTS_TASK = "leadrelay.alerts"
+RETENTION_TASK = "leadrelay.retention"
 
 app = Celery("leadrelay", include=["worker.tasks"])
 
@@ -53,12 +56,18 @@ def celery_config() -> dict[str, Any]:
         "accept_content": ["json"],
         "task_default_queue": LEADS_QUEUE,
         "task_queues": [Queue(LEADS_QUEUE), Queue(CONTROL_QUEUE)],
-        "task_routes": {"leadrelay.sweep": {"queue": CONTROL_QUEUE}, POLL_TASK: {"queue": CONTROL_QUEUE}},
+        "task_routes": {
+            task: {"queue": CONTROL_QUEUE}
+            for task in ("leadrelay.sweep", POLL_TASK, ALERTS_TASK, RETENTION_TASK)
+        },
         "task_time_limit": max(settings.lease_seconds * 4, 300),
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
         "beat_schedule": {
             "sweep": {"task": "leadrelay.sweep", "schedule": settings.sweep_interval_seconds},
+            "alerts": {"task": ALERTS_TASK, "schedule": settings.alert_interval_seconds},
+            # daily, at a quiet hour (UTC)
+            "retention": {"task": RETENTION_TASK, "schedule": crontab(minute=17, hour=3)},
             **inbox_schedule(settings),
         },
         "beat_schedule_filename": str((settings.data_dir / "celerybeat-schedule").resolve()),

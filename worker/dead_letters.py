@@ -179,6 +179,11 @@ def _open_letter(session: Session, letter_id: int) -> tuple[DeadLetter, Lead]:
     if letter is None:
         raise NotFound(f"no dead letter {letter_id}")
     lead = session.execute(select(Lead).where(Lead.id == letter.lead_id).with_for_update()).scalar_one()
+    if lead.purged_at is not None:
+        raise ActionRefused(
+            f"lead {lead.id}'s personal data was purged ({lead.purged_why}) on {lead.purged_at:%Y-%m-%d}: "
+            "there is nothing left to replay or edit; ask the sender to send the lead again"
+        )
     if letter.status != DeadLetterStatus.open:
         raise ActionRefused(
             f"dead letter {letter_id} is already {letter.status}"

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from leadrelay import ledger
 from leadrelay.canonical import CanonicalLead
 from leadrelay.db import insert_for, transaction, utcnow
+from leadrelay.metrics import DEAD, DELIVERED, RETRIES
 from leadrelay.models import CoworkerCache, DeadReason, DeliveryAttempt, Lead, LeadState
 from leadrelay.nexudus.classify import Outcome, Result
 from leadrelay.nexudus.client import NexudusClient
@@ -443,6 +444,9 @@ class _Delivery:
             # The next owner finds this opportunity by its Name (or its note by the
             # marker): nothing is duplicated.
             raise LostLease()
+        kind = "opportunity" if state is LeadState.delivered else "note"
+        DELIVERED.labels(channel=self.s.channel, kind=kind).inc()
+        log.info("lead_delivered", kind=kind, opportunity_id=opportunity_id)
         return state.value
 
     def _dead(self, reason: DeadReason, message: str, detail: dict[str, Any]) -> str:
@@ -458,6 +462,8 @@ class _Delivery:
             )
         if letter is None:
             raise LostLease()
+        DEAD.labels(channel=self.s.channel, reason=reason.value).inc()
+        log.warning("dead_letter_opened", reason=reason.value, dead_letter_id=letter.id)
         return "dead"
 
     def _failed(self, result: Result, call: str) -> str:
@@ -484,7 +490,10 @@ class _Delivery:
         if when is None:
             reason = DeadReason.auth if result.outcome is Outcome.pause else DeadReason.exhausted
             return self._dead(reason, f"gave up after {failures} attempts: {result.message}", detail)
-        return self._release(when, result.message, count=True, outcome="retry")
+        outcome = self._release(when, result.message, count=True, outcome="retry")
+        RETRIES.labels(call=call).inc()
+        log.info("delivery_retry", call=call, status=result.status_code, failures=failures)
+        return outcome
 
     def _wait(self, seconds: float, why: str) -> str:
         """Hand the lead back for a moment, without counting a failed attempt."""

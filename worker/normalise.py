@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from adapters import NotALead, ParseError, RawItem
 from adapters.registry import context_for
+from leadrelay import logs
 from leadrelay.canonical import CanonicalLead
 from leadrelay.db import utcnow
 from leadrelay.ledger import kill, transition
@@ -25,6 +26,7 @@ from worker import dedupe, introductions
 class Normalised:
     state: LeadState
     duplicate_of: int | None = None
+    channel: str | None = None  # set when this call moved the lead (for metrics, after commit)
 
 
 def read(routing: Routing, lead: Lead) -> CanonicalLead:
@@ -48,13 +50,15 @@ def read(routing: Routing, lead: Lead) -> CanonicalLead:
 def normalise(session: Session, lead_id: int, *, routing: Routing) -> Normalised:
     """Read, dedupe and move a ``received`` lead on; a no-op for any other state."""
     lead = session.execute(select(Lead).where(Lead.id == lead_id).with_for_update()).scalar_one_or_none()
+    if lead is not None:
+        logs.bind_lead(lead.id, lead.channel, lead.raw_meta)
     if lead is None or lead.state != LeadState.received:
         return Normalised(state=LeadState(lead.state) if lead else LeadState.dead)
     try:
         canonical = read(routing, lead)
     except NotALead as err:
         transition(session, lead_id, from_states=[LeadState.received], to=LeadState.ignored, note=str(err))
-        return Normalised(state=LeadState.ignored)
+        return Normalised(state=LeadState.ignored, channel=lead.channel)
     except ParseError as err:
         kill(
             session,
@@ -64,7 +68,7 @@ def normalise(session: Session, lead_id: int, *, routing: Routing) -> Normalised
             message=str(err),
             detail={"error": str(err), "channel": lead.channel, "source": lead.source},
         )
-        return Normalised(state=LeadState.dead)
+        return Normalised(state=LeadState.dead, channel=lead.channel)
     return accept(session, lead, canonical, routing=routing)
 
 
@@ -101,7 +105,7 @@ def accept(
             **facts,
             **values,
         )
-        return Normalised(state=LeadState.duplicate, duplicate_of=verdict.duplicate_of)
+        return Normalised(state=LeadState.duplicate, duplicate_of=verdict.duplicate_of, channel=lead.channel)
     transition(
         session,
         lead.id,
@@ -113,4 +117,4 @@ def accept(
     )
     session.refresh(lead)
     introductions.flag_possible_duplicates(session, lead, canonical, routing=routing)
-    return Normalised(state=LeadState.normalised)
+    return Normalised(state=LeadState.normalised, channel=lead.channel)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from leadrelay.db import transaction
+from leadrelay.metrics import count_settled
 from leadrelay.models import LeadState
 from leadrelay.runtime import Runtime
 from worker.delivery import deliver
@@ -17,7 +18,10 @@ def process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None = 
     the workers at once, instead of leaving it to the sweeper's next pass.
     """
     with transaction(rt.sessions) as session:
-        state = normalise(session, lead_id, routing=rt.routing).state
+        result = normalise(session, lead_id, routing=rt.routing)
+    if result.channel is not None:
+        count_settled(result.channel, result.state)
+    state = result.state
     if state not in (LeadState.normalised, LeadState.delivering):
         return state.value
     outcome = deliver(rt, lead_id, owner=owner)

@@ -11,9 +11,11 @@ import structlog
 from celery import Task
 from sqlalchemy.exc import DBAPIError
 
+from leadrelay import logs
+from leadrelay.notify import sender_for
 from leadrelay.runtime import current_runtime
-from worker import pipeline, sweeper
-from worker.celery_app import app
+from worker import alerts, pipeline, retention, sweeper
+from worker.celery_app import ALERTS_TASK, RETENTION_TASK, app
 from worker.imap import poll as imap_poll
 from worker.imap.schedule import POLL_TASK
 from worker.queue import PROCESS_TASK, enqueue, waiting
@@ -28,15 +30,16 @@ def _owner() -> str:
 
 @app.task(name=PROCESS_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=5)
 def process_lead(self: Task, lead_id: int) -> str:
-    try:
-        outcome = pipeline.process(current_runtime(), int(lead_id), owner=_owner(), enqueue=enqueue)
-    except DBAPIError as exc:
-        # The ledger is unreachable (e.g. Postgres restarting). Try again shortly;
-        # past that, the sweeper re-enqueues the lead once the database is back.
-        log.warning("ledger_unavailable", lead_id=lead_id, error=type(exc).__name__)
-        raise self.retry(countdown=2, exc=exc) from None
-    log.info("lead_processed", lead_id=lead_id, outcome=outcome)
-    return outcome
+    with logs.task_context(lead_id=int(lead_id)):
+        try:
+            outcome = pipeline.process(current_runtime(), int(lead_id), owner=_owner(), enqueue=enqueue)
+        except DBAPIError as exc:
+            # The ledger is unreachable (e.g. Postgres restarting). Try again shortly;
+            # past that, the sweeper re-enqueues the lead once the database is back.
+            log.warning("ledger_unavailable", error=type(exc).__name__)
+            raise self.retry(countdown=2, exc=exc) from None
+        log.info("lead_processed", outcome=outcome)
+        return outcome
 
 
 @app.task(name="leadrelay.sweep", acks_late=True, ignore_result=True)
@@ -55,3 +58,20 @@ def poll_inbox(name: str) -> dict[str, Any]:
         current_runtime(), name, enqueue=enqueue, max_seconds=limit * 0.8 if limit else None
     )
     return report.summary()
+
+
+@app.task(name=ALERTS_TASK, acks_late=True, ignore_result=True)
+def check_alerts() -> int:
+    rt = current_runtime()
+    send = sender_for(rt.settings)
+    return len(alerts.check(rt, send=send)) if send is not None else 0
+
+
+@app.task(name=RETENTION_TASK, acks_late=True, ignore_result=True, time_limit=3600)
+def purge_expired() -> dict[str, Any]:
+    rt = current_runtime()
+    if rt.settings.retention_days <= 0:
+        return {"leads": 0}
+    report = retention.purge_expired(rt, days=rt.settings.retention_days)
+    log.info("retention_purged", leads=report.leads, dead_letters_closed=report.dead_letters_closed)
+    return {"leads": report.leads, "dead_letters_closed": report.dead_letters_closed}

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from leadrelay import queries
 from leadrelay.api.admin_auth import bearer, require_token
+from leadrelay.api.limits import LIMIT_RESPONSES
 from leadrelay.db import transaction
+from leadrelay.durations import in_utc
 from leadrelay.models import DeadLetterStatus, DeadReason, LeadState
 from worker import dead_letters, introductions
 from worker.dead_letters import ActionRefused, Filter, NotFound, Replayed
@@ -30,7 +34,55 @@ def actor(
 
 
 Actor = Annotated[str, Depends(actor)]
-router = APIRouter(prefix="/admin/api", tags=["admin"])
+
+
+class Problem(BaseModel):
+    """What FastAPI answers for a refused request: one line for a person."""
+
+    detail: str
+
+
+def _one_value_each(request: Request) -> None:
+    """A query parameter given twice is ambiguous (which filter?): refuse it rather than pick one."""
+    keys = [key for key, _ in request.query_params.multi_items()]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise RequestValidationError(
+            [{"type": "repeated", "loc": ("query", key), "msg": "given more than once"} for key in repeated]
+        )
+
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "No such record"}}
+_REFUSED: dict[int | str, dict[str, Any]] = {
+    409: {"model": Problem, "description": "Refused: it could deliver twice, or the lead is not valid"}
+}
+_BODY: dict[int | str, dict[str, Any]] = {400: {"model": Problem, "description": "The body is not JSON"}}
+router = APIRouter(
+    prefix="/admin/api",
+    tags=["admin"],
+    dependencies=[Depends(_one_value_each)],
+    responses={
+        401: {"model": Problem, "description": "Missing or wrong bearer token"},
+        403: {"model": Problem, "description": "The admin API is disabled (no LEADRELAY_ADMIN_TOKEN)"},
+        **LIMIT_RESPONSES,
+    },
+)
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", re.IGNORECASE)
+
+
+def _rfc3339(value: object) -> object:
+    """A date-time as documented, with its offset: not the Unix seconds or bare dates pydantic also takes."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
+        return value
+    raise ValueError("expected a date-time with an offset, e.g. 2026-11-27T12:00:00Z")
+
+
+DateTime = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(in_utc)]
+TEXT = r"^[^\x00]*$"  # Postgres text cannot hold U+0000: refused with 422, not a 500 from the database
+Channel = Annotated[str | None, Query(pattern=TEXT)]
+# a ledger id (BIGINT): a larger number is refused with 422 instead of failing in the database
+LetterId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the dead letter's id")]
+LeadId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the lead's id")]
 
 
 class _Out(BaseModel):
@@ -101,10 +153,10 @@ class ReplayOut(BaseModel):
 
 
 class BulkReplayIn(BaseModel):
-    channel: str | None = None
+    channel: str | None = Field(default=None, pattern=TEXT)
     reason: DeadReason | None = None
-    since: datetime | None = None
-    dry_run: bool = False
+    since: DateTime | None = None
+    dry_run: StrictBool = False
 
 
 class BulkReplayOut(BaseModel):
@@ -113,7 +165,7 @@ class BulkReplayOut(BaseModel):
 
 
 class DiscardIn(BaseModel):
-    why: str = Field(min_length=1, max_length=2000)
+    why: str = Field(min_length=1, max_length=2000, pattern=TEXT)
 
 
 def _sessions(request: Request) -> Any:
@@ -151,9 +203,9 @@ def _raw(body: bytes | None) -> str:
 async def list_dead_letters(
     request: Request,
     _: Actor,
-    channel: str | None = None,
+    channel: Channel = None,
     reason: DeadReason | None = None,
-    since: datetime | None = None,
+    since: DateTime | None = None,
     status_: Annotated[DeadLetterStatus | None, Query(alias="status")] = DeadLetterStatus.open,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
@@ -162,8 +214,8 @@ async def list_dead_letters(
     return await run_in_threadpool(_read, request, lambda s: dead_letters.list_letters(s, flt))
 
 
-@router.get("/dead-letters/{letter_id}", response_model=DeadLetterDetailOut)
-async def get_dead_letter(request: Request, letter_id: int, _: Actor) -> Any:
+@router.get("/dead-letters/{letter_id:int}", response_model=DeadLetterDetailOut, responses=_NOT_FOUND)
+async def get_dead_letter(request: Request, letter_id: LetterId, _: Actor) -> Any:
     """Why it died, every attempt, the canonical lead and the raw input."""
 
     def load(session: Session) -> dict[str, Any]:
@@ -187,8 +239,10 @@ async def get_dead_letter(request: Request, letter_id: int, _: Actor) -> Any:
     return await run_in_threadpool(_read, request, load)
 
 
-@router.post("/dead-letters/{letter_id}/replay", response_model=ReplayOut)
-async def replay_dead_letter(request: Request, letter_id: int, who: Actor) -> Any:
+@router.post(
+    "/dead-letters/{letter_id:int}/replay", response_model=ReplayOut, responses=_NOT_FOUND | _REFUSED
+)
+async def replay_dead_letter(request: Request, letter_id: LetterId, who: Actor) -> Any:
     """Send one dead letter through again (refused with 409 when that could duplicate)."""
     result = await run_in_threadpool(
         _write, request, lambda s: dead_letters.replay(s, letter_id, actor=who, routing=_routing(request))
@@ -204,7 +258,7 @@ def _replay_out(result: Replayed) -> ReplayOut:
     )
 
 
-@router.post("/dead-letters/replay", response_model=BulkReplayOut)
+@router.post("/dead-letters/replay", response_model=BulkReplayOut, responses=_BODY)
 async def replay_matching(request: Request, who: Actor, body: BulkReplayIn) -> Any:
     """Replay every open dead letter matching the filters (``dry_run`` to preview)."""
     flt = Filter(channel=body.channel, reason=body.reason, since=body.since)
@@ -226,8 +280,10 @@ async def replay_matching(request: Request, who: Actor, body: BulkReplayIn) -> A
     return BulkReplayOut(matched=len(ids), results=[_replay_out(r) for r in results])
 
 
-@router.post("/dead-letters/{letter_id}/discard", status_code=204)
-async def discard_dead_letter(request: Request, letter_id: int, who: Actor, body: DiscardIn) -> None:
+@router.post(
+    "/dead-letters/{letter_id:int}/discard", status_code=204, responses=_NOT_FOUND | _REFUSED | _BODY
+)
+async def discard_dead_letter(request: Request, letter_id: LetterId, who: Actor, body: DiscardIn) -> None:
     """Close a dead letter without delivering it; ``why`` goes into the audit log."""
 
     def work(session: Session) -> Replayed:
@@ -237,9 +293,11 @@ async def discard_dead_letter(request: Request, letter_id: int, who: Actor, body
     await run_in_threadpool(_write, request, work)
 
 
-@router.put("/dead-letters/{letter_id}/lead", response_model=ReplayOut)
+@router.put(
+    "/dead-letters/{letter_id:int}/lead", response_model=ReplayOut, responses=_NOT_FOUND | _REFUSED | _BODY
+)
 async def edit_dead_letter(
-    request: Request, letter_id: int, who: Actor, lead: Annotated[dict[str, Any], Body()]
+    request: Request, letter_id: LetterId, who: Actor, lead: Annotated[dict[str, Any], Body()]
 ) -> Any:
     """Replace the canonical lead (validated, as the canonical channel takes it) and replay it."""
     result = await run_in_threadpool(
@@ -253,7 +311,7 @@ async def list_leads(
     request: Request,
     _: Actor,
     state: LeadState | None = None,
-    channel: str | None = None,
+    channel: Channel = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> Any:
     """Recent leads, newest first."""
@@ -262,8 +320,8 @@ async def list_leads(
     )
 
 
-@router.get("/leads/{lead_id}", response_model=LeadDetailOut)
-async def get_lead(request: Request, lead_id: int, _: Actor) -> Any:
+@router.get("/leads/{lead_id:int}", response_model=LeadDetailOut, responses=_NOT_FOUND)
+async def get_lead(request: Request, lead_id: LeadId, _: Actor) -> Any:
     def load(session: Session) -> dict[str, Any]:
         view = queries.lead_view(session, lead_id)
         if view is None:

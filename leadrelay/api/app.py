@@ -1,4 +1,8 @@
-"""The receiver: webhooks in, plus health, metrics and the OpenAPI at /docs."""
+"""The receiver: webhooks in, plus health, metrics and the OpenAPI at /docs.
+
+No CORS middleware, on purpose: partners post server to server, and the admin
+page is same-origin, so no browser on another origin may read any answer.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +10,34 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import make_asgi_app
 
-from leadrelay import __version__
-from leadrelay.api import admin_api, admin_web, health, webhooks
+from leadrelay import __version__, logs
+from leadrelay.api import admin_api, admin_web, health, metrics, webhooks
+from leadrelay.api.limits import LIMIT_RESPONSES, RequestLimits
+from leadrelay.api.openapi_doc import document_query_parameters_as_sent
 from leadrelay.intake.webhooks import open_doors
 from leadrelay.runtime import Runtime
+
+RECEIVER_THREADS = 16  # blocking ledger and broker calls at once, per receiver process
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
     """The ASGI app; ``runtime`` defaults to one built from the environment."""
+    if runtime is None:
+        logs.configure()  # each `serve --workers N` process builds its own app: JSON, redacted logs
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rt = runtime or Runtime.load()
+        # as many threads as pooled connections: a thread never waits for one, and no
+        # connection is opened and closed per request (the pool's overflow)
+        to_thread.current_default_thread_limiter().total_tokens = RECEIVER_THREADS
+        rt = runtime or Runtime.load(pool_size=RECEIVER_THREADS)
         app.state.runtime = rt
         app.state.doors = open_doors(rt.routing)
+        app.state.metrics_registry = metrics.receiver_registry(rt)
         yield
         if runtime is None:
             rt.close()
@@ -34,12 +48,14 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         summary="Broker-portal leads into Nexudus CRM opportunities, exactly once.",
         lifespan=lifespan,
     )
-    app.include_router(webhooks.router, tags=["webhooks"])
-    app.include_router(health.router, tags=["health"])
+    app.include_router(webhooks.router, tags=["webhooks"], responses=LIMIT_RESPONSES)
+    app.include_router(health.router, tags=["health"], responses=LIMIT_RESPONSES)
+    app.include_router(metrics.router)
     app.include_router(admin_api.router)
     app.include_router(admin_web.router)
     app.add_exception_handler(admin_web.LoginRequired, admin_web.login_required)
     static = Path(__file__).resolve().parents[1] / "static"
     app.mount("/admin/static", StaticFiles(directory=static), name="admin_static")
-    app.mount("/metrics", make_asgi_app())
+    app.add_middleware(RequestLimits)
+    document_query_parameters_as_sent(app)
     return app

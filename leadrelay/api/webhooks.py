@@ -8,6 +8,7 @@ A rejected request stores nothing but a counter and a log line without the body.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import structlog
 from fastapi import APIRouter, Request
@@ -15,10 +16,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from leadrelay.db import transaction
+from leadrelay import logs
+from leadrelay.api.limits import Refusal
+from leadrelay.db import statement_commits
 from leadrelay.intake.signatures import SignatureError
 from leadrelay.ledger import Intake, record_inbound
-from leadrelay.metrics import WEBHOOKS
+from leadrelay.metrics import WEBHOOKS, count_intake
 from worker.queue import enqueue
 
 router = APIRouter()
@@ -28,11 +31,6 @@ log = structlog.get_logger(__name__)
 class Accepted(BaseModel):
     event_id: int
     duplicate: bool
-
-
-class Refusal(BaseModel):
-    error: str
-    message: str
 
 
 class TooLarge(Exception):
@@ -65,7 +63,33 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-@router.post("/webhooks/{channel}", status_code=202, response_model=Accepted, responses=_RESPONSES)
+_SIGNATURE_HEADERS = {
+    "webhook-id": "Standard Webhooks: the delivery's id (a re-sent delivery keeps it)",
+    "webhook-timestamp": "Standard Webhooks: Unix seconds, within ±5 minutes of now",
+    "webhook-signature": "Standard Webhooks: `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated",
+    "x-signature": "channels configured for plain HMAC: `sha256=<hex HMAC-SHA256 of the body>`",
+}
+# The body is read as raw bytes (they are what is signed), so FastAPI cannot describe it: this does.
+_REQUEST: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "the partner's JSON, as it sends it (at most 256 KiB)",
+        "content": {"application/json": {"schema": {}}},
+    },
+    "parameters": [
+        {"name": name, "in": "header", "required": False, "description": text, "schema": {"type": "string"}}
+        for name, text in _SIGNATURE_HEADERS.items()
+    ],
+}
+
+
+@router.post(
+    "/webhooks/{channel}",
+    status_code=202,
+    response_model=Accepted,
+    responses=_RESPONSES,
+    openapi_extra=_REQUEST,
+)
 async def receive_webhook(channel: str, request: Request) -> JSONResponse:
     state = request.app.state
     door = state.doors.get(channel)
@@ -87,8 +111,12 @@ async def receive_webhook(channel: str, request: Request) -> JSONResponse:
         return _refuse(known, 400, "invalid_json", f"the body is not JSON: {err}")
 
     def store() -> Intake:
-        with transaction(state.runtime.sessions) as session:
-            return record_inbound(
+        """Commit, then enqueue (never before): one trip to a worker thread for both.
+
+        The insert is one statement: it commits by itself, in one round trip.
+        """
+        with statement_commits(state.runtime.sessions) as session:
+            intake = record_inbound(
                 session,
                 channel=channel,
                 source="webhook",
@@ -97,9 +125,13 @@ async def receive_webhook(channel: str, request: Request) -> JSONResponse:
                 content_type=request.headers.get("content-type"),
                 meta={"delivery_id": verified.delivery_id, "timestamp": verified.timestamp},
             )
+        if not intake.duplicate:
+            enqueue([intake.lead_id])
+        return intake
 
     intake = await run_in_threadpool(store)
-    if not intake.duplicate:
-        await run_in_threadpool(enqueue, [intake.lead_id])
+    logs.bind_lead(intake.lead_id, channel, {"delivery_id": verified.delivery_id})
     WEBHOOKS.labels(channel=channel, status="202").inc()
+    count_intake(channel, "webhook", duplicate=intake.duplicate)
+    log.info("webhook_received", duplicate=intake.duplicate)
     return JSONResponse({"event_id": intake.lead_id, "duplicate": intake.duplicate}, status_code=202)

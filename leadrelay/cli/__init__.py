@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
+from leadrelay import metrics_dir
 from leadrelay.cli.app import app
 
 
 def main() -> None:
-    from leadrelay.cli import commands, dlq, inbox, introductions  # noqa: F401  (register the commands)
+    metrics_dir.prepare(sys.argv)  # before any import that loads prometheus_client
+    from leadrelay.cli import commands, dlq, inbox, introductions, privacy  # noqa: F401  (register the commands)
 
     app()
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+import getpass
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from leadrelay.routing import Routing, RoutingError, load_routing
-from leadrelay.settings import get_settings
+from leadrelay.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from leadrelay.runtime import Runtime
 
 app = typer.Typer(
     name="leadrelay",
@@ -27,8 +32,34 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def settings_or_fail() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as err:
+        problems = [
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {str(e['msg']).removeprefix('Value error, ')}"
+            for e in err.errors()
+        ]
+        fail("the environment's settings:\n  " + "\n  ".join(problems))
+
+
 def routing_or_fail() -> Routing:
     try:
-        return load_routing(get_settings().config)
+        return load_routing(settings_or_fail().config)
     except RoutingError as err:
         fail(f"{err.source}:\n  " + "\n  ".join(err.problems))
+
+
+def cli_runtime() -> Runtime:
+    """The ledger and routing, for a command that works on them (the caller closes it)."""
+    from leadrelay.runtime import Runtime
+
+    return Runtime.load(settings_or_fail(), routing_or_fail())
+
+
+def cli_actor() -> str:
+    """Who the audit log names for a command: the operating-system user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"

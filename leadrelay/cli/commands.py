@@ -70,6 +70,7 @@ def serve(
         fail("webhook secrets missing:\n  " + "\n  ".join(p.problem for p in problems))
     ready_ledger()
     logs.configure()
+    settings = get_settings()
     uvicorn.run(
         "leadrelay.api.app:create_app",
         factory=True,
@@ -79,6 +80,10 @@ def serve(
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        server_header=False,
+        limit_concurrency=settings.max_connections,  # beyond it: 503 at once, not an unbounded queue
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
     )
 
 
@@ -87,6 +92,13 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="tasks run at once")] = 2,
     pool: Annotated[str | None, typer.Option(help="prefork or threads (default: by mode)")] = None,
     beat: Annotated[bool | None, typer.Option(help="also run the scheduler (default: embedded)")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="serve Prometheus /metrics on this port", envvar="LEADRELAY_WORKER_METRICS_PORT"),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="interface for --metrics-port", envvar="LEADRELAY_WORKER_METRICS_HOST")
+    ] = "127.0.0.1",
 ) -> None:
     """Run a Celery worker: normalise, dedupe and deliver leads."""
     from leadrelay import logs
@@ -117,6 +129,13 @@ def worker(
     ]
     if beat if beat is not None else embedded:
         argv.append("--beat")
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from leadrelay.metrics import exposition_registry
+
+        # in this (the parent) process: it adds up what every pool process counted
+        start_http_server(metrics_port, addr=metrics_host, registry=exposition_registry())
     celery_app.worker_main(argv)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import shlex
@@ -20,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.syntax import Syntax
 from rich.table import Table
 
-from leadrelay.cli.app import app, console, fail, routing_or_fail
+from leadrelay.cli.app import app, cli_actor, cli_runtime, console, fail
 from leadrelay.db import transaction, utcnow
 from leadrelay.durations import parse_since
 from leadrelay.models import DeadLetterStatus, DeadReason
@@ -32,17 +31,6 @@ dlq = typer.Typer(help="List, inspect, replay, edit and discard dead letters.", 
 app.add_typer(dlq, name="dlq")
 
 RAW_PREVIEW = 4000
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
-
-
-def _runtime() -> Runtime:
-    return Runtime.load(routing=routing_or_fail())
 
 
 def _since(text: str | None) -> datetime | None:
@@ -83,7 +71,7 @@ def list_command(
     """Dead letters, newest first."""
     if status != "all" and status not in DeadLetterStatus.__members__:
         fail(f"--status {status!r}: use one of {', '.join(DeadLetterStatus.__members__)} or all")
-    rt = _runtime()
+    rt = cli_runtime()
     try:
         with rt.sessions() as session:
             rows = dead_letters.list_letters(session, _filter(channel, reason, since, status, limit))
@@ -131,7 +119,7 @@ def show_command(
     raw: Annotated[bool, typer.Option(help="print the whole raw input")] = False,
 ) -> None:
     """Everything about one dead letter: why, every attempt, the lead, the raw input."""
-    rt = _runtime()
+    rt = cli_runtime()
     try:
         with rt.sessions() as session:
             try:
@@ -198,7 +186,7 @@ def _replay_all(rt: Runtime, ids: list[int], *, dry_run: bool) -> list[Replayed]
     from worker.queue import enqueue
 
     results: list[Replayed] = []
-    actor = _actor()
+    actor = cli_actor()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("dry run" if dry_run else "replaying", total=len(ids))
@@ -229,7 +217,7 @@ def replay_command(
     """Send dead letters through again. A lead never gets a second opportunity."""
     if bool(letter_ids) == all_:
         fail("give dead letter ids, or --all (with --channel/--reason/--since to narrow it)")
-    rt = _runtime()
+    rt = cli_runtime()
     try:
         if all_:
             with rt.sessions() as session:
@@ -277,7 +265,7 @@ def edit_command(
     """Correct a dead lead's canonical JSON (in $EDITOR or from a file), validate it, replay it."""
     from worker.queue import enqueue
 
-    rt = _runtime()
+    rt = cli_runtime()
     try:
         if file is None:
             with rt.sessions() as session:
@@ -297,7 +285,7 @@ def edit_command(
             fail(f"{file} must hold a JSON object (the canonical lead)")
         try:
             with transaction(rt.sessions) as session:
-                result = dead_letters.edit(session, letter_id, edited, actor=_actor(), routing=rt.routing)
+                result = dead_letters.edit(session, letter_id, edited, actor=cli_actor(), routing=rt.routing)
         except ActionRefused as err:
             fail(f"{err}; fix it and run: leadrelay dlq edit {letter_id} --file {file}")
         if result.enqueue:
@@ -313,10 +301,10 @@ def discard_command(
     why: Annotated[str, typer.Option("--why", help="the reason, kept in the audit log")],
 ) -> None:
     """Close a dead letter without delivering it."""
-    rt = _runtime()
+    rt = cli_runtime()
     try:
         with transaction(rt.sessions) as session:
-            dead_letters.discard(session, letter_id, actor=_actor(), why=why)
+            dead_letters.discard(session, letter_id, actor=cli_actor(), why=why)
     except ActionRefused as err:
         fail(str(err))
     finally:

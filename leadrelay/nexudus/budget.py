@@ -84,11 +84,16 @@ def ensure_account(session: Session, account: str) -> None:
 
 
 def lock_account(session: Session, account: str) -> NexudusAccount:
-    """The account's row, locked until the transaction ends (created on first use)."""
+    """The account's row, locked until the transaction ends (created on first use).
+
+    The row nearly always exists: lock it in one round trip, insert only when missing.
+    """
+    locked = select(NexudusAccount).where(NexudusAccount.account == account).with_for_update()
+    row = session.execute(locked).scalar_one_or_none()
+    if row is not None:
+        return row
     ensure_account(session, account)
-    return session.execute(
-        select(NexudusAccount).where(NexudusAccount.account == account).with_for_update()
-    ).scalar_one()
+    return session.execute(locked).scalar_one()
 
 
 @dataclass(frozen=True, slots=True)

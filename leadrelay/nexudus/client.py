@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -17,6 +18,7 @@ import httpx
 from pydantic import SecretStr
 
 from leadrelay import __version__
+from leadrelay.metrics import count_throttled, observe_nexudus_call
 from leadrelay.nexudus.classify import Outcome, Result, classify_exception, classify_response
 
 COWORKERS = "/api/spaces/coworkers"
@@ -25,6 +27,7 @@ BOARD_COLUMNS = "/api/crm/crmboardcolumns"
 AUTH_ENDPOINT = "/api/token"
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 TOKEN_MARGIN_SECONDS = 300
+AuthReport = Callable[[bool, str | None], None]  # (login worked, why not)
 
 
 class Budget(Protocol):
@@ -73,8 +76,10 @@ class NexudusClient:
         budget: Budget | None = None,
         max_inline_wait: float = 1.0,
         transport: httpx.BaseTransport | None = None,
+        on_auth: AuthReport | None = None,
     ) -> None:
         self.account = account
+        self._on_auth = on_auth
         self.base_url = base_url.rstrip("/")
         self._username = username
         self._password = password
@@ -96,12 +101,17 @@ class NexudusClient:
     # ---- auth ----------------------------------------------------------------
 
     def _grant(self, form: dict[str, str]) -> _Token | Result:
+        started = time.monotonic()
         try:
             response = self._http.post(AUTH_ENDPOINT, data=form)
         except httpx.HTTPError as exc:
-            return classify_exception(exc, write=False)
+            result = classify_exception(exc, write=False)
+            observe_nexudus_call(self.account, "POST", AUTH_ENDPOINT, result.outcome, started)
+            return result
         if response.status_code == 200:
             body = response.json()
+            observe_nexudus_call(self.account, "POST", AUTH_ENDPOINT, Outcome.ok, started)
+            self._report_auth(True, None)
             return _Token(
                 access=body["access_token"],
                 refresh=body.get("refresh_token"),
@@ -110,8 +120,15 @@ class NexudusClient:
         result = classify_response(response, write=False)
         if response.status_code == 400:
             # invalid_grant: wrong credentials — a person must fix the account
-            return Result(Outcome.pause, 400, message=f"Nexudus refused the login: {result.message}")
+            result = Result(Outcome.pause, 400, message=f"Nexudus refused the login: {result.message}")
+        observe_nexudus_call(self.account, "POST", AUTH_ENDPOINT, result.outcome, started)
+        if result.outcome is Outcome.pause:
+            self._report_auth(False, result.message)
         return result
+
+    def _report_auth(self, ok: bool, error: str | None) -> None:
+        if self._on_auth is not None:
+            self._on_auth(ok, error)
 
     def _access_token(self, *, force: bool = False) -> str | Result:
         with self._lock:
@@ -148,6 +165,7 @@ class NexudusClient:
         write = method.upper() in WRITE_METHODS
         wait = self._budget.acquire(write=write, max_wait=self._max_inline_wait)
         if wait > self._max_inline_wait:
+            count_throttled(self.account, by="budget")
             return Result(
                 Outcome.throttle, None, message="waiting for the account's request budget", retry_after=wait
             )
@@ -159,6 +177,8 @@ class NexudusClient:
             result = replace(result, fresh_token=True)
         if result.outcome is Outcome.throttle and result.retry_after is not None:
             self._budget.penalise(result.retry_after)
+        if result.outcome is Outcome.throttle:
+            count_throttled(self.account, by="nexudus")
         return result
 
     def _send(
@@ -170,13 +190,17 @@ class NexudusClient:
         gap = self._budget.pace_send()
         if gap > 0:
             time.sleep(gap)
+        started = time.monotonic()
         try:
             response = self._http.request(
                 method, path, params=params, json=json, headers={"Authorization": f"Bearer {token}"}
             )
         except httpx.HTTPError as exc:
-            return classify_exception(exc, write=write)
-        return classify_response(response, write=write)
+            result = classify_exception(exc, write=write)
+        else:
+            result = classify_response(response, write=write)
+        observe_nexudus_call(self.account, method, path, result.outcome, started)
+        return result
 
     # ---- resources -----------------------------------------------------------
 

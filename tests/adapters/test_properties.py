@@ -42,6 +42,7 @@ def _outcome(channel: str, item: RawItem) -> CanonicalLead | None:
         return None
     assert isinstance(lead, CanonicalLead)
     CanonicalLead.model_validate(lead.model_dump())
+    assert "\\u0000" not in json.dumps(lead.to_json_dict())  # Postgres JSONB could not store it
     assert lead.contact.email or lead.contact.phone
     assert lead.channel == channel
     return lead

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, func, select
 
 from leadrelay.db import make_engine, make_session_factory, transaction
 from leadrelay.ledger import record_inbound
-from leadrelay.models import TERMINAL_STATES, Lead
+from leadrelay.models import TERMINAL_STATES, DeadLetter, Lead
 from leadrelay.nexudus.payloads import note_marker
 from tests.attribution.test_attribution import AMARA, hubble, workthere
 from tests.conftest import REPO, UNTHROTTLED, routing_with
@@ -106,9 +106,10 @@ def test_twenty_simultaneous_introductions_of_one_client_make_one_opportunity(
     check = create_engine(clean_db)
     with check.connect() as conn:
         rows = conn.execute(select(Lead.id, Lead.state, Lead.channel, Lead.first_introduction)).all()
+        letters = conn.execute(select(DeadLetter.lead_id, DeadLetter.reason, DeadLetter.message)).all()
     check.dispose()
     states = Counter(state for _, state, _, _ in rows)
-    assert states == {"delivered": 1, "attached": 19}
+    assert states == {"delivered": 1, "attached": 19}, letters
     [first] = [(lead_id, channel) for lead_id, state, channel, _ in rows if state == "delivered"]
     assert {f for _, state, _, f in rows if state == "attached"} == {first[0]}
     agents = {"hubblehq": 3001, "liquidspace": 3002, "workthere": 3003, "canonical": 3004}

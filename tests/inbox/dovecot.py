@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import free_port
+from leadrelay.children import free_port
 
 USERS = {"leads": "leads-secret", "team": "team-secret"}
 NO_MOVE_HOST = "127.0.0.2"  # the same server, announcing no MOVE capability

@@ -20,9 +20,7 @@ from email.message import Message
 from email.policy import compat32
 from pathlib import Path
 
-from tests.conftest import REPO
-
-FIXTURES = REPO / "tests" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 _HEADERS = ("Subject", "Message-ID", "References", "In-Reply-To")
 LABELS = {"hubblehq": "HubbleHq", "liquidspace": "LiquidSpace", "workthere": "Workthere", "kontor": "Kontor"}
 

@@ -78,7 +78,10 @@ def test_a_server_that_never_answers_times_out(make_runtime, dovecot: Dovecot) -
     [
         ({"tls": True, "starttls": True}, "set tls (IMAPS, port 993) or starttls (port 143), not both"),
         ({"host": "imap.example.com", "tls": False}, "plain IMAP would send the password in clear"),
-        ({"password": None}, "give password or password_env, or an oauth2 block (exactly one)"),
+        (
+            {"password": None},
+            "give password, password_env or password_file, or an oauth2 block (exactly one)",
+        ),
         ({"processed_folder": "INBOX"}, "processed_folder must differ from folder"),
         ({"channel": "nope"}, "inboxes.leads.channel: no channel named 'nope'"),
     ],

@@ -97,8 +97,14 @@ def test_ports_follow_the_tls_mode() -> None:
     ("oauth2", "problem"),
     [
         ({"token_url": "http://login.example.com/token"}, "must be an https:// URL"),
-        ({"client_secret": None}, "grant client_credentials needs client_secret or client_secret_env"),
-        ({"grant": "refresh_token"}, "grant refresh_token needs refresh_token or refresh_token_env"),
+        (
+            {"client_secret": None},
+            "grant client_credentials needs client_secret, client_secret_env or client_secret_file",
+        ),
+        (
+            {"grant": "refresh_token"},
+            "grant refresh_token needs refresh_token, refresh_token_env or refresh_token_file",
+        ),
     ],
 )
 def test_oauth2_settings_are_checked(oauth2: dict, problem: str) -> None:

@@ -105,6 +105,28 @@ def test_no_header_value_makes_verification_crash(
         verify_standard(headers, body, [KEY], now=SPEC_TS)
 
 
+@given(value=st.text(max_size=120), body=st.binary(max_size=200))
+def test_no_x_signature_value_makes_verification_crash(value: str, body: bytes) -> None:
+    with pytest.raises(SignatureError):
+        verify_hmac({"x-signature": value}, body, [b"s3cret"])
+
+
+@given(body=st.binary(max_size=500), delivery_id=st.from_regex(r"msg_[A-Za-z0-9]{1,40}", fullmatch=True))
+def test_whatever_is_signed_verifies_and_no_changed_byte_does(body: bytes, delivery_id: str) -> None:
+    headers = {
+        "webhook-id": delivery_id,
+        "webhook-timestamp": str(SPEC_TS),
+        "webhook-signature": sign_standard(SPEC_SECRET, delivery_id, SPEC_TS, body),
+    }
+    assert verify_standard(headers, body, [KEY], now=SPEC_TS).delivery_id == delivery_id
+    assert verify_hmac({"x-signature": sign_hmac(b"s3cret", body)}, body, [b"s3cret"]).timestamp is None
+    for changed in (body + b"\x00", bytes([body[0] ^ 1]) + body[1:] if body else b"x"):
+        with pytest.raises(SignatureError):
+            verify_standard(headers, changed, [KEY], now=SPEC_TS)
+        with pytest.raises(SignatureError):
+            verify_hmac({"x-signature": sign_hmac(b"s3cret", body)}, changed, [b"s3cret"])
+
+
 def test_plain_hmac_header_scheme() -> None:
     body = b'{"lead": 1}'
     headers = {"x-signature": sign_hmac(b"s3cret", body), "x-delivery": "d-1"}

@@ -117,6 +117,19 @@ def test_a_stale_timestamp_gets_401_and_stores_nothing(receiver) -> None:
     assert stored(rt) == 0
 
 
+def test_a_content_type_longer_than_the_ledger_keeps_is_cut_not_fatal(receiver) -> None:
+    base, rt, secret = receiver
+    body = json.dumps(SAMPLE).encode()
+    long_type = "application/json; profile=" + "x" * 300
+    headers = signed(secret, body) | {"content-type": long_type}
+    response = httpx.post(f"{base}/webhooks/canonical", content=body, headers=headers)
+    assert response.status_code == 202
+    with rt.sessions() as session:
+        lead = session.get(Lead, response.json()["event_id"])
+        assert lead is not None
+        assert (lead.raw_body, lead.content_type) == (body, long_type[:200])
+
+
 def test_another_channels_secret_does_not_open_this_door(receiver, routing: Routing) -> None:
     base, rt, _ = receiver
     other = routing.channels["hubblehq"].webhook.secret.get_secret_value()  # type: ignore[union-attr]

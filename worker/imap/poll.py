@@ -29,12 +29,13 @@ import structlog
 from sqlalchemy.orm import Session
 
 from leadrelay.db import transaction
+from leadrelay.metrics import count_intake, count_settled
 from leadrelay.routing import InboxConfig
 from leadrelay.runtime import Runtime
 from worker.imap import state
 from worker.imap.connection import ImapSession, open_session
 from worker.imap.errors import InboxError
-from worker.imap.intake import Outcome, Place, Recorded, record_message
+from worker.imap.intake import UNROUTED, Outcome, Place, Recorded, record_message
 from worker.imap.preview import Reader
 from worker.imap.reroute import reroute
 
@@ -184,6 +185,7 @@ def _drain(p: _Pass, imap: ImapSession, batch_size: int) -> None:
             return
         fetched = imap.fetch(chunk)
         recorded = p.commit(validity, fetched) if fetched else []
+        _count(recorded)
         fresh = [r.lead_id for r in recorded if r.queued]
         if fresh:
             p.enqueue(fresh)
@@ -198,6 +200,14 @@ def _drain(p: _Pass, imap: ImapSession, batch_size: int) -> None:
             p.advance(validity, chunk[-1])
         for r in recorded:
             p.outcomes.setdefault((validity, r.uid), p.reader.outcome(r, fetched[r.uid]))
+
+
+def _count(recorded: list[Recorded]) -> None:
+    for r in recorded:
+        channel = r.channel or UNROUTED
+        count_intake(channel, "email", duplicate=r.settled is Outcome.duplicate)
+        if r.settled in (Outcome.ignored, Outcome.failed):
+            count_settled(channel, "ignored" if r.settled is Outcome.ignored else "dead")
 
 
 def _run(p: _Pass) -> None:

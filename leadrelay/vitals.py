@@ -1,0 +1,66 @@
+"""The few numbers that say whether leadrelay is keeping up, read cheaply from the ledger.
+
+``/readyz``, ``/metrics`` and the alerting hook all read them here, so they
+always agree: how many leads are still on their way and since when, how many dead
+letters are open (by reason, and the newest one), and whether each Nexudus
+account's login works. Both queries touch only undelivered leads and open dead
+letters, through the indexes on their state and status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from leadrelay.db import utcnow
+from leadrelay.models import DeadLetter, DeadLetterStatus, Lead, LeadState
+from leadrelay.nexudus.auth_state import AuthState, auth_states
+
+UNDELIVERED = (LeadState.received, LeadState.normalised, LeadState.delivering)
+
+
+@dataclass(frozen=True, slots=True)
+class Vitals:
+    undelivered: dict[str, int]  # by state
+    oldest_undelivered_at: datetime | None
+    open_dead_letters: dict[str, int]  # by reason
+    newest_open_dead_letter: int  # its id; 0 when none is open
+    auth: list[AuthState]
+
+    def backlog_age(self, now: datetime | None = None) -> float:
+        """Seconds the oldest undelivered lead has waited (0 with none waiting)."""
+        if self.oldest_undelivered_at is None:
+            return 0.0
+        return max(0.0, ((now or utcnow()) - self.oldest_undelivered_at).total_seconds())
+
+    @property
+    def open_dead_letter_count(self) -> int:
+        return sum(self.open_dead_letters.values())
+
+    @property
+    def failed_logins(self) -> list[AuthState]:
+        return [state for state in self.auth if state.ok is False]
+
+
+def read_vitals(session: Session, *, accounts: list[str]) -> Vitals:
+    waiting = session.execute(
+        select(Lead.state, func.count(), func.min(Lead.received_at))
+        .where(Lead.state.in_([s.value for s in UNDELIVERED]))
+        .group_by(Lead.state)
+    ).all()
+    letters = session.execute(
+        select(DeadLetter.reason, func.count(), func.max(DeadLetter.id))
+        .where(DeadLetter.status == DeadLetterStatus.open)
+        .group_by(DeadLetter.reason)
+    ).all()
+    oldest = [at for _, _, at in waiting if at is not None]
+    return Vitals(
+        undelivered={state: int(n) for state, n, _ in waiting},
+        oldest_undelivered_at=min(oldest) if oldest else None,
+        open_dead_letters={reason: int(n) for reason, n, _ in letters},
+        newest_open_dead_letter=max((int(newest) for _, _, newest in letters), default=0),
+        auth=auth_states(session, accounts),
+    )

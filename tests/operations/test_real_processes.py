@@ -1,0 +1,130 @@
+"""A lead through real processes (`leadrelay serve`, `leadrelay worker` with a prefork pool):
+every process's events reach /metrics, and the logs name the lead but never the person."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
+from leadrelay.models import Lead, LeadState
+from leadrelay.routing import load_routing
+from tests.conftest import free_port
+from tests.helpers import canonical, wait_for
+from tests.intake.test_webhooks import signed
+from tests.operations.support import PERSON, PHONE_FORMS
+from tests.processes import Proc, service_env, wait_http
+
+MESSAGE = "Looking for six desks near the canal for our pastry team"
+
+
+@dataclass
+class Stack:
+    receiver: str
+    worker_metrics: str
+    logs: Path
+
+
+@pytest.fixture
+def stack(clean_db: str, redis_broker: str, sandbox, tmp_path: Path) -> Iterator[Stack]:
+    env = service_env(
+        NEXUDUS_BASE_URL=sandbox.base_url,
+        NEXUDUS_USERNAME="sandbox@leadrelay.local",
+        NEXUDUS_PASSWORD="sandbox",
+        LEADRELAY_DATA_DIR=str(tmp_path),
+    )
+    port, metrics_port = free_port(), free_port()
+    receiver = Proc("receiver", ["serve", "--port", str(port), "--workers", "2"], env=env, logdir=tmp_path)
+    worker = Proc(
+        "worker",
+        ["worker", "--concurrency", "2", "--pool", "prefork", "--beat", "--metrics-port", str(metrics_port)],
+        env=env,
+        logdir=tmp_path,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", receiver)
+        wait_http(f"http://127.0.0.1:{metrics_port}/metrics", worker)
+        yield Stack(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}", tmp_path)
+    finally:
+        for proc in (receiver, worker):
+            proc.stop()
+
+
+def send_lead(stack: Stack, delivery_id: str) -> int:
+    secret = load_routing(None).channels["canonical"].webhook.secret.get_secret_value()  # type: ignore[union-attr]
+    body = json.dumps(canonical(external_id="zq-1", contact=PERSON, message=MESSAGE)).encode()
+    answer = httpx.post(
+        f"{stack.receiver}/webhooks/canonical",
+        content=body,
+        headers=signed(secret, body, delivery_id=delivery_id),
+    )
+    assert answer.status_code == 202, answer.text
+    return int(answer.json()["event_id"])
+
+
+def state_of(url: str, lead_id: int) -> str | None:
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            return session.execute(select(Lead.state).where(Lead.id == lead_id)).scalar_one_or_none()
+    finally:
+        engine.dispose()
+
+
+def samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    families = text_string_to_metric_families(httpx.get(f"{url}/metrics").text)
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples}
+
+
+def test_every_process_counts_its_events_and_metrics_add_them_up(stack: Stack, clean_db: str) -> None:
+    lead_id = send_lead(stack, "msg_metrics_1")
+    wait_for(lambda: state_of(clean_db, lead_id) == LeadState.delivered, timeout=60, what="delivery")
+
+    received = samples(stack.receiver)
+    assert (
+        received[("leadrelay_leads_received_total", (("channel", "canonical"), ("source", "webhook")))] == 1
+    )
+    assert received[("leadrelay_leads_undelivered", (("state", "received"),))] == 0
+
+    worked = samples(stack.worker_metrics)
+    assert (
+        worked[("leadrelay_leads_delivered_total", (("channel", "canonical"), ("kind", "opportunity")))] == 1
+    )
+    calls = {
+        labels: v for (name, labels), v in worked.items() if name == "leadrelay_nexudus_request_seconds_count"
+    }
+    assert sum(calls.values()) >= 3  # a login, a customer, an opportunity at least
+    assert (("account", "main"), ("call", "POST crmopportunities"), ("outcome", "ok")) in calls
+
+
+def test_the_logs_name_the_lead_but_never_the_person(stack: Stack, clean_db: str) -> None:
+    lead_id = send_lead(stack, "msg_logs_1")
+    wait_for(lambda: state_of(clean_db, lead_id) == LeadState.delivered, timeout=60, what="delivery")
+    httpx.get(f"{stack.receiver}/admin/api/leads", headers={"Authorization": "Bearer wrong"})
+
+    lines = [
+        line
+        for name in ("receiver.log", "worker.log")
+        for line in (stack.logs / name).read_text(errors="replace").splitlines()
+        if line.strip()
+    ]
+    assert len(lines) > 10
+    personal = [PERSON["full_name"], PERSON["email"], PERSON["company"], MESSAGE, *PHONE_FORMS]
+    personal += [*PERSON["full_name"].split(), PERSON["email"].split("@")[0]]
+    for line in lines:
+        for value in personal:
+            assert value.lower() not in line.lower(), f"{value!r} is in a log line: {line}"
+        assert "whsec_" not in line and "Bearer" not in line
+
+    events = [json.loads(line) for line in lines if line.startswith("{")]
+    about = [e for e in events if e.get("lead_id") == lead_id]
+    assert {"webhook_received", "lead_delivered", "lead_processed"} <= {e["event"] for e in about}
+    for event in about:
+        assert (event["channel"], event["event_id"]) == ("canonical", "msg_logs_1"), event

@@ -1,0 +1,159 @@
+"""GDPR erasure: remove one person's data from the ledger, on request, whatever its age.
+
+The person is found by e-mail address: every lead whose identity is that address,
+and every lead not (yet) read whose raw input names it (unreadable mail, mail
+waiting for a worker) — as a whole address, also inside a mail's base64 or
+quoted-printable parts and forwarded messages. Each is purged as the retention policy would
+(:mod:`leadrelay.personal_data`); a lead still on its way is stopped first
+(``ignored``), so nothing is delivered after the request. The Nexudus customer
+cache forgets the address. The audit log records the request by a hash of the
+address — never the address itself.
+
+Nexudus keeps its own copy (the customer and the opportunity): the report names
+their ids so that someone erases them in Nexudus too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from adapters.mail.message import Mail, read_mail
+from leadrelay.canonical import normalise_email
+from leadrelay.ledger import audit, transition
+from leadrelay.models import TERMINAL_STATES, CoworkerCache, Lead, LeadState, PurgeReason
+from leadrelay.personal_data import purge_leads
+from worker.imap.intake import CONTENT_TYPE
+
+SCAN_BATCH = 200
+STOPPED_NOTE = "erased at the person's request before delivery"
+
+
+class ErasureRefused(Exception):
+    """The request cannot be carried out; the message says why in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class InNexudus:
+    """A record Nexudus holds for the person: to be erased there by someone."""
+
+    account: str | None
+    coworker_id: int | None
+    opportunity_id: int | None
+
+
+@dataclass
+class ErasureReport:
+    reference: str  # sha256 of the address, as the audit log names it
+    lead_ids: list[int] = field(default_factory=list)
+    stopped: list[int] = field(default_factory=list)  # were still on their way
+    dead_letters_closed: int = 0
+    cache_rows: int = 0
+    in_nexudus: list[InNexudus] = field(default_factory=list)
+
+
+def reference(email: str) -> str:
+    return "sha256:" + hashlib.sha256(email.encode()).hexdigest()[:16]
+
+
+def _address(email: str) -> str:
+    try:
+        address = normalise_email(email)
+    except ValueError:
+        address = None
+    if not address:
+        raise ErasureRefused(f"{email!r} is not an e-mail address")
+    return address
+
+
+def _pattern(address: str) -> re.Pattern[str]:
+    """The address as a whole word: ``ann@example.com`` is not found in ``joann@example.com``."""
+    return re.compile(r"(?<![\w.+-])" + re.escape(address) + r"(?!\.?[\w-])", re.IGNORECASE)
+
+
+def _mail_texts(mail: Mail) -> Iterator[str]:
+    yield from (mail.subject, mail.sender, *mail.recipients, mail.plain, mail.html, *mail.links)
+    for inner in mail.attached:
+        yield from _mail_texts(inner)
+
+
+def _names(raw: bytes, content_type: str | None, pattern: re.Pattern[str]) -> bool:
+    """Does the raw input name the address — in mail, also inside base64 or quoted-printable parts?"""
+    if pattern.search(raw.decode("utf-8", errors="replace")):
+        return True
+    return content_type == CONTENT_TYPE and any(pattern.search(text) for text in _mail_texts(read_mail(raw)))
+
+
+def _mentioning(session: Session, address: str) -> list[int]:
+    """Unread leads (no identity yet) whose raw input names the address, in any letter case."""
+    pattern = _pattern(address)
+    found, after = [], 0
+    while True:
+        rows = session.execute(
+            select(Lead.id, Lead.raw_body, Lead.content_type)
+            .where(Lead.id > after, Lead.identity.is_(None), Lead.raw_body.is_not(None))
+            .order_by(Lead.id)
+            .limit(SCAN_BATCH)
+        ).all()
+        if not rows:
+            return found
+        found += [lead_id for lead_id, raw, content_type in rows if _names(raw, content_type, pattern)]
+        after = rows[-1][0]
+
+
+def find_leads(session: Session, email: str) -> list[int]:
+    """Every lead of this person, oldest first."""
+    address = _address(email)
+    known = session.execute(select(Lead.id).where(Lead.identity == f"email:{address}")).scalars()
+    return sorted({*known, *_mentioning(session, address)})
+
+
+def erase(session: Session, email: str, *, actor: str, dry_run: bool = False) -> ErasureReport:
+    """Erase the person with this address from the ledger; the caller commits."""
+    address = _address(email)
+    report = ErasureReport(reference=reference(address), lead_ids=find_leads(session, address))
+    rows = session.execute(select(Lead).where(Lead.id.in_(report.lead_ids))).scalars().all()
+    report.in_nexudus = [
+        InNexudus(row.account, row.coworker_id, row.opportunity_id)
+        for row in rows
+        if row.coworker_id is not None or row.opportunity_id is not None
+    ]
+    report.stopped = [row.id for row in rows if row.state not in TERMINAL_STATES]
+    if dry_run:
+        return report
+    for lead_id in report.stopped:
+        transition(
+            session,
+            lead_id,
+            from_states=[LeadState.received, LeadState.normalised, LeadState.delivering],
+            to=LeadState.ignored,
+            note=STOPPED_NOTE,
+            lease_owner=None,
+            lease_until=None,
+        )
+    if report.lead_ids:
+        purged = purge_leads(session, report.lead_ids, why=PurgeReason.erasure, actor=actor)
+        report.dead_letters_closed = purged.dead_letters_closed
+    report.cache_rows = int(
+        session.execute(delete(CoworkerCache).where(CoworkerCache.email == address)).rowcount  # type: ignore[attr-defined]
+    )
+    audit(
+        session,
+        actor=actor,
+        action="privacy.erase",
+        target=f"person:{report.reference}",
+        result="erased",
+        detail={
+            "lead_ids": report.lead_ids,
+            "stopped": report.stopped,
+            "dead_letters_closed": report.dead_letters_closed,
+            "coworker_cache_rows": report.cache_rows,
+            "nexudus": [asdict(record) for record in report.in_nexudus],
+        },
+    )
+    return report
