@@ -1,0 +1,119 @@
+"""1. Ingest: signed webhooks accepted with a durable commit, against pgbench on the same table shape.
+
+Receiver: ``leadrelay serve`` (uvicorn workers as given), on a fresh ledger; no
+Celery worker runs, so the receiver's commit + enqueue is all that is measured.
+Load: wrk replays pre-signed deliveries (valid signatures, fresh timestamps, unique
+webhook-ids) — first at a fixed 1,000/s for latency, then as fast as it is answered
+for the sustained maximum — with the same number of connections as pgbench's clients.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import env, ledger, pgbench, signed
+from bench.loadgen import WrkRun, run_wrk
+from bench.procstat import CpuMeter, PeakRss
+from bench.results import Row, Run, at_least, at_most
+from leadrelay.routing import load_routing
+
+SECTION = "1. Ingest"
+CLIENTS = 32
+FIXED_RATE = 1000
+
+
+@dataclass(frozen=True)
+class Sizes:
+    seconds: int = 15
+    receivers: int = 2
+
+
+def _phase(base: str, work: Path, secret: bytes, *, rate: float, seconds: int, tag: str) -> WrkRun:
+    expected = int((rate or 5000) * seconds * 1.3) + 1000
+    requests = signed.write_requests(work / f"requests-{tag}.tsv", secret, expected, tag=tag)
+    run = run_wrk(base, requests, connections=CLIENTS, seconds=seconds, rate=rate)
+    requests.unlink()
+    return run
+
+
+def bench_ingest(run: Run, work: Path, sizes: Sizes) -> dict[str, int]:
+    """Rows for section 1; returns the receiver's peak RSS (bytes) for section 5."""
+    print(f"\n== {SECTION}", flush=True)
+    url = env.fresh_database("leadrelay_bench")
+    env.flush_redis()
+    routing_path = env.routing_file(work / "routing.yaml", limits=env.UNLIMITED)
+    secret = signed.secret(load_routing(routing_path))
+    body = json.dumps(signed.lead(0), separators=(",", ":"))
+
+    pgbench.prepare(url)
+    fixed_pg = pgbench.run(url, body, clients=CLIENTS, seconds=sizes.seconds, rate=FIXED_RATE)
+    max_pg = pgbench.run(url, body, clients=CLIENTS, seconds=sizes.seconds)
+    pgbench.drop(url)
+
+    service = env.service_env(url, routing_path, work)
+    receiver, base = env.receiver(service, work, workers=sizes.receivers)
+    pgid = receiver.popen.pid
+    with env.processes(receiver), PeakRss({"receiver": pgid}) as rss:
+        _phase(base, work, secret, rate=0, seconds=3, tag="warm")
+        before = ledger.count(url)
+        with CpuMeter({"receiver": pgid}) as fixed_cpu:
+            fixed = _phase(base, work, secret, rate=FIXED_RATE, seconds=sizes.seconds, tag="fixed")
+        middle = ledger.count(url)
+        with CpuMeter({"receiver": pgid}) as max_cpu:
+            top = _phase(base, work, secret, rate=0, seconds=sizes.seconds, tag="max")
+        after = ledger.count(url)
+    env.flush_redis()
+
+    for phase, committed in ((fixed, middle - before), (top, after - middle)):
+        if (
+            phase.accepted > committed or phase.errors or phase.accepted != phase.requests
+        ):  # in flight at the stop: committed, not counted
+            run.notes.append(
+                f"ingest: {phase.requests} sent, {phase.accepted} answered 202, {committed} rows committed, "
+                f"{phase.errors} socket errors, statuses {phase.statuses}"
+            )
+    durable_rate = (after - middle) / top.seconds
+    cpu = (
+        f"CPU at max: receiver {max_cpu.cores('receiver'):.2f} cores,"
+        f" Postgres {max_cpu.cores('postgres'):.2f},"
+        f" wrk {top.cores:.2f}; pgbench client {max_pg.cpu_seconds / sizes.seconds:.2f}"
+    )
+    run.add(
+        Row(
+            SECTION,
+            f"max sustained webhooks/s, {CLIENTS} connections, {sizes.receivers} receiver processes",
+            durable_rate,
+            "/s",
+            baseline=f"pgbench single-row insert, {CLIENTS} clients",
+            baseline_value=max_pg.tps,
+            target="≥ 2,000/s",
+            met=at_least(durable_rate, 2000),
+            note=cpu,
+        )
+    )
+    run.add(
+        Row(
+            SECTION,
+            f"p50 latency at {FIXED_RATE}/s offered ({fixed.rate:,.0f}/s achieved)",
+            fixed.p50_ms,
+            "ms",
+            baseline=f"pgbench at {FIXED_RATE}/s",
+            baseline_value=fixed_pg.p50_ms,
+            note=f"receiver {fixed_cpu.cores('receiver'):.2f} cores, wrk {fixed.cores:.2f}",
+        )
+    )
+    run.add(
+        Row(
+            SECTION,
+            f"p99 latency at {FIXED_RATE}/s offered",
+            fixed.p99_ms,
+            "ms",
+            baseline=f"pgbench at {FIXED_RATE}/s",
+            baseline_value=fixed_pg.p99_ms,
+            target="≤ 25 ms",
+            met=at_most(fixed.p99_ms, 25),
+        )
+    )
+    return {"receiver": rss.per_process.get("receiver", 0), "receiver_total": rss.total.get("receiver", 0)}
