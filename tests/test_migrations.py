@@ -56,3 +56,35 @@ def test_downgrade_to_base_and_up_again(empty_url: str) -> None:
     finally:
         engine.dispose()
     upgrade(empty_url)
+
+
+def test_old_mail_keys_are_digested_and_still_match_the_same_mail(empty_url: str) -> None:
+    """0006: ``mail:<Message-ID>`` keys become the digests the inbox now looks up."""
+    from leadrelay.db import make_session_factory, transaction
+    from leadrelay.ledger import record_inbound
+    from worker.imap.keys import mail_keys
+
+    raw = b"From: a@b.example\r\nMessage-ID: <amara.okafor.17@Mail.Example>\r\n\r\nbody\r\n"
+    keys = mail_keys(raw)
+    assert keys.reused_id is not None
+    command.upgrade(_config(empty_url), "0005")
+    engine = make_engine(empty_url)
+    try:
+        old = {
+            "mail:amara.okafor.17@mail.example": keys.primary,
+            f"mail:amara.okafor.17@mail.example#{keys.body_sha256[:32]}": keys.reused_id,
+            "mail-sha256:" + "0" * 64: "mail-sha256:" + "0" * 64,  # no Message-ID: left as it is
+            "hubblehq:delivery-1": "hubblehq:delivery-1",  # a webhook's key: left as it is
+        }
+        with transaction(make_session_factory(engine)) as session:
+            for key in old:
+                record_inbound(
+                    session, channel="x", source="email", intake_key=key, body=raw, content_type=""
+                )
+        upgrade(empty_url)
+        with engine.connect() as conn:
+            keys_now = set(conn.execute(text("SELECT intake_key FROM leads")).scalars())
+        assert keys_now == set(old.values())
+        assert not any("amara" in key for key in keys_now)
+    finally:
+        engine.dispose()

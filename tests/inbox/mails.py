@@ -20,6 +20,8 @@ from email.message import Message
 from email.policy import compat32
 from pathlib import Path
 
+from worker.imap.keys import message_id_key
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 _HEADERS = ("Subject", "Message-ID", "References", "In-Reply-To")
 LABELS = {"hubblehq": "HubbleHq", "liquidspace": "LiquidSpace", "workthere": "Workthere", "kontor": "Kontor"}
@@ -138,7 +140,7 @@ class Enquiry:
 
     @property
     def intake_key(self) -> str:
-        return f"mail:{self.message_id.strip('<>')}"
+        return message_id_key(self.message_id)
 
     @property
     def opportunity(self) -> str:

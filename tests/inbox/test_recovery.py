@@ -30,6 +30,7 @@ from tests.inbox.support import (
 )
 from tests.processes import service_env
 from worker.imap import state
+from worker.imap.keys import message_id_key
 
 
 def start_poller(routing: Path, *flags: str) -> subprocess.Popen[str]:
@@ -48,7 +49,7 @@ def start_poller(routing: Path, *flags: str) -> subprocess.Popen[str]:
 
 def assert_marked_only_what_the_ledger_holds(rt: Runtime, dovecot: Dovecot, folder: str) -> None:
     keys = {row.intake_key for row in mail_leads(rt)}
-    assert {f"mail:{mid.strip('<>')}" for mid in dovecot.message_ids(folder, seen=True)} <= keys
+    assert {message_id_key(mid) for mid in dovecot.message_ids(folder, seen=True)} <= keys
 
 
 @dataclass

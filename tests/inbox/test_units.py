@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from leadrelay.routing import RoutingError
 from leadrelay.settings import Settings
 from tests.inbox.conftest import inbox_routing
 from worker.imap.connection import folder_name, parse_fetch, uid_set
-from worker.imap.keys import mail_keys, normalised_message_id
+from worker.imap.keys import mail_keys, message_id_key, normalised_message_id
 from worker.imap.schedule import POLL_TASK, beat_entries, inbox_schedule
 
 MAIL = b"From: a@b.example\r\nSubject: hi\r\nMessage-ID: <Abc.123@Mail.Example.COM>\r\n\r\nbody\r\n"
@@ -33,7 +34,9 @@ def test_message_ids_are_normalised(header: str, expected: str | None) -> None:
 
 def test_the_key_is_the_message_id_whatever_the_mailbox_adds() -> None:
     delivered = b"Delivered-To: leads@x.example\r\nReceived: from mx by imap\r\n" + MAIL
-    assert mail_keys(MAIL).primary == mail_keys(delivered).primary == "mail:Abc.123@mail.example.com"
+    expected = "mail-id:" + hashlib.sha256(b"Abc.123@mail.example.com").hexdigest()
+    assert mail_keys(MAIL).primary == mail_keys(delivered).primary == expected
+    assert message_id_key("<Abc.123@MAIL.example.com>") == expected
     assert mail_keys(MAIL).body_sha256 == mail_keys(delivered.replace(b"\r\n", b"\n")).body_sha256
 
 
@@ -48,7 +51,13 @@ def test_without_a_message_id_the_key_is_the_content() -> None:
 
 def test_a_long_message_id_still_fits_the_ledger() -> None:
     key = mail_keys(b"Message-ID: <" + b"x" * 600 + b"@y>\r\n\r\nbody").primary
-    assert key.startswith("mail:sha256:") and len(key) < 400
+    assert key.startswith("mail-id:") and len(key) < 400
+
+
+def test_the_key_does_not_carry_the_message_id_itself() -> None:
+    """Some mailers build Message-IDs from a name; the key outlives the retention purge."""
+    keys = mail_keys(b"Message-ID: <amara.okafor.1764300000@mail.example>\r\n\r\nbody")
+    assert "amara" not in keys.primary and keys.reused_id is not None and "amara" not in keys.reused_id
 
 
 def test_uid_sets_are_compact() -> None:

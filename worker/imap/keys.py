@@ -1,9 +1,11 @@
 """Intake keys for mail: the same notification is recognised at the door, whichever
 mailbox, folder or UIDVALIDITY it is found under.
 
-* ``mail:<Message-ID>`` — the normalised Message-ID (the domain part is
-  case-insensitive, the local part is not);
-* ``mail:<Message-ID>#<body digest>`` — a *different* message reusing a
+* ``mail-id:<digest>`` — the SHA-256 of the normalised Message-ID (the domain
+  part is case-insensitive, the local part is not). Digested, not kept as it is:
+  some mailers build Message-IDs from the sender's name, and the intake key
+  outlives the retention purge of personal data;
+* ``mail-id:<digest>#<body digest>`` — a *different* message reusing a
   Message-ID (some mailers do): recorded, never mistaken for the first;
 * ``mail-sha256:<digest>`` — no Message-ID: sender, recipients, date, subject
   and body, leaving out the trace headers each mailbox adds on delivery.
@@ -18,7 +20,6 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-MAX_ID = 300  # the ledger's intake_key holds 400 characters
 _ANGLE = re.compile(r"<([^<>\s]+)>")
 _SPLIT = re.compile(rb"\r?\n\r?\n")
 _IDENTITY_HEADERS = ("from", "to", "cc", "date", "subject")
@@ -54,8 +55,13 @@ def normalised_message_id(value: str) -> str | None:
     if not found or any(char.isspace() for char in found):
         return None
     local, at, domain = found.rpartition("@")
-    found = f"{local}@{domain.lower()}" if at else found
-    return found if len(found) <= MAX_ID else "sha256:" + _sha256(found.encode())
+    return f"{local}@{domain.lower()}" if at else found
+
+
+def message_id_key(message_id: str) -> str:
+    """The intake key of a mail by its Message-ID (normalised or as in the header)."""
+    normalised = normalised_message_id(message_id) or message_id
+    return "mail-id:" + _sha256(normalised.encode("utf-8", "surrogateescape"))
 
 
 def body_sha256(raw: bytes) -> str:
@@ -70,7 +76,7 @@ def mail_keys(raw: bytes) -> MailKeys:
     digest = body_sha256(raw)
     message_id = normalised_message_id(_header(headers, "message-id"))
     if message_id is not None:
-        key = f"mail:{message_id}"
+        key = message_id_key(message_id)
         return MailKeys(key, f"{key}#{digest[:32]}", digest, message_id)
     identity = "\n".join(_header(headers, name) for name in _IDENTITY_HEADERS)
     content = _sha256(f"{identity}\n{digest}".encode("utf-8", "surrogateescape"))
