@@ -89,6 +89,13 @@ class Runtime:
 
 _current: Runtime | None = None
 _current_lock = threading.Lock()
+_pool_size = 5
+
+
+def set_pool_size(size: int) -> None:
+    """Connections kept by the process's runtime: one per thread that uses the ledger at once."""
+    global _pool_size
+    _pool_size = max(5, size)
 
 
 def current_runtime() -> Runtime:
@@ -96,7 +103,7 @@ def current_runtime() -> Runtime:
     global _current
     with _current_lock:
         if _current is None or _current.pid != os.getpid():
-            _current = Runtime.load()
+            _current = Runtime.load(pool_size=_pool_size)
         return _current
 
 

@@ -21,8 +21,10 @@ from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import worker_init
 from kombu import Queue
 
+from leadrelay.runtime import set_pool_size
 from leadrelay.settings import get_settings
 from worker.imap.schedule import POLL_TASK, inbox_schedule
 
@@ -77,3 +79,12 @@ def celery_config() -> dict[str, Any]:
 @app.on_configure.connect
 def _configure(sender: Celery, **_: Any) -> None:
     sender.conf.update(celery_config())
+
+
+@worker_init.connect
+def _size_the_pool(sender: Any = None, **_: Any) -> None:
+    """A thread pool shares one runtime: one pooled connection per thread (no overflow churn)."""
+    pool = getattr(sender, "pool_cls", None)
+    name = pool if isinstance(pool, str) else getattr(pool, "__module__", "")
+    if "thread" in str(name):
+        set_pool_size(int(getattr(sender, "concurrency", 0) or 0) + 2)

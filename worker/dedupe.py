@@ -54,11 +54,16 @@ def claim(session: Session, lead_id: int, keys: list[str]) -> Verdict:
     """Claim ``keys`` for ``lead_id``; report the lead that already owns one, if any."""
     owner: int | None = None
     for key in keys:
-        session.execute(
+        # RETURNING: a row back means the key is ours now (one statement); none means
+        # it was taken (after waiting for its owner's transaction): read who holds it
+        won = session.execute(
             insert_for(session, DedupeKey)
             .values(key=key, lead_id=lead_id, created_at=utcnow())
             .on_conflict_do_nothing(index_elements=["key"])
-        )
+            .returning(DedupeKey.lead_id)
+        ).scalar_one_or_none()
+        if won is not None:
+            continue
         holder = session.execute(select(DedupeKey.lead_id).where(DedupeKey.key == key)).scalar_one()
         if holder != lead_id:
             owner = holder

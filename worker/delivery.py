@@ -8,18 +8,28 @@ At most one opportunity per lead, ever:
   leaves that row behind, and the next delivery looks the opportunity up by its
   Name tag before it sends anything;
 * the lease is renewed, and checked, right before every write.
+
+Round trips: a call's outcome (its attempt row) and the coworker cache are
+written in the *next* transaction the delivery opens — the next call's lease
+renewal, or the final state change — not in one of their own. Nothing the
+exactly-once design relies on waits for them: a create's attempt row is still
+committed before it is sent, and an attempt left without an outcome (a worker
+killed before the next transaction) reads as "may have happened", so the next
+delivery looks the opportunity up first, as after a lost answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from leadrelay import ledger
 from leadrelay.canonical import CanonicalLead
@@ -124,11 +134,14 @@ def deliver(rt: Runtime, lead_id: int, *, owner: str) -> str:
         row = session.get(Lead, lead_id)
         assert row is not None
         snapshot = Snapshot.of(row)
+    delivery = _Delivery(rt, snapshot, owner)
     try:
-        return _Delivery(rt, snapshot, owner).run()
+        return delivery.run()
     except LostLease:
         log.warning("lease_lost", lead_id=lead_id)
         return "lost_lease"
+    finally:
+        delivery.flush()
 
 
 class _Delivery:
@@ -136,6 +149,23 @@ class _Delivery:
         self.rt = rt
         self.s = snapshot
         self.owner = owner
+        # ledger writes that ride along with the next transaction (see the module's docstring)
+        self._pending: list[Callable[[Session], object]] = []
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        """A transaction that first writes what is pending."""
+        with transaction(self.rt.sessions) as session:
+            pending, self._pending = self._pending, []
+            for write in pending:
+                write(session)
+            yield session
+
+    def flush(self) -> None:
+        """Write what is still pending (the delivery ended without a final transaction)."""
+        if self._pending:
+            with self._tx():
+                pass
 
     def run(self) -> str:
         route = resolve_route(self.rt.routing, self.s.channel, self.s.lead)
@@ -156,10 +186,10 @@ class _Delivery:
             )
 
     def _deliver(self, client: NexudusClient, route: Route) -> str:
-        first = self._first_introduction()
+        first, cached, create_sent = self._prepare(route.account)
         if first is not None:
             return self._attach_to_first(client, route, first)
-        found = self._coworker(client, route)
+        found = (cached, True) if cached is not None else self._coworker(client, route)
         if isinstance(found, Result):
             return self._failed(found, call="coworker")
         coworker, known_customer = found
@@ -167,7 +197,7 @@ class _Delivery:
         name = opportunity_name(label, self.s.lead.external_id or self.s.fingerprint[:12])
         system_id = dedupe.system_id(self.s.lead, channel=self.s.channel, fingerprint=self.s.fingerprint)
 
-        if self._create_may_have_happened():
+        if create_sent:
             found = self._call(
                 "opportunity.find", lambda: client.find_opportunity(name, system_id), write=False
             )
@@ -218,10 +248,6 @@ class _Delivery:
         """The customer's id, and whether Nexudus knew them before this lead."""
         email = self.s.lead.contact.email
         if email:
-            with transaction(self.rt.sessions) as session:
-                cached = session.get(CoworkerCache, (route.account, email))
-                if cached is not None:
-                    return cached.coworker_id, True
             found = self._call("coworker.find", lambda: client.find_coworker(email), write=False)
             if not found.ok:
                 return found
@@ -237,7 +263,9 @@ class _Delivery:
         return int(created.value), False
 
     def _remember_coworker(self, account: str, email: str, coworker_id: int) -> None:
-        with transaction(self.rt.sessions) as session:
+        """A cache entry: written with the next transaction (lost with a killed worker: found again)."""
+
+        def remember(session: Session) -> None:
             stmt = insert_for(session, CoworkerCache).values(
                 account=account, email=email, coworker_id=coworker_id, updated_at=utcnow()
             )
@@ -248,31 +276,48 @@ class _Delivery:
                 )
             )
 
+        self._pending.append(remember)
+
     def _forget_coworker(self, account: str) -> None:
         email = self.s.lead.contact.email
         if not email:
             return
-        with transaction(self.rt.sessions) as session:
+        with self._tx() as session:
             session.execute(
                 delete(CoworkerCache).where(CoworkerCache.account == account, CoworkerCache.email == email)
             )
 
     # ---- introductions -----------------------------------------------------------
 
-    def _first_introduction(self) -> Lead | None:
+    def _prepare(self, account: str) -> tuple[Lead | None, int | None, bool]:
+        """What the ledger knows before any call, read in one transaction.
+
+        The lead whose opportunity this one belongs to (None when this lead is the
+        first introduction), the cached coworker id of the contact's e-mail, and
+        whether a create was sent before (see ``_create_may_have_happened``).
+        """
+        with self._tx() as session:
+            first = self._first_introduction(session)
+            if first is not None:
+                return first, None, False
+            email = self.s.lead.contact.email
+            cached = session.get(CoworkerCache, (account, email)) if email else None
+            create_sent = self._create_may_have_happened(session)
+            return None, cached.coworker_id if cached is not None else None, create_sent
+
+    def _first_introduction(self, session: Session) -> Lead | None:
         """The lead whose opportunity this one belongs to, or None when this lead is the first."""
-        with transaction(self.rt.sessions) as session:
-            row = session.get(Lead, self.s.id)
-            assert row is not None
-            relation = introductions.relate(session, row, routing=self.rt.routing)
-            if relation.first != row.first_introduction:
-                session.execute(
-                    update(Lead)
-                    .where(Lead.id == self.s.id, Lead.lease_owner == self.owner)
-                    .values(first_introduction=relation.first)
-                    .execution_options(synchronize_session=False)
-                )
-            return None if relation.first is None else session.get(Lead, relation.first)
+        row = session.get(Lead, self.s.id)
+        assert row is not None
+        relation = introductions.relate(session, row, routing=self.rt.routing)
+        if relation.first != row.first_introduction:
+            session.execute(
+                update(Lead)
+                .where(Lead.id == self.s.id, Lead.lease_owner == self.owner)
+                .values(first_introduction=relation.first)
+                .execution_options(synchronize_session=False)
+            )
+        return None if relation.first is None else session.get(Lead, relation.first)
 
     def _attach_to_first(self, client: NexudusClient, route: Route, first: Lead) -> str:
         if first.state != LeadState.delivered or first.opportunity_id is None:
@@ -326,7 +371,7 @@ class _Delivery:
         so a killed worker cannot keep it).
         """
         lock = {"account": route.account, "opportunity_id": opportunity_id, "owner": self.owner}
-        with transaction(self.rt.sessions) as session:
+        with self._tx() as session:
             taken = ledger.lock_opportunity(session, **lock, seconds=self.rt.settings.lease_seconds)
         if not taken:
             return self._wait(
@@ -335,7 +380,7 @@ class _Delivery:
         try:
             return self._append_note(client, route, opportunity_id, heading=heading, first=first)
         finally:
-            with transaction(self.rt.sessions) as session:
+            with self._tx() as session:
                 ledger.unlock_opportunity(session, **lock)
 
     def _append_note(
@@ -370,49 +415,57 @@ class _Delivery:
 
     # ---- calls and attempts -----------------------------------------------------
 
-    def _create_may_have_happened(self) -> bool:
+    def _create_may_have_happened(self, session: Session) -> bool:
         """A create was sent before and its outcome is not known to be a refusal."""
-        with transaction(self.rt.sessions) as session:
-            outcome = DeliveryAttempt.outcome
-            found = session.execute(
-                select(DeliveryAttempt.id)
-                .where(
-                    DeliveryAttempt.lead_id == self.s.id,
-                    DeliveryAttempt.call == CREATE_OPPORTUNITY,
-                    outcome.is_(None) | outcome.in_(["unknown", "ok"]),
-                )
-                .limit(1)
-            ).first()
+        outcome = DeliveryAttempt.outcome
+        found = session.execute(
+            select(DeliveryAttempt.id)
+            .where(
+                DeliveryAttempt.lead_id == self.s.id,
+                DeliveryAttempt.call == CREATE_OPPORTUNITY,
+                outcome.is_(None) | outcome.in_(["unknown", "ok"]),
+            )
+            .limit(1)
+        ).first()
         return found is not None
 
     def _call(self, call: str, send: Callable[[], Result], *, write: bool) -> Result:
-        with transaction(self.rt.sessions) as session:
-            if not ledger.renew_lease(
+        with self._tx() as session:
+            renewed = ledger.renew_lease(
                 session, self.s.id, owner=self.owner, lease_seconds=self.rt.settings.lease_seconds
-            ):
-                raise LostLease()
-            attempt_id = ledger.start_attempt(session, self.s.id, call).id if write else None
+            )
+            # a write's attempt row commits before the write is sent
+            attempt_id = ledger.start_attempt(session, self.s.id, call).id if write and renewed else None
+        if not renewed:
+            raise LostLease()
         started = utcnow()
         result = send()
         if result.status_code is None and result.outcome is Outcome.throttle:
             # our own budget said wait: nothing was sent, nothing to record
             if attempt_id is not None:
-                with transaction(self.rt.sessions) as session:
-                    session.execute(delete(DeliveryAttempt).where(DeliveryAttempt.id == attempt_id))
+                sent_nothing = delete(DeliveryAttempt).where(DeliveryAttempt.id == attempt_id)
+                self._pending.append(lambda session: session.execute(sent_nothing))
             return result
         recorded = "unknown" if result.maybe_committed else result.outcome.value
-        error = None if result.ok else result.message
-        with transaction(self.rt.sessions) as session:
-            if attempt_id is None:
-                attempt_id = ledger.start_attempt(session, self.s.id, call, started_at=started).id
-            ledger.finish_attempt(
-                session,
-                attempt_id,
-                status_code=result.status_code,
-                outcome=recorded,
-                error=error,
-                response=result.excerpt,
+        values = {
+            "finished_at": utcnow(),
+            "status_code": result.status_code,
+            "outcome": recorded,
+            "error": None if result.ok else result.message,
+            "response": result.excerpt[: ledger.RESPONSE_EXCERPT] if result.excerpt else None,
+        }
+        if attempt_id is None:
+            record = insert(DeliveryAttempt).values(
+                lead_id=self.s.id, call=call, started_at=started, **values
             )
+        else:
+            record = (
+                update(DeliveryAttempt)
+                .where(DeliveryAttempt.id == attempt_id)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        self._pending.append(lambda session: session.execute(record))
         return result
 
     # ---- endings ----------------------------------------------------------------
@@ -425,7 +478,7 @@ class _Delivery:
     def _settle(
         self, state: LeadState, *, coworker_id: int | None, opportunity_id: int, name: str | None
     ) -> str:
-        with transaction(self.rt.sessions) as session:
+        with self._tx() as session:
             moved = ledger.transition(
                 session,
                 self.s.id,
@@ -450,7 +503,7 @@ class _Delivery:
         return state.value
 
     def _dead(self, reason: DeadReason, message: str, detail: dict[str, Any]) -> str:
-        with transaction(self.rt.sessions) as session:
+        with self._tx() as session:
             letter = ledger.kill(
                 session,
                 self.s.id,
@@ -500,7 +553,7 @@ class _Delivery:
         return self._release(utcnow() + timedelta(seconds=seconds), why, count=False, outcome="waiting")
 
     def _release(self, when: datetime, error: str, *, count: bool, outcome: str) -> str:
-        with transaction(self.rt.sessions) as session:
+        with self._tx() as session:
             moved = ledger.release(
                 session, self.s.id, owner=self.owner, next_attempt_at=when, error=error, count_attempt=count
             )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from adapters import NotALead, ParseError, RawItem
 from adapters.registry import context_for
@@ -27,6 +28,7 @@ class Normalised:
     state: LeadState
     duplicate_of: int | None = None
     channel: str | None = None  # set when this call moved the lead (for metrics, after commit)
+    account: str | None = None  # the routing account, when this call made the lead normalised
 
 
 def read(routing: Routing, lead: Lead) -> CanonicalLead:
@@ -106,15 +108,23 @@ def accept(
             **values,
         )
         return Normalised(state=LeadState.duplicate, duplicate_of=verdict.duplicate_of, channel=lead.channel)
+    now = utcnow()
     transition(
         session,
         lead.id,
         from_states=[from_state],
         to=LeadState.normalised,
-        next_attempt_at=utcnow(),
+        now=now,
+        next_attempt_at=now,
         **facts,
         **values,
     )
-    session.refresh(lead)
+    if values:
+        session.refresh(lead)
+    else:
+        # the row as the UPDATE left it, without reading it back (nothing marked dirty)
+        moved = {**facts, "state": LeadState.normalised, "state_changed_at": now, "next_attempt_at": now}
+        for name, value in moved.items():
+            set_committed_value(lead, name, value)
     introductions.flag_possible_duplicates(session, lead, canonical, routing=routing)
-    return Normalised(state=LeadState.normalised, channel=lead.channel)
+    return Normalised(state=LeadState.normalised, channel=lead.channel, account=facts["account"])

@@ -26,7 +26,8 @@ def process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None = 
         return state.value
     outcome = deliver(rt, lead_id, owner=owner)
     if enqueue is not None and outcome not in ("busy", "skipped"):
-        account = account_of(rt, lead_id)
+        # normalise names the account when it just routed the lead (no read back)
+        account = result.account if result.account is not None else account_of(rt, lead_id)
         if account is not None:
             dispatch(rt, account, enqueue=enqueue)
     return outcome

@@ -6,6 +6,7 @@ page is same-origin, so no browser on another origin may read any answer.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,10 +19,14 @@ from leadrelay import __version__, logs
 from leadrelay.api import admin_api, admin_web, health, metrics, webhooks
 from leadrelay.api.limits import LIMIT_RESPONSES, RequestLimits
 from leadrelay.api.openapi_doc import document_query_parameters_as_sent
+from leadrelay.intake.store import InboundWriter, Publisher, conninfo
 from leadrelay.intake.webhooks import open_doors
 from leadrelay.runtime import Runtime
+from worker import queue
 
 RECEIVER_THREADS = 16  # blocking ledger and broker calls at once, per receiver process
+SWITCH_INTERVAL = 0.0005  # seconds
+LEDGER_CONNECTIONS = 16  # async connections for the webhook insert, per receiver process (opened on demand)
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
@@ -34,13 +39,26 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         # as many threads as pooled connections: a thread never waits for one, and no
         # connection is opened and closed per request (the pool's overflow)
         to_thread.current_default_thread_limiter().total_tokens = RECEIVER_THREADS
+        # The event loop does short syscalls (a socket send, a Postgres round trip) that drop the
+        # GIL; with the default 5 ms switch interval it may then wait that long for a busy worker
+        # thread (the broker publish) to hand it back. 0.5 ms keeps that convoy off the latency.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         rt = runtime or Runtime.load(pool_size=RECEIVER_THREADS)
         app.state.runtime = rt
         app.state.doors = open_doors(rt.routing)
         app.state.metrics_registry = metrics.receiver_registry(rt)
-        yield
-        if runtime is None:
-            rt.close()
+        writer = None
+        if rt.engine.dialect.name == "postgresql":  # SQLite (the demo) keeps the threaded path
+            writer = InboundWriter(conninfo(rt.engine), size=LEDGER_CONNECTIONS)
+        app.state.inbound_writer = writer
+        app.state.publisher = Publisher(lambda ids: queue.enqueue(ids))
+        try:
+            yield
+        finally:
+            if writer is not None:
+                await writer.close()
+            if runtime is None:
+                rt.close()
 
     app = FastAPI(
         title="leadrelay",

@@ -7,6 +7,7 @@ A rejected request stores nothing but a counter and a log line without the body.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -22,6 +23,7 @@ from leadrelay.db import statement_commits
 from leadrelay.intake.signatures import SignatureError
 from leadrelay.ledger import Intake, record_inbound
 from leadrelay.metrics import WEBHOOKS, count_intake
+from leadrelay.runtime import Runtime
 from worker.queue import enqueue
 
 router = APIRouter()
@@ -110,28 +112,45 @@ async def receive_webhook(channel: str, request: Request) -> JSONResponse:
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         return _refuse(known, 400, "invalid_json", f"the body is not JSON: {err}")
 
-    def store() -> Intake:
-        """Commit, then enqueue (never before): one trip to a worker thread for both.
-
-        The insert is one statement: it commits by itself, in one round trip.
-        """
-        with statement_commits(state.runtime.sessions) as session:
-            intake = record_inbound(
-                session,
-                channel=channel,
-                source="webhook",
-                intake_key=door.intake_key(verified, body),
-                body=body,
-                content_type=request.headers.get("content-type"),
-                meta={"delivery_id": verified.delivery_id, "timestamp": verified.timestamp},
-            )
-        if not intake.duplicate:
-            enqueue([intake.lead_id])
-        return intake
-
-    intake = await run_in_threadpool(store)
+    key = door.intake_key(verified, body)
+    content_type = request.headers.get("content-type")
+    meta = {"delivery_id": verified.delivery_id, "timestamp": verified.timestamp}
+    writer = state.inbound_writer
+    if writer is not None:  # Postgres: commit, then publish (never before), both on the event loop
+        intake, publish = await writer.record(
+            channel=channel, source="webhook", intake_key=key, body=body, content_type=content_type, meta=meta
+        )
+        if publish:
+            await state.publisher.publish(intake.lead_id)
+    else:
+        intake = await run_in_threadpool(_store_sync, state.runtime, channel, key, body, content_type, meta)
     logs.bind_lead(intake.lead_id, channel, {"delivery_id": verified.delivery_id})
-    WEBHOOKS.labels(channel=channel, status="202").inc()
+    _accepted(channel).inc()
     count_intake(channel, "webhook", duplicate=intake.duplicate)
     log.info("webhook_received", duplicate=intake.duplicate)
     return JSONResponse({"event_id": intake.lead_id, "duplicate": intake.duplicate}, status_code=202)
+
+
+def _store_sync(
+    runtime: Runtime, channel: str, key: str, body: bytes, content_type: str | None, meta: dict[str, Any]
+) -> Intake:
+    """Commit, then enqueue (never before), in one worker thread: the embedded SQLite ledger."""
+    with statement_commits(runtime.sessions) as session:
+        intake = record_inbound(
+            session,
+            channel=channel,
+            source="webhook",
+            intake_key=key,
+            body=body,
+            content_type=content_type,
+            meta=meta,
+        )
+    if not intake.duplicate:
+        enqueue([intake.lead_id])
+    return intake
+
+
+@functools.cache
+def _accepted(channel: str) -> Any:
+    """The 202 counter's child for a channel (a label lookup less per request)."""
+    return WEBHOOKS.labels(channel=channel, status="202")

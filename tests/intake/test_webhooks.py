@@ -13,27 +13,17 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from leadrelay.api.app import create_app
 from leadrelay.intake.signatures import sign_standard
 from leadrelay.models import Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
-from tests.conftest import REDIS_URL, ThreadedServer, make_settings
+from tests.conftest import REDIS_URL
 
 SAMPLE = {
     "external_id": "zap-000193",
     "contact": {"full_name": "Mei Chen", "email": "mei.chen@example.com"},
     "listing": {"id": "foundry"},
 }
-
-
-@pytest.fixture
-def receiver(clean_db: str, redis_broker: str, routing: Routing) -> Iterator[tuple[str, Runtime, str]]:
-    rt = Runtime.load(make_settings(database_url=clean_db), routing)
-    secret = routing.channels["canonical"].webhook.secret.get_secret_value()  # type: ignore[union-attr]
-    with ThreadedServer(create_app(rt)) as server:
-        yield server.base_url, rt, secret
-    rt.close()
 
 
 def signed(
