@@ -6,6 +6,7 @@ The caller — a request handler or a task — owns the transaction: services ta
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -76,7 +77,7 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         echo=echo,
         pool_pre_ping=True,  # a restarted Postgres leaves dead pooled connections behind
@@ -84,6 +85,33 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
         max_overflow=pool_size * 2,
         pool_recycle=1800,
     )
+    engine.dialect.do_ping = _quiet_socket_ping(engine.dialect.do_ping)  # type: ignore[method-assign]
+    return engine
+
+
+def _quiet_socket_ping(ping: Any) -> Any:
+    """Pre-ping without a round trip while the pooled connection's socket is quiet.
+
+    An idle connection in the pool has nothing to read. A server that restarted,
+    or ended the session, has sent its goodbye (an error message, then EOF), so
+    the socket is readable: only then is the real ping (``SELECT 1``) sent, and
+    a dead connection is replaced exactly as before. A pre-ping was a tenth of the
+    worker's CPU per lead (one round trip per transaction).
+    """
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        try:
+            if dbapi_connection.closed:
+                return ping(dbapi_connection)  # type: ignore[no-any-return]
+            poller = select.poll()
+            poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+            if not poller.poll(0):
+                return True
+        except (OSError, ValueError, AttributeError):
+            pass
+        return ping(dbapi_connection)  # type: ignore[no-any-return]
+
+    return do_ping
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

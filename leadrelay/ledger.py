@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ClauseElement
 
 from leadrelay.db import insert_for, utcnow
 from leadrelay.models import (
@@ -90,13 +91,63 @@ def transition(
 ) -> bool:
     """Move a lead to ``to`` if it is still in one of ``from_states`` (and leased by ``owner``)."""
     at = now or utcnow()
-    stmt = update(Lead).where(Lead.id == lead_id, Lead.state.in_([s.value for s in from_states]))
+    states = [s.value for s in from_states]
+    if any(isinstance(v, ClauseElement) for v in values.values()):
+        stmt = update(Lead).where(Lead.id == lead_id, Lead.state.in_(states))
+        if owner is not None:
+            stmt = stmt.where(Lead.lease_owner == owner)
+        result = session.execute(
+            stmt.values(state=to, state_changed_at=at, **values).execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined]
+    params = {f"v_{k}": v for k, v in values.items()}
+    params.update(_id=lead_id, _from=states, _to=to, _at=at)
     if owner is not None:
-        stmt = stmt.where(Lead.lease_owner == owner)
-    result = session.execute(
-        stmt.values(state=to, state_changed_at=at, **values).execution_options(synchronize_session=False)
+        params["_owner"] = owner
+    stmt = _transition_statement(owner is not None, tuple(values))
+    return session.connection().execute(stmt, params).rowcount == 1
+
+
+# The hot UPDATEs are built once with bound parameters and reused: building and
+# cache-keying a new statement per call cost more CPU than the round trip itself.
+_TRANSITIONS: dict[tuple[bool, tuple[str, ...]], Any] = {}
+_LEAD_COLUMNS = Lead.__table__.c
+
+
+def _transition_statement(guard_owner: bool, names: tuple[str, ...]) -> Any:
+    key = (guard_owner, names)
+    stmt = _TRANSITIONS.get(key)
+    if stmt is None:
+        stmt = update(Lead).where(
+            Lead.id == bindparam("_id"), Lead.state.in_(bindparam("_from", expanding=True))
+        )
+        if guard_owner:
+            stmt = stmt.where(Lead.lease_owner == bindparam("_owner"))
+        sets = {
+            "state": bindparam("_to", type_=_LEAD_COLUMNS["state"].type),
+            "state_changed_at": bindparam("_at", type_=_LEAD_COLUMNS["state_changed_at"].type),
+        }
+        sets.update({n: bindparam(f"v_{n}", type_=_LEAD_COLUMNS[n].type) for n in names})
+        stmt = _TRANSITIONS[key] = stmt.values(sets)
+    return stmt
+
+
+_CLAIM = (
+    update(Lead)
+    .where(
+        Lead.id == bindparam("_id"),
+        or_(
+            (Lead.state == LeadState.normalised) & (Lead.next_attempt_at <= bindparam("_at")),
+            (Lead.state == LeadState.delivering) & (Lead.lease_until < bindparam("_at")),
+        ),
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    .values(
+        state=LeadState.delivering,
+        state_changed_at=bindparam("_at", type_=_LEAD_COLUMNS["state_changed_at"].type),
+        lease_owner=bindparam("_owner", type_=_LEAD_COLUMNS["lease_owner"].type),
+        lease_until=bindparam("_until", type_=_LEAD_COLUMNS["lease_until"].type),
+    )
+)
 
 
 def claim(
@@ -104,35 +155,25 @@ def claim(
 ) -> bool:
     """Lease a lead for delivery: due and normalised, or abandoned by a dead worker."""
     at = now or utcnow()
-    stmt = (
-        update(Lead)
-        .where(
-            Lead.id == lead_id,
-            or_(
-                (Lead.state == LeadState.normalised) & (Lead.next_attempt_at <= at),
-                (Lead.state == LeadState.delivering) & (Lead.lease_until < at),
-            ),
-        )
-        .values(
-            state=LeadState.delivering,
-            state_changed_at=at,
-            lease_owner=owner,
-            lease_until=at + timedelta(seconds=lease_seconds),
-        )
-        .execution_options(synchronize_session=False)
+    params = {"_id": lead_id, "_at": at, "_owner": owner, "_until": at + timedelta(seconds=lease_seconds)}
+    return session.connection().execute(_CLAIM, params).rowcount == 1
+
+
+_RENEW_LEASE = (
+    update(Lead)
+    .where(
+        Lead.id == bindparam("_id"),
+        Lead.state == LeadState.delivering,
+        Lead.lease_owner == bindparam("_owner"),
     )
-    return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+    .values(lease_until=bindparam("_until", type_=_LEAD_COLUMNS["lease_until"].type))
+)
 
 
 def renew_lease(session: Session, lead_id: int, *, owner: str, lease_seconds: int) -> bool:
     """Extend our lease; False means another worker has taken the lead over."""
-    stmt = (
-        update(Lead)
-        .where(Lead.id == lead_id, Lead.state == LeadState.delivering, Lead.lease_owner == owner)
-        .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
-        .execution_options(synchronize_session=False)
-    )
-    return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+    params = {"_id": lead_id, "_owner": owner, "_until": utcnow() + timedelta(seconds=lease_seconds)}
+    return session.connection().execute(_RENEW_LEASE, params).rowcount == 1
 
 
 def release(
@@ -205,6 +246,23 @@ def start_attempt(
     session.add(attempt)
     session.flush()
     return attempt
+
+
+_START_ATTEMPT = (
+    insert(DeliveryAttempt)
+    .values(
+        lead_id=bindparam("_lead", type_=DeliveryAttempt.__table__.c["lead_id"].type),
+        call=bindparam("_call", type_=DeliveryAttempt.__table__.c["call"].type),
+        started_at=bindparam("_at", type_=DeliveryAttempt.__table__.c["started_at"].type),
+    )
+    .returning(DeliveryAttempt.id)
+)
+
+
+def start_attempt_id(session: Session, lead_id: int, call: str) -> int:
+    """:func:`start_attempt` as one prebuilt INSERT … RETURNING id (the worker's hot path)."""
+    params = {"_lead": lead_id, "_call": call, "_at": utcnow()}
+    return session.connection().execute(_START_ATTEMPT, params).scalar_one()  # type: ignore[no-any-return]
 
 
 def finish_attempt(

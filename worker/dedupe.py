@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from leadrelay.canonical import CanonicalLead
@@ -50,18 +51,35 @@ class Verdict:
     duplicate_of: int | None  # None: this lead is the primary
 
 
+_CLAIMS: dict[str, Any] = {}  # per dialect: built once, not per key
+
+
+def _claim_statement(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    stmt = _CLAIMS.get(dialect)
+    if stmt is None:
+        columns = DedupeKey.__table__.c
+        stmt = _CLAIMS[dialect] = (
+            insert_for(session, DedupeKey)
+            .values(
+                key=bindparam("_key", type_=columns["key"].type),
+                lead_id=bindparam("_lead", type_=columns["lead_id"].type),
+                created_at=bindparam("_at", type_=columns["created_at"].type),
+            )
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(DedupeKey.lead_id)
+        )
+    return stmt
+
+
 def claim(session: Session, lead_id: int, keys: list[str]) -> Verdict:
     """Claim ``keys`` for ``lead_id``; report the lead that already owns one, if any."""
     owner: int | None = None
     for key in keys:
         # RETURNING: a row back means the key is ours now (one statement); none means
         # it was taken (after waiting for its owner's transaction): read who holds it
-        won = session.execute(
-            insert_for(session, DedupeKey)
-            .values(key=key, lead_id=lead_id, created_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(DedupeKey.lead_id)
-        ).scalar_one_or_none()
+        params = {"_key": key, "_lead": lead_id, "_at": utcnow()}
+        won = session.connection().execute(_claim_statement(session), params).scalar_one_or_none()
         if won is not None:
             continue
         holder = session.execute(select(DedupeKey.lead_id).where(DedupeKey.key == key)).scalar_one()
