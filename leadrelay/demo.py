@@ -264,9 +264,11 @@ def _report(
     console.print(ledger)
 
     states = [row.state for row, _ in leads]
-    expected_states = [LeadState.delivered, LeadState.duplicate, LeadState.dead]
+    # the lead and its repeat race through two worker threads: either may be the one delivered
+    expected_states = {LeadState.delivered, LeadState.duplicate}
     good = (
-        states == expected_states
+        set(states[:2]) == expected_states
+        and states[2:] == [LeadState.dead]
         and len(opportunities) == 1
         and opportunities[0].get("LeadSource") == int(LeadSource.Broker)
         and opportunities[0].get("AgentId") == 3004
