@@ -3,6 +3,7 @@ limit, full PUT, stages that win or lose, and the search filters."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import httpx
@@ -213,6 +214,7 @@ def test_column_coworker_status_and_created_filters(
     other = new_coworker()
     create(api, coworker, Name="a")
     create(api, other, Name="b", CrmBoardColumnId=2002)
+    time.sleep(0.005)  # CreatedOn has millisecond precision: "c" must be strictly later than "b"
     later = create(api, coworker, Name="c", CrmBoardColumnId=2201)
     since = api.get(f"{OPPORTUNITIES}/{later}").json()["CreatedOn"]
 
