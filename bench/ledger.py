@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import statistics
-import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import func, select
 
-from leadrelay.db import make_engine, make_session_factory, transaction
-from leadrelay.ledger import record_inbound
+from leadrelay.db import make_engine, make_session_factory
 from leadrelay.models import Lead, LeadState
+from tests.helpers import record_canonical
 
 
 def ingest(url: str, bodies: Iterable[dict]) -> list[int]:
     """Record leads as the receiver would (one transaction), without enqueueing them."""
-    engine = make_engine(url)
-    try:
-        with transaction(make_session_factory(engine)) as session:
-            return [
-                record_inbound(
-                    session,
-                    channel="canonical",
-                    source="webhook",
-                    intake_key=f"bench:{uuid.uuid4().hex}",
-                    body=json.dumps(body).encode(),
-                    content_type="application/json",
-                ).lead_id
-                for body in bodies
-            ]
-    finally:
-        engine.dispose()
+    return record_canonical(url, bodies, prefix="bench")
 
 
 def times(

@@ -9,8 +9,6 @@ used is printed here and measured properly by the budget bench (``python -m benc
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,10 +16,9 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from leadrelay.db import make_engine, make_session_factory, transaction
-from leadrelay.ledger import record_inbound
+from leadrelay.db import make_engine, make_session_factory
 from leadrelay.models import Lead, LeadState
-from tests.helpers import canonical, wait_for
+from tests.helpers import canonical, record_canonical, wait_for
 from tests.processes import Proc, RemoteSandbox, service_env
 from worker.queue import enqueue
 
@@ -65,22 +62,7 @@ def routing_file(tmp_path: Path) -> Path:
 
 
 def ingest_and_enqueue(url: str, bodies: list[dict]) -> list[int]:
-    engine = make_engine(url)
-    try:
-        with transaction(make_session_factory(engine)) as session:
-            ids = [
-                record_inbound(
-                    session,
-                    channel="canonical",
-                    source="webhook",
-                    intake_key=f"test:{uuid.uuid4().hex}",
-                    body=json.dumps(body).encode(),
-                    content_type="application/json",
-                ).lead_id
-                for body in bodies
-            ]
-    finally:
-        engine.dispose()
+    ids = record_canonical(url, bodies)
     enqueue(ids)
     return ids
 
