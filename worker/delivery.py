@@ -323,11 +323,13 @@ class _Delivery:
         row = session.get(Lead, self.s.id)
         assert row is not None
         relation = introductions.relate(session, row, routing=self.rt.routing)
-        if relation.first != row.first_introduction:
+        # a first introduction points at itself: decided, under the person's lock
+        decided = relation.first if relation.first is not None else self.s.id
+        if decided != row.first_introduction:
             session.execute(
                 update(Lead)
                 .where(Lead.id == self.s.id, Lead.lease_owner == self.owner)
-                .values(first_introduction=relation.first)
+                .values(first_introduction=decided)
                 .execution_options(synchronize_session=False)
             )
         return None if relation.first is None else session.get(Lead, relation.first)

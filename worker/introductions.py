@@ -82,8 +82,12 @@ def relate(session: Session, lead: Lead, *, routing: Routing) -> Relation:
     lock_person(session, lead.identity, lead.location)
     since = lead.received_at - protection(routing, lead.channel, lead.account)
     # The one holding the opportunity wins: a dead first introduction replayed
-    # later must not take over from the lead delivered in its place.
-    delivered_first = case((Lead.state == LeadState.delivered, 0), else_=1)
+    # later must not take over from the lead delivered in its place. Next, one
+    # already decided first (it points at itself, set under this lock): an older
+    # lead normalised later must not also decide it is first while that one sends.
+    delivered_first = case(
+        (Lead.state == LeadState.delivered, 0), (Lead.first_introduction == Lead.id, 1), else_=2
+    )
     first = session.execute(
         select(Lead.id)
         .where(
@@ -153,7 +157,9 @@ def competing(session: Session, *, rejection_hours: int, include_expired: bool =
     """Later introductions, with the time left to reject them with the portal."""
     later = list(
         session.execute(
-            select(Lead).where(Lead.first_introduction.is_not(None)).order_by(Lead.received_at.desc())
+            select(Lead)
+            .where(Lead.first_introduction.is_not(None), Lead.first_introduction != Lead.id)
+            .order_by(Lead.received_at.desc())
         ).scalars()
     )
     firsts = {
