@@ -64,6 +64,7 @@ class DeadReason(StrEnum):
     routing = "routing"
     auth = "auth"
     exhausted = "exhausted"
+    internal = "internal"  # leadrelay itself failed on the lead N times (a bug, a crash): fix, then replay
 
 
 class DeadLetterStatus(StrEnum):
@@ -105,6 +106,9 @@ class Lead(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # stage runs (normalise, deliver) started and not finished: a crash, a kill, a bug.
+    # Reset whenever a run ends normally; at LEADRELAY_MAX_UNFINISHED_RUNS the lead is dead.
+    unfinished_runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     enqueued_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     lease_owner: Mapped[str | None] = mapped_column(String(200))
@@ -115,6 +119,12 @@ class Lead(Base):
     coworker_id: Mapped[int | None] = mapped_column(BigInteger)
     opportunity_id: Mapped[int | None] = mapped_column(BigInteger)
     opportunity_name: Mapped[str | None] = mapped_column(String(300))
+    # How Nexudus knows the enquiry (the Name tag and SystemId), fixed when a create is
+    # first sent and carried by a resend or an edit, so the lookup never loses it.
+    system_id: Mapped[str | None] = mapped_column(String(200))
+    # A create may have happened for this enquiry: when the latest one whose answer is
+    # unknown was sent (in flight counts). Inherited by whatever carries the enquiry on.
+    create_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     # personal data removed (raw body, contact, message): by the retention policy or on request

@@ -56,7 +56,15 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("NEXUDUS_PASSWORD_FILE", "LEADRELAY_NEXUDUS_PASSWORD_FILE"),
     )
-    nexudus_timeout: float = Field(default=10.0, gt=0, description="seconds per Nexudus call")
+    nexudus_timeout: float = Field(
+        default=10.0, gt=0, description="seconds a whole Nexudus call may take (a total deadline, not per phase)"
+    )
+    write_landing_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="how long after its deadline an unanswered write may still land in Nexudus: "
+        "a lookup waits that long before concluding a create did not happen",
+    )
     budget_wait_seconds: float = Field(
         default=2.5,
         ge=0,
@@ -74,6 +82,12 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(default=1.0, gt=0)
     retry_schedule: Annotated[tuple[int, ...], NoDecode] = Field(default=DEFAULT_RETRY_SCHEDULE, min_length=1)
     retry_jitter: float = Field(default=0.1, ge=0, le=1, description="± fraction of each delay")
+    max_unfinished_runs: int = Field(
+        default=5,
+        ge=1,
+        description="a lead whose processing started this many times without finishing (a crash, a kill, "
+        "a bug) becomes a dead letter",
+    )
 
     metrics_cache_seconds: float = Field(default=5.0, ge=0, description="ledger numbers on /metrics")
     ready_max_backlog_seconds: int | None = Field(
