@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("NEXUDUS_PASSWORD_FILE", "LEADRELAY_NEXUDUS_PASSWORD_FILE"),
     )
     nexudus_timeout: float = Field(
-        default=10.0, gt=0, description="seconds a whole Nexudus call may take (a total deadline, not per phase)"
+        default=10.0, gt=0, description="seconds a whole Nexudus call may take (total, not per phase)"
     )
     write_landing_seconds: float = Field(
         default=30.0,

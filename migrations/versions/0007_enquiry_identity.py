@@ -1,4 +1,4 @@
-""""A create may have happened" belongs to the enquiry; unfinished stage runs are counted.
+"""A create that may have happened belongs to the enquiry; unfinished stage runs are counted.
 
 ``leads.system_id`` and ``leads.create_sent_at`` (with ``opportunity_name``) say how
 Nexudus knows the enquiry and whether a create may have reached it, so that a
