@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+MAX_EMAIL_LENGTH = 254  # RFC 5321's path limit, less the angle brackets
 _EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+$")
 
 
@@ -78,6 +79,9 @@ def normalise_email(value: str | None) -> str | None:
         cleaned = cleaned[len("mailto:") :]
     if not cleaned:
         return None
+    # checked first: the pattern is then matched on a bounded string only
+    if len(cleaned) > MAX_EMAIL_LENGTH:
+        raise ValueError(f"is longer than an e-mail address can be ({MAX_EMAIL_LENGTH} characters)")
     if not _EMAIL.match(cleaned):
         raise ValueError("is not an e-mail address")
     return cleaned

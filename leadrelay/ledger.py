@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import DateTime, Interval, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -21,7 +21,6 @@ from leadrelay.db import insert_for, utcnow
 from leadrelay.models import (
     AuditEntry,
     DeadLetter,
-    DeadLetterStatus,
     DeadReason,
     DeliveryAttempt,
     Lead,
@@ -132,48 +131,185 @@ def _transition_statement(guard_owner: bool, names: tuple[str, ...]) -> Any:
     return stmt
 
 
-_CLAIM = (
-    update(Lead)
-    .where(
-        Lead.id == bindparam("_id"),
-        or_(
-            (Lead.state == LeadState.normalised) & (Lead.next_attempt_at <= bindparam("_at")),
-            (Lead.state == LeadState.delivering) & (Lead.lease_until < bindparam("_at")),
-        ),
-    )
-    .values(
-        state=LeadState.delivering,
-        state_changed_at=bindparam("_at", type_=_LEAD_COLUMNS["state_changed_at"].type),
-        lease_owner=bindparam("_owner", type_=_LEAD_COLUMNS["lease_owner"].type),
-        lease_until=bindparam("_until", type_=_LEAD_COLUMNS["lease_until"].type),
-    )
-)
+# ---- the ledger's clock ----------------------------------------------------------
+# Leases are judged on one clock for every host: the database's on Postgres (a
+# worker whose clock drifts must not think a lease is still, or already no longer,
+# its own), the process's on SQLite (one host, the embedded mode).
 
 
-def claim(
-    session: Session, lead_id: int, *, owner: str, lease_seconds: int, now: datetime | None = None
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def db_now(session: Session) -> datetime:
+    """Now on the ledger's clock."""
+    if is_postgres(session):
+        return session.execute(select(func.clock_timestamp())).scalar_one()  # type: ignore[no-any-return]
+    return utcnow()
+
+
+def clock(session: Session) -> Any:
+    """The ledger's clock as a value for one statement (a SQL expression on Postgres)."""
+    return func.clock_timestamp(type_=DateTime(timezone=True)) if is_postgres(session) else utcnow()
+
+
+def _now_param(postgres: bool) -> Any:
+    """Now inside a prebuilt statement: the server's clock, or a bound ``_at``."""
+    if postgres:
+        return func.clock_timestamp(type_=DateTime(timezone=True))
+    return bindparam("_at", type_=_LEAD_COLUMNS["state_changed_at"].type)
+
+
+def _lease_end(postgres: bool) -> Any:
+    """Now plus the lease, inside a prebuilt statement."""
+    if postgres:
+        return _now_param(True) + bindparam("_lease", type_=Interval())
+    return bindparam("_until", type_=_LEAD_COLUMNS["lease_until"].type)
+
+
+def _clock_params(lease_seconds: float) -> dict[str, Any]:
+    at = utcnow()
+    lease = timedelta(seconds=lease_seconds)
+    return {"_at": at, "_until": at + lease, "_lease": lease}
+
+
+_CLAIMS: dict[bool, Any] = {}
+
+
+def _claim_statement(postgres: bool) -> Any:
+    stmt = _CLAIMS.get(postgres)
+    if stmt is None:
+        now = _now_param(postgres)
+        stmt = _CLAIMS[postgres] = (
+            update(Lead)
+            .where(
+                Lead.id == bindparam("_id"),
+                or_(
+                    (Lead.state == LeadState.normalised) & (Lead.next_attempt_at <= now),
+                    (Lead.state == LeadState.delivering) & (Lead.lease_until < now),
+                ),
+            )
+            .values(
+                state=LeadState.delivering,
+                state_changed_at=now,
+                lease_owner=bindparam("_owner", type_=_LEAD_COLUMNS["lease_owner"].type),
+                lease_until=_lease_end(postgres),
+                unfinished_runs=Lead.unfinished_runs + 1,
+            )
+            .returning(Lead.unfinished_runs)
+        )
+    return stmt
+
+
+def claim(session: Session, lead_id: int, *, owner: str, lease_seconds: int) -> int | None:
+    """Lease a lead for delivery: due and normalised, or abandoned by a dead worker.
+
+    Returns how many delivery runs have now started without finishing (this one
+    included), or None when the lead was not ours to take.
+    """
+    params = {"_id": lead_id, "_owner": owner, **_clock_params(lease_seconds)}
+    stmt = _claim_statement(is_postgres(session))
+    return session.connection().execute(stmt, params).scalar_one_or_none()  # type: ignore[no-any-return]
+
+
+_READINGS: dict[bool, Any] = {}
+
+
+def _reading_statement(postgres: bool) -> Any:
+    stmt = _READINGS.get(postgres)
+    if stmt is None:
+        now = _now_param(postgres)
+        stmt = _READINGS[postgres] = (
+            update(Lead)
+            .where(
+                Lead.id == bindparam("_id"),
+                Lead.state == LeadState.received,
+                or_(Lead.lease_until.is_(None), Lead.lease_until < now),
+            )
+            .values(
+                unfinished_runs=Lead.unfinished_runs + 1,
+                lease_owner=bindparam("_owner", type_=_LEAD_COLUMNS["lease_owner"].type),
+                lease_until=_lease_end(postgres),
+            )
+            .returning(Lead.unfinished_runs, Lead.last_error, Lead.channel)
+        )
+    return stmt
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    runs: int  # readings started and not finished, this one included
+    last_error: str | None
+    channel: str
+
+
+def start_reading(session: Session, lead_id: int, *, owner: str, lease_seconds: int) -> Reading | None:
+    """Lease a ``received`` lead to read it, counting the reading; None: read already, or being read."""
+    params = {"_id": lead_id, "_owner": owner, **_clock_params(lease_seconds)}
+    row = session.connection().execute(_reading_statement(is_postgres(session)), params).one_or_none()
+    return None if row is None else Reading(*row)
+
+
+@dataclass(frozen=True, slots=True)
+class CreateTag:
+    """How Nexudus will know the opportunity a create is about to make."""
+
+    name: str
+    system_id: str
+
+
+_RENEWALS: dict[tuple[bool, bool], Any] = {}
+
+
+def _renew_statement(postgres: bool, creating: bool) -> Any:
+    key = (postgres, creating)
+    stmt = _RENEWALS.get(key)
+    if stmt is None:
+        values: dict[str, Any] = {"lease_until": _lease_end(postgres)}
+        if creating:
+            values.update(
+                create_sent_at=_now_param(postgres),
+                opportunity_name=bindparam("_name", type_=_LEAD_COLUMNS["opportunity_name"].type),
+                system_id=bindparam("_system_id", type_=_LEAD_COLUMNS["system_id"].type),
+            )
+        stmt = _RENEWALS[key] = (
+            update(Lead)
+            .where(
+                Lead.id == bindparam("_id"),
+                Lead.state == LeadState.delivering,
+                Lead.lease_owner == bindparam("_owner"),
+            )
+            .values(values)
+        )
+    return stmt
+
+
+def renew_lease(
+    session: Session, lead_id: int, *, owner: str, lease_seconds: int, creating: CreateTag | None = None
 ) -> bool:
-    """Lease a lead for delivery: due and normalised, or abandoned by a dead worker."""
-    at = now or utcnow()
-    params = {"_id": lead_id, "_at": at, "_owner": owner, "_until": at + timedelta(seconds=lease_seconds)}
-    return session.connection().execute(_CLAIM, params).rowcount == 1
+    """Extend our lease to ``lease_seconds`` from now; False: another worker has taken the lead over.
+
+    ``creating``: a create is about to be sent — the lead records, in the same
+    statement, that one may have happened (now) and under which Name and SystemId.
+    """
+    params = {"_id": lead_id, "_owner": owner, **_clock_params(lease_seconds)}
+    if creating is not None:
+        params.update(_name=creating.name, _system_id=creating.system_id)
+    stmt = _renew_statement(is_postgres(session), creating is not None)
+    return session.connection().execute(stmt, params).rowcount == 1  # type: ignore[no-any-return]
 
 
-_RENEW_LEASE = (
+_RESTORE_CREATE_SENT = (
     update(Lead)
-    .where(
-        Lead.id == bindparam("_id"),
-        Lead.state == LeadState.delivering,
-        Lead.lease_owner == bindparam("_owner"),
-    )
-    .values(lease_until=bindparam("_until", type_=_LEAD_COLUMNS["lease_until"].type))
+    .where(Lead.id == bindparam("_id"), Lead.lease_owner == bindparam("_owner"))
+    .values(create_sent_at=bindparam("_sent", type_=_LEAD_COLUMNS["create_sent_at"].type))
 )
 
 
-def renew_lease(session: Session, lead_id: int, *, owner: str, lease_seconds: int) -> bool:
-    """Extend our lease; False means another worker has taken the lead over."""
-    params = {"_id": lead_id, "_owner": owner, "_until": utcnow() + timedelta(seconds=lease_seconds)}
-    return session.connection().execute(_RENEW_LEASE, params).rowcount == 1
+def restore_create_sent(session: Session, lead_id: int, *, owner: str, sent_at: datetime | None) -> None:
+    """A create was answered with a definite refusal: what may have happened is what did before it."""
+    params = {"_id": lead_id, "_owner": owner, "_sent": sent_at}
+    session.connection().execute(_RESTORE_CREATE_SENT, params)
 
 
 def release(
@@ -191,6 +327,7 @@ def release(
         "lease_owner": None,
         "lease_until": None,
         "last_error": error,
+        "unfinished_runs": 0,
     }
     if count_attempt:
         values["attempts"] = Lead.attempts + 1
@@ -233,59 +370,37 @@ def kill(
         lease_owner=None,
         lease_until=None,
         last_error=message,
+        unfinished_runs=0,
     )
     if not moved:
         return None
     return open_dead_letter(session, lead_id, reason=reason, message=message, detail=detail)
 
 
-def start_attempt(
-    session: Session, lead_id: int, call: str, *, started_at: datetime | None = None
-) -> DeliveryAttempt:
-    attempt = DeliveryAttempt(lead_id=lead_id, call=call, started_at=started_at or utcnow())
-    session.add(attempt)
-    session.flush()
-    return attempt
+_START_ATTEMPTS: dict[bool, Any] = {}
 
 
-_START_ATTEMPT = (
-    insert(DeliveryAttempt)
-    .values(
-        lead_id=bindparam("_lead", type_=DeliveryAttempt.__table__.c["lead_id"].type),
-        call=bindparam("_call", type_=DeliveryAttempt.__table__.c["call"].type),
-        started_at=bindparam("_at", type_=DeliveryAttempt.__table__.c["started_at"].type),
-    )
-    .returning(DeliveryAttempt.id)
-)
-
-
-def start_attempt_id(session: Session, lead_id: int, call: str) -> int:
-    """:func:`start_attempt` as one prebuilt INSERT … RETURNING id (the worker's hot path)."""
-    params = {"_lead": lead_id, "_call": call, "_at": utcnow()}
-    return session.connection().execute(_START_ATTEMPT, params).scalar_one()  # type: ignore[no-any-return]
-
-
-def finish_attempt(
-    session: Session,
-    attempt_id: int,
-    *,
-    status_code: int | None,
-    outcome: str,
-    error: str | None = None,
-    response: str | None = None,
-) -> None:
-    session.execute(
-        update(DeliveryAttempt)
-        .where(DeliveryAttempt.id == attempt_id)
-        .values(
-            finished_at=utcnow(),
-            status_code=status_code,
-            outcome=outcome,
-            error=error,
-            response=response[:RESPONSE_EXCERPT] if response else None,
+def _start_attempt_statement(postgres: bool) -> Any:
+    stmt = _START_ATTEMPTS.get(postgres)
+    if stmt is None:
+        columns = DeliveryAttempt.__table__.c
+        stmt = _START_ATTEMPTS[postgres] = (
+            insert(DeliveryAttempt)
+            .values(
+                lead_id=bindparam("_lead", type_=columns["lead_id"].type),
+                call=bindparam("_call", type_=columns["call"].type),
+                started_at=_now_param(postgres),
+            )
+            .returning(DeliveryAttempt.id)
         )
-        .execution_options(synchronize_session=False)
-    )
+    return stmt
+
+
+def start_attempt(session: Session, lead_id: int, call: str) -> int:
+    """Record a call about to be made (its outcome NULL: in flight); returns the attempt's id."""
+    params = {"_lead": lead_id, "_call": call, "_at": utcnow()}
+    stmt = _start_attempt_statement(is_postgres(session))
+    return session.connection().execute(stmt, params).scalar_one()  # type: ignore[no-any-return]
 
 
 def audit(
@@ -298,12 +413,6 @@ def audit(
     detail: dict[str, Any] | None = None,
 ) -> None:
     session.add(AuditEntry(actor=actor, action=action, target=target, result=result, detail=detail or {}))
-
-
-def open_dead_letter_for(session: Session, lead_id: int) -> DeadLetter | None:
-    return session.execute(
-        select(DeadLetter).where(DeadLetter.lead_id == lead_id, DeadLetter.status == DeadLetterStatus.open)
-    ).scalar_one_or_none()
 
 
 def lock_opportunity(

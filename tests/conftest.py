@@ -31,6 +31,9 @@ os.environ.update(
         "LEADRELAY_SWEEP_INTERVAL_SECONDS": "0.5",
         "LEADRELAY_RETRY_SCHEDULE": "0,1,1,1",
         "LEADRELAY_RETRY_JITTER": "0",
+        # an unanswered create is given no extra time to land beyond its deadline
+        # (the tests that are about late landings set their own)
+        "LEADRELAY_WRITE_LANDING_SECONDS": "0",
     }
 )
 for var in ("LEADRELAY_CONFIG", "NEXUDUS_BASE_URL", "NEXUDUS_USERNAME", "NEXUDUS_PASSWORD"):

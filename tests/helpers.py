@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import timedelta
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Interval, case, literal, select
 
 from leadrelay.db import make_engine, make_session_factory, transaction
 from leadrelay.demo import DEMO_LEAD
@@ -62,13 +63,27 @@ def attempts(rt: Runtime, lead_id: int) -> list[DeliveryAttempt]:
 
 
 def make_due(rt: Runtime, lead_id: int) -> None:
-    """Skip the wait before the next attempt (the retry schedule is tested on its own)."""
+    """Let the lead's waits pass now: the retry schedule's, and an unanswered create's landing time.
+
+    Both are tested on their own (tests/delivery/test_late_landing.py for the second).
+    """
     from sqlalchemy import update
 
     from leadrelay.db import utcnow
 
+    landing = timedelta(seconds=rt.settings.nexudus_timeout + rt.settings.write_landing_seconds)
     with transaction(rt.sessions) as session:
-        session.execute(update(Lead).where(Lead.id == lead_id).values(next_attempt_at=utcnow()))
+        session.execute(
+            update(Lead)
+            .where(Lead.id == lead_id)
+            .values(
+                next_attempt_at=utcnow(),
+                create_sent_at=case(
+                    (Lead.create_sent_at.is_(None), None),
+                    else_=Lead.create_sent_at - literal(landing, type_=Interval()),
+                ),
+            )
+        )
 
 
 def wait_for(

@@ -7,8 +7,11 @@ A replay can never create a second opportunity:
 
 * only an *open* dead letter of a lead that is still ``dead`` can be replayed,
   by a guarded UPDATE, so two admins clicking at once replay it once;
-* the lead keeps its delivery attempts: a create whose outcome was never known
-  makes the next delivery look the opportunity up by its Name tag first;
+* the lead keeps its create mark (``create_sent_at``, with the Name tag and
+  SystemId the create was sent under) through a replay and an edit: a create
+  whose outcome was never known makes the next delivery look the opportunity up
+  first, under the tag it was sent with, even when the edit changed what the tag
+  would be made of;
 * a lead that was delivered, or is a duplicate, is never put back in the queue.
 """
 
@@ -31,7 +34,13 @@ from leadrelay.queries import pretty_lead
 from leadrelay.routing import Routing
 from worker.normalise import accept
 
-RESET_DELIVERY = {"attempts": 0, "lease_owner": None, "lease_until": None, "last_error": None}
+RESET_DELIVERY = {
+    "attempts": 0,
+    "unfinished_runs": 0,
+    "lease_owner": None,
+    "lease_until": None,
+    "last_error": None,
+}
 
 
 class ActionRefused(Exception):
@@ -320,6 +329,10 @@ def edit(
         if outcome == "queued"
         else f"lead {lead.id} edited: it is a duplicate of lead {result.duplicate_of}, nothing to deliver"
     )
+    if lead.create_sent_at is not None:
+        message += f"; a create sent earlier may have reached Nexudus as {lead.opportunity_name!r}" + (
+            ": delivery looks it up first and keeps it if it is there" if outcome == "queued" else ""
+        )
     _resolve(
         letter, status=DeadLetterStatus.replayed, actor=actor, resolution=f"edited and replayed by {actor}"
     )

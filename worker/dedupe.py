@@ -96,11 +96,27 @@ def claim(session: Session, lead_id: int, keys: list[str]) -> Verdict:
 
 
 def _supersede_dead(session: Session, *, old: int, new: int) -> bool:
-    """A dead primary gives its keys to a fresh copy of itself (a partner's corrected resend)."""
-    state = session.execute(select(Lead.state).where(Lead.id == old).with_for_update()).scalar_one()
+    """A dead primary gives its keys to a fresh copy of itself (a partner's corrected resend).
+
+    The copy carries the enquiry on: if a create may have happened for the dead
+    lead, the copy inherits that mark and the Name tag and SystemId it was sent
+    under, so it looks the opportunity up before creating another.
+    """
+    state, sent_at, name, system_id = session.execute(
+        select(Lead.state, Lead.create_sent_at, Lead.opportunity_name, Lead.system_id)
+        .where(Lead.id == old)
+        .with_for_update()
+    ).one()
     if state != LeadState.dead:
         return False
     session.execute(update(DedupeKey).where(DedupeKey.lead_id == old).values(lead_id=new))
+    if sent_at is not None:
+        session.execute(
+            update(Lead)
+            .where(Lead.id == new, Lead.create_sent_at.is_(None))  # an edited lead keeps its own
+            .values(create_sent_at=sent_at, opportunity_name=name, system_id=system_id)
+            .execution_options(synchronize_session=False)
+        )
     now = utcnow()
     session.execute(
         update(DeadLetter)
@@ -118,6 +134,6 @@ def _supersede_dead(session: Session, *, old: int, new: int) -> bool:
         action="dead_letter.supersede",
         target=f"lead:{old}",
         result="superseded",
-        detail={"by_lead": new},
+        detail={"by_lead": new, "create_may_have_happened": sent_at is not None},
     )
     return True

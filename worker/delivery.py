@@ -1,33 +1,38 @@
 """Stage 2: a normalised lead becomes one Coworker (found or created) and one CrmOpportunity.
 
-At most one opportunity per lead, ever:
+At most one opportunity per enquiry, ever:
 
-* the lead is leased by a guarded UPDATE, so two workers never deliver it at once;
-* every write to Nexudus is recorded as an attempt row and committed *before* it
-  is sent; a create whose answer was lost (timeout, reset, 5xx, a killed worker)
-  leaves that row behind, and the next delivery looks the opportunity up by its
-  Name tag before it sends anything;
-* the lease is renewed, and checked, right before every write.
+* the lead is leased by a guarded UPDATE on the ledger's clock, so two workers
+  never deliver it at once;
+* right before each request goes out (after the budget's wait, the token and the
+  pacing) the lease is renewed and checked, and the request gets a total deadline
+  shorter than the lease (:class:`_Guard`, :mod:`leadrelay.nexudus.deadline`): a
+  worker that stalls past its lease sends nothing;
+* a write's attempt row commits before it is sent; a create also marks the lead
+  ``create_sent_at`` with the Name tag and SystemId it is sent under. That mark
+  belongs to the enquiry: a replay and an edit keep it, a partner's resend that
+  supersedes a dead lead inherits it. A lead carrying it looks the opportunity up
+  before creating — and only concludes "not there" once a create sent then can no
+  longer land (its deadline plus ``write_landing_seconds``). A definite refusal
+  (an answer that created nothing) takes the mark back.
 
-Round trips: a call's outcome (its attempt row) and the coworker cache are
-written in the *next* transaction the delivery opens — the next call's lease
+Round trips: a read's attempt row, a write's outcome and the coworker cache are
+written in the *next* transaction the delivery opens — the next request's lease
 renewal, or the final state change — not in one of their own. Nothing the
-exactly-once design relies on waits for them: a create's attempt row is still
-committed before it is sent, and an attempt left without an outcome (a worker
-killed before the next transaction) reads as "may have happened", so the next
-delivery looks the opportunity up first, as after a lost answer.
+exactly-once design relies on waits for them: the create mark commits before
+the create is sent, and is only ever taken back after a definite refusal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -37,7 +42,7 @@ from leadrelay.db import insert_for, transaction, utcnow
 from leadrelay.metrics import DEAD, DELIVERED, RETRIES
 from leadrelay.models import CoworkerCache, DeadReason, DeliveryAttempt, Lead, LeadState
 from leadrelay.nexudus.classify import Outcome, Result
-from leadrelay.nexudus.client import NexudusClient
+from leadrelay.nexudus.client import NexudusClient, SendGuard
 from leadrelay.nexudus.payloads import (
     Route,
     channel_label,
@@ -50,8 +55,9 @@ from leadrelay.nexudus.payloads import (
 )
 from leadrelay.routing import Routing
 from leadrelay.runtime import ConfigurationError, Runtime
+from leadrelay.settings import Settings
 from worker import dedupe, introductions
-from worker.dispatch import Claim, claim
+from worker.dispatch import Claim, Claimed, claim
 from worker.retry import next_attempt
 
 log = structlog.get_logger(__name__)
@@ -59,6 +65,7 @@ log = structlog.get_logger(__name__)
 CREATE_OPPORTUNITY = "opportunity.create"
 WAIT_FOR_FIRST_SECONDS = 3
 NOTE_LOCK_WAIT_SECONDS = 1
+LEASE_MARGIN = 0.1  # a request must end this share of the lease (at least a second) before it does
 _BOARD_COLUMNS: dict[tuple[str, int], set[int]] = {}  # a location's board columns, per process
 
 
@@ -89,9 +96,13 @@ class Snapshot:
     received_at: datetime
     attempts: int
     fingerprint: str
+    create_sent_at: datetime | None  # a create may have happened (see the module's docstring)
+    opportunity_name: str | None  # the Name tag and SystemId that create was sent under
+    system_id: str | None
+    landing_wait: float  # seconds until that create can no longer land in Nexudus (0: it cannot)
 
     @classmethod
-    def of(cls, row: Lead) -> Snapshot:
+    def of(cls, row: Lead, *, landing_wait: float = 0.0) -> Snapshot:
         lead = CanonicalLead.model_validate(row.lead)
         # The enquiry's own time starts the follow-up clock, unless it claims to be
         # later than its arrival here (a portal with a wrong clock).
@@ -105,7 +116,19 @@ class Snapshot:
             received_at=enquired,
             attempts=row.attempts,
             fingerprint=row.fingerprint or "",
+            create_sent_at=row.create_sent_at,
+            opportunity_name=row.opportunity_name,
+            system_id=row.system_id,
+            landing_wait=landing_wait,
         )
+
+
+def landing_wait(session: Session, row: Lead, settings: Settings) -> float:
+    """Seconds until a create sent at ``row.create_sent_at`` can no longer land (ledger clock)."""
+    if row.create_sent_at is None:
+        return 0.0
+    horizon = timedelta(seconds=settings.nexudus_timeout + settings.write_landing_seconds)
+    return max(0.0, (row.create_sent_at + horizon - ledger.db_now(session)).total_seconds())
 
 
 def resolve_route(routing: Routing, channel: str, lead: CanonicalLead) -> Route | str:
@@ -136,17 +159,20 @@ def resolve_route(routing: Routing, channel: str, lead: CanonicalLead) -> Route 
 
 def deliver(rt: Runtime, lead_id: int, *, owner: str) -> str:
     """Deliver one lead if it is due; returns what happened (for logs and tests)."""
+    settings = rt.settings
     with transaction(rt.sessions) as session:
         claimed = claim(
-            session, lead_id, owner=owner, lease_seconds=rt.settings.lease_seconds, routing=rt.routing
+            session, lead_id, owner=owner, lease_seconds=settings.lease_seconds, routing=rt.routing
         )
-        if claimed is Claim.busy:
+        if claimed.status is Claim.busy:
             return "busy"
-        if claimed is not Claim.claimed:
+        if claimed.status is not Claim.claimed:
             return "skipped"
         row = session.get(Lead, lead_id)
         assert row is not None
-        snapshot = Snapshot.of(row)
+        if claimed.runs > settings.max_unfinished_runs:
+            return _give_up(session, row, claimed, owner=owner)
+        snapshot = Snapshot.of(row, landing_wait=landing_wait(session, row, settings))
     delivery = _Delivery(rt, snapshot, owner)
     try:
         return delivery.run()
@@ -155,6 +181,89 @@ def deliver(rt: Runtime, lead_id: int, *, owner: str) -> str:
         return "lost_lease"
     finally:
         delivery.flush()
+
+
+def _give_up(session: Session, row: Lead, claimed: Claimed, *, owner: str) -> str:
+    """Delivery started this many times and never finished (a crash, a kill, a bug): stop looping."""
+    message = (
+        f"delivery started {claimed.runs - 1} times without finishing"
+        + (f" (last error: {row.last_error})" if row.last_error else "")
+        + "; fix the cause, then replay"
+    )
+    detail = {"runs": claimed.runs - 1, "last_error": row.last_error}
+    letter = ledger.kill(
+        session,
+        row.id,
+        from_states=[LeadState.delivering],
+        reason=DeadReason.internal,
+        message=message,
+        detail=detail,
+        owner=owner,
+    )
+    if letter is None:
+        return "lost_lease"
+    DEAD.labels(channel=row.channel, reason=DeadReason.internal.value).inc()
+    log.error("dead_letter_opened", reason=DeadReason.internal.value, runs=claimed.runs - 1)
+    return "dead"
+
+
+class _Guard:
+    """One call's requests, as the delivery sees them (the client's :class:`SendGuard`).
+
+    Before each request: the lease is renewed on the ledger's clock (LostLease if
+    another worker has it), a write's attempt row — and for a create, the lead's
+    create mark — commits, and the request is given what is left of the lease
+    minus a margin. After it: its outcome rides along with the next transaction.
+    """
+
+    def __init__(
+        self, delivery: _Delivery, call: str, *, write: bool, creating: ledger.CreateTag | None
+    ) -> None:
+        self._delivery = delivery
+        self._call = call
+        self._write = write
+        self._creating = creating
+        self._attempt_id: int | None = None
+        self._started = utcnow()
+        self._mark_before: datetime | None = None
+        self.sent = False
+
+    def before_send(self, *, write: bool) -> float:
+        d = self._delivery
+        self._started = utcnow()
+        self._mark_before = d.s.create_sent_at
+        self._attempt_id = d._lease_for_request(self._call, write=self._write, creating=self._creating)
+        if self._creating is not None:
+            d.s = replace(d.s, create_sent_at=self._started)  # in memory; the ledger holds its own clock's
+        self.sent = True
+        lease = d.rt.settings.lease_seconds
+        return lease - max(1.0, lease * LEASE_MARGIN)
+
+    def after_send(self, result: Result) -> None:
+        self.record(result)
+        if self._creating is not None and not result.ok and not result.maybe_committed:
+            self._delivery._create_refused(self._mark_before)
+
+    def record(self, result: Result) -> None:
+        """The request's outcome: written with the delivery's next transaction."""
+        recorded = "unknown" if result.maybe_committed else result.outcome.value
+        values = {
+            "finished_at": utcnow(),
+            "status_code": result.status_code,
+            "outcome": recorded,
+            "error": None if result.ok else result.message,
+            "response": result.excerpt[: ledger.RESPONSE_EXCERPT] if result.excerpt else None,
+        }
+        if self._attempt_id is None:
+            row = insert(DeliveryAttempt).values(
+                lead_id=self._delivery.s.id, call=self._call, started_at=self._started, **values
+            )
+            self._delivery._pending.append(lambda session: session.execute(row))
+        else:
+            params = {"_id": self._attempt_id, **{f"v_{k}": v for k, v in values.items()}}
+            self._delivery._pending.append(
+                lambda session: session.connection().execute(_FINISH_ATTEMPT, params)
+            )
 
 
 class _Delivery:
@@ -199,25 +308,28 @@ class _Delivery:
             )
 
     def _deliver(self, client: NexudusClient, route: Route) -> str:
-        first, cached, create_sent = self._prepare(route.account)
+        first, cached = self._prepare(route.account)
         if first is not None:
             return self._attach_to_first(client, route, first)
+        if self.s.landing_wait > 0:
+            # Looking now could miss a create that is still on its way: look once it cannot be.
+            return self._wait(self.s.landing_wait, "a create sent earlier may still land in Nexudus")
         found = (cached, True) if cached is not None else self._coworker(client, route)
         if isinstance(found, Result):
             return self._failed(found, call="coworker")
         coworker, known_customer = found
-        label = channel_label(route.channel, route.channel_config)
-        name = opportunity_name(label, self.s.lead.external_id or self.s.fingerprint[:12])
-        system_id = dedupe.system_id(self.s.lead, channel=self.s.channel, fingerprint=self.s.fingerprint)
+        tag = self._tag(route)
 
-        if create_sent:
+        if self.s.create_sent_at is not None:
             found = self._call(
-                "opportunity.find", lambda: client.find_opportunity(name, system_id), write=False
+                "opportunity.find",
+                lambda guard: client.find_opportunity(tag.name, tag.system_id, guard=guard),
+                write=False,
             )
             if not found.ok:
                 return self._failed(found, call="opportunity.find")
             if found.value is not None:
-                return self._delivered(coworker, found.value, name)
+                return self._delivered(coworker, found.value, tag.name)
 
         if known_customer and self.rt.routing.defaults.reuse_open_opportunities:
             staffs = self._open_opportunity_by_others(client, route, coworker)
@@ -226,20 +338,7 @@ class _Delivery:
             if staffs is not None:
                 return self._attach(client, route, staffs, heading="New enquiry", first=None)
 
-        def payload(coworker_id: int) -> dict[str, Any]:
-            return opportunity_payload(
-                self.s.lead,
-                route,
-                coworker_id=coworker_id,
-                name=name,
-                system_id=system_id,
-                lead_id=self.s.id,
-                received_at=self.s.received_at,
-            )
-
-        created = self._call(
-            CREATE_OPPORTUNITY, lambda: client.create_opportunity(payload(coworker)), write=True
-        )
+        created = self._create(client, route, coworker, tag)
         if created.outcome is Outcome.pause and created.fresh_token:
             # Nexudus answers 401 when a write names a deleted record: the cached
             # coworker may be gone. Find or create it again, then try once more.
@@ -248,12 +347,37 @@ class _Delivery:
             if isinstance(again, Result):
                 return self._failed(again, call="coworker")
             coworker = again[0]
-            created = self._call(
-                CREATE_OPPORTUNITY, lambda: client.create_opportunity(payload(coworker)), write=True
-            )
+            created = self._create(client, route, coworker, tag)
         if not created.ok:
             return self._failed(created, call=CREATE_OPPORTUNITY)
-        return self._delivered(coworker, created.value, name)
+        return self._delivered(coworker, created.value, tag.name)
+
+    def _tag(self, route: Route) -> ledger.CreateTag:
+        """How Nexudus knows this enquiry: as a create may already have named it, else as it would."""
+        if self.s.create_sent_at is not None and self.s.opportunity_name and self.s.system_id:
+            return ledger.CreateTag(self.s.opportunity_name, self.s.system_id)
+        label = channel_label(route.channel, route.channel_config)
+        return ledger.CreateTag(
+            opportunity_name(label, self.s.lead.external_id or self.s.fingerprint[:12]),
+            dedupe.system_id(self.s.lead, channel=self.s.channel, fingerprint=self.s.fingerprint),
+        )
+
+    def _create(self, client: NexudusClient, route: Route, coworker: int, tag: ledger.CreateTag) -> Result:
+        body = opportunity_payload(
+            self.s.lead,
+            route,
+            coworker_id=coworker,
+            name=tag.name,
+            system_id=tag.system_id,
+            lead_id=self.s.id,
+            received_at=self.s.received_at,
+        )
+        return self._call(
+            CREATE_OPPORTUNITY,
+            lambda guard: client.create_opportunity(body, guard=guard),
+            write=True,
+            creating=tag,
+        )
 
     # ---- coworker --------------------------------------------------------------
 
@@ -261,14 +385,18 @@ class _Delivery:
         """The customer's id, and whether Nexudus knew them before this lead."""
         email = self.s.lead.contact.email
         if email:
-            found = self._call("coworker.find", lambda: client.find_coworker(email), write=False)
+            found = self._call(
+                "coworker.find", lambda guard: client.find_coworker(email, guard=guard), write=False
+            )
             if not found.ok:
                 return found
             if found.value is not None:
                 self._remember_coworker(route.account, email, found.value)
                 return int(found.value), True
         body = coworker_payload(self.s.lead, route)
-        created = self._call("coworker.create", lambda: client.create_coworker(body), write=True)
+        created = self._call(
+            "coworker.create", lambda guard: client.create_coworker(body, guard=guard), write=True
+        )
         if not created.ok:
             return created
         if email:
@@ -302,21 +430,19 @@ class _Delivery:
 
     # ---- introductions -----------------------------------------------------------
 
-    def _prepare(self, account: str) -> tuple[Lead | None, int | None, bool]:
+    def _prepare(self, account: str) -> tuple[Lead | None, int | None]:
         """What the ledger knows before any call, read in one transaction.
 
         The lead whose opportunity this one belongs to (None when this lead is the
-        first introduction), the cached coworker id of the contact's e-mail, and
-        whether a create was sent before (see ``_create_may_have_happened``).
+        first introduction), and the cached coworker id of the contact's e-mail.
         """
         with self._tx() as session:
             first = self._first_introduction(session)
             if first is not None:
-                return first, None, False
+                return first, None
             email = self.s.lead.contact.email
             cached = session.get(CoworkerCache, (account, email)) if email else None
-            create_sent = self._create_may_have_happened(session)
-            return None, cached.coworker_id if cached is not None else None, create_sent
+            return None, cached.coworker_id if cached is not None else None
 
     def _first_introduction(self, session: Session) -> Lead | None:
         """The lead whose opportunity this one belongs to, or None when this lead is the first."""
@@ -354,7 +480,9 @@ class _Delivery:
         self, client: NexudusClient, route: Route, coworker: int
     ) -> int | Result | None:
         """An open opportunity someone else (staff, another tool) made for this customer here."""
-        found = self._call("opportunity.open", lambda: client.open_opportunities(coworker), write=False)
+        found = self._call(
+            "opportunity.open", lambda guard: client.open_opportunities(coworker, guard=guard), write=False
+        )
         if not found.ok:
             return found
         records = [r for r in found.value if not str(r.get("SystemId") or "").startswith("leadrelay:")]
@@ -370,7 +498,9 @@ class _Delivery:
         column = route.location_config.board_column_id
         key = (route.account, column)
         if key not in _BOARD_COLUMNS:
-            found = self._call("board.columns", lambda: client.board_columns(column), write=False)
+            found = self._call(
+                "board.columns", lambda guard: client.board_columns(column, guard=guard), write=False
+            )
             if not found.ok:
                 return found
             _BOARD_COLUMNS[key] = set(found.value)
@@ -402,7 +532,9 @@ class _Delivery:
         self, client: NexudusClient, route: Route, opportunity_id: int, *, heading: str, first: str | None
     ) -> str:
         """GET the opportunity, merge the note, PUT the whole record (Nexudus validates PUT whole)."""
-        got = self._call("opportunity.get", lambda: client.get_opportunity(opportunity_id), write=False)
+        got = self._call(
+            "opportunity.get", lambda guard: client.get_opportunity(opportunity_id, guard=guard), write=False
+        )
         if not got.ok:
             return self._failed(got, call="opportunity.get")
         record = dict(got.value or {})
@@ -416,8 +548,9 @@ class _Delivery:
                 first=first,
                 heading=heading,
             )
+            merged = with_note(record, note)
             updated = self._call(
-                "opportunity.update", lambda: client.update_opportunity(with_note(record, note)), write=True
+                "opportunity.update", lambda guard: client.update_opportunity(merged, guard=guard), write=True
             )
             if not updated.ok:
                 return self._failed(updated, call="opportunity.update")
@@ -430,54 +563,43 @@ class _Delivery:
 
     # ---- calls and attempts -----------------------------------------------------
 
-    def _create_may_have_happened(self, session: Session) -> bool:
-        """A create was sent before and its outcome is not known to be a refusal."""
-        outcome = DeliveryAttempt.outcome
-        found = session.execute(
-            select(DeliveryAttempt.id)
-            .where(
-                DeliveryAttempt.lead_id == self.s.id,
-                DeliveryAttempt.call == CREATE_OPPORTUNITY,
-                outcome.is_(None) | outcome.in_(["unknown", "ok"]),
-            )
-            .limit(1)
-        ).first()
-        return found is not None
+    def _call(
+        self,
+        call: str,
+        send: Callable[[SendGuard], Result],
+        *,
+        write: bool,
+        creating: ledger.CreateTag | None = None,
+    ) -> Result:
+        guard = _Guard(self, call, write=write, creating=creating)
+        result = send(guard)
+        if not guard.sent and not (result.status_code is None and result.outcome is Outcome.throttle):
+            guard.record(result)  # nothing reached the API (the login failed): on record all the same
+        return result
 
-    def _call(self, call: str, send: Callable[[], Result], *, write: bool) -> Result:
+    def _lease_for_request(self, call: str, *, write: bool, creating: ledger.CreateTag | None) -> int | None:
+        """Renew the lease right before a request: the attempt row of a write, if any (LostLease: gone)."""
         with self._tx() as session:
             renewed = ledger.renew_lease(
-                session, self.s.id, owner=self.owner, lease_seconds=self.rt.settings.lease_seconds
+                session,
+                self.s.id,
+                owner=self.owner,
+                lease_seconds=self.rt.settings.lease_seconds,
+                creating=creating,
             )
             # a write's attempt row commits before the write is sent
-            attempt_id = ledger.start_attempt_id(session, self.s.id, call) if write and renewed else None
+            attempt_id = ledger.start_attempt(session, self.s.id, call) if write and renewed else None
         if not renewed:
             raise LostLease()
-        started = utcnow()
-        result = send()
-        if result.status_code is None and result.outcome is Outcome.throttle:
-            # our own budget said wait: nothing was sent, nothing to record
-            if attempt_id is not None:
-                sent_nothing = delete(DeliveryAttempt).where(DeliveryAttempt.id == attempt_id)
-                self._pending.append(lambda session: session.execute(sent_nothing))
-            return result
-        recorded = "unknown" if result.maybe_committed else result.outcome.value
-        values = {
-            "finished_at": utcnow(),
-            "status_code": result.status_code,
-            "outcome": recorded,
-            "error": None if result.ok else result.message,
-            "response": result.excerpt[: ledger.RESPONSE_EXCERPT] if result.excerpt else None,
-        }
-        if attempt_id is None:
-            record = insert(DeliveryAttempt).values(
-                lead_id=self.s.id, call=call, started_at=started, **values
-            )
-            self._pending.append(lambda session: session.execute(record))
-        else:
-            params = {"_id": attempt_id, **{f"v_{k}": v for k, v in values.items()}}
-            self._pending.append(lambda session: session.connection().execute(_FINISH_ATTEMPT, params))
-        return result
+        return attempt_id
+
+    def _create_refused(self, previous: datetime | None) -> None:
+        """A create answered with a refusal (nothing made): may-have-happened is what it was before."""
+        self.s = replace(self.s, create_sent_at=previous)
+        lead_id, owner = self.s.id, self.owner
+        self._pending.append(
+            lambda session: ledger.restore_create_sent(session, lead_id, owner=owner, sent_at=previous)
+        )
 
     # ---- endings ----------------------------------------------------------------
 
@@ -503,6 +625,7 @@ class _Delivery:
                 lease_owner=None,
                 lease_until=None,
                 last_error=None,
+                unfinished_runs=0,
             )
         if not moved:
             # The next owner finds this opportunity by its Name (or its note by the

@@ -10,14 +10,16 @@ few worker slots at most, and another account's leads are never stuck behind it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from leadrelay import ledger
-from leadrelay.db import transaction, utcnow
+from leadrelay.db import transaction
 from leadrelay.models import Lead, LeadState
 from leadrelay.nexudus.budget import lock_account
 from leadrelay.routing import Routing
@@ -33,17 +35,23 @@ class Claim(StrEnum):
     not_due = "not_due"  # delivered, leased by someone else, or not yet due
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    status: Claim
+    runs: int = 0  # delivery runs started and not finished, this one included
+
+
 def _capacity(routing: Routing, account: str | None) -> int | None:
     if account is None or account not in routing.accounts:
         return None  # no account: delivery will dead-letter it (routing) without calling Nexudus
     return routing.accounts[account].limits.concurrent_deliveries
 
 
-def _delivering(account: str, now: datetime) -> ColumnElement[bool]:
+def _delivering(account: str, now: Any) -> ColumnElement[bool]:
     return and_(Lead.account == account, Lead.state == LeadState.delivering, Lead.lease_until >= now)
 
 
-def _waiting(now: datetime, grace: timedelta) -> ColumnElement[bool]:
+def _waiting(now: Any, grace: timedelta) -> ColumnElement[bool]:
     """Due, and not handed to a worker recently (or its message was lost)."""
     stale = now - grace
     return or_(
@@ -62,7 +70,7 @@ def _waiting(now: datetime, grace: timedelta) -> ColumnElement[bool]:
     )
 
 
-def _handed_out(now: datetime, grace: timedelta) -> ColumnElement[bool]:
+def _handed_out(now: Any, grace: timedelta) -> ColumnElement[bool]:
     """Sent to a worker within the grace period and not claimed yet."""
     recent = Lead.enqueued_at >= now - grace
     return or_(
@@ -76,14 +84,15 @@ def _handed_out(now: datetime, grace: timedelta) -> ColumnElement[bool]:
     )
 
 
-def claim(session: Session, lead_id: int, *, owner: str, lease_seconds: int, routing: Routing) -> Claim:
+def claim(session: Session, lead_id: int, *, owner: str, lease_seconds: int, routing: Routing) -> Claimed:
     """Lease a lead for delivery if it is due and its account has room."""
     account = session.execute(select(Lead.account).where(Lead.id == lead_id)).scalar_one_or_none()
     capacity = _capacity(routing, account)
     if account is not None and capacity is not None:
         lock_account(session, account)
-        now = utcnow()
-        busy = session.execute(select(func.count()).where(_delivering(account, now))).scalar_one()
+        busy = session.execute(
+            select(func.count()).where(_delivering(account, ledger.clock(session)))
+        ).scalar_one()
         if busy >= capacity:
             # back to waiting: the next dispatch for this account picks it up
             session.execute(
@@ -92,17 +101,16 @@ def claim(session: Session, lead_id: int, *, owner: str, lease_seconds: int, rou
                 .values(enqueued_at=None)
                 .execution_options(synchronize_session=False)
             )
-            return Claim.busy
-    if ledger.claim(session, lead_id, owner=owner, lease_seconds=lease_seconds):
-        return Claim.claimed
-    return Claim.not_due
+            return Claimed(Claim.busy)
+    runs = ledger.claim(session, lead_id, owner=owner, lease_seconds=lease_seconds)
+    return Claimed(Claim.not_due) if runs is None else Claimed(Claim.claimed, runs)
 
 
 def dispatch(rt: Runtime, account: str | None, *, enqueue: Enqueue) -> int:
     """Hand an account's waiting leads to the workers, up to its free capacity."""
-    now = utcnow()
     grace = timedelta(seconds=rt.settings.requeue_after_seconds)
     with transaction(rt.sessions) as session:
+        now = ledger.clock(session)
         capacity = _capacity(rt.routing, account)
         of_account = Lead.account == account if account is not None else Lead.account.is_(None)
         if account is not None and capacity is not None:
@@ -135,7 +143,7 @@ def dispatch(rt: Runtime, account: str | None, *, enqueue: Enqueue) -> int:
     return enqueue(ids) if ids else 0
 
 
-def accounts_with_waiting_leads(session: Session, *, now: datetime, grace: timedelta) -> list[str | None]:
+def accounts_with_waiting_leads(session: Session, *, now: Any, grace: timedelta) -> list[str | None]:
     stmt = select(Lead.account).where(_waiting(now, grace)).distinct()
     return list(session.execute(stmt).scalars())
 

@@ -5,27 +5,33 @@ and every lead not (yet) read whose raw input names it (unreadable mail, mail
 waiting for a worker) — as a whole address, also inside a mail's base64 or
 quoted-printable parts and forwarded messages. Each is purged as the retention policy would
 (:mod:`leadrelay.personal_data`); a lead still on its way is stopped first
-(``ignored``), so nothing is delivered after the request. The Nexudus customer
-cache forgets the address. The audit log records the request by a hash of the
-address — never the address itself.
+(``ignored``), so nothing is delivered after the request. A lead a worker is
+delivering right now is never taken from under its lease (its create could land
+unrecorded): :func:`erase_when_idle` waits for the worker to finish or give the
+lead back, or for its lease to run out. The Nexudus customer cache forgets the
+address. The audit log records the request by a hash of the address — never the
+address itself.
 
 Nexudus keeps its own copy (the customer and the opportunity): the report names
-their ids so that someone erases them in Nexudus too.
+their ids so that someone erases them in Nexudus too — and, for a lead stopped
+after a create whose answer never came, the Name tag it may exist under.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.mail.message import Mail, read_mail
 from leadrelay.canonical import normalise_email
-from leadrelay.ledger import audit, transition
+from leadrelay.db import transaction
+from leadrelay.ledger import audit, clock
 from leadrelay.models import TERMINAL_STATES, CoworkerCache, Lead, LeadState, PurgeReason
 from leadrelay.personal_data import purge_leads
 from worker.imap.intake import CONTENT_TYPE
@@ -34,17 +40,33 @@ SCAN_BATCH = 200
 STOPPED_NOTE = "erased at the person's request before delivery"
 
 
+WAIT_POLL_SECONDS = 0.25
+
+
 class ErasureRefused(Exception):
     """The request cannot be carried out; the message says why in one line."""
 
 
+class InFlight(ErasureRefused):
+    """A worker is delivering one of the person's leads right now: try again when it is done."""
+
+    def __init__(self, lead_ids: list[int]) -> None:
+        super().__init__(
+            f"lead(s) {', '.join(map(str, lead_ids))} are being delivered to Nexudus right now; "
+            "nothing was erased — try again in a minute"
+        )
+        self.lead_ids = lead_ids
+
+
 @dataclass(frozen=True, slots=True)
 class InNexudus:
-    """A record Nexudus holds for the person: to be erased there by someone."""
+    """A record Nexudus holds (or may hold) for the person: to be erased there by someone."""
 
     account: str | None
     coworker_id: int | None
     opportunity_id: int | None
+    # a create was sent and its answer never came: the opportunity may exist under this Name
+    may_exist_as: str | None = None
 
 
 @dataclass
@@ -113,29 +135,61 @@ def find_leads(session: Session, email: str) -> list[int]:
     return sorted({*known, *_mentioning(session, address)})
 
 
+def _in_flight(session: Session, lead_ids: list[int]) -> list[int]:
+    """Leads a worker holds a live lease on (judged on the ledger's clock)."""
+    stmt = select(Lead.id).where(
+        Lead.id.in_(lead_ids), Lead.state == LeadState.delivering, Lead.lease_until >= clock(session)
+    )
+    return sorted(session.execute(stmt).scalars())
+
+
+def _stop(session: Session, lead_ids: list[int]) -> list[int]:
+    """Stop leads on their way (not while a worker's lease on them lasts); the ids stopped."""
+    if not lead_ids:
+        return []
+    waiting = Lead.state.in_([LeadState.received, LeadState.normalised])
+    abandoned = and_(Lead.state == LeadState.delivering, Lead.lease_until < clock(session))
+    stopped = session.execute(
+        update(Lead)
+        .where(Lead.id.in_(lead_ids), or_(waiting, abandoned))
+        .values(state=LeadState.ignored, note=STOPPED_NOTE, lease_owner=None, lease_until=None)
+        .returning(Lead.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(stopped.scalars())
+
+
 def erase(session: Session, email: str, *, actor: str, dry_run: bool = False) -> ErasureReport:
-    """Erase the person with this address from the ledger; the caller commits."""
+    """Erase the person with this address from the ledger; the caller commits.
+
+    Raises :class:`InFlight` (changing nothing) while a worker is delivering one
+    of the person's leads: :func:`erase_when_idle` waits that out.
+    """
     address = _address(email)
     report = ErasureReport(reference=reference(address), lead_ids=find_leads(session, address))
+    busy = _in_flight(session, report.lead_ids)
+    if busy and not dry_run:
+        raise InFlight(busy)
     rows = session.execute(select(Lead).where(Lead.id.in_(report.lead_ids))).scalars().all()
     report.in_nexudus = [
-        InNexudus(row.account, row.coworker_id, row.opportunity_id)
-        for row in rows
-        if row.coworker_id is not None or row.opportunity_id is not None
-    ]
-    report.stopped = [row.id for row in rows if row.state not in TERMINAL_STATES]
-    if dry_run:
-        return report
-    for lead_id in report.stopped:
-        transition(
-            session,
-            lead_id,
-            from_states=[LeadState.received, LeadState.normalised, LeadState.delivering],
-            to=LeadState.ignored,
-            note=STOPPED_NOTE,
-            lease_owner=None,
-            lease_until=None,
+        InNexudus(
+            row.account,
+            row.coworker_id,
+            row.opportunity_id,
+            may_exist_as=row.opportunity_name if row.opportunity_id is None else None,
         )
+        for row in rows
+        if row.coworker_id is not None
+        or row.opportunity_id is not None
+        or (row.create_sent_at is not None and row.state not in (LeadState.duplicate, LeadState.attached))
+    ]
+    unsettled = [row.id for row in rows if row.state not in TERMINAL_STATES]
+    if dry_run:
+        report.stopped = unsettled
+        return report
+    report.stopped = _stop(session, unsettled)
+    if set(report.stopped) != set(unsettled):  # a worker claimed one since we looked: start again
+        raise InFlight(sorted(set(unsettled) - set(report.stopped)))
     if report.lead_ids:
         purged = purge_leads(session, report.lead_ids, why=PurgeReason.erasure, actor=actor)
         report.dead_letters_closed = purged.dead_letters_closed
@@ -157,3 +211,22 @@ def erase(session: Session, email: str, *, actor: str, dry_run: bool = False) ->
         },
     )
     return report
+
+
+def erase_when_idle(
+    sessions: sessionmaker[Session], email: str, *, actor: str, wait_seconds: float, dry_run: bool = False
+) -> ErasureReport:
+    """:func:`erase` in its own transaction, once no worker is delivering the person's leads.
+
+    A worker in flight finishes (or hands the lead back) within its lease; after
+    ``wait_seconds`` the last :class:`InFlight` is raised.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            with transaction(sessions) as session:
+                return erase(session, email, actor=actor, dry_run=dry_run)
+        except InFlight:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(WAIT_POLL_SECONDS)

@@ -49,17 +49,32 @@ def read(routing: Routing, lead: Lead) -> CanonicalLead:
     return canonical
 
 
-def normalise(session: Session, lead_id: int, *, routing: Routing) -> Normalised:
-    """Read, dedupe and move a ``received`` lead on; a no-op for any other state."""
+def normalise(session: Session, lead_id: int, *, routing: Routing, reader: str | None = None) -> Normalised:
+    """Read, dedupe and move a ``received`` lead on; a no-op for any other state.
+
+    ``reader``: the owner of the reading lease (:func:`leadrelay.ledger.start_reading`);
+    a lead leased to another reader is left to it.
+    """
     lead = session.execute(select(Lead).where(Lead.id == lead_id).with_for_update()).scalar_one_or_none()
     if lead is not None:
         logs.bind_lead(lead.id, lead.channel, lead.raw_meta)
     if lead is None or lead.state != LeadState.received:
         return Normalised(state=LeadState(lead.state) if lead else LeadState.dead)
+    if reader is not None and lead.lease_owner != reader:
+        return Normalised(state=LeadState.received)  # another worker is reading it
     try:
         canonical = read(routing, lead)
     except NotALead as err:
-        transition(session, lead_id, from_states=[LeadState.received], to=LeadState.ignored, note=str(err))
+        transition(
+            session,
+            lead_id,
+            from_states=[LeadState.received],
+            to=LeadState.ignored,
+            note=str(err),
+            unfinished_runs=0,
+            lease_owner=None,
+            lease_until=None,
+        )
         return Normalised(state=LeadState.ignored, channel=lead.channel)
     except ParseError as err:
         kill(
@@ -89,6 +104,9 @@ def accept(
     verdict = dedupe.claim(session, lead.id, keys)
     location = routing.location_for(lead.channel, canonical.listing.id)
     facts = {
+        "unfinished_runs": 0,
+        "lease_owner": None,
+        "lease_until": None,
         "lead": canonical.to_json_dict(),
         "external_id": canonical.external_id,
         "fingerprint": fp,
@@ -104,8 +122,7 @@ def accept(
             from_states=[from_state],
             to=LeadState.duplicate,
             duplicate_of=verdict.duplicate_of,
-            **facts,
-            **values,
+            **{**facts, **values},
         )
         return Normalised(state=LeadState.duplicate, duplicate_of=verdict.duplicate_of, channel=lead.channel)
     now = utcnow()
@@ -116,8 +133,7 @@ def accept(
         to=LeadState.normalised,
         now=now,
         next_attempt_at=now,
-        **facts,
-        **values,
+        **{**facts, **values},
     )
     if values:
         session.refresh(lead)

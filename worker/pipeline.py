@@ -1,14 +1,34 @@
-"""One lead through the stages: normalise (and dedupe), then deliver."""
+"""One lead through the stages: normalise (and dedupe), then deliver.
+
+Every lead settles. A stage run leases the lead and is counted in the ledger
+before it does any work (``leads.unfinished_runs``; a second copy of the same
+message finds the lease and leaves the lead alone, so copies are not counted),
+and the count is cleared by the state change that ends the run normally; a run
+that raises, or whose process is killed or timed out, leaves it counted. Past
+``max_unfinished_runs`` the lead becomes a dead letter — ``parse_error`` if it
+never got read, ``internal`` if its delivery never finished — instead of being
+picked up by the sweeper for ever. The error's class (never its text, which may
+quote the lead) is kept for the dead letter.
+"""
 
 from __future__ import annotations
 
-from leadrelay.db import transaction
-from leadrelay.metrics import count_settled
-from leadrelay.models import LeadState
+import structlog
+from sqlalchemy import bindparam, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from leadrelay.db import statement_commits, transaction
+from leadrelay.ledger import kill, start_reading
+from leadrelay.metrics import DEAD, count_settled
+from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.runtime import Runtime
 from worker.delivery import deliver
 from worker.dispatch import Enqueue, account_of, dispatch
 from worker.normalise import normalise
+
+log = structlog.get_logger(__name__)
+
+_REMEMBER = update(Lead).where(Lead.id == bindparam("_id")).values(last_error=bindparam("_error"))
 
 
 def process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None = None) -> str:
@@ -17,8 +37,18 @@ def process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None = 
     With ``enqueue``, a finished delivery hands the account's next waiting lead to
     the workers at once, instead of leaving it to the sweeper's next pass.
     """
+    try:
+        return _process(rt, lead_id, owner=owner, enqueue=enqueue)
+    except Exception as exc:
+        _remember(rt, lead_id, exc)
+        raise
+
+
+def _process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None) -> str:
+    if _start_reading(rt, lead_id, owner=owner):
+        return LeadState.dead.value
     with transaction(rt.sessions) as session:
-        result = normalise(session, lead_id, routing=rt.routing)
+        result = normalise(session, lead_id, routing=rt.routing, reader=owner)
     if result.channel is not None:
         count_settled(result.channel, result.state)
     state = result.state
@@ -31,3 +61,42 @@ def process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None = 
         if account is not None:
             dispatch(rt, account, enqueue=enqueue)
     return outcome
+
+
+def _start_reading(rt: Runtime, lead_id: int, *, owner: str) -> bool:
+    """Lease and count a reading of a ``received`` lead; True: it has failed too often (now dead)."""
+    settings = rt.settings
+    with statement_commits(rt.sessions) as session:
+        started = start_reading(session, lead_id, owner=owner, lease_seconds=settings.lease_seconds)
+    if started is None or started.runs <= settings.max_unfinished_runs:
+        return False
+    runs, error = started.runs - 1, started.last_error
+    message = f"reading the lead failed {runs} times" + (f" ({error})" if error else "")
+    with transaction(rt.sessions) as session:
+        letter = kill(
+            session,
+            lead_id,
+            from_states=[LeadState.received],
+            reason=DeadReason.parse_error,
+            message=message + "; fix the cause, then replay",
+            detail={"runs": runs, "error": error},
+            owner=owner,
+        )
+    if letter is not None:
+        DEAD.labels(channel=started.channel, reason=DeadReason.parse_error.value).inc()
+        log.error("dead_letter_opened", reason=DeadReason.parse_error.value, runs=runs)
+    return True
+
+
+def _remember(rt: Runtime, lead_id: int, exc: Exception) -> None:
+    """Keep the class of what broke a run, for its dead letter if it never finishes."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return  # the ledger is unreachable: nothing to write, nothing wrong with the lead
+    error = f"{type(exc).__name__} in processing"
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        error = f"{type(exc.orig).__name__} from the ledger"
+    try:
+        with statement_commits(rt.sessions) as session:
+            session.execute(_REMEMBER, {"_id": lead_id, "_error": error})
+    except Exception:  # best effort: the run is already failing with the original error
+        log.warning("failure_not_recorded", error=type(exc).__name__)

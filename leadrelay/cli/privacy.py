@@ -9,7 +9,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from leadrelay.cli.app import app, cli_actor, cli_runtime, console, fail
-from leadrelay.db import transaction
 from leadrelay.settings import get_settings
 
 NEXUDUS_ADVICE = (
@@ -69,8 +68,7 @@ def erase(
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
 ) -> None:
     """GDPR erasure: remove one person's data from the ledger (audited; Nexudus keeps its own copy)."""
-    from worker.erasure import ErasureRefused, find_leads
-    from worker.erasure import erase as erase_person
+    from worker.erasure import ErasureRefused, erase_when_idle, find_leads
 
     rt = cli_runtime()
     try:
@@ -83,8 +81,14 @@ def erase(
             typer.confirm(
                 f"Erase the personal data of {_leads(len(found))}? This cannot be undone", abort=True
             )
-        with transaction(rt.sessions) as session:
-            report = erase_person(session, email, actor=cli_actor(), dry_run=dry_run)
+        # a lead a worker is delivering right now is waited for, never taken from it
+        wait = rt.settings.lease_seconds + rt.settings.nexudus_timeout
+        try:
+            report = erase_when_idle(
+                rt.sessions, email, actor=cli_actor(), wait_seconds=wait, dry_run=dry_run
+            )
+        except ErasureRefused as err:
+            fail(str(err))
     finally:
         rt.close()
     if not report.lead_ids:
@@ -106,8 +110,9 @@ def erase(
         for column in ("account", "customer (Coworker) id", "opportunity id"):
             table.add_column(column)
         for record in report.in_nexudus:
-            table.add_row(
-                record.account or "-", str(record.coworker_id or "-"), str(record.opportunity_id or "-")
-            )
+            opportunity = str(record.opportunity_id or "-")
+            if record.may_exist_as:
+                opportunity = f"maybe, named {record.may_exist_as!r} (its create was never answered)"
+            table.add_row(record.account or "-", str(record.coworker_id or "-"), opportunity)
         console.print(table)
     console.print(NEXUDUS_ADVICE)

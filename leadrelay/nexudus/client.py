@@ -1,9 +1,15 @@
-"""The Nexudus HTTP client: one per account per process, explicit timeouts.
+"""The Nexudus HTTP client: one per account per process, a total deadline per call.
 
 It never raises for an answer: every call returns a :class:`Result` classified in
 :mod:`leadrelay.nexudus.classify`. Tokens come from the form-encoded password
 grant, are refreshed with the refresh token, and a 401 gets one fresh token and
 one retry before it is reported.
+
+A whole call — the token grant, the request, the 401 retry — ends within
+``timeout`` seconds (:mod:`leadrelay.nexudus.deadline`, not httpx's per-phase
+timeouts). A caller that owns a lease passes a :class:`SendGuard`: it is asked
+right before each request goes out (after the budget's wait, the token and the
+pacing), may refuse or shorten the time left, and is told how the request ended.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pydantic import SecretStr
 
 from leadrelay import __version__
 from leadrelay.metrics import count_throttled, observe_nexudus_call
+from leadrelay.nexudus import deadline
 from leadrelay.nexudus.classify import Outcome, Result, classify_exception, classify_response
 
 COWORKERS = "/api/spaces/coworkers"
@@ -27,7 +34,22 @@ BOARD_COLUMNS = "/api/crm/crmboardcolumns"
 AUTH_ENDPOINT = "/api/token"
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 TOKEN_MARGIN_SECONDS = 300
+PAGE_SIZE = 100
+MAX_PAGES = 50  # a lookup reads at most this many pages of matches
 AuthReport = Callable[[bool, str | None], None]  # (login worked, why not)
+NOT_SENT = "the call's deadline passed before the request could be sent"
+
+
+class SendGuard(Protocol):
+    """Asked right before each request goes out, and told how it ended."""
+
+    def before_send(self, *, write: bool) -> float:
+        """Seconds the request may take from now (≤ 0: do not send it); raise to stop the call."""
+        ...
+
+    def after_send(self, result: Result) -> None:
+        """What the request came to (also when it was not sent after all)."""
+        ...
 
 
 class Budget(Protocol):
@@ -87,10 +109,11 @@ class NexudusClient:
         self._max_inline_wait = max_inline_wait
         self._token: _Token | None = None
         self._lock = threading.Lock()
+        self._timeout = timeout
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            transport=transport,
+            transport=transport or deadline.transport(),
             headers={"Accept": "application/json", "User-Agent": f"leadrelay/{__version__}"},
             follow_redirects=False,
         )
@@ -160,7 +183,13 @@ class NexudusClient:
     # ---- calls ---------------------------------------------------------------
 
     def call(
-        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        guard: SendGuard | None = None,
     ) -> Result:
         write = method.upper() in WRITE_METHODS
         wait = self._budget.acquire(write=write, max_wait=self._max_inline_wait)
@@ -171,10 +200,13 @@ class NexudusClient:
             )
         if wait > 0:
             time.sleep(wait)
-        result = self._send(method, path, params=params, json=json, write=write, force_token=False)
-        if result.outcome is Outcome.pause and result.status_code == 401:
-            result = self._send(method, path, params=params, json=json, write=write, force_token=True)
-            result = replace(result, fresh_token=True)
+        with deadline.within(self._timeout):
+            result = self._send(method, path, params=params, json=json, write=write, guard=guard, force=False)
+            if result.outcome is Outcome.pause and result.status_code == 401:
+                result = self._send(
+                    method, path, params=params, json=json, write=write, guard=guard, force=True
+                )
+                result = replace(result, fresh_token=True)
         if result.outcome is Outcome.throttle and result.retry_after is not None:
             self._budget.penalise(result.retry_after)
         if result.outcome is Outcome.throttle:
@@ -182,14 +214,34 @@ class NexudusClient:
         return result
 
     def _send(
-        self, method: str, path: str, *, params: Any, json: Any, write: bool, force_token: bool
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any,
+        json: Any,
+        write: bool,
+        guard: SendGuard | None,
+        force: bool,
     ) -> Result:
-        token = self._access_token(force=force_token)
+        token = self._access_token(force=force)
         if isinstance(token, Result):
             return token
         gap = self._budget.pace_send()
         if gap > 0:
             time.sleep(gap)
+        if guard is not None:
+            asked = deadline.clock()
+            deadline.tighten(asked + guard.before_send(write=write))
+        result = self._request(method, path, params=params, json=json, token=token, write=write)
+        if guard is not None:
+            guard.after_send(result)
+        return result
+
+    def _request(self, method: str, path: str, *, params: Any, json: Any, token: str, write: bool) -> Result:
+        left = deadline.next_request()
+        if left is not None and left <= 0:
+            return Result(Outcome.retry, None, message=NOT_SENT)
         started = time.monotonic()
         try:
             response = self._http.request(
@@ -204,58 +256,73 @@ class NexudusClient:
 
     # ---- resources -----------------------------------------------------------
 
-    def find_coworker(self, email: str) -> Result:
+    def find_coworker(self, email: str, *, guard: SendGuard | None = None) -> Result:
         """``value`` is the coworker id with exactly this e-mail, or None."""
-        result = self.call("GET", COWORKERS, params={"Coworker_Email": email, "page": 1, "size": 25})
+        params = {"Coworker_Email": email, "page": 1, "size": 25}
+        result = self.call("GET", COWORKERS, params=params, guard=guard)
         if not result.ok:
             return result
         records = (result.value or {}).get("Records") or []
         match = next((r for r in records if str(r.get("Email", "")).strip().lower() == email), None)
         return Result(Outcome.ok, result.status_code, value=match["Id"] if match else None)
 
-    def create_coworker(self, payload: dict[str, Any]) -> Result:
-        return _with_id(self.call("POST", COWORKERS, json=payload))
+    def create_coworker(self, payload: dict[str, Any], *, guard: SendGuard | None = None) -> Result:
+        return _with_id(self.call("POST", COWORKERS, json=payload, guard=guard))
 
-    def find_opportunity(self, name: str, system_id: str | None = None) -> Result:
-        """``value`` is the id of the opportunity named exactly ``name``, or None."""
-        result = self.call("GET", OPPORTUNITIES, params={"CrmOpportunity_Name": name, "page": 1, "size": 100})
-        if not result.ok:
-            return result
-        records = (result.value or {}).get("Records") or []
-        for record in records:
-            if record.get("Name") != name:
-                continue  # the Name filter matches substrings
-            if system_id and record.get("SystemId") not in (None, system_id):
-                continue
-            return Result(Outcome.ok, result.status_code, value=record["Id"])
-        return Result(Outcome.ok, result.status_code, value=None)
+    def find_opportunity(
+        self, name: str, system_id: str | None = None, *, guard: SendGuard | None = None
+    ) -> Result:
+        """``value`` is the id of the opportunity named exactly ``name``, or None.
 
-    def create_opportunity(self, payload: dict[str, Any]) -> Result:
-        return _with_id(self.call("POST", OPPORTUNITIES, json=payload))
+        Nexudus's Name filter matches substrings (``Broker 1`` also finds ``Broker 10``
+        … ``Broker 199``), so every page of matches is read and the whole Name compared.
+        """
+        for page in range(1, MAX_PAGES + 1):
+            params = {"CrmOpportunity_Name": name, "page": page, "size": PAGE_SIZE}
+            result = self.call("GET", OPPORTUNITIES, params=params, guard=guard)
+            if not result.ok:
+                return result
+            envelope = result.value if isinstance(result.value, dict) else {}
+            for record in envelope.get("Records") or []:
+                if record.get("Name") == name and record.get("SystemId") in (None, system_id):
+                    return Result(Outcome.ok, result.status_code, value=record["Id"])
+            if not envelope.get("HasNextPage"):
+                return Result(Outcome.ok, result.status_code, value=None)
+        return Result(
+            Outcome.retry,
+            result.status_code,
+            message=f"over {MAX_PAGES * PAGE_SIZE} opportunities match the Name {name!r}: cannot be sure",
+        )
 
-    def get_opportunity(self, opportunity_id: int) -> Result:
-        return self.call("GET", f"{OPPORTUNITIES}/{opportunity_id}")
+    def create_opportunity(self, payload: dict[str, Any], *, guard: SendGuard | None = None) -> Result:
+        return _with_id(self.call("POST", OPPORTUNITIES, json=payload, guard=guard))
 
-    def update_opportunity(self, record: dict[str, Any]) -> Result:
-        return self.call("PUT", OPPORTUNITIES, json=record)
+    def get_opportunity(self, opportunity_id: int, *, guard: SendGuard | None = None) -> Result:
+        return self.call("GET", f"{OPPORTUNITIES}/{opportunity_id}", guard=guard)
 
-    def open_opportunities(self, coworker_id: int) -> Result:
+    def update_opportunity(self, record: dict[str, Any], *, guard: SendGuard | None = None) -> Result:
+        return self.call("PUT", OPPORTUNITIES, json=record, guard=guard)
+
+    def open_opportunities(self, coworker_id: int, *, guard: SendGuard | None = None) -> Result:
         """``value``: the coworker's opportunities with Status 1 (InProgress)."""
         params = {"CrmOpportunity_Coworker": coworker_id, "CrmOpportunity_Status": 1, "page": 1, "size": 100}
-        result = self.call("GET", OPPORTUNITIES, params=params)
+        result = self.call("GET", OPPORTUNITIES, params=params, guard=guard)
         if not result.ok:
             return result
         records = [r for r in (result.value or {}).get("Records") or [] if r.get("CoworkerId") == coworker_id]
         return Result(Outcome.ok, result.status_code, value=records)
 
-    def board_columns(self, column_id: int) -> Result:
+    def board_columns(self, column_id: int, *, guard: SendGuard | None = None) -> Result:
         """``value``: the ids of every column on the board that ``column_id`` belongs to."""
-        column = self.call("GET", f"{BOARD_COLUMNS}/{column_id}")
+        column = self.call("GET", f"{BOARD_COLUMNS}/{column_id}", guard=guard)
         if not column.ok:
             return column
         board = (column.value or {}).get("CrmBoardId")
         listed = self.call(
-            "GET", BOARD_COLUMNS, params={"CrmBoardColumn_CrmBoard": board, "page": 1, "size": 200}
+            "GET",
+            BOARD_COLUMNS,
+            params={"CrmBoardColumn_CrmBoard": board, "page": 1, "size": 200},
+            guard=guard,
         )
         if not listed.ok:
             return listed

@@ -43,7 +43,7 @@ def runtimes(clean_db: str, sandbox) -> Iterator[list[Runtime]]:
 def settle(rt: Runtime, lead_id: int) -> str:
     """Run the pipeline until the lead stops moving (retries made due at once)."""
     outcome = process(rt, lead_id, owner="w")
-    while outcome in ("retry", "throttled"):
+    while outcome in ("retry", "throttled", "waiting"):
         make_due(rt, lead_id)
         outcome = process(rt, lead_id, owner="w")
     return outcome

@@ -15,7 +15,7 @@ import httpx
 from sqlalchemy import update
 
 from leadrelay.db import transaction, utcnow
-from leadrelay.ledger import claim, start_attempt
+from leadrelay.ledger import CreateTag, claim, renew_lease, start_attempt
 from leadrelay.models import Lead, LeadState
 from leadrelay.runtime import Runtime
 from tests.conftest import OPEN_BUDGET, make_settings, routing_with
@@ -226,6 +226,7 @@ def test_a_deleted_coworker_is_found_or_created_again(runtime: Runtime, sandbox)
     assert calls == [
         ("opportunity.open", 200),
         ("opportunity.create", 401),
+        ("opportunity.create", 401),  # the same request with a fresh token: every request is on record
         ("coworker.find", 200),
         ("coworker.create", 200),
         ("opportunity.create", 200),
@@ -331,17 +332,22 @@ def test_a_dead_workers_lead_is_finished_by_another_without_a_second_create(
 ) -> None:
     """The worker died after Nexudus committed the create and before the ledger heard of it."""
     lead_id = ingest(runtime, canonical())
-    # run stage 1, then play the dying worker: lease, record the create, send it, vanish
+    # run stage 1, then play the dying worker: lease, mark the create as the guard does, send, vanish
     sandbox.add_fault("drop_after_commit", method="POST", path_regex="crmopportunities$")
     process(runtime, lead_id, owner="dying")
+    sent_as = lead(runtime, lead_id)
     with transaction(runtime.sessions) as session:
         session.execute(
             update(Lead).where(Lead.id == lead_id).values(next_attempt_at=utcnow() - timedelta(seconds=1))
         )
-        assert claim(session, lead_id, owner="dying-again", lease_seconds=60)
+        assert claim(session, lead_id, owner="dying-again", lease_seconds=60) == 1
+        tag = CreateTag(sent_as.opportunity_name or "", sent_as.system_id or "")
+        assert renew_lease(session, lead_id, owner="dying-again", lease_seconds=60, creating=tag)
         start_attempt(session, lead_id, "opportunity.create")  # in flight forever: outcome NULL
         session.execute(
             update(Lead).where(Lead.id == lead_id).values(lease_until=utcnow() - timedelta(seconds=1))
         )
-    assert process(runtime, lead_id, owner="rescuer") == "delivered"
+    # the create may still land: the rescuer waits for that before it looks, then finds it
+    assert process(runtime, lead_id, owner="rescuer") == "waiting"
+    assert deliver_now(runtime, lead_id, owner="rescuer") == "delivered"
     assert len(sandbox.opportunities()) == 1
