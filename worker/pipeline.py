@@ -14,7 +14,7 @@ quote the lead) is kept for the dead letter.
 from __future__ import annotations
 
 import structlog
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, case, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from leadrelay.db import statement_commits, transaction
@@ -28,7 +28,18 @@ from worker.normalise import normalise
 
 log = structlog.get_logger(__name__)
 
-_REMEMBER = update(Lead).where(Lead.id == bindparam("_id")).values(last_error=bindparam("_error"))
+# the error's class for the dead letter; a reading lease is given back at once, so that
+# the retry can start (and be counted) without waiting for the lease to run out
+_READ_BY_US = (Lead.state == LeadState.received) & (Lead.lease_owner == bindparam("_owner"))
+_REMEMBER = (
+    update(Lead)
+    .where(Lead.id == bindparam("_id"))
+    .values(
+        last_error=bindparam("_error"),
+        lease_owner=case((_READ_BY_US, None), else_=Lead.lease_owner),
+        lease_until=case((_READ_BY_US, None), else_=Lead.lease_until),
+    )
+)
 
 
 def process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None = None) -> str:
@@ -40,7 +51,7 @@ def process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None = 
     try:
         return _process(rt, lead_id, owner=owner, enqueue=enqueue)
     except Exception as exc:
-        _remember(rt, lead_id, exc)
+        _remember(rt, lead_id, exc, owner=owner)
         raise
 
 
@@ -88,7 +99,7 @@ def _start_reading(rt: Runtime, lead_id: int, *, owner: str) -> bool:
     return True
 
 
-def _remember(rt: Runtime, lead_id: int, exc: Exception) -> None:
+def _remember(rt: Runtime, lead_id: int, exc: Exception, *, owner: str) -> None:
     """Keep the class of what broke a run, for its dead letter if it never finishes."""
     if isinstance(exc, OperationalError | InterfaceError):
         return  # the ledger is unreachable: nothing to write, nothing wrong with the lead
@@ -97,6 +108,6 @@ def _remember(rt: Runtime, lead_id: int, exc: Exception) -> None:
         error = f"{type(exc.orig).__name__} from the ledger"
     try:
         with statement_commits(rt.sessions) as session:
-            session.execute(_REMEMBER, {"_id": lead_id, "_error": error})
+            session.execute(_REMEMBER, {"_id": lead_id, "_error": error, "_owner": owner})
     except Exception:  # best effort: the run is already failing with the original error
         log.warning("failure_not_recorded", error=type(exc).__name__)

@@ -1,0 +1,282 @@
+"""Exactly once on the paths around the happy one: resends, edits, slow workers, erasure, lookups.
+
+Each test is a way a second opportunity (or a lead that never settles) was made
+on an earlier version, replayed against the real ledger and the sandbox over HTTP.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import update
+
+from leadrelay.db import transaction, utcnow
+from leadrelay.ledger import claim
+from leadrelay.models import DeadLetterStatus, Lead, LeadState
+from leadrelay.nexudus.classify import Outcome
+from leadrelay.nexudus.client import NexudusClient
+from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime
+from tests.delivery.stall import expire_lease, stalled_before_send
+from tests.helpers import attempts, canonical, dead_letters, ingest, lead, make_due
+from tests.sandbox.support import coworker_body, opportunity_body
+from worker import dead_letters as dlq
+from worker.pipeline import process
+
+
+def settle(rt: Runtime, lead_id: int, owner: str = "w") -> str:
+    """Run the pipeline until the lead stops moving (every wait let pass at once)."""
+    outcome = process(rt, lead_id, owner=owner)
+    while outcome in ("retry", "throttled", "waiting"):
+        make_due(rt, lead_id)
+        outcome = process(rt, lead_id, owner=owner)
+    return outcome
+
+
+def exhaust_with_a_create_that_landed_unseen(rt: Runtime, sandbox, lead_id: int) -> None:
+    """The create commits but its answer is lost, and every lookup fails until the retries run out."""
+    sandbox.add_fault("drop_after_commit", method="POST", path_regex="crmopportunities$", times=1)
+    sandbox.add_fault("status", method="GET", path_regex="crmopportunities$", status=503, times=None)
+    assert settle(rt, lead_id) == "dead"
+    assert dead_letters(rt, lead_id)[0].reason == "exhausted"
+    assert len(sandbox.opportunities()) == 1
+    sandbox.clear_faults()
+
+
+def test_a_partners_resend_of_an_exhausted_lead_finds_the_opportunity_it_made(runtime, sandbox) -> None:
+    first = ingest(runtime, canonical())
+    exhaust_with_a_create_that_landed_unseen(runtime, sandbox, first)
+
+    resend = ingest(runtime, canonical())  # the same enquiry, a new webhook-id
+    assert settle(runtime, resend) == "delivered"
+    assert len(sandbox.opportunities()) == 1
+    assert lead(runtime, resend).opportunity_id == sandbox.opportunities()[0]["Id"]
+    assert dead_letters(runtime, first)[0].status == DeadLetterStatus.superseded
+
+
+def test_editing_an_exhausted_dead_letter_finds_the_opportunity_it_made(runtime, sandbox) -> None:
+    """No portal reference: the Name tag is made from the content, which the edit changes."""
+    lead_id = ingest(runtime, canonical(external_id=None))
+    exhaust_with_a_create_that_landed_unseen(runtime, sandbox, lead_id)
+    [letter] = dead_letters(runtime, lead_id)
+
+    with transaction(runtime.sessions) as session:
+        form = dlq.editable_lead(session, letter.id)
+        form["message"] = "Corrected by the operator"
+        edited = dlq.edit(session, letter.id, form, actor="test:admin", routing=runtime.routing)
+    assert edited.outcome == "queued"
+    assert "may have reached Nexudus" in edited.message
+    assert settle(runtime, lead_id) == "delivered"
+    assert len(sandbox.opportunities()) == 1
+
+
+def test_a_worker_stalled_past_its_lease_sends_nothing(runtime, sandbox, monkeypatch) -> None:
+    """Worker A stalls right before its create; B takes the lead over and delivers it; A wakes up."""
+    lead_id = ingest(runtime, canonical())
+    rescuer = Runtime.load(runtime.settings, runtime.routing)
+    rescued: list[str] = []
+
+    def take_over() -> None:
+        expire_lease(runtime, lead_id)
+        rescued.append(settle(rescuer, lead_id, owner="B"))
+
+    try:
+        with stalled_before_send(
+            monkeypatch,
+            runtime,
+            account="main",
+            method="POST",
+            path_suffix="crmopportunities",
+            seconds=runtime.settings.lease_seconds + 1,
+            during=take_over,
+        ) as stalls:
+            outcome = process(runtime, lead_id, owner="A")
+    finally:
+        rescuer.close()
+    assert stalls and rescued == ["delivered"]
+    assert outcome == "lost_lease"
+    assert len(sandbox.opportunities()) == 1
+    assert lead(runtime, lead_id).state == LeadState.delivered
+
+
+def test_a_worker_whose_clock_runs_ahead_cannot_take_a_live_lease(runtime, monkeypatch) -> None:
+    """Leases are judged on the database's clock, not on each worker's."""
+    lead_id = ingest(runtime, canonical())
+    with transaction(runtime.sessions) as session:
+        session.execute(update(Lead).where(Lead.id == lead_id).values(state=LeadState.normalised))
+    with transaction(runtime.sessions) as session:
+        assert claim(session, lead_id, owner="A", lease_seconds=60) == 1
+    monkeypatch.setattr("leadrelay.ledger.utcnow", lambda: utcnow() + timedelta(minutes=5))
+    with transaction(runtime.sessions) as session:
+        assert claim(session, lead_id, owner="B-fast-clock", lease_seconds=60) is None
+    assert lead(runtime, lead_id).lease_owner == "A"
+
+
+@pytest.fixture
+def dripping_server() -> Iterator[str]:
+    """An HTTP server that answers a byte at a time, each well within a per-read timeout."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n"
+                conn.sendall(head)
+                for _ in range(40):
+                    if stop.wait(0.25):
+                        return
+                    try:
+                        conn.sendall(b" ")
+                    except OSError:
+                        break
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    stop.set()
+    thread.join(timeout=5)
+    listener.close()
+
+
+def test_a_call_ends_at_its_deadline_however_slowly_the_answer_drips(dripping_server: str) -> None:
+    """httpx's timeouts are per read; the client's deadline is for the whole call."""
+    client = NexudusClient(
+        account="slow", base_url=dripping_server, username="u", password=SecretStr("p"), timeout=1.0
+    )
+    client._token = type("T", (), {"access": "t", "refresh": None, "expires_at": time.monotonic() + 3600})()
+    try:
+        started = time.monotonic()
+        result = client.call("POST", "/api/crm/crmopportunities", json={})
+        took = time.monotonic() - started
+    finally:
+        client.close()
+    assert result.outcome is Outcome.retry and result.maybe_committed  # it was sent: it may have landed
+    assert took < 3.0, f"the call took {took:.1f}s with a 1s deadline (the answer drips for 10s)"
+
+
+def test_a_lead_that_cannot_be_read_settles_as_a_parse_error_after_a_few_tries(runtime, monkeypatch) -> None:
+    """A bug in an adapter (not a ParseError) used to leave the lead received, re-queued for ever."""
+    from adapters import canonical as canonical_adapter
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise KeyError("a field the adapter did not expect")
+
+    monkeypatch.setattr(canonical_adapter.CanonicalAdapter, "parse", broken)
+    lead_id = ingest(runtime, canonical())
+    for _ in range(runtime.settings.max_unfinished_runs):
+        with pytest.raises(KeyError):
+            process(runtime, lead_id, owner="w")  # the task fails; the sweeper brings it back
+        assert lead(runtime, lead_id).state == LeadState.received
+    assert process(runtime, lead_id, owner="w") == "dead"
+    [letter] = dead_letters(runtime, lead_id)
+    assert letter.reason == "parse_error"
+    assert "KeyError" in letter.message and "5 times" in letter.message
+
+
+def test_copies_of_one_message_are_not_counted_as_failed_readings(runtime, sandbox) -> None:
+    """Twelve workers handed the same lead at once: one reads it, the rest leave it alone."""
+    lead_id = ingest(runtime, canonical())
+    outcomes: list[str] = []
+    threads = [
+        threading.Thread(target=lambda n=n: outcomes.append(process(runtime, lead_id, owner=f"w{n}")))
+        for n in range(12)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("delivered") == 1
+    assert lead(runtime, lead_id).state == LeadState.delivered
+    assert lead(runtime, lead_id).unfinished_runs == 0
+
+
+def test_an_address_too_long_for_the_ledger_is_a_parse_error_not_a_loop(runtime) -> None:
+    lead_id = ingest(runtime, canonical(contact={"full_name": "Long", "email": "a" * 330 + "@example.com"}))
+    assert process(runtime, lead_id, owner="w") == "dead"
+    [letter] = dead_letters(runtime, lead_id)
+    assert letter.reason == "parse_error"
+    assert "254 characters" in letter.message
+
+
+def test_a_delivery_that_never_finishes_becomes_an_internal_dead_letter(
+    runtime, sandbox, monkeypatch
+) -> None:
+    """Its process dies (or a bug escapes) mid-delivery every time: the lease runs out, again and again."""
+    lead_id = ingest(runtime, canonical())
+
+    def crash(*args: object, **kwargs: object) -> object:
+        raise MemoryError()  # what a killed worker would never get to say
+
+    monkeypatch.setattr("worker.delivery._Delivery.run", crash)
+    for _ in range(runtime.settings.max_unfinished_runs):
+        with pytest.raises(MemoryError):
+            process(runtime, lead_id, owner="w")
+        expire_lease(runtime, lead_id)
+    monkeypatch.undo()
+    assert process(runtime, lead_id, owner="w") == "dead"
+    [letter] = dead_letters(runtime, lead_id)
+    assert letter.reason == "internal"
+    assert "MemoryError" in letter.message
+    assert sandbox.opportunities() == []
+
+
+def test_erasure_waits_for_an_in_flight_create_and_lists_what_it_made(runtime, sandbox) -> None:
+    """Erasing while a create is on its way must not leave that opportunity unrecorded."""
+    from worker.erasure import InFlight, erase_when_idle
+
+    sandbox.add_fault("delay", method="POST", path_regex="crmopportunities$", seconds=1.0)
+    lead_id = ingest(runtime, canonical())
+    worker = threading.Thread(target=lambda: process(runtime, lead_id, owner="w"))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not [a for a in attempts(runtime, lead_id) if a.call == "opportunity.create" and not a.outcome]:
+            assert time.monotonic() < deadline, "the create was never sent"
+            time.sleep(0.02)
+        email = canonical()["contact"]["email"]
+        with pytest.raises(InFlight):
+            erase_when_idle(runtime.sessions, email, actor="test:dpo", wait_seconds=0)
+        report = erase_when_idle(runtime.sessions, email, actor="test:dpo", wait_seconds=30)
+    finally:
+        worker.join()
+    [opportunity] = sandbox.opportunities()
+    assert [record.opportunity_id for record in report.in_nexudus] == [opportunity["Id"]]
+    assert lead(runtime, lead_id).state == LeadState.delivered  # delivered first, then purged
+    assert lead(runtime, lead_id).purged_why == "erasure"
+
+
+@pytest.fixture
+def api(sandbox) -> Iterator[NexudusClient]:
+    client = NexudusClient(
+        account="main",
+        base_url=sandbox.base_url,
+        username=SANDBOX_USERNAME,
+        password=SecretStr(SANDBOX_PASSWORD),
+        timeout=5.0,
+    )
+    yield client
+    client.close()
+
+
+def test_a_lookup_compares_whole_names_on_every_page(api: NexudusClient) -> None:
+    """``Broker 1`` must be found behind 150 ``Broker 1…`` that the Name filter also matches."""
+    coworker = api.create_coworker(coworker_body()).value
+    for n in range(100, 250):
+        assert api.create_opportunity(opportunity_body(coworker, Name=f"Broker {n}")).ok
+    target = api.create_opportunity(opportunity_body(coworker, Name="Broker 1")).value
+    assert api.find_opportunity("Broker 1").value == target
+    assert api.find_opportunity("Broker 2").value is None
+    assert api.find_opportunity("Broker 10").value is None  # a prefix of many, the name of none
