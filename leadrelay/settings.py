@@ -105,6 +105,21 @@ class Settings(BaseSettings):
 
     retention_days: int = Field(default=180, ge=0, description="purge personal data after (0: never)")
 
+    scheduler_lease_seconds: float = Field(
+        default=5.0,
+        ge=1,
+        description="how long the elected scheduler leads without renewing; another takes over after that",
+    )
+    ready_max_scheduler_lag_seconds: int | None = Field(
+        default=30, gt=0, description="/readyz fails when no scheduler has swept for longer (off: none)"
+    )
+    alert_scheduler_lag_seconds: int = Field(
+        default=120, gt=0, description="alert when no scheduler has swept for longer"
+    )
+    ready_cache_seconds: float = Field(
+        default=5.0, ge=0, description="how long a receiver reuses its last /readyz answer"
+    )
+
     @field_validator("retry_schedule", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
@@ -118,6 +133,11 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() in ("", "off", "none"):
             return None
         return value
+
+    @field_validator("ready_max_scheduler_lag_seconds", mode="before")
+    @classmethod
+    def _scheduler_lag_off(cls, value: object) -> object:
+        return cls._off(value)
 
     @model_validator(mode="after")
     def _read_secret_files(self) -> Settings:
