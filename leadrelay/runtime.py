@@ -102,9 +102,24 @@ def current_runtime() -> Runtime:
     """This process's runtime; rebuilt after a fork (pooled connections must not cross it)."""
     global _current
     with _current_lock:
-        if _current is None or _current.pid != os.getpid():
+        if _current is not None and _current.pid != os.getpid():
+            # inherited from the parent (a prefork pool child): drop its pool without
+            # closing the connections, which are the parent's, still in use there
+            _current.engine.dispose(close=False)
+            _current = None
+        if _current is None:
             _current = Runtime.load(pool_size=_pool_size)
         return _current
+
+
+def _after_fork_in_child() -> None:
+    # another thread (the worker's scheduler) may have held the lock when the
+    # process forked; the child has no such thread to release it
+    global _current_lock
+    _current_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def reset_runtime() -> None:

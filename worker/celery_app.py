@@ -13,6 +13,10 @@ Reliability choices (README, "Guarantees"):
   longer than any task, to avoid redelivering a running one.
 * The ledger, not the broker, is the source of truth: messages carry lead ids,
   and losing every message loses no lead.
+* No Celery beat: the periodic jobs (sweep, inbox polls, alerts, retention) are
+  run by the scheduler elected in the ledger among the workers and any
+  ``leadrelay beat`` (worker/scheduling/); ``worker.scheduling.in_worker`` starts
+  each worker's candidate.
 """
 
 from __future__ import annotations
@@ -20,20 +24,19 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.schedules import crontab
 from celery.signals import worker_init
 from kombu import Queue
 
 from leadrelay.runtime import set_pool_size
 from leadrelay.settings import get_settings
-from worker.imap.schedule import POLL_TASK, inbox_schedule
+from worker.imap.schedule import POLL_TASK
 
 LEADS_QUEUE = "leadrelay.leads"
 CONTROL_QUEUE = "leadrelay.control"
 ALERTS_TASK = "leadrelay.alerts"
 RETENTION_TASK = "leadrelay.retention"
 
-app = Celery("leadrelay", include=["worker.tasks"])
+app = Celery("leadrelay", include=["worker.tasks", "worker.scheduling.in_worker"])
 
 
 def celery_config() -> dict[str, Any]:
@@ -65,14 +68,6 @@ def celery_config() -> dict[str, Any]:
         "task_time_limit": max(settings.lease_seconds * 4, 300),
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
-        "beat_schedule": {
-            "sweep": {"task": "leadrelay.sweep", "schedule": settings.sweep_interval_seconds},
-            "alerts": {"task": ALERTS_TASK, "schedule": settings.alert_interval_seconds},
-            # daily, at a quiet hour (UTC)
-            "retention": {"task": RETENTION_TASK, "schedule": crontab(minute=17, hour=3)},
-            **inbox_schedule(settings),
-        },
-        "beat_schedule_filename": str((settings.data_dir / "celerybeat-schedule").resolve()),
     }
 
 

@@ -14,11 +14,12 @@ from sqlalchemy.exc import DBAPIError
 from leadrelay import logs
 from leadrelay.notify import sender_for
 from leadrelay.runtime import current_runtime
-from worker import alerts, pipeline, retention, sweeper
+from worker import alerts, pipeline, retention
 from worker.celery_app import ALERTS_TASK, RETENTION_TASK, app
 from worker.imap import poll as imap_poll
 from worker.imap.schedule import POLL_TASK
-from worker.queue import PROCESS_TASK, enqueue, waiting
+from worker.queue import PROCESS_TASK, enqueue
+from worker.scheduling.periodic import sweep_now
 
 log = structlog.get_logger(__name__)
 
@@ -44,9 +45,8 @@ def process_lead(self: Task, lead_id: int) -> str:
 
 @app.task(name="leadrelay.sweep", acks_late=True, ignore_result=True)
 def sweep() -> dict[str, Any]:
-    report = sweeper.sweep(current_runtime(), enqueue=enqueue, waiting=waiting)
-    if report.found:
-        log.info("sweep", found=report.found, enqueued=report.enqueued)
+    """One sweep on demand (the elected scheduler runs its own, inline)."""
+    report = sweep_now(current_runtime())
     return {"found": report.found, "enqueued": report.enqueued}
 
 

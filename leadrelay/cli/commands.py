@@ -91,7 +91,13 @@ def serve(
 def worker(
     concurrency: Annotated[int, typer.Option(help="tasks run at once")] = 2,
     pool: Annotated[str | None, typer.Option(help="prefork or threads (default: by mode)")] = None,
-    beat: Annotated[bool | None, typer.Option(help="also run the scheduler (default: embedded)")] = None,
+    beat: Annotated[
+        bool,
+        typer.Option(
+            "--beat/--no-beat",
+            help="stand for the scheduler: the sweeper, inbox polls, alerts, retention (one worker leads)",
+        ),
+    ] = True,
     metrics_port: Annotated[
         int | None,
         typer.Option(help="serve Prometheus /metrics on this port", envvar="LEADRELAY_WORKER_METRICS_PORT"),
@@ -104,6 +110,7 @@ def worker(
     from leadrelay import logs
     from leadrelay.runtime import ConfigurationError, Runtime
     from worker.celery_app import app as celery_app
+    from worker.scheduling.in_worker import join_election
 
     routing = routing_or_fail()
     ready_ledger()
@@ -127,8 +134,7 @@ def worker(
         "--without-mingle",
         f"--queues={','.join(('leadrelay.leads', 'leadrelay.control'))}",
     ]
-    if beat if beat is not None else embedded:
-        argv.append("--beat")
+    join_election(beat)
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
@@ -141,14 +147,14 @@ def worker(
 
 @app.command("beat")
 def run_beat() -> None:
-    """Run the scheduler (one per deployment): the sweeper and the inbox polls."""
+    """Run a scheduler candidate on its own (every worker is one too; one leads at a time)."""
     from leadrelay import logs
-    from worker.celery_app import app as celery_app
+    from worker.scheduling.standalone import run_until_signalled
 
     routing_or_fail()
-    get_settings().data_dir.mkdir(parents=True, exist_ok=True)  # the beat schedule file lives there
+    ready_ledger()
     logs.configure()
-    celery_app.start(["beat", "--loglevel=INFO"])
+    run_until_signalled()
 
 
 @app.command()

@@ -6,7 +6,6 @@ import os
 from datetime import timedelta
 
 import pytest
-from celery.schedules import crontab
 from sqlalchemy import func, select, update
 
 from leadrelay.db import transaction, utcnow
@@ -18,8 +17,10 @@ from tests.helpers import attempts, canonical, dead_letters, ingest, lead
 from tests.operations.support import MESSAGE, PERSON, age, ledger_text, traces_of_the_person
 from tests.test_cli import cli
 from worker import tasks
-from worker.celery_app import RETENTION_TASK, celery_config
+from worker.celery_app import RETENTION_TASK
 from worker.retention import RetentionRefused, purge_expired
+from worker.scheduling.jobs import DailyAt
+from worker.scheduling.periodic import RETENTION_JOB, leadrelay_jobs
 
 # what a purge must not change
 KEPT = (
@@ -150,10 +151,13 @@ def test_a_period_shorter_than_the_broker_protection_window_is_refused(runtime) 
     assert traces_of_the_person(runtime)
 
 
-def test_beat_runs_the_policy_every_day(runtime) -> None:
-    entry = celery_config()["beat_schedule"]["retention"]
-    assert entry["task"] == RETENTION_TASK
-    assert entry["schedule"] == crontab(minute=17, hour=3)
+def test_the_scheduler_runs_the_policy_every_day(runtime, monkeypatch) -> None:
+    [job] = [job for job in leadrelay_jobs(runtime) if job.name == RETENTION_JOB]
+    assert job.schedule == DailyAt(hour=3, minute=17)
+    sent: list[str] = []
+    monkeypatch.setattr(tasks.app, "send_task", lambda name, **_: sent.append(name))
+    job.run()
+    assert sent == [RETENTION_TASK]
     lead_id = old_delivered_lead(runtime)
     age(runtime, lead_id, days=200)  # past the default LEADRELAY_RETENTION_DAYS (180)
 

@@ -1,4 +1,8 @@
-"""Beat entries: one poll of each configured inbox every ``poll_interval_seconds``."""
+"""Schedule entries: one poll of each configured inbox every ``poll_interval_seconds``.
+
+The elected scheduler (worker/scheduling/periodic.py) sends each entry's task to
+the control queue when it is due; an entry keeps Celery beat's shape.
+"""
 
 from __future__ import annotations
 
