@@ -1,7 +1,7 @@
 """The ledger's state as Prometheus gauges, read at scrape time and cached a few seconds.
 
 A scrape every few seconds from several Prometheus servers costs the database
-two small indexed queries per ``metrics_cache_seconds`` at most. When the ledger
+a few small indexed queries per ``metrics_cache_seconds`` at most. When the ledger
 cannot be read, ``leadrelay_ledger_up`` is 0 and the other gauges are left out
 rather than reported as zero.
 """
@@ -51,7 +51,13 @@ def _families(vitals: Vitals, depths: dict[str, int | None]) -> list[Metric]:
     for name, depth in sorted(depths.items()):
         if depth is not None:
             queue.add_metric([name], depth)
-    return [age, undelivered, letters, logins, queue]
+    swept = GaugeMetricFamily(
+        "leadrelay_scheduler_last_run_age_seconds",
+        "Seconds since the elected scheduler last swept the ledger (absent: never)",
+    )
+    if vitals.swept is not None:
+        swept.add_metric([], vitals.swept.age)
+    return [age, undelivered, letters, logins, queue, swept]
 
 
 class LedgerCollector(Collector):

@@ -2,24 +2,35 @@
 
 ``/readyz``, ``/metrics`` and the alerting hook all read them here, so they
 always agree: how many leads are still on their way and since when, how many dead
-letters are open (by reason, and the newest one), and whether each Nexudus
-account's login works. Both queries touch only undelivered leads and open dead
-letters, through the indexes on their state and status.
+letters are open (by reason, and the newest one), whether each Nexudus
+account's login works, and when the elected scheduler last swept the ledger (and
+who it was). The queries touch only undelivered leads and open dead letters,
+through the indexes on their state and status, and one row each of the rest.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from leadrelay.db import utcnow
-from leadrelay.models import DeadLetter, DeadLetterStatus, Lead, LeadState
+from leadrelay.models import SWEEP_JOB, DeadLetter, DeadLetterStatus, Lead, LeadState, ScheduledJob
 from leadrelay.nexudus.auth_state import AuthState, auth_states
+from leadrelay.nexudus.budget import db_clock
 
 UNDELIVERED = (LeadState.received, LeadState.normalised, LeadState.delivering)
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """The scheduler's last sweep, on the ledger's clock."""
+
+    at: datetime
+    by: str | None  # the scheduler that ran it (host:pid:id)
+    age: float  # seconds before the vitals were read
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +40,7 @@ class Vitals:
     open_dead_letters: dict[str, int]  # by reason
     newest_open_dead_letter: int  # its id; 0 when none is open
     auth: list[AuthState]
+    swept: Sweep | None = None  # None: no scheduler has ever swept this ledger
 
     def backlog_age(self, now: datetime | None = None) -> float:
         """Seconds the oldest undelivered lead has waited (0 with none waiting)."""
@@ -63,4 +75,15 @@ def read_vitals(session: Session, *, accounts: list[str]) -> Vitals:
         open_dead_letters={reason: int(n) for reason, n, _ in letters},
         newest_open_dead_letter=max((int(newest) for _, _, newest in letters), default=0),
         auth=auth_states(session, accounts),
+        swept=_last_sweep(session),
     )
+
+
+def _last_sweep(session: Session) -> Sweep | None:
+    row = session.execute(
+        select(ScheduledJob.last_done_at, ScheduledJob.last_runner).where(ScheduledJob.name == SWEEP_JOB)
+    ).one_or_none()
+    if row is None or row.last_done_at is None:
+        return None
+    age = (datetime.fromtimestamp(db_clock(session), UTC) - row.last_done_at).total_seconds()
+    return Sweep(at=row.last_done_at, by=row.last_runner, age=max(0.0, age))

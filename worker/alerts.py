@@ -1,11 +1,15 @@
 """The alerting hook: tell a person when something needs one.
 
-Three conditions, checked by beat every ``LEADRELAY_ALERT_INTERVAL_SECONDS``:
+Four conditions, checked by the elected scheduler every ``LEADRELAY_ALERT_INTERVAL_SECONDS``:
 
 * ``dead_letters`` — dead letters are open; told again whenever newer ones appear;
 * ``nexudus_auth:<account>`` — Nexudus refused the account's last login;
 * ``backlog`` — the oldest undelivered lead has waited longer than
-  ``LEADRELAY_ALERT_BACKLOG_SECONDS``.
+  ``LEADRELAY_ALERT_BACKLOG_SECONDS``;
+* ``scheduler`` — no scheduler has swept the ledger for longer than
+  ``LEADRELAY_ALERT_SCHEDULER_LAG_SECONDS`` (the sweep fails or hangs while
+  the checks still run; with no scheduler at all nothing sends this check, so
+  ``/readyz`` and ``leadrelay_scheduler_last_run_age_seconds`` say it).
 
 Each condition has a row in ``alerts`` remembering what was last said, so it is
 told once when it starts (and again every ``LEADRELAY_ALERT_REPEAT_SECONDS``
@@ -33,6 +37,7 @@ from leadrelay.vitals import Vitals, read_vitals
 log = structlog.get_logger(__name__)
 DEAD_LETTERS = "dead_letters"
 BACKLOG = "backlog"
+SCHEDULER = "scheduler"
 AUTH = "nexudus_auth"
 
 
@@ -74,6 +79,7 @@ def conditions(vitals: Vitals, settings: Settings, *, now: datetime) -> list[Con
             else "the backlog is within bounds",
         )
     )
+    found.append(_scheduler(vitals, settings))
     for state in vitals.auth:
         found.append(
             Condition(
@@ -85,6 +91,19 @@ def conditions(vitals: Vitals, settings: Settings, *, now: datetime) -> list[Con
             )
         )
     return found
+
+
+def _scheduler(vitals: Vitals, settings: Settings) -> Condition:
+    limit = settings.alert_scheduler_lag_seconds
+    age = vitals.swept.age if vitals.swept is not None else None
+    if age is None or age <= limit:
+        return Condition(SCHEDULER, False, "the scheduler sweeps the ledger on time")
+    return Condition(
+        SCHEDULER,
+        True,
+        f"no scheduler has swept the ledger for {_duration(age)} (alert after {_duration(limit)}): "
+        "retries, abandoned leads and lost messages wait until one does",
+    )
 
 
 def decide(row: Alert, condition: Condition, *, now: datetime, repeat: timedelta | None) -> str | None:

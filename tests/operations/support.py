@@ -10,8 +10,8 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from leadrelay.api.app import create_app
-from leadrelay.db import Base, transaction, utcnow
-from leadrelay.models import Lead
+from leadrelay.db import Base, insert_for, transaction, utcnow
+from leadrelay.models import SWEEP_JOB, Lead, ScheduledJob
 from leadrelay.routing import Routing
 from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime
 from tests.conftest import OPEN_BUDGET, ThreadedServer, make_settings, routing_with
@@ -39,6 +39,7 @@ def runtime_with(url: str, sandbox: object, routing: Routing | None = None, **se
         "nexudus_password": SANDBOX_PASSWORD,
         "nexudus_timeout": 2.0,
         "metrics_cache_seconds": 0,
+        "ready_cache_seconds": 0,
         **settings,
     }
     return Runtime.load(make_settings(**values), routing or routing_with(accounts=OPEN_BUDGET))
@@ -57,6 +58,18 @@ def age(rt: Runtime, lead_id: int, *, days: float = 0, seconds: float = 0) -> No
     with transaction(rt.sessions) as session:
         session.execute(
             update(Lead).where(Lead.id == lead_id).values(received_at=when, state_changed_at=when)
+        )
+
+
+def swept(rt: Runtime, *, seconds_ago: float = 0, by: str = "worker-1:42:cafe") -> None:
+    """Record that a scheduler swept the ledger that long ago."""
+    when = utcnow() - timedelta(seconds=seconds_ago)
+    values = {"last_run_at": when, "last_done_at": when, "last_runner": by}
+    with transaction(rt.sessions) as session:
+        session.execute(
+            insert_for(session, ScheduledJob)
+            .values(name=SWEEP_JOB, runs=1, created_at=when, **values)
+            .on_conflict_do_update(index_elements=["name"], set_=values)
         )
 
 

@@ -21,7 +21,7 @@ from leadrelay.runtime import Runtime
 from tests.conftest import ThreadedServer
 from tests.dead_letters.test_replay import settle
 from tests.helpers import canonical, ingest
-from tests.operations.support import PERSON, age, runtime_with
+from tests.operations.support import PERSON, age, runtime_with, swept
 from worker import alerts, dead_letters
 
 
@@ -116,6 +116,17 @@ def test_a_refused_nexudus_login_and_an_aged_backlog_are_told_and_reminded(rt, h
     assert "invalid_grant" in refused["summary"]
 
 
+def test_a_sweep_that_lags_is_told_and_so_is_its_end(rt, hook) -> None:
+    swept(rt, seconds_ago=600)
+    assert check(rt, hook) == [("scheduler", "firing")]
+    [alert] = hook.received
+    assert "no scheduler has swept the ledger for 10 min (alert after 2 min)" in alert["summary"]
+    assert alert["runbook"] == "docs/runbook.md#scheduler"
+    assert check(rt, hook) == []
+    swept(rt)
+    assert check(rt, hook) == [("scheduler", "resolved")]
+
+
 def test_an_alert_the_receiver_did_not_take_is_sent_again_at_the_next_check(rt, hook) -> None:
     dead_letter(rt, "a")
     hook.failing = True
@@ -124,7 +135,7 @@ def test_an_alert_the_receiver_did_not_take_is_sent_again_at_the_next_check(rt, 
     assert check(rt, hook) == [("dead_letters", "firing")]
 
 
-def test_the_beat_task_does_nothing_without_a_configured_hook(rt, monkeypatch) -> None:
+def test_the_alerts_task_does_nothing_without_a_configured_hook(rt, monkeypatch) -> None:
     from worker import tasks
 
     monkeypatch.setattr(tasks, "current_runtime", lambda: rt)
@@ -132,7 +143,7 @@ def test_the_beat_task_does_nothing_without_a_configured_hook(rt, monkeypatch) -
     assert tasks.check_alerts.run() == 0
 
 
-def test_the_beat_task_uses_the_configured_hook(clean_db, sandbox, hook, monkeypatch) -> None:
+def test_the_alerts_task_uses_the_configured_hook(clean_db, sandbox, hook, monkeypatch) -> None:
     from worker import tasks
 
     rt = runtime_with(clean_db, sandbox, alert_webhook_url=hook.url)

@@ -14,7 +14,7 @@ from leadrelay.nexudus.auth_state import record_auth
 from tests.dead_letters.test_replay import settle
 from tests.helpers import canonical, ingest
 from tests.intake.test_webhooks import signed
-from tests.operations.support import age, receiver, runtime_with
+from tests.operations.support import age, receiver, runtime_with, swept
 
 
 def scrape(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -140,3 +140,14 @@ def test_nexudus_calls_are_labelled_by_resource_not_by_id() -> None:
     assert call_label("get", "/api/crm/crmopportunities/500123") == "GET crmopportunities/{id}"
     assert call_label("POST", "/api/spaces/coworkers") == "POST coworkers"
     assert call_label("POST", "/api/token") == "POST token"
+
+
+def test_the_scheduler_gauge_says_how_long_ago_the_ledger_was_swept(clean_db, redis_broker, sandbox) -> None:
+    rt = runtime_with(clean_db, sandbox)
+    try:
+        with receiver(rt) as base:
+            assert [key for key in scrape(base) if key[0] == "leadrelay_scheduler_last_run_age_seconds"] == []
+            swept(rt, seconds_ago=42)
+            assert 41 < scrape(base)[("leadrelay_scheduler_last_run_age_seconds", ())] < 60
+    finally:
+        rt.close()

@@ -20,7 +20,7 @@ from leadrelay.models import DeadReason
 from leadrelay.notify import Notice
 from leadrelay.settings import SECRET_FILES, Settings
 from tests.conftest import REPO
-from worker.alerts import AUTH, BACKLOG, DEAD_LETTERS
+from worker.alerts import AUTH, BACKLOG, DEAD_LETTERS, SCHEDULER
 
 RUNBOOK = (REPO / "docs" / "runbook.md").read_text()
 README = (REPO / "README.md").read_text()
@@ -38,7 +38,7 @@ def anchors(markdown: str) -> set[str]:
 
 
 def test_every_alert_links_to_a_section_of_the_runbook() -> None:
-    for key in (DEAD_LETTERS, BACKLOG, f"{AUTH}:main"):
+    for key in (DEAD_LETTERS, BACKLOG, SCHEDULER, f"{AUTH}:main"):
         link = Notice(key, "firing", "", utcnow()).payload()["runbook"]
         page, anchor = link.split("#")
         assert page == "docs/runbook.md"
