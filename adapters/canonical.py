@@ -22,6 +22,8 @@ class CanonicalAdapter:
             data: Any = json.loads(item.body)
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ParseError(f"body is not JSON: {err}") from None
+        except RecursionError:
+            raise ParseError("body is JSON nested too deeply to read") from None
         if not isinstance(data, dict):
             raise ParseError("body must be a JSON object")
         return finish(data, ctx)

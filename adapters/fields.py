@@ -45,22 +45,29 @@ class Found:
 
     def __init__(self) -> None:
         self._paths: dict[str, list[Candidate]] = {}
+        self._unsorted: set[str] = set()
 
     def offer(self, path: str, value: Any, label: str = "", score: tuple[int, int, int] = _TOP) -> None:
         if value is None or (isinstance(value, str) and not value.strip()):
             return
-        candidates = self._paths.setdefault(path, [])
-        candidates.append(Candidate(value, label, score))
-        candidates.sort(key=lambda c: c.score, reverse=True)
+        self._paths.setdefault(path, []).append(Candidate(value, label, score))
+        self._unsorted.add(path)  # sorted when read: sorting at every offer is quadratic
 
     def has(self, path: str) -> bool:
         return path in self._paths
 
     def first(self, path: str) -> Any:
-        return self._paths[path][0].value if path in self._paths else None
+        return self._sorted(path)[0].value if path in self._paths else None
 
     def items(self) -> Iterator[tuple[str, list[Candidate]]]:
-        return iter(list(self._paths.items()))
+        return iter([(path, self._sorted(path)) for path in self._paths])
+
+    def _sorted(self, path: str) -> list[Candidate]:
+        candidates = self._paths[path]
+        if path in self._unsorted:
+            candidates.sort(key=lambda c: c.score, reverse=True)  # stable: ties keep the order offered
+            self._unsorted.discard(path)
+        return candidates
 
 
 def as_text(value: Any) -> str:

@@ -92,7 +92,8 @@ SPEC = PortalSpec(
     events=EVENTS,
     senders=("hubblehq.com", "hubble.com"),
     references=patterns(r"\b(enq_[A-Za-z0-9]{4,})\b"),
-    listing_patterns=patterns(r"hubblehq\.com/[\w/-]*?(?:listings?|office-space)/[\w-]*?(\d{3,})\b"),
+    # (?<!\d): the id starts where its digits start, not at each digit of a long run
+    listing_patterns=patterns(r"hubblehq\.com/[\w/-]*?(?:listings?|office-space)/[\w-]*?(?<!\d)(\d{3,}+)\b"),
     ignored_subjects=(
         (
             re.compile(r"\b(enquiry|viewing)\s+(updated|cancelled|canceled|closed|reminder)\b", re.I),

@@ -30,7 +30,9 @@ SUBJECT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         "an automatic reply",
     ),
-    (re.compile(r"^\s*((re|aw|antw|sv|vs|réf)\s*(\[\d+\])?\s*:\s*)+", re.I), "a reply in a conversation"),
+    # \s*+: the spaces before an optional "[2]" are taken whole, not split between
+    # two runs in every way (quadratic on "Re" and a long run of spaces)
+    (re.compile(r"^\s*((re|aw|antw|sv|vs|réf)\s*+(\[\d+\])?\s*:\s*)+", re.I), "a reply in a conversation"),
     (re.compile(r"^\s*(read|gelesen|lu)\s*:", re.I), "a read receipt"),
 )
 _FORWARD_PREFIX = re.compile(r"^\s*((fwd?|fw|wg|tr|wtr)\s*:\s*)+", re.IGNORECASE)

@@ -38,7 +38,10 @@ _HEADER_NAMES = {
     "reply-to": "reply-to",
     "antwort an": "reply-to",
 }
-_QUOTE = re.compile(r"^\s*>\s?", re.MULTILINE)
+# Blank lines before a ">" go with it, as a line start's \s* spans them. A run of
+# blank lines not followed by ">" is matched too (and kept): tried again from each
+# of its lines, the search would be quadratic.
+_QUOTE = re.compile(r"^(\s*+)(>\s?)?", re.MULTILINE)
 _MAX_LAYERS = 6
 
 
@@ -60,10 +63,14 @@ class _Split:
     inner: str
 
 
+def _unquoted(match: re.Match[str]) -> str:
+    return "" if match.group(2) else match.group(1)
+
+
 def _unquote(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     if lines and sum(line.lstrip().startswith(">") for line in lines) >= len(lines) * 0.8:
-        return _QUOTE.sub("", text)
+        return _QUOTE.sub(_unquoted, text)
     return text
 
 

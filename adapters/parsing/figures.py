@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,9 +79,10 @@ def to_number(token: str) -> float | None:
         groups_thousands = cleaned.count(mark) > 1 or (len(tail) == 3 and whole != "0" and len(whole) <= 3)
         cleaned = cleaned.replace(mark, "") if groups_thousands else cleaned.replace(mark, ".")
     try:
-        return float(cleaned)
+        value = float(cleaned)
     except ValueError:
         return None
+    return value if math.isfinite(value) else None  # hundreds of digits are no amount or count
 
 
 def numbers_in(text: str, *, words: bool = False) -> Iterator[Number]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from adapters.parsing.figures import NUMBER_WORDS, bounds, numbers_in
@@ -36,7 +37,9 @@ _TERM_UNITS = {
 }
 _TERM_WORDS = {**NUMBER_WORDS, "ein": 1, "eine": 1, "einem": 1}  # "ein Jahr"; too loose for counts
 _TERM = re.compile(
-    r"(\d+(?:[.,]\d+)?|" + "|".join(sorted(_TERM_WORDS, key=len, reverse=True)) + r")\s*"
+    # (?<!\d): a number starts where its digits start; tried from every digit of a
+    # long run with no unit after it, the search is quadratic
+    r"((?<!\d)\d+(?:[.,]\d+)?|" + "|".join(sorted(_TERM_WORDS, key=len, reverse=True)) + r")\s*"
     r"(" + "|".join(sorted(_TERM_UNITS, key=len, reverse=True)) + r")\b",
     re.IGNORECASE,
 )
@@ -84,6 +87,8 @@ def parse_term_months(text: str) -> int | None:
     if match:
         amount, unit = match.group(1).lower(), match.group(2).lower()
         count = _TERM_WORDS.get(amount) or float(amount.replace(",", "."))
+        if not math.isfinite(count):
+            return None  # hundreds of digits: no term anyone means
         return max(round(count * _TERM_UNITS[unit]), 1 if count else 0)
     bare = list(numbers_in(text))
     return round(bare[0].value) if bare else None

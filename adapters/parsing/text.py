@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from adapters.parsing.labels import fold
 from leadrelay.canonical import LeadKind
 
-EMAIL = re.compile(r"[A-Za-z0-9._%+'\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+# An address is ``local@label(.label)*.tld``; it is found from each ``@`` outwards
+# (see _address_spans), never by a regex free to start anywhere: one that may
+# start in a long run of local characters retries the whole run at every
+# position, which is quadratic on text with many letters and no ``@``.
+_LOCAL_RUN = re.compile(r"[A-Za-z0-9._%+'\-]*+")
+_DOMAIN_RUN = re.compile(r"[A-Za-z0-9\-]++(?:\.[A-Za-z0-9\-]++)*+")
+_TLD = re.compile(r"[A-Za-z]{2,}+")
 _PHONE = re.compile(r"(?:\+|\b00|\()?\d[\d \u00a0().\-/]{5,}\d")
 _SPACE = re.compile(r"\s+")
 _PARENS = re.compile(r"\(([^()]*)\)")
+# An id is one whole run that holds a digit: a look-ahead checks the digit and a
+# possessive run takes the rest, so a long run is read once, not split at each digit.
 _LISTING_ID = re.compile(
-    r"(?:[(\[]\s*(?:#|id:?|ref:?|nr\.?:?)?\s*([A-Za-z0-9][\w\-/.]*\d[\w\-/.]*|\d+)\s*[)\]]"
-    r"|#\s*([\w\-]*\d[\w\-]*))\s*$",
+    r"(?:[(\[]\s*+(?:#|id:?|ref:?|nr\.?:?)?\s*+([A-Za-z0-9](?=[\w\-/.]*?\d)[\w\-/.]*+|\d++)\s*+[)\]]"
+    r"|#\s*+((?=[\w\-]*?\d)[\w\-]*+))\s*+$",
     re.IGNORECASE,
 )
-_ID_LIKE = re.compile(r"^#?([A-Za-z]{0,6}[_\-]?\d[\w\-]*)$")
+_ID_LIKE = re.compile(r"^#?([A-Za-z]{0,6}[_\-]?\d[\w\-]*+)$")
 # A house number first, or a UK or German postcode: names rarely have either.
 _ADDRESS_LIKE = re.compile(r"^\d+[a-z]?\s|\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b|\b\d{5}\s+[A-ZÄÖÜ]")
-_SECTIONS = re.compile(r"\s*(?:·|\||•|\u2022)\s*")
+# Spaces before a separator are taken only from where their run starts: a match
+# tried inside the run would rescan the rest of it (quadratic on a long run).
+_SECTIONS = re.compile(r"(?:(?<!\s)\s++)?(?:·|\||•|\u2022)\s*")
 
 KIND_WORDS: tuple[tuple[str, LeadKind], ...] = (
     ("callback", LeadKind.callback_request),
@@ -73,13 +84,59 @@ def clean(value: str) -> str:
     return _SPACE.sub(" ", value.replace("\u00a0", " ")).strip().strip("*_").strip()
 
 
+def _domain_length(text: str, start: int) -> int:
+    """How much of ``text[start:]`` is an address's domain: labels, then a top level of 2+ letters.
+
+    The top level may be the first letters of a label (``b.com1`` reads ``b.com``);
+    the last label that can be one wins, as with a greedy regex.
+    """
+    run = _DOMAIN_RUN.match(text, start)
+    if run is None:
+        return 0
+    labels = run.group(0).split(".")
+    for index in range(len(labels) - 1, 0, -1):
+        tld = _TLD.match(labels[index])
+        if tld is not None:
+            return sum(len(label) + 1 for label in labels[:index]) + tld.end()
+    return 0
+
+
+def _address_spans(text: str) -> Iterator[tuple[int, int]]:
+    """Where the addresses in ``text`` are, left to right, in linear time.
+
+    Each ``@`` is expanded left over local characters (no further back than the
+    previous address) and right over the domain; the stretch between two ``@``
+    is read at most twice, once as a domain and once as a local part.
+    """
+    backwards = text[::-1]
+    size, previous_end = len(text), 0
+    at = text.find("@")
+    while at >= 0:
+        local = _LOCAL_RUN.match(backwards, size - at).end() - (size - at)
+        start = max(at - local, previous_end)
+        domain = _domain_length(text, at + 1) if start < at else 0
+        if domain:
+            previous_end = at + 1 + domain
+            yield start, previous_end
+        at = text.find("@", at + 1)
+
+
+def _without_addresses(text: str) -> str:
+    """``text`` with each address replaced by a space."""
+    pieces, last = [], 0
+    for start, end in _address_spans(text):
+        pieces += [text[last:start], " "]
+        last = end
+    return "".join(pieces) + text[last:]
+
+
 def emails_in(text: str) -> list[str]:
-    return [m.group(0).strip(".'") for m in EMAIL.finditer(text)]
+    return [text[start:end].strip(".'") for start, end in _address_spans(text)]
 
 
 def phone_in(text: str) -> str | None:
     """The first run that looks like a phone number (7+ digits); the model makes it E.164."""
-    for match in _PHONE.finditer(EMAIL.sub(" ", text)):
+    for match in _PHONE.finditer(_without_addresses(text)):
         candidate = match.group(0).strip(" -./")
         if sum(ch.isdigit() for ch in candidate) >= 7:
             return candidate
@@ -98,7 +155,7 @@ def split_person(text: str) -> Person:
     """``Hannah Cole, Savills Workthere (hannah.cole@workthere.com)`` into its parts."""
     emails = emails_in(text)
     phone = phone_in(text)
-    rest = EMAIL.sub(" ", text)
+    rest = _without_addresses(text)
     if phone:
         rest = rest.replace(phone, " ")
     asides = [clean(a) for a in _PARENS.findall(rest) if clean(a).strip("<>[]:;, ")]
