@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 from pydantic import ValidationError
 
 from leadrelay.canonical import CanonicalLead, first_error
+from leadrelay.settings import Settings, get_settings
 
 RawKind = Literal["webhook", "email"]
 
@@ -50,14 +51,33 @@ def _no_listing_region(_listing_id: str) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """How much of an item an adapter reads: the ``LEADRELAY_MAX_*_BYTES`` settings."""
+
+    message_bytes: int  # a bigger e-mail is not read at all: a parse error, its raw bytes kept
+    part_text_bytes: int  # decoded text read from each MIME part; the rest is cut
+    mail_text_bytes: int  # decoded text read from all of a message's parts together
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(settings.max_message_bytes, settings.max_part_text_bytes, settings.max_mail_text_bytes)
+
+
+def configured_limits() -> Limits:
+    """The limits this process was started with."""
+    return Limits.of(get_settings())
+
+
+@dataclass(frozen=True, slots=True)
 class ParseContext:
-    """What an adapter may know besides the payload, all from the routing file."""
+    """What an adapter may know besides the payload: the routing file and the size limits."""
 
     channel: str
     lead_source: int
     default_region: str
     listing_region: Callable[[str], str | None] = _no_listing_region
     options: dict[str, Any] = field(default_factory=dict)
+    limits: Limits = field(default_factory=configured_limits)
 
 
 class Adapter(Protocol):

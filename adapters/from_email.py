@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import re
 
-from adapters.base import NotALead, ParseError
+from adapters.base import Limits, NotALead, ParseError
 from adapters.fields import Found, as_text
 from adapters.mail.classify import looks_like_newsletter, not_a_lead, without_forward_prefix
 from adapters.mail.forwards import Layer, unwrap
@@ -78,8 +78,19 @@ def _client_email(found: Found, spec: PortalSpec, mail: Mail, layers: list[Layer
             return
 
 
-def read_email(body: bytes, spec: PortalSpec) -> Found:
-    mail = read_mail(body)
+def too_big(size: int, limit: int, *, kept: int | None = None) -> str:
+    """Why a message is not read, for the dead letter; ``kept``: the bytes kept of a longer one."""
+    what = "its raw bytes are kept" if kept is None else f"its first {kept:,} bytes are kept"
+    return (
+        f"the message is {size:,} bytes, over the {limit:,}-byte limit (LEADRELAY_MAX_MESSAGE_BYTES): "
+        f"it is not read; {what}"
+    )
+
+
+def read_email(body: bytes, spec: PortalSpec, limits: Limits) -> Found:
+    if len(body) > limits.message_bytes:
+        raise ParseError(too_big(len(body), limits.message_bytes))
+    mail = read_mail(body, limits)
     layers = unwrap(mail)
     lead = layers[-1]
     reason = not_a_lead(mail, tuple(layer.subject for layer in layers))

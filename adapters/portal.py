@@ -36,7 +36,7 @@ class PortalAdapter:
             found = (
                 read_webhook(item.body, self.spec)
                 if item.kind == "webhook"
-                else read_email(item.body, self.spec)
+                else read_email(item.body, self.spec, ctx.limits)
             )
             draft = build_draft(found, self.spec.reading)
             if self.spec.broker_name:

@@ -76,6 +76,18 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(default=16 * 1024, gt=0, description="all request headers together")
     max_headers: int = Field(default=100, gt=0, description="request header lines")
     max_connections: int = Field(default=1000, gt=0, description="concurrent connections per receiver")
+    max_message_bytes: int = Field(
+        default=25 * 1024 * 1024,
+        gt=0,
+        description="a bigger e-mail is not read: a parse_error dead letter with its raw bytes kept "
+        "(from IMAP, only the first max_message_bytes + 1 bytes are fetched)",
+    )
+    max_part_text_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="decoded text read from each MIME part (its beginning)"
+    )
+    max_mail_text_bytes: int = Field(
+        default=2 * 1024 * 1024, gt=0, description="decoded text read from one message's parts together"
+    )
     webhook_tolerance_seconds: int = Field(default=300, gt=0)
     lease_seconds: int = Field(default=60, ge=5, description="how long a worker owns a lead")
     requeue_after_seconds: int = Field(default=60, ge=1, description="re-enqueue a lost message after")

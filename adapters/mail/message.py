@@ -5,6 +5,12 @@ superset windows-1252, undeclared or wrong ones retried as UTF-8 then
 windows-1252); quoted-printable and base64 are undone by :mod:`email`; HTML is
 rendered to lines; ``message/rfc822`` parts (forwarded as attachment) are read
 as messages of their own.
+
+Hostile mail is bounded: each part's decoded text is cut to the limits
+(:class:`adapters.base.Limits`), all parts and attached messages share one text
+budget and read at most :data:`_MAX_MESSAGES` messages, and each header is parsed
+from its first :data:`_MAX_HEADER_CHARS` characters (the stdlib's address parser
+is quadratic on some long values).
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ import email.header
 import email.utils
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import policy
 from email.message import EmailMessage, Message
+from email.policy import EmailPolicy
+from typing import Any
 
+from adapters.base import Limits, configured_limits
 from adapters.mail.html import html_to_text
 
 _LATIN1_ALIASES = frozenset(("iso-8859-1", "iso8859-1", "latin-1", "latin1", "us-ascii", "ascii", "l1"))
@@ -31,6 +39,8 @@ _HEADERS_KEPT = (
     "content-type",
 )
 _MAX_DEPTH = 5
+_MAX_MESSAGES = 20  # the message and the ones attached to it, read depth first
+_MAX_HEADER_CHARS = 998  # RFC 5322's longest line
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,38 @@ class Mail:
     def texts(self) -> tuple[str, ...]:
         """The bodies worth reading, plain text first."""
         return tuple(t for t in (self.plain, self.html) if t.strip())
+
+
+class _Policy(EmailPolicy):
+    """``email.policy.default``, parsing each header from its first characters only."""
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        parsed_already = hasattr(value, "name")
+        return super().header_fetch_parse(name, value if parsed_already else value[:_MAX_HEADER_CHARS])
+
+
+_POLICY = _Policy()
+
+
+@dataclass
+class _Budget:
+    """What is left to read of one message: text (UTF-8 bytes) and attached messages."""
+
+    limits: Limits
+    text: int
+    messages: int = _MAX_MESSAGES
+
+    def take_text(self, text: str) -> str:
+        """The beginning of ``text`` that fits the part's limit and what is left."""
+        limit = min(self.limits.part_text_bytes, self.text)
+        data = text.encode("utf-8", "surrogatepass")
+        kept = text if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
+        self.text -= min(len(data), limit)
+        return kept
+
+    def take_message(self) -> bool:
+        self.messages -= 1
+        return self.messages >= 0
 
 
 def _header(msg: Message, name: str) -> str:
@@ -80,12 +122,12 @@ def _decode(payload: bytes, charset: str | None) -> str:
     return payload.decode("latin-1")
 
 
-def _part_text(part: Message) -> str:
+def _part_text(part: Message, budget: _Budget) -> str:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         raw = part.get_payload()
-        return raw if isinstance(raw, str) else ""
-    return _decode(payload, part.get_content_charset())
+        return budget.take_text(raw) if isinstance(raw, str) else ""
+    return budget.take_text(_decode(payload, part.get_content_charset()))
 
 
 def _date(msg: Message) -> datetime | None:
@@ -103,7 +145,14 @@ def _address(msg: Message, name: str) -> tuple[str, str]:
     return display.strip(), address.strip().lower()
 
 
-def _walk(msg: Message, plain: list[str], html: list[str], attached: list[Message], types: list[str]) -> None:
+def _walk(
+    msg: Message,
+    plain: list[str],
+    html: list[str],
+    attached: list[Message],
+    types: list[str],
+    budget: _Budget,
+) -> None:
     for part in msg.get_payload() if msg.is_multipart() else [msg]:
         if not isinstance(part, Message):
             continue
@@ -112,19 +161,19 @@ def _walk(msg: Message, plain: list[str], html: list[str], attached: list[Messag
         if ctype == "message/rfc822":
             attached.extend(p for p in (part.get_payload() or []) if isinstance(p, Message))
         elif part.is_multipart():
-            _walk(part, plain, html, attached, types)
+            _walk(part, plain, html, attached, types, budget)
         elif ctype == "text/plain" and part.get_content_disposition() != "attachment":
-            plain.append(_part_text(part))
+            plain.append(_part_text(part, budget))
         elif ctype == "text/html" and part.get_content_disposition() != "attachment":
-            html.append(_part_text(part))
+            html.append(_part_text(part, budget))
 
 
-def _read(msg: Message, depth: int) -> Mail:
+def _read(msg: Message, depth: int, budget: _Budget) -> Mail:
     plain: list[str] = []
     html: list[str] = []
     attached: list[Message] = []
     types: list[str] = [msg.get_content_type()]
-    _walk(msg, plain, html, attached, types)
+    _walk(msg, plain, html, attached, types, budget)
     rendered, links = html_to_text("\n".join(html)) if html else ("", [])
     sender_name, sender = _address(msg, "from")
     recipients = tuple(
@@ -142,11 +191,17 @@ def _read(msg: Message, depth: int) -> Mail:
         plain="\n".join(plain).replace("\r\n", "\n").replace("\r", "\n"),
         html=rendered,
         links=tuple(links),
-        attached=tuple(_read(m, depth + 1) for m in attached) if depth < _MAX_DEPTH else (),
+        attached=tuple(_read(m, depth + 1, budget) for m in attached if budget.take_message())
+        if depth < _MAX_DEPTH
+        else (),
     )
 
 
-def read_mail(raw: bytes) -> Mail:
-    """Everything an adapter reads from one RFC 822 message (never raises on odd input)."""
-    msg: EmailMessage | Message = email.message_from_bytes(raw, policy=policy.default)
-    return _read(msg, 0)
+def read_mail(raw: bytes, limits: Limits | None = None) -> Mail:
+    """Everything an adapter reads from one RFC 822 message (never raises on odd input).
+
+    ``limits``: the process's settings when not given.
+    """
+    msg: EmailMessage | Message = email.message_from_bytes(raw, policy=_POLICY)
+    chosen = limits or configured_limits()
+    return _read(msg, 0, _Budget(chosen, chosen.mail_text_bytes, messages=_MAX_MESSAGES - 1))

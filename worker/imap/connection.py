@@ -24,10 +24,23 @@ from worker.imap.errors import InboxError
 
 T = TypeVar("T")
 _UID = re.compile(rb"\bUID (\d+)")
+_SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _MISSING_FOLDER = ("NONEXISTENT", "DOESN'T EXIST", "DOES NOT EXIST", "NOT FOUND", "UNKNOWN MAILBOX")
 
 
 SEARCH_WINDOW = 20_000  # UIDs per SEARCH: imaplib refuses answer lines over 1 MB
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A message as fetched: whole, or only its beginning when it is over the size limit."""
+
+    raw: bytes
+    size: int  # the server's RFC822.SIZE (at least len(raw))
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.raw) < self.size
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +109,19 @@ def parse_fetch(data: list[Any]) -> dict[int, bytes]:
                 found[int(match.group(1))] = waiting
             waiting = None
     return found
+
+
+def parse_sizes(data: list[Any]) -> dict[int, int]:
+    """UID → RFC822.SIZE from a ``UID FETCH (UID RFC822.SIZE)`` answer, in either order."""
+    sizes: dict[int, int] = {}
+    for item in data:
+        line = item[0] if isinstance(item, tuple) else item
+        if not isinstance(line, bytes):
+            continue
+        uid, size = _UID.search(line), _SIZE.search(line)
+        if uid and size:
+            sizes[int(uid.group(1))] = int(size.group(1))
+    return sizes
 
 
 def _text(data: list[Any]) -> str:
@@ -196,11 +222,36 @@ class ImapSession:
         # "n:*" names the highest UID even when it is below n, hence the filter
         return sorted({int(u) for chunk in data if chunk for u in chunk.split() if int(u) > above})
 
-    def fetch(self, uids: list[int]) -> dict[int, bytes]:
-        """The raw RFC 822 bytes; BODY.PEEK so that fetching never marks anything seen."""
-        data = self.call("UID FETCH", lambda: self.imap.uid("FETCH", uid_set(uids), "(UID BODY.PEEK[])"))
+    def fetch(self, uids: list[int], *, prefix: int | None = None) -> dict[int, bytes]:
+        """The raw RFC 822 bytes (the first ``prefix`` bytes, when given); BODY.PEEK so that
+        fetching never marks anything seen."""
+        item = "BODY.PEEK[]" if prefix is None else f"BODY.PEEK[]<0.{prefix}>"
+        data = self.call("UID FETCH", lambda: self.imap.uid("FETCH", uid_set(uids), f"(UID {item})"))
         wanted = set(uids)
         return {uid: body for uid, body in parse_fetch(data).items() if uid in wanted}
+
+    def sizes(self, uids: list[int]) -> dict[int, int]:
+        """Each message's RFC822.SIZE: asked first, so that no fetch brings more than the limit."""
+        data = self.call("UID FETCH", lambda: self.imap.uid("FETCH", uid_set(uids), "(UID RFC822.SIZE)"))
+        wanted = set(uids)
+        return {uid: size for uid, size in parse_sizes(data).items() if uid in wanted}
+
+    def fetch_within(self, uids: list[int], limit: int) -> dict[int, Fetched]:
+        """Messages up to ``limit`` bytes whole; a bigger one as its first ``limit + 1`` bytes.
+
+        One byte over the limit is enough for every later reader (a replay, the
+        worker) to see that the message is too big, and no more is held in memory.
+        """
+        sizes = self.sizes(uids)
+        small = [uid for uid, size in sizes.items() if size <= limit]
+        found = {uid: Fetched(raw, max(sizes[uid], len(raw))) for uid, raw in self._whole(small).items()}
+        for uid in (uid for uid, size in sizes.items() if size > limit):
+            for raw in self.fetch([uid], prefix=limit + 1).values():
+                found[uid] = Fetched(raw, sizes[uid])
+        return found
+
+    def _whole(self, uids: list[int]) -> dict[int, bytes]:
+        return self.fetch(uids) if uids else {}
 
     def mark_seen(self, uids: list[int]) -> None:
         self.call("UID STORE", lambda: self.imap.uid("STORE", uid_set(uids), "+FLAGS.SILENT", r"(\Seen)"))

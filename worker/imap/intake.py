@@ -4,7 +4,8 @@ The channel comes from the mail itself (the original sender through forwards, th
 portal named in the content), else the inbox's ``channel``. A mail nothing
 assigns is still recorded — nothing is lost: as ``ignored`` when it is surely no
 lead (a bounce, an auto-reply), else as a ``parse_error`` dead letter that says
-how to route it.
+how to route it. A message over the size limit is recorded too (as much of it as
+was fetched), routed by its headers alone, as a ``parse_error`` dead letter.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from adapters.detect import detect_channel
+from adapters.from_email import too_big
 from adapters.mail.classify import not_a_lead
 from adapters.mail.forwards import unwrap
 from adapters.mail.message import read_mail
 from leadrelay.ledger import Intake, kill, record_inbound, transition
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
-from worker.imap.keys import MailKeys, body_sha256, mail_keys
+from worker.imap.keys import MailKeys, body_sha256, header_block, mail_keys
 
 UNROUTED = "unrouted"  # the channel of mail no sender, content or inbox default assigns
 CONTENT_TYPE = "message/rfc822"
@@ -44,6 +46,17 @@ class Place:
     folder: str
     uidvalidity: int
     uid: int
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    """How big a message is (``RFC822.SIZE``) and how big it may be to be read."""
+
+    total: int
+    limit: int
+
+    def over(self) -> bool:
+        return self.total > self.limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,14 +110,24 @@ def _record(session: Session, raw: bytes, key: str, channel: str | None, meta: d
 
 
 def record_message(
-    session: Session, raw: bytes, *, place: Place, routing: Routing, default: str | None
+    session: Session,
+    raw: bytes,
+    *,
+    place: Place,
+    routing: Routing,
+    default: str | None,
+    size: Size | None = None,
 ) -> Recorded:
-    """Record one message once: a copy found again (any mailbox, any UID) is a duplicate."""
+    """Record one message once: a copy found again (any mailbox, any UID) is a duplicate.
+
+    ``size``: the whole message's, when ``raw`` may be only its beginning.
+    """
     keys = mail_keys(raw)
     held = _held(session, keys)
     if held is not None:  # a re-scan or a retried batch: no need to read the mail again
         return Recorded(place.uid, held, None, settled=Outcome.duplicate)
-    detected = detect_channel(raw, routing.channels)
+    oversized = size is not None and size.over()
+    detected = detect_channel(header_block(raw) if oversized else raw, routing.channels)
     channel = detected or default
     meta = {
         "inbox": place.inbox,
@@ -113,17 +136,33 @@ def record_message(
         "uid": place.uid,
         "body_sha256": keys.body_sha256,
         "channel_from": "mail" if detected else ("inbox" if default else None),
+        **({"size": size.total, "truncated": len(raw) < size.total} if size and oversized else {}),
     }
     intake = _record(session, raw, keys.primary, channel, meta)
     if intake.duplicate and keys.reused_id and not _same_message(session, intake.lead_id, keys.body_sha256):
         intake = _record(session, raw, keys.reused_id, channel, meta)
     if intake.duplicate:
         return Recorded(place.uid, intake.lead_id, channel, settled=Outcome.duplicate)
+    if size is not None and oversized:
+        _refuse(session, intake.lead_id, len(raw), size, place, channel)
+        return Recorded(place.uid, intake.lead_id, channel, settled=Outcome.failed)
     if channel is None:
         return Recorded(
             place.uid, intake.lead_id, channel, settled=_park(session, intake.lead_id, raw, place)
         )
     return Recorded(place.uid, intake.lead_id, channel)
+
+
+def _refuse(session: Session, lead_id: int, kept: int, size: Size, place: Place, channel: str | None) -> None:
+    """Mail too big to read: a dead letter at once, so that no worker tries."""
+    kill(
+        session,
+        lead_id,
+        from_states=[LeadState.received],
+        reason=DeadReason.parse_error,
+        message=too_big(size.total, size.limit, kept=kept if kept < size.total else None),
+        detail={"inbox": place.inbox, "source": "email", "channel": channel or UNROUTED, "size": size.total},
+    )
 
 
 def _park(session: Session, lead_id: int, raw: bytes, place: Place) -> Outcome:

@@ -71,6 +71,11 @@ def body_sha256(raw: bytes) -> str:
     return _sha256(body.replace(b"\r\n", b"\n").rstrip())
 
 
+def header_block(raw: bytes) -> bytes:
+    """The message's headers alone, as a message with an empty body."""
+    return _SPLIT.split(raw, maxsplit=1)[0] + b"\r\n\r\n"
+
+
 def mail_keys(raw: bytes) -> MailKeys:
     headers = _headers(raw)
     digest = body_sha256(raw)

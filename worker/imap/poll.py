@@ -2,7 +2,8 @@
 
 For every batch of new UIDs, in this order:
 
-1. fetch the raw messages with ``BODY.PEEK[]`` (fetching marks nothing);
+1. fetch the raw messages with ``BODY.PEEK[]`` (fetching marks nothing), after asking
+   their ``RFC822.SIZE``: of one over ``max_message_bytes`` only the beginning;
 2. commit them to the ledger, one intake key per notification;
 3. enqueue the new leads (after the commit, never before);
 4. mark them processed — flag ``\\Seen`` or move to ``processed_folder``;
@@ -33,9 +34,9 @@ from leadrelay.metrics import count_intake, count_settled
 from leadrelay.routing import InboxConfig
 from leadrelay.runtime import Runtime
 from worker.imap import state
-from worker.imap.connection import ImapSession, open_session
+from worker.imap.connection import Fetched, ImapSession, open_session
 from worker.imap.errors import InboxError
-from worker.imap.intake import UNROUTED, Outcome, Place, Recorded, record_message
+from worker.imap.intake import UNROUTED, Outcome, Place, Recorded, Size, record_message
 from worker.imap.preview import Reader
 from worker.imap.reroute import reroute
 
@@ -144,18 +145,20 @@ class _Pass:
             log.info("inbox_uidvalidity_changed", inbox=self.name, was=mark.uidvalidity, now=uidvalidity)
         return 0
 
-    def commit(self, uidvalidity: int, fetched: dict[int, bytes]) -> list[Recorded]:
+    def commit(self, uidvalidity: int, fetched: dict[int, Fetched]) -> list[Recorded]:
+        limit = self.rt.settings.max_message_bytes
         with transaction(self.rt.sessions) as session:
             self.hold(session)
             return [
                 record_message(
                     session,
-                    raw,
+                    message.raw,
                     place=Place(self.name, self.config.folder, uidvalidity, uid),
                     routing=self.rt.routing,
                     default=self.config.channel,
+                    size=Size(message.size, limit),
                 )
-                for uid, raw in sorted(fetched.items())
+                for uid, message in sorted(fetched.items())
             ]
 
     def mark(self, imap: ImapSession, uids: list[int]) -> None:
@@ -183,7 +186,7 @@ def _drain(p: _Pass, imap: ImapSession, batch_size: int) -> None:
     for chunk in _batches(uids, batch_size):
         if p.past_deadline():
             return
-        fetched = imap.fetch(chunk)
+        fetched = imap.fetch_within(chunk, p.rt.settings.max_message_bytes)
         recorded = p.commit(validity, fetched) if fetched else []
         _count(recorded)
         fresh = [r.lead_id for r in recorded if r.queued]
@@ -199,7 +202,7 @@ def _drain(p: _Pass, imap: ImapSession, batch_size: int) -> None:
         if complete:
             p.advance(validity, chunk[-1])
         for r in recorded:
-            p.outcomes.setdefault((validity, r.uid), p.reader.outcome(r, fetched[r.uid]))
+            p.outcomes.setdefault((validity, r.uid), p.reader.outcome(r, fetched[r.uid].raw))
 
 
 def _count(recorded: list[Recorded]) -> None:

@@ -1,0 +1,66 @@
+"""Mail over the size limit, against a real Dovecot: fetched only in part, kept, dead-lettered, passed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from leadrelay.models import LeadState
+from leadrelay.runtime import Runtime
+from tests.conftest import make_settings
+from tests.helpers import dead_letters
+from tests.inbox.conftest import inbox_routing
+from tests.inbox.dovecot import Dovecot
+from tests.inbox.mails import sample
+from tests.inbox.support import inbox, mail_leads, poll, watermark
+
+LIMIT = 64 * 1024
+
+
+def _huge_enquiry(size: int) -> bytes:
+    head = (
+        b"From: HubbleHQ <notifications@hubblehq.com>\r\nTo: leads@example.com\r\n"
+        b"Subject: New enquiry\r\nMessage-ID: <huge-1@hubblehq.com>\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nEmail: someone@example.com\r\n"
+    )
+    line = b"Message: " + b"x" * 60 + b"\r\n"
+    return head + line * ((size - len(head)) // len(line) + 1)
+
+
+@pytest.fixture
+def small_limit_runtime(clean_db: str, dovecot: Dovecot, folders) -> Iterator[tuple[Runtime, str, bytes]]:
+    huge = _huge_enquiry(3 * LIMIT)
+    folder = folders(huge, sample("hubblehq", "email-viewing-request.eml"))
+    rt = Runtime.load(
+        make_settings(database_url=clean_db, max_message_bytes=LIMIT),
+        inbox_routing({"leads": inbox(dovecot, folder)}),
+    )
+    yield rt, folder, huge
+    rt.close()
+
+
+def test_a_message_over_the_limit_is_kept_in_part_as_a_dead_letter_and_the_inbox_moves_on(
+    dovecot: Dovecot, small_limit_runtime: tuple[Runtime, str, bytes]
+) -> None:
+    rt, folder, huge = small_limit_runtime
+
+    report = poll(rt)
+
+    assert report.ok, report.error
+    assert (report.new, report.failed, report.marked) == (1, 1, 2)
+    big, normal = mail_leads(rt)
+    assert normal.state == LeadState.received and normal.raw_meta["uid"] == 2
+    # only the beginning was fetched: one byte more than any reader accepts
+    assert len(big.raw_body) == LIMIT + 1 and huge.startswith(big.raw_body)
+    assert (big.raw_meta["size"], big.raw_meta["truncated"]) == (len(huge), True)
+    assert big.state == LeadState.dead and big.channel == "hubblehq"  # routed by its headers
+    [letter] = dead_letters(rt, big.id)
+    assert letter.reason == "parse_error"
+    assert f"{len(huge):,} bytes" in letter.message and f"{LIMIT:,}-byte limit" in letter.message
+    assert dovecot.message_ids(folder, seen=False) == set()
+    assert watermark(rt).last_uid == 2
+
+    again = poll(rt)
+    assert (again.new, again.failed, again.duplicate, again.marked) == (0, 0, 0, 0)
+    assert len(mail_leads(rt)) == 2
