@@ -73,13 +73,19 @@ def _sqlite_begin(conn: Any) -> None:
 
 def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            echo=echo,
+            hide_parameters=True,  # bound values are personal data: never in an exception's text
+            connect_args={"check_same_thread": False, "timeout": 30},
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     engine = create_engine(
         url,
         echo=echo,
+        hide_parameters=True,  # bound values are personal data: never in an exception's text
         pool_pre_ping=True,  # a restarted Postgres leaves dead pooled connections behind
         pool_size=pool_size,
         max_overflow=pool_size * 2,

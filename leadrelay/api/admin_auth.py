@@ -29,9 +29,14 @@ def admin_token(request: Request) -> bytes | None:
     return token.get_secret_value().encode() if token is not None and token.get_secret_value() else None
 
 
+def _as_bytes(offered: str) -> bytes:
+    """What a client sent, as bytes: ``compare_digest`` refuses a ``str`` that is not ASCII."""
+    return offered.encode("utf-8", "surrogatepass")
+
+
 def token_matches(request: Request, offered: str | None) -> bool:
     expected = admin_token(request)
-    return expected is not None and offered is not None and hmac.compare_digest(expected, offered.encode())
+    return expected is not None and offered is not None and hmac.compare_digest(expected, _as_bytes(offered))
 
 
 def clean_actor(name: str | None, default: str) -> str:
@@ -81,10 +86,12 @@ def web_session(request: Request) -> WebSession | None:
         data = json.loads(payload)
     except (ValueError, json.JSONDecodeError):
         return None
-    if not hmac.compare_digest(_sign(key, payload), signature) or data.get("exp", 0) < time.time():
+    if not hmac.compare_digest(_sign(key, payload).encode(), _as_bytes(signature)):
+        return None
+    if not isinstance(data, dict) or data.get("exp", 0) < time.time():
         return None
     return WebSession(actor=str(data.get("actor", "web")), csrf=_sign(key, b"csrf:" + payload))
 
 
 def csrf_ok(session: WebSession, offered: str | None) -> bool:
-    return bool(offered) and hmac.compare_digest(session.csrf, offered or "")
+    return bool(offered) and hmac.compare_digest(session.csrf.encode(), _as_bytes(offered or ""))

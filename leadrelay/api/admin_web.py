@@ -99,6 +99,35 @@ def _acting(request: Request, csrf: str | None) -> WebSession | Response:
     return session
 
 
+def _nearest(request: Request, header: str) -> str:
+    """A proxy header's first element: the one the proxy nearest the browser wrote."""
+    return request.headers.get(header, "").split(",")[0].strip()
+
+
+def _proto_in(forwarded: str) -> str:
+    """``proto`` of one ``Forwarded`` element (``for=198.51.100.7;proto=https``)."""
+    for pair in forwarded.split(";"):
+        name, _, value = pair.partition("=")
+        if name.strip().lower() == "proto":
+            return value.strip().strip('"')
+    return ""
+
+
+def _over_https(request: Request) -> bool:
+    """HTTPS as the browser sees it: here, or at a TLS proxy that says so.
+
+    uvicorn believes ``X-Forwarded-Proto`` only from the addresses it is told to
+    trust, and ``Forwarded`` never. Believing either here is safe: at worst it
+    makes the cookie stricter than it had to be.
+    """
+    said = (
+        request.url.scheme,
+        _nearest(request, "x-forwarded-proto"),
+        _proto_in(_nearest(request, "forwarded")),
+    )
+    return any(scheme.lower() == "https" for scheme in said)
+
+
 @router.get("/login")
 async def login_form(request: Request) -> HTMLResponse:
     return _page(request, "login.html", disabled=admin_token(request) is None, session=None)
@@ -117,7 +146,7 @@ async def login(request: Request, token: Annotated[str, Form()], name: Annotated
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=_over_https(request),
         path="/admin",
     )
     return response

@@ -111,6 +111,8 @@ async def receive_webhook(channel: str, request: Request) -> JSONResponse:
         json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         return _refuse(known, 400, "invalid_json", f"the body is not JSON: {err}")
+    except RecursionError:
+        return _refuse(known, 400, "invalid_json", "the body is JSON nested too deeply to read")
 
     key = door.intake_key(verified, body)
     content_type = request.headers.get("content-type")

@@ -184,3 +184,23 @@ def test_the_broker_being_down_does_not_lose_the_lead(receiver, monkeypatch: pyt
     assert response.status_code == 202
     assert stored(rt) == 1
     assert queued() == []
+
+
+def test_a_timestamp_of_400_digits_is_refused_like_any_stale_one(receiver) -> None:
+    base, rt, secret = receiver
+    body = json.dumps(SAMPLE).encode()
+    huge = int("9" * 400)
+    headers = {**signed(secret, body, ts=huge), "webhook-timestamp": str(huge)}
+    response = httpx.post(f"{base}/webhooks/canonical", content=body, headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_signature"
+    assert stored(rt) == 0
+
+
+def test_a_signed_body_nested_too_deeply_to_read_gets_400(receiver) -> None:
+    base, rt, secret = receiver
+    body = b"[" * 100_000 + b"]" * 100_000  # within the size limit, deeper than any JSON reader goes
+    response = httpx.post(f"{base}/webhooks/canonical", content=body, headers=signed(secret, body))
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_json"
+    assert stored(rt) == 0

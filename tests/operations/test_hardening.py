@@ -231,3 +231,64 @@ def test_a_nul_character_in_a_partners_text_does_not_stop_the_lead(runtime) -> N
     stored = lead(runtime, lead_id).lead
     assert stored is not None
     assert (stored["contact"]["full_name"], stored["message"]) == ("Ann Lee", "six desks")
+
+
+def _latin1_cookie(value: str) -> dict[str, bytes]:
+    """A Cookie header as a browser may send it: bytes that are not ASCII (read as Latin-1)."""
+    return {"cookie": f"leadrelay_admin={value}".encode("latin-1")}
+
+
+def test_a_session_cookie_that_is_not_ascii_is_no_session(site: str) -> None:
+    for cookie in ("e30.\xe9t\xe9", "\xe9\xe9.\xe9", "e30.abc\xff"):
+        page = httpx.get(f"{site}/admin", headers=_latin1_cookie(cookie))
+        assert page.status_code == 303 and page.headers["location"].endswith("/admin/login"), cookie
+
+
+def test_a_csrf_token_that_is_not_ascii_is_a_stale_form(site: str) -> None:
+    with httpx.Client(base_url=site) as client:
+        assert client.post("/admin/login", data={"token": ADMIN_TOKEN, "name": "Jess"}).status_code == 303
+        answer = client.post("/admin/logout", data={"csrf": "\xe9t\xe9"})
+    assert answer.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PUT", "/admin/api/dead-letters/1/lead"),
+        ("POST", "/admin/api/dead-letters/replay"),
+        ("POST", "/admin/api/dead-letters/1/discard"),
+    ],
+)
+def test_an_admin_body_nested_too_deeply_gets_400(site: str, method: str, path: str) -> None:
+    """FastAPI reads these bodies and already answers 400: kept so that it stays so."""
+    deep = b'{"a":' * 5_000 + b"1" + b"}" * 5_000
+    answer = httpx.request(
+        method, f"{site}{path}", content=deep, headers={**BEARER, "content-type": "application/json"}
+    )
+    assert answer.status_code == 400, answer.text[:200]
+
+
+@pytest.fixture
+def behind_a_proxy(clean_db, redis_broker, sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The receiver as a TLS proxy on another host reaches it: uvicorn trusts no proxy address here."""
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "192.0.2.1")
+    rt = runtime_with(clean_db, sandbox)
+    with receiver(rt) as base:
+        yield base
+    rt.close()
+
+
+@pytest.mark.parametrize(
+    "says", [{"x-forwarded-proto": "https"}, {"forwarded": "for=198.51.100.7;proto=https"}]
+)
+def test_the_admin_cookie_is_secure_when_a_tls_proxy_says_the_browser_used_https(
+    behind_a_proxy: str, says: dict[str, str]
+) -> None:
+    login = {"token": ADMIN_TOKEN, "name": "Jess"}
+    plain = httpx.post(f"{behind_a_proxy}/admin/login", data=login)
+    assert plain.status_code == 303 and "secure" not in plain.headers["set-cookie"].lower()
+
+    proxied = httpx.post(f"{behind_a_proxy}/admin/login", data=login, headers=says)
+
+    assert proxied.status_code == 303
+    assert "; secure" in proxied.headers["set-cookie"].lower()
