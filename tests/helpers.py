@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import timedelta
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Interval, case, literal, select
@@ -65,7 +65,7 @@ def attempts(rt: Runtime, lead_id: int) -> list[DeliveryAttempt]:
 def make_due(rt: Runtime, lead_id: int) -> None:
     """Let the lead's waits pass now: the retry schedule's, and an unanswered create's landing time.
 
-    Both are tested on their own (tests/delivery/test_late_landing.py for the second).
+    Both are tested on their own (the second in tests/delivery/test_exactly_once.py).
     """
     from sqlalchemy import update
 

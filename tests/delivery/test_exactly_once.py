@@ -22,6 +22,7 @@ from leadrelay.models import DeadLetterStatus, Lead, LeadState
 from leadrelay.nexudus.classify import Outcome
 from leadrelay.nexudus.client import NexudusClient
 from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime
+from tests.conftest import make_settings
 from tests.delivery.stall import expire_lease, stalled_before_send
 from tests.helpers import attempts, canonical, dead_letters, ingest, lead, make_due
 from tests.sandbox.support import coworker_body, opportunity_body
@@ -73,6 +74,40 @@ def test_editing_an_exhausted_dead_letter_finds_the_opportunity_it_made(runtime,
     assert "may have reached Nexudus" in edited.message
     assert settle(runtime, lead_id) == "delivered"
     assert len(sandbox.opportunities()) == 1
+
+
+def test_a_create_that_lands_after_its_deadline_is_waited_for_not_made_again(
+    clean_db, routing, sandbox
+) -> None:
+    """Nexudus takes 1.5 s to make it; the client gave up at 0.5 s. A retry must not look too soon."""
+    settings = make_settings(
+        database_url=clean_db,
+        nexudus_base_url=sandbox.base_url,
+        nexudus_username=SANDBOX_USERNAME,
+        nexudus_password=SANDBOX_PASSWORD,
+        nexudus_timeout=0.5,
+        write_landing_seconds=1.5,
+    )
+    rt = Runtime.load(settings, routing)
+    try:
+        sandbox.add_fault("delay", method="POST", path_regex="crmopportunities$", seconds=1.5)
+        lead_id = ingest(rt, canonical())
+        assert process(rt, lead_id, owner="w") == "retry"  # no answer in time: it may land
+        retry_now(rt, lead_id)
+        assert process(rt, lead_id, owner="w") == "waiting"  # too soon to conclude anything
+        assert attempts(rt, lead_id)[-1].call == "opportunity.create"  # and nothing was sent
+        time.sleep(2.1)
+        retry_now(rt, lead_id)
+        assert process(rt, lead_id, owner="w") == "delivered"
+        assert len(sandbox.opportunities()) == 1
+    finally:
+        rt.close()
+
+
+def retry_now(rt: Runtime, lead_id: int) -> None:
+    """The retry schedule's wait is over (and only that one)."""
+    with transaction(rt.sessions) as session:
+        session.execute(update(Lead).where(Lead.id == lead_id).values(next_attempt_at=utcnow()))
 
 
 def test_a_worker_stalled_past_its_lease_sends_nothing(runtime, sandbox, monkeypatch) -> None:
