@@ -33,6 +33,7 @@ from leadrelay.children import Child, run_cli, wait_http
 from leadrelay.db import make_engine, make_session_factory
 from leadrelay.intake.signatures import sign_standard
 from leadrelay.models import TERMINAL_STATES, DeadLetter, Lead, LeadState
+from leadrelay.nexudus.classify import Outcome
 from leadrelay.nexudus.client import NexudusClient
 from leadrelay.nexudus.enums import LeadSource
 from leadrelay.routing import load_routing
@@ -40,6 +41,7 @@ from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME
 
 CHANNEL = "canonical"
 WAIT_SECONDS = 90
+LIST_TRIES = 5
 
 DEMO_LEAD: dict[str, Any] = {
     "external_id": "zap-000193",
@@ -212,7 +214,12 @@ def _opportunities(sandbox_url: str) -> list[dict[str, Any]]:
         account="demo", base_url=sandbox_url, username=SANDBOX_USERNAME, password=SecretStr(SANDBOX_PASSWORD)
     )
     try:
-        result = client.call("GET", "/api/crm/crmopportunities", params={"page": 1, "size": 100})
+        for _ in range(LIST_TRIES):
+            result = client.call("GET", "/api/crm/crmopportunities", params={"page": 1, "size": 100})
+            if result.outcome is not Outcome.throttle:
+                break
+            # the sandbox enforces Nexudus's limits, and the worker may have just used the budget
+            time.sleep(result.retry_after or 1.0)
     finally:
         client.close()
     if not result.ok:

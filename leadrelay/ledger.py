@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime, Interval, bindparam, delete, func, insert, or_, select, update
@@ -142,9 +142,10 @@ def is_postgres(session: Session) -> bool:
 
 
 def db_now(session: Session) -> datetime:
-    """Now on the ledger's clock."""
+    """Now on the ledger's clock, in UTC (whatever the server's time zone)."""
     if is_postgres(session):
-        return session.execute(select(func.clock_timestamp())).scalar_one()  # type: ignore[no-any-return]
+        now: datetime = session.execute(select(func.clock_timestamp())).scalar_one()
+        return now.astimezone(UTC)
     return utcnow()
 
 

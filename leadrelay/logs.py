@@ -35,7 +35,7 @@ SENSITIVE_KEYS = frozenset(
         "lead",
     }
 )
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]++@[\w-]+(?:\.[\w-]+)+")  # starts a run, never backtracks: linear
 _PHONE = re.compile(r"(?<![\w.])\+?\d[\d ()./-]{6,}\d")
 REDACTED = "[redacted]"
 PHONE_MIN_DIGITS = 9  # fewer digits than this are dates, ids and counts, not phones

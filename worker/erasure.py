@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from adapters.base import Limits
 from adapters.mail.message import Mail, read_mail
 from leadrelay.canonical import normalise_email
 from leadrelay.db import transaction
@@ -108,7 +109,11 @@ def _names(raw: bytes, content_type: str | None, pattern: re.Pattern[str]) -> bo
     """Does the raw input name the address — in mail, also inside base64 or quoted-printable parts?"""
     if pattern.search(raw.decode("utf-8", errors="replace")):
         return True
-    return content_type == CONTENT_TYPE and any(pattern.search(text) for text in _mail_texts(read_mail(raw)))
+    if content_type != CONTENT_TYPE:
+        return False
+    # every part, whole: decoded text is never longer than the raw bytes it came from
+    whole = Limits(message_bytes=len(raw) + 1, part_text_bytes=len(raw), mail_text_bytes=len(raw))
+    return any(pattern.search(text) for text in _mail_texts(read_mail(raw, whole)))
 
 
 def _mentioning(session: Session, address: str) -> list[int]:

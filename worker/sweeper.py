@@ -23,6 +23,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from leadrelay.db import transaction, utcnow
+from leadrelay.ledger import clock
 from leadrelay.models import Lead, LeadState
 from leadrelay.nexudus.budget import db_clock, forget_old_usage
 from leadrelay.runtime import Runtime
@@ -64,7 +65,8 @@ def sweep(rt: Runtime, *, enqueue: Enqueue, waiting: Callable[[], int | None] = 
     lost = lost_after(rt, waiting())  # asked before the transaction: no lock held on a broker call
     with transaction(rt.sessions) as session:
         received = stale_received(session, now=now, requeue_after=lost, limit=RECEIVED_BATCH)
-        accounts = accounts_with_waiting_leads(session, now=now, grace=grace)
+        # leases are judged on the ledger's clock (the workers that set them judge them so)
+        accounts = accounts_with_waiting_leads(session, now=clock(session), grace=grace)
         limits = {name: account.limits for name, account in rt.routing.accounts.items()}
         forget_old_usage(session, now=db_clock(session), limits_by_account=limits)
     sent = enqueue(received) if received else 0

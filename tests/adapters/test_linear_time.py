@@ -29,6 +29,7 @@ from adapters.parsing.labels import normalise_label
 from adapters.parsing.money import parse_money
 from adapters.parsing.quantities import parse_area_sqm, parse_count_range, parse_term_months
 from adapters.parsing.text import emails_in, phone_in, sections, split_listing, split_person, workspace_type
+from leadrelay.logs import mask_personal
 from tests.adapters.support import context
 
 SIZE = 8_000  # characters of hostile text at n; the test also runs 4n
@@ -77,6 +78,7 @@ HELPERS: tuple[Callable[[str], object], ...] = (
     parse_area_sqm,
     pairs_in,
     html_to_text,
+    mask_personal,  # every log value passes through it
 )
 
 

@@ -20,8 +20,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from leadrelay.db import insert_for
+from leadrelay.ledger import clock, db_now
 from leadrelay.models import ScheduledJob
-from worker.scheduling.lease import clock, holds, ledger_now
+from worker.scheduling.lease import holds
 
 # A tick's timing varies by milliseconds: a job due within this fraction of its
 # interval runs now rather than a whole tick late.
@@ -85,7 +86,7 @@ def _rows(session: Session, names: list[str]) -> dict[str, ScheduledJob]:
 
     found = read()
     if len(found) < len(names):
-        now = ledger_now(session)
+        now = db_now(session)
         session.execute(
             insert_for(session, ScheduledJob)
             .values([{"name": name, "runs": 0, "created_at": now} for name in names if name not in found])
@@ -98,7 +99,7 @@ def _rows(session: Session, names: list[str]) -> dict[str, ScheduledJob]:
 def claim_due(session: Session, jobs: Sequence[Job], *, holder: str, stale_after: timedelta) -> list[Claim]:
     """Claim every job that is due now, as long as ``holder`` leads."""
     rows = _rows(session, [job.name for job in jobs])
-    now = ledger_now(session)
+    now = db_now(session)
     claims = []
     for job in jobs:
         row = rows[job.name]

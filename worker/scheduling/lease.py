@@ -13,13 +13,13 @@ on one host and uses its clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, DateTime, and_, case, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, or_, update
 from sqlalchemy.orm import Session
 
-from leadrelay.db import insert_for, utcnow
+from leadrelay.db import insert_for
+from leadrelay.ledger import clock
 from leadrelay.models import SchedulerLease
 
 SCHEDULER = "scheduler"
@@ -33,20 +33,6 @@ class Leadership:
     term: int
     since: datetime
     until: datetime
-
-
-def clock(session: Session) -> Any:
-    """Now on the ledger's clock, as a value for one statement (SQL on Postgres)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.clock_timestamp(type_=DateTime(timezone=True))
-    return utcnow()
-
-
-def ledger_now(session: Session) -> datetime:
-    """Now on the ledger's clock, read (in UTC, whatever the server's time zone)."""
-    now = clock(session)
-    read = now if isinstance(now, datetime) else session.execute(select(now)).scalar_one()
-    return read.astimezone(UTC)
 
 
 def take_or_renew(session: Session, *, holder: str, seconds: float) -> Leadership | None:
