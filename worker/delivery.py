@@ -190,7 +190,7 @@ def _give_up(session: Session, row: Lead, claimed: Claimed, *, owner: str) -> st
         + (f" (last error: {row.last_error})" if row.last_error else "")
         + "; fix the cause, then replay"
     )
-    detail = {"runs": claimed.runs - 1, "last_error": row.last_error}
+    detail = {"runs": claimed.runs - 1, "error": row.last_error}
     letter = ledger.kill(
         session,
         row.id,
