@@ -8,7 +8,7 @@ function here commits: the request or task that calls them owns the transaction.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -168,38 +168,50 @@ def _lease_end(postgres: bool) -> Any:
     return bindparam("_until", type_=_LEAD_COLUMNS["lease_until"].type)
 
 
+def per_dialect(build: Callable[[bool], Any]) -> Callable[[Session], Any]:
+    """A statement built once per database kind (``build(postgres)``), then reused.
+
+    Building and cache-keying a statement cost more CPU than the round trip itself
+    on the worker's hot path; the kinds differ in where "now" comes from.
+    """
+    built: dict[bool, Any] = {}
+
+    def statement(session: Session) -> Any:
+        postgres = is_postgres(session)
+        if postgres not in built:
+            built[postgres] = build(postgres)
+        return built[postgres]
+
+    return statement
+
+
 def _clock_params(lease_seconds: float) -> dict[str, Any]:
     at = utcnow()
     lease = timedelta(seconds=lease_seconds)
     return {"_at": at, "_until": at + lease, "_lease": lease}
 
 
-_CLAIMS: dict[bool, Any] = {}
-
-
+@per_dialect
 def _claim_statement(postgres: bool) -> Any:
-    stmt = _CLAIMS.get(postgres)
-    if stmt is None:
-        now = _now_param(postgres)
-        stmt = _CLAIMS[postgres] = (
-            update(Lead)
-            .where(
-                Lead.id == bindparam("_id"),
-                or_(
-                    (Lead.state == LeadState.normalised) & (Lead.next_attempt_at <= now),
-                    (Lead.state == LeadState.delivering) & (Lead.lease_until < now),
-                ),
-            )
-            .values(
-                state=LeadState.delivering,
-                state_changed_at=now,
-                lease_owner=bindparam("_owner", type_=_LEAD_COLUMNS["lease_owner"].type),
-                lease_until=_lease_end(postgres),
-                unfinished_runs=Lead.unfinished_runs + 1,
-            )
-            .returning(Lead.unfinished_runs)
+    now = _now_param(postgres)
+    return (
+        update(Lead)
+        .where(
+            Lead.id == bindparam("_id"),
+            or_(
+                (Lead.state == LeadState.normalised) & (Lead.next_attempt_at <= now),
+                (Lead.state == LeadState.delivering) & (Lead.lease_until < now),
+            ),
         )
-    return stmt
+        .values(
+            state=LeadState.delivering,
+            state_changed_at=now,
+            lease_owner=bindparam("_owner", type_=_LEAD_COLUMNS["lease_owner"].type),
+            lease_until=_lease_end(postgres),
+            unfinished_runs=Lead.unfinished_runs + 1,
+        )
+        .returning(Lead.unfinished_runs)
+    )
 
 
 def claim(session: Session, lead_id: int, *, owner: str, lease_seconds: int) -> int | None:
@@ -209,32 +221,27 @@ def claim(session: Session, lead_id: int, *, owner: str, lease_seconds: int) -> 
     included), or None when the lead was not ours to take.
     """
     params = {"_id": lead_id, "_owner": owner, **_clock_params(lease_seconds)}
-    stmt = _claim_statement(is_postgres(session))
+    stmt = _claim_statement(session)
     return session.connection().execute(stmt, params).scalar_one_or_none()  # type: ignore[no-any-return]
 
 
-_READINGS: dict[bool, Any] = {}
-
-
+@per_dialect
 def _reading_statement(postgres: bool) -> Any:
-    stmt = _READINGS.get(postgres)
-    if stmt is None:
-        now = _now_param(postgres)
-        stmt = _READINGS[postgres] = (
-            update(Lead)
-            .where(
-                Lead.id == bindparam("_id"),
-                Lead.state == LeadState.received,
-                or_(Lead.lease_until.is_(None), Lead.lease_until < now),
-            )
-            .values(
-                unfinished_runs=Lead.unfinished_runs + 1,
-                lease_owner=bindparam("_owner", type_=_LEAD_COLUMNS["lease_owner"].type),
-                lease_until=_lease_end(postgres),
-            )
-            .returning(Lead.unfinished_runs, Lead.last_error, Lead.channel)
+    now = _now_param(postgres)
+    return (
+        update(Lead)
+        .where(
+            Lead.id == bindparam("_id"),
+            Lead.state == LeadState.received,
+            or_(Lead.lease_until.is_(None), Lead.lease_until < now),
         )
-    return stmt
+        .values(
+            unfinished_runs=Lead.unfinished_runs + 1,
+            lease_owner=bindparam("_owner", type_=_LEAD_COLUMNS["lease_owner"].type),
+            lease_until=_lease_end(postgres),
+        )
+        .returning(Lead.unfinished_runs, Lead.last_error, Lead.channel)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +254,7 @@ class Reading:
 def start_reading(session: Session, lead_id: int, *, owner: str, lease_seconds: int) -> Reading | None:
     """Lease a ``received`` lead to read it, counting the reading; None: read already, or being read."""
     params = {"_id": lead_id, "_owner": owner, **_clock_params(lease_seconds)}
-    row = session.connection().execute(_reading_statement(is_postgres(session)), params).one_or_none()
+    row = session.connection().execute(_reading_statement(session), params).one_or_none()
     return None if row is None else Reading(*row)
 
 
@@ -259,30 +266,27 @@ class CreateTag:
     system_id: str
 
 
-_RENEWALS: dict[tuple[bool, bool], Any] = {}
-
-
-def _renew_statement(postgres: bool, creating: bool) -> Any:
-    key = (postgres, creating)
-    stmt = _RENEWALS.get(key)
-    if stmt is None:
-        values: dict[str, Any] = {"lease_until": _lease_end(postgres)}
-        if creating:
-            values.update(
-                create_sent_at=_now_param(postgres),
-                opportunity_name=bindparam("_name", type_=_LEAD_COLUMNS["opportunity_name"].type),
-                system_id=bindparam("_system_id", type_=_LEAD_COLUMNS["system_id"].type),
-            )
-        stmt = _RENEWALS[key] = (
-            update(Lead)
-            .where(
-                Lead.id == bindparam("_id"),
-                Lead.state == LeadState.delivering,
-                Lead.lease_owner == bindparam("_owner"),
-            )
-            .values(values)
+def _renewal(postgres: bool, *, creating: bool) -> Any:
+    values: dict[str, Any] = {"lease_until": _lease_end(postgres)}
+    if creating:
+        values.update(
+            create_sent_at=_now_param(postgres),
+            opportunity_name=bindparam("_name", type_=_LEAD_COLUMNS["opportunity_name"].type),
+            system_id=bindparam("_system_id", type_=_LEAD_COLUMNS["system_id"].type),
         )
-    return stmt
+    return (
+        update(Lead)
+        .where(
+            Lead.id == bindparam("_id"),
+            Lead.state == LeadState.delivering,
+            Lead.lease_owner == bindparam("_owner"),
+        )
+        .values(values)
+    )
+
+
+_RENEW = per_dialect(lambda postgres: _renewal(postgres, creating=False))
+_RENEW_CREATING = per_dialect(lambda postgres: _renewal(postgres, creating=True))
 
 
 def renew_lease(
@@ -296,7 +300,7 @@ def renew_lease(
     params = {"_id": lead_id, "_owner": owner, **_clock_params(lease_seconds)}
     if creating is not None:
         params.update(_name=creating.name, _system_id=creating.system_id)
-    stmt = _renew_statement(is_postgres(session), creating is not None)
+    stmt = (_RENEW if creating is None else _RENEW_CREATING)(session)
     return session.connection().execute(stmt, params).rowcount == 1  # type: ignore[no-any-return]
 
 
@@ -378,29 +382,24 @@ def kill(
     return open_dead_letter(session, lead_id, reason=reason, message=message, detail=detail)
 
 
-_START_ATTEMPTS: dict[bool, Any] = {}
-
-
+@per_dialect
 def _start_attempt_statement(postgres: bool) -> Any:
-    stmt = _START_ATTEMPTS.get(postgres)
-    if stmt is None:
-        columns = DeliveryAttempt.__table__.c
-        stmt = _START_ATTEMPTS[postgres] = (
-            insert(DeliveryAttempt)
-            .values(
-                lead_id=bindparam("_lead", type_=columns["lead_id"].type),
-                call=bindparam("_call", type_=columns["call"].type),
-                started_at=_now_param(postgres),
-            )
-            .returning(DeliveryAttempt.id)
+    columns = DeliveryAttempt.__table__.c
+    return (
+        insert(DeliveryAttempt)
+        .values(
+            lead_id=bindparam("_lead", type_=columns["lead_id"].type),
+            call=bindparam("_call", type_=columns["call"].type),
+            started_at=_now_param(postgres),
         )
-    return stmt
+        .returning(DeliveryAttempt.id)
+    )
 
 
 def start_attempt(session: Session, lead_id: int, call: str) -> int:
     """Record a call about to be made (its outcome NULL: in flight); returns the attempt's id."""
     params = {"_lead": lead_id, "_call": call, "_at": utcnow()}
-    stmt = _start_attempt_statement(is_postgres(session))
+    stmt = _start_attempt_statement(session)
     return session.connection().execute(stmt, params).scalar_one()  # type: ignore[no-any-return]
 
 

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,18 +146,24 @@ def make_settings(**overrides: object) -> Settings:
     return Settings(**base)
 
 
+def sandbox_settings(url: str, sandbox: Any, **overrides: object) -> Settings:
+    """A worker's settings on the ledger at ``url``, logged in to the sandbox (2 s calls)."""
+    return make_settings(
+        **{
+            "database_url": url,
+            "nexudus_base_url": sandbox.base_url,
+            "nexudus_username": SANDBOX_USERNAME,
+            "nexudus_password": SANDBOX_PASSWORD,
+            "nexudus_timeout": 2.0,
+            **overrides,
+        }
+    )
+
+
 @pytest.fixture
 def runtime(clean_db: str, routing: Routing, sandbox: object) -> Iterator[Runtime]:
     """A worker's runtime on the test database, talking to the sandbox."""
-    settings = make_settings(
-        database_url=clean_db,
-        nexudus_base_url=sandbox.base_url,  # type: ignore[attr-defined]
-        nexudus_username=SANDBOX_USERNAME,
-        nexudus_password=SANDBOX_PASSWORD,
-        nexudus_timeout=2.0,
-        budget_wait_seconds=1.0,
-    )
-    rt = Runtime.load(settings, routing)
+    rt = Runtime.load(sandbox_settings(clean_db, sandbox, budget_wait_seconds=1.0), routing)
     yield rt
     rt.close()
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Interval, case, literal, select
 
@@ -16,6 +17,8 @@ from leadrelay.demo import DEMO_LEAD
 from leadrelay.ledger import record_inbound
 from leadrelay.models import DeadLetter, DeliveryAttempt, Lead
 from leadrelay.runtime import Runtime
+
+T = TypeVar("T")
 
 # the canonical sample (tests/fixtures/samples/canonical/lead.json), with a fixed receipt time
 CANONICAL: dict[str, Any] = {**DEMO_LEAD, "received_at": "2026-11-27T12:00:00Z"}
@@ -84,6 +87,22 @@ def make_due(rt: Runtime, lead_id: int) -> None:
                 ),
             )
         )
+
+
+def at_once(calls: Iterable[Callable[[], T]]) -> list[T]:
+    """Run the calls in threads started together; their results, in the calls' order."""
+    calls = list(calls)
+    results: list[Any] = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], T]) -> None:
+        results[index] = call()
+
+    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
 
 def wait_for(

@@ -63,6 +63,8 @@ def _process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None) 
     if result.channel is not None:
         count_settled(result.channel, result.state)
     state = result.state
+    if state is LeadState.received:
+        return "skipped"  # another worker is reading it
     if state not in (LeadState.normalised, LeadState.delivering):
         return state.value
     outcome = deliver(rt, lead_id, owner=owner)

@@ -8,16 +8,16 @@ from collections import Counter
 from pathlib import Path
 
 import yaml
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, select
 
 from leadrelay.db import make_engine, make_session_factory, transaction
 from leadrelay.ledger import record_inbound
-from leadrelay.models import TERMINAL_STATES, DeadLetter, Lead
+from leadrelay.models import DeadLetter, Lead
 from leadrelay.nexudus.payloads import note_marker
 from tests.attribution.test_attribution import AMARA, hubble, workthere
 from tests.conftest import REPO, UNTHROTTLED, routing_with
 from tests.helpers import canonical, wait_for
-from tests.processes import Proc, service_env
+from tests.processes import Proc, sandbox_env, unsettled
 from worker.queue import enqueue
 
 SAMPLES = REPO / "tests" / "fixtures" / "samples"
@@ -71,13 +71,7 @@ def test_twenty_simultaneous_introductions_of_one_client_make_one_opportunity(
         ]
     engine.dispose()
 
-    env = service_env(
-        LEADRELAY_CONFIG=str(routing_file(tmp_path)),
-        LEADRELAY_DATA_DIR=str(tmp_path),
-        NEXUDUS_BASE_URL=sandbox.base_url,
-        NEXUDUS_USERNAME="sandbox@leadrelay.local",
-        NEXUDUS_PASSWORD="sandbox",
-    )
+    env = sandbox_env(tmp_path, sandbox.base_url, routing_file(tmp_path))
     procs = [
         Proc(f"worker{n}", ["worker", "--concurrency", "2", "--pool", "prefork"], env=env, logdir=tmp_path)
         for n in range(3)
@@ -86,18 +80,12 @@ def test_twenty_simultaneous_introductions_of_one_client_make_one_opportunity(
     try:
         enqueue(ids)  # all at once: six worker slots race for them
 
-        def settled() -> bool:
-            check = create_engine(clean_db)
-            with check.connect() as conn:
-                open_ = conn.execute(
-                    select(func.count())
-                    .select_from(Lead)
-                    .where(Lead.state.not_in([s.value for s in TERMINAL_STATES]))
-                ).scalar_one()
-            check.dispose()
-            return open_ == 0
-
-        wait_for(settled, timeout=120, interval=0.5, what="all twenty introductions to settle")
+        wait_for(
+            lambda: unsettled(clean_db) == 0,
+            timeout=120,
+            interval=0.5,
+            what="all twenty introductions to settle",
+        )
     finally:
         for proc in procs:
             proc.stop()

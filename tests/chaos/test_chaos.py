@@ -1,17 +1,22 @@
 """Exactly-once effect under faults: every genuine lead in Nexudus once, whatever breaks.
 
-Real processes throughout: a receiver, three prefork workers and beat, on the
-machine's Postgres and Redis (or RabbitMQ), talking over HTTP to a Nexudus sandbox
-in its own process that answers 5xx, stalls past the client timeout, drops
-connections after committing and throttles in bursts. Meanwhile workers are
-SIGKILLed and restarted, the broker is flushed and restarted, and Postgres is
-restarted. A few hundred leads go in, a quarter of them delivered twice.
+Real processes throughout: a receiver and three prefork workers — and no
+``leadrelay beat`` for the whole run: the workers elect the scheduler among
+themselves — on the machine's Postgres and Redis (or RabbitMQ), talking over HTTP
+to a Nexudus sandbox in its own process that answers 5xx, stalls past the client
+timeout, drops connections after committing, makes creates that land after the
+client gave up, and throttles in bursts. Meanwhile workers are SIGKILLed and
+restarted, one is stalled (SIGSTOP) past its lease and resumed, the broker is
+flushed and restarted, and Postgres is restarted. A few hundred leads go in, a
+quarter of them delivered twice; and an admin replays every dead letter, over and
+over, while partners keep re-sending the leads that died (a replay storm).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import signal
 import subprocess
 import threading
 import time
@@ -25,14 +30,13 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-import yaml
 from sqlalchemy import create_engine, func, select, text
 
 from leadrelay.intake.signatures import sign_standard
-from leadrelay.models import TERMINAL_STATES, DeadLetter, Lead, LeadState
-from tests.conftest import REDIS_URL, UNTHROTTLED, free_port, routing_with
+from leadrelay.models import DeadLetter, Lead, LeadState
+from tests.conftest import REDIS_URL, UNTHROTTLED, free_port
 from tests.helpers import canonical, wait_for
-from tests.processes import Proc, RemoteSandbox, service_env, wait_http
+from tests.processes import Proc, RemoteSandbox, routing_file, sandbox_env, unsettled, wait_http
 
 pytestmark = pytest.mark.chaos
 
@@ -40,6 +44,9 @@ UNIQUE = 300
 REPEATED = 75  # 25 % of the unique leads are delivered a second time
 INVALID = 10  # phone-only: Nexudus must refuse them (and only them)
 SECRET = "whsec_" + "Y2hhb3MtY2hhb3MtY2hhb3MtY2hhb3M="
+ADMIN_TOKEN = "chaos-admin-token"
+LEASE_SECONDS = 8
+STALL_SECONDS = LEASE_SECONDS + 4
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672//"
 PG_VERSION = subprocess.run(["ls", "/etc/postgresql"], capture_output=True, text=True).stdout.split()[0]
 
@@ -71,6 +78,13 @@ FAULTS = [
         "path_regex": "crmopportunities$",
         "seconds": 1,
         "probability": 0.04,
+    },
+    {  # made 1.5 s after the request, the client gave up at 1 s: it lands later
+        "action": "delay",
+        "method": "POST",
+        "path_regex": "crmopportunities$",
+        "seconds": 1.5,
+        "probability": 0.03,
     },
     {"action": "drop_after_commit", "method": "POST", "path_regex": "coworkers$", "probability": 0.05},
     {"action": "status", "method": "POST", "path_regex": "coworkers$", "status": 503, "probability": 0.04},
@@ -163,6 +177,7 @@ class Stack:
     workers: list[Proc] = field(default_factory=list)
     others: list[Proc] = field(default_factory=list)
     kills: int = 0
+    stalls: int = 0
 
     def start_worker(self, n: int) -> Proc:
         return Proc(
@@ -179,19 +194,18 @@ class Stack:
         self.kills += 1
         self.workers[n] = self.start_worker(n)
 
+    def stall_a_worker(self) -> None:
+        """SIGSTOP a worker (its pool children too) past its leases, then let it go on."""
+        n = random.randrange(len(self.workers))
+        stalled = self.workers[n]
+        stalled.kill(signal.SIGSTOP)
+        self.stalls += 1
+        threading.Timer(STALL_SECONDS, lambda: stalled.kill(signal.SIGCONT)).start()
+
     def stop(self) -> None:
         for proc in [*self.workers, *self.others]:
+            proc.kill(signal.SIGCONT)  # a stalled one must be able to stop
             proc.stop()
-
-
-def routing_file(tmp_path: Path) -> Path:
-    routing = routing_with(accounts={"main": {"limits": {**UNTHROTTLED, "concurrent_deliveries": 6}}})
-    data = routing.model_dump(mode="json", exclude_none=True)
-    for channel in data["channels"].values():
-        channel["webhook"] = {"scheme": "standard-webhooks", "secret": SECRET}
-    path = tmp_path / "routing.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 @pytest.fixture(params=["redis", "rabbitmq"])
@@ -209,15 +223,16 @@ def stack(clean_db: str, broker: Broker, tmp_path: Path) -> Iterator[tuple[Stack
     sandbox = RemoteSandbox(tmp_path, limits=False)
     for rule in FAULTS:
         sandbox.add_fault(times=None, **rule)
-    env = service_env(
+    routing = routing_file(tmp_path, limits={**UNTHROTTLED, "concurrent_deliveries": 6}, secret=SECRET)
+    env = sandbox_env(
+        tmp_path,
+        sandbox.base_url,
+        routing,
         LEADRELAY_BROKER_URL=broker.url,
-        LEADRELAY_CONFIG=str(routing_file(tmp_path)),
-        LEADRELAY_DATA_DIR=str(tmp_path),
-        NEXUDUS_BASE_URL=sandbox.base_url,
-        NEXUDUS_USERNAME="sandbox@leadrelay.local",
-        NEXUDUS_PASSWORD="sandbox",
         LEADRELAY_NEXUDUS_TIMEOUT="1",
-        LEADRELAY_LEASE_SECONDS="8",
+        LEADRELAY_WRITE_LANDING_SECONDS="3",
+        LEADRELAY_LEASE_SECONDS=str(LEASE_SECONDS),
+        LEADRELAY_ADMIN_TOKEN=ADMIN_TOKEN,
         LEADRELAY_REQUEUE_AFTER_SECONDS="5",
         LEADRELAY_SWEEP_INTERVAL_SECONDS="0.5",
         LEADRELAY_RETRY_SCHEDULE="0,1,1,2,2,3,3,4,4,5,5,5,5,5,5,5,5,5,5,5",
@@ -226,7 +241,7 @@ def stack(clean_db: str, broker: Broker, tmp_path: Path) -> Iterator[tuple[Stack
     port = free_port()
     stack = Stack(env=env, logdir=tmp_path, receiver_url=f"http://127.0.0.1:{port}")
     stack.others.append(Proc("receiver", ["serve", "--port", str(port)], env=env, logdir=tmp_path))
-    stack.others.append(Proc("beat", ["beat"], env=env, logdir=tmp_path))
+    # no `leadrelay beat` for the whole run: the workers elect the scheduler among themselves
     stack.workers = [stack.start_worker(n) for n in range(3)]
     try:
         wait_http(f"{stack.receiver_url}/healthz", stack.others[0])
@@ -287,6 +302,7 @@ def chaos(stack: Stack, broker: Broker, stop: threading.Event) -> list[str]:
     """Break things on a schedule while the leads flow; returns what was done."""
     plan: list[tuple[float, str, Callable[[], None]]] = [
         (2, "kill a worker", stack.kill_and_restart_a_worker),
+        (4, "stall a worker past its lease", stack.stall_a_worker),
         (5, f"flush {broker.name}", broker.flush),
         (8, "kill a worker", stack.kill_and_restart_a_worker),
         (11, "restart postgres", restart_postgres),
@@ -303,31 +319,42 @@ def chaos(stack: Stack, broker: Broker, stop: threading.Event) -> list[str]:
     return done
 
 
-def unsettled(url: str) -> int:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(
-                select(func.count())
-                .select_from(Lead)
-                .where(Lead.state.not_in([s.value for s in TERMINAL_STATES]))
-            ).scalar_one()
-    except Exception:
-        return -1  # the database is restarting
-    finally:
-        engine.dispose()
+def replay_storm(stack: Stack, invalid: list[dict], stop: threading.Event) -> tuple[int, int]:
+    """An admin replays every dead letter, again and again, while partners re-send the dead leads."""
+    replays = resends = 0
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Leadrelay-Actor": "chaos"}
+    while not stop.wait(1.0):
+        try:
+            answer = httpx.post(
+                f"{stack.receiver_url}/admin/api/dead-letters/replay", json={}, headers=headers, timeout=30
+            )
+            if answer.status_code == 200:
+                replays += sum(r["outcome"] == "queued" for r in answer.json()["results"])
+        except httpx.HTTPError:
+            pass  # the receiver is busy or Postgres is restarting: next round
+        for body in random.sample(invalid, 3):
+            send(stack.receiver_url, body, None)
+            resends += 1
+    return replays, resends
 
 
 def test_every_genuine_lead_reaches_nexudus_exactly_once(stack, broker: Broker, clean_db: str) -> None:
     stack_, sandbox = stack
     items = deliveries()
-    stop = threading.Event()
+    invalid = [body for body, _ in items if str(body["external_id"]).startswith("bad-")]
+    stop, storm_over = threading.Event(), threading.Event()
     done: list[str] = []
+    storm: list[tuple[int, int]] = []
     breaker = threading.Thread(target=lambda: done.extend(chaos(stack_, broker, stop)))
+    stormer = threading.Thread(target=lambda: storm.append(replay_storm(stack_, invalid, storm_over)))
     breaker.start()
+    stormer.start()
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(lambda item: send(stack_.receiver_url, *item), items))
     breaker.join()
+    time.sleep(STALL_SECONDS)  # the storm goes on until the stalled worker is back
+    storm_over.set()
+    stormer.join()
     wait_for(lambda: unsettled(clean_db) == 0, timeout=300, interval=1, what="every lead to settle")
 
     opportunities = sandbox.opportunities()
@@ -348,10 +375,17 @@ def test_every_genuine_lead_reaches_nexudus_exactly_once(stack, broker: Broker, 
         fired = conn.execute(
             text("SELECT count(*) FROM delivery_attempts WHERE outcome <> 'ok'")
         ).scalar_one()
+        dead = set(conn.execute(select(Lead.external_id).where(Lead.state == LeadState.dead)).scalars())
     engine.dispose()
+    # each invalid enquiry: one open dead letter (a resend superseded the one before it)
     assert sorted(letters) == [(f"bad-{n:02}", "validation") for n in range(INVALID)]
+    assert dead == {f"bad-{n:02}" for n in range(INVALID)}  # and nothing genuine ever died
     assert states[LeadState.delivered] == UNIQUE
-    assert states.get(LeadState.dead) == INVALID
-    assert len(done) == 7 and stack_.kills == 4
-    summary = f"{len(items)} deliveries, states {states}, failed calls {fired}"
+    assert len(done) == 8 and stack_.kills == 4 and stack_.stalls == 1
+    [(replays, resends)] = storm
+    assert replays > 0 and resends > 0
+    summary = (
+        f"{len(items)} deliveries, states {states}, failed calls {fired}, "
+        f"storm: {replays} replays, {resends} resends of dead leads"
+    )
     print(f"\n{broker.name}: {summary}; chaos: {', '.join(done)}")

@@ -12,7 +12,7 @@ from leadrelay.db import transaction
 from leadrelay.models import AuditEntry, DeadLetterStatus, Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
-from tests.conftest import OPEN_BUDGET, make_settings, routing_with
+from tests.conftest import OPEN_BUDGET, routing_with, sandbox_settings
 from tests.helpers import canonical, dead_letters, ingest, lead, make_due
 from worker import dead_letters as dlq
 from worker.dead_letters import ActionRefused
@@ -22,14 +22,7 @@ GOOD_ROUTING = routing_with(accounts=OPEN_BUDGET)
 
 
 def runtime_for(url: str, sandbox, routing: Routing = GOOD_ROUTING, password: str = "sandbox") -> Runtime:
-    settings = make_settings(
-        database_url=url,
-        nexudus_base_url=sandbox.base_url,
-        nexudus_username="sandbox@leadrelay.local",
-        nexudus_password=password,
-        nexudus_timeout=2.0,
-    )
-    return Runtime.load(settings, routing)
+    return Runtime.load(sandbox_settings(url, sandbox, nexudus_password=password), routing)
 
 
 @pytest.fixture

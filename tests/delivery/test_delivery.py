@@ -7,7 +7,6 @@ live in tests/test_end_to_end.py.
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +18,7 @@ from leadrelay.ledger import CreateTag, claim, renew_lease, start_attempt
 from leadrelay.models import Lead, LeadState
 from leadrelay.runtime import Runtime
 from tests.conftest import OPEN_BUDGET, make_settings, routing_with
-from tests.helpers import attempts, canonical, dead_letters, ingest, lead, make_due
+from tests.helpers import at_once, attempts, canonical, dead_letters, ingest, lead, make_due
 from worker.pipeline import process
 
 
@@ -297,30 +296,15 @@ def test_an_unreadable_payload_is_a_parse_error_with_the_raw_item_kept(runtime: 
 def test_workers_racing_on_one_lead_deliver_it_once(runtime: Runtime, sandbox) -> None:
     sandbox.add_fault("delay", method="POST", path_regex="crmopportunities$", seconds=0.5)
     lead_id = ingest(runtime, canonical())
-    outcomes: list[str] = []
-    threads = [
-        threading.Thread(target=lambda n=n: outcomes.append(process(runtime, lead_id, owner=f"w{n}")))
-        for n in range(6)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = at_once(lambda n=n: process(runtime, lead_id, owner=f"w{n}") for n in range(6))
     assert sorted(outcomes) == ["delivered"] + ["skipped"] * 5
     assert len(sandbox.opportunities()) == 1
 
 
 def test_concurrent_copies_of_one_lead_dedupe_to_a_single_primary(runtime: Runtime, sandbox) -> None:
     ids = [ingest(runtime, canonical()) for _ in range(10)]
-    outcomes: dict[int, str] = {}
-    threads = [
-        threading.Thread(target=lambda i=i: outcomes.__setitem__(i, process(runtime, i, owner=f"w{i}")))
-        for i in ids
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = at_once(lambda i=i: process(runtime, i, owner=f"w{i}") for i in ids)
+    outcomes = dict(zip(ids, results, strict=True))
     assert sorted(outcomes.values()) == ["delivered"] + ["duplicate"] * 9
     assert len(sandbox.opportunities()) == 1
     primary = next(i for i, outcome in outcomes.items() if outcome == "delivered")

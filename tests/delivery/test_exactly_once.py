@@ -22,9 +22,9 @@ from leadrelay.models import DeadLetterStatus, Lead, LeadState
 from leadrelay.nexudus.classify import Outcome
 from leadrelay.nexudus.client import NexudusClient
 from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime
-from tests.conftest import make_settings
+from tests.conftest import sandbox_settings
 from tests.delivery.stall import expire_lease, stalled_before_send
-from tests.helpers import attempts, canonical, dead_letters, ingest, lead, make_due
+from tests.helpers import at_once, attempts, canonical, dead_letters, ingest, lead, make_due
 from tests.sandbox.support import coworker_body, opportunity_body
 from worker import dead_letters as dlq
 from worker.pipeline import process
@@ -80,14 +80,7 @@ def test_a_create_that_lands_after_its_deadline_is_waited_for_not_made_again(
     clean_db, routing, sandbox
 ) -> None:
     """Nexudus takes 1.5 s to make it; the client gave up at 0.5 s. A retry must not look too soon."""
-    settings = make_settings(
-        database_url=clean_db,
-        nexudus_base_url=sandbox.base_url,
-        nexudus_username=SANDBOX_USERNAME,
-        nexudus_password=SANDBOX_PASSWORD,
-        nexudus_timeout=0.5,
-        write_landing_seconds=1.5,
-    )
+    settings = sandbox_settings(clean_db, sandbox, nexudus_timeout=0.5, write_landing_seconds=1.5)
     rt = Runtime.load(settings, routing)
     try:
         sandbox.add_fault("delay", method="POST", path_regex="crmopportunities$", seconds=1.5)
@@ -224,16 +217,8 @@ def test_a_lead_that_cannot_be_read_settles_as_a_parse_error_after_a_few_tries(r
 def test_copies_of_one_message_are_not_counted_as_failed_readings(runtime, sandbox) -> None:
     """Twelve workers handed the same lead at once: one reads it, the rest leave it alone."""
     lead_id = ingest(runtime, canonical())
-    outcomes: list[str] = []
-    threads = [
-        threading.Thread(target=lambda n=n: outcomes.append(process(runtime, lead_id, owner=f"w{n}")))
-        for n in range(12)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert outcomes.count("delivered") == 1
+    outcomes = at_once(lambda n=n: process(runtime, lead_id, owner=f"w{n}") for n in range(12))
+    assert sorted(outcomes) == ["delivered"] + ["skipped"] * 11
     assert lead(runtime, lead_id).state == LeadState.delivered
     assert lead(runtime, lead_id).unfinished_runs == 0
 

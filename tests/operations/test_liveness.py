@@ -21,16 +21,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from leadrelay.models import SWEEP_JOB, TERMINAL_STATES, Lead, ScheduledJob, SchedulerLease
-from tests.conftest import UNTHROTTLED, free_port, routing_with
+from leadrelay.models import SWEEP_JOB, ScheduledJob, SchedulerLease
+from tests.conftest import UNTHROTTLED, free_port
 from tests.helpers import canonical, wait_for
 from tests.intake.test_webhooks import signed
-from tests.processes import Proc, RemoteSandbox, service_env, wait_http
+from tests.processes import Proc, RemoteSandbox, routing_file, sandbox_env, service_env, unsettled, wait_http
 
 LEADS = 150
 SECRET = "whsec_" + "bGl2ZW5lc3MtbGl2ZW5lc3MtbGl2ZW5lc3M="
@@ -70,25 +69,15 @@ class Stack:
     metrics: list[str]
 
 
-def routing_file(tmp_path: Path) -> Path:
-    data = routing_with(accounts={"main": {"limits": BUDGET}}).model_dump(mode="json", exclude_none=True)
-    data["channels"]["canonical"]["webhook"] = {"scheme": "standard-webhooks", "secret": SECRET}
-    path = tmp_path / "routing.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
 @pytest.fixture
 def stack(clean_db: str, redis_broker: str, tmp_path: Path) -> Iterator[tuple[Stack, RemoteSandbox]]:
     sandbox = RemoteSandbox(tmp_path, limits=False)
     for rule in FAULTS:
         sandbox.add_fault(times=None, **rule)
-    env = service_env(
-        LEADRELAY_CONFIG=str(routing_file(tmp_path)),
-        LEADRELAY_DATA_DIR=str(tmp_path),
-        NEXUDUS_BASE_URL=sandbox.base_url,
-        NEXUDUS_USERNAME="sandbox@leadrelay.local",
-        NEXUDUS_PASSWORD="sandbox",
+    env = sandbox_env(
+        tmp_path,
+        sandbox.base_url,
+        routing_file(tmp_path, limits=BUDGET, secret=SECRET),
         LEADRELAY_NEXUDUS_TIMEOUT="1",
         LEADRELAY_BUDGET_WAIT_SECONDS="0.05",
         LEADRELAY_LEASE_SECONDS="6",
@@ -139,19 +128,6 @@ def leader_pid(url: str) -> int | None:
     finally:
         engine.dispose()
     return int(holder.split(":")[1]) if holder else None
-
-
-def unsettled(url: str) -> int:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(
-                select(func.count())
-                .select_from(Lead)
-                .where(Lead.state.not_in([state.value for state in TERMINAL_STATES]))
-            ).scalar_one()
-    finally:
-        engine.dispose()
 
 
 def budget_handbacks(metrics_url: str) -> float:

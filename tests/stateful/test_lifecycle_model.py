@@ -44,8 +44,8 @@ from sqlalchemy import select, text
 
 from leadrelay.db import Base, transaction
 from leadrelay.models import TERMINAL_STATES, DeadLetter, DeadLetterStatus, Lead, LeadState
-from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime
-from tests.conftest import make_settings
+from leadrelay.runtime import Runtime
+from tests.conftest import sandbox_settings
 from tests.delivery.stall import expire_lease, stalled_before_send
 from tests.helpers import canonical, ingest, make_due
 from worker import dead_letters as dlq
@@ -390,11 +390,9 @@ class Lifecycle(RuleBasedStateMachine):
 
 @pytest.mark.timeout(900)
 def test_no_sequence_of_events_makes_a_second_opportunity_or_a_stuck_lead(clean_db, routing, sandbox) -> None:
-    model_settings = make_settings(
-        database_url=clean_db,
-        nexudus_base_url=sandbox.base_url,
-        nexudus_username=SANDBOX_USERNAME,
-        nexudus_password=SANDBOX_PASSWORD,
+    model_settings = sandbox_settings(
+        clean_db,
+        sandbox,
         nexudus_timeout=1.0,
         budget_wait_seconds=0.5,
         lease_seconds=5,
