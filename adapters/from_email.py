@@ -91,6 +91,8 @@ def read_email(body: bytes, spec: PortalSpec, limits: Limits) -> Found:
     if len(body) > limits.message_bytes:
         raise ParseError(too_big(len(body), limits.message_bytes))
     mail = read_mail(body, limits)
+    if mail.unread:
+        raise ParseError(f"the message is not read: {mail.unread}; its raw bytes are kept")
     layers = unwrap(mail)
     lead = layers[-1]
     reason = not_a_lead(mail, tuple(layer.subject for layer in layers))

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from re import _constants as sre_constants  # the parser re.compile uses
+from re import _parser as sre_parser
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -170,6 +172,31 @@ class WebhookConfig(_Strict):
             raise RoutingError("routing", [f"{where}.secret: {err}"]) from None
 
 
+def _nested_repeat(pattern: str) -> bool:
+    """An unbounded repetition inside another (``(a+)+``, ``(\\w*\\s)*``): backtracking blows up.
+
+    "Star height" above one, the rule safe-regex linters use, read with the stdlib's
+    own pattern parser (``re._parser``, private but what ``re.compile`` itself uses).
+    Overlapping alternatives under one repetition (``(a|a)+``) are not caught: this
+    catches the common mistake, not every one.
+    """
+    return _star_height(sre_parser.parse(pattern)) > 1
+
+
+def _star_height(items: Any) -> int:
+    """How deeply unbounded repetitions nest in a parsed pattern."""
+    height = 0
+    for op, arg in items:
+        if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT):
+            _, most, body = arg
+            height = max(height, _star_height(body) + (most == sre_constants.MAXREPEAT))
+        elif op is sre_constants.SUBPATTERN:
+            height = max(height, _star_height(arg[-1]))
+        elif op is sre_constants.BRANCH:
+            height = max(height, *(_star_height(branch) for branch in arg[1]))
+    return height
+
+
 def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
@@ -230,6 +257,11 @@ class ParseConfig(_Strict):
                 re.compile(pattern)
             except re.error as err:
                 raise ValueError(f"{pattern!r} is not a regular expression: {err}") from None
+            if _nested_repeat(pattern):
+                raise ValueError(
+                    f"{pattern!r} repeats a repetition (like (a+)+): on a long line of mail it can take "
+                    "minutes; write it with one repetition, e.g. (a+) or (?:ab)+"
+                )
         return value
 
     @field_validator("currency", mode="before")

@@ -98,6 +98,10 @@ def _routing_with(parse: object) -> dict[str, object]:
         ),
         ({"json_paths": {"budget": "x.y"}}, "channels.spacepool.parse.json_paths: unknown field budget"),
         ({"reference_pattern": "SP-(\\d+"}, "channels.spacepool.parse.reference_pattern"),
+        (  # minutes of backtracking on one long line of a hostile mail
+            {"ignored_subjects": ["^(\\w+\\s?)+$"]},
+            "channels.spacepool.parse.ignored_subjects: '^(\\\\w+\\\\s?)+$' repeats a repetition",
+        ),
         ({"lables": {}}, "channels.spacepool.parse.lables"),
         ({"events": {"handled": {"x": "visit"}}}, "channels.spacepool.parse.events.handled.x"),
         ({"currency": "pounds"}, "channels.spacepool.parse.currency"),
