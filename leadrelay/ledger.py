@@ -306,7 +306,11 @@ def renew_lease(
 
 _RESTORE_CREATE_SENT = (
     update(Lead)
-    .where(Lead.id == bindparam("_id"), Lead.lease_owner == bindparam("_owner"))
+    .where(
+        Lead.id == bindparam("_id"),
+        Lead.state == LeadState.delivering,
+        Lead.lease_owner == bindparam("_owner"),
+    )
     .values(create_sent_at=bindparam("_sent", type_=_LEAD_COLUMNS["create_sent_at"].type))
 )
 
@@ -419,7 +423,7 @@ def lock_opportunity(
     session: Session, *, account: str, opportunity_id: int, owner: str, seconds: int
 ) -> bool:
     """Take the note lock of an opportunity (or an expired one); False while another holds it."""
-    now = utcnow()
+    now = clock(session)  # one clock for every worker: a fast one must not take a live lock
     stmt = insert_for(session, OpportunityLock).values(
         account=account, opportunity_id=opportunity_id, owner=owner, until=now + timedelta(seconds=seconds)
     )

@@ -30,8 +30,10 @@ from leadrelay.canonical import CanonicalLead, first_error
 from leadrelay.db import utcnow
 from leadrelay.ledger import audit, transition
 from leadrelay.models import DeadLetter, DeadLetterStatus, DeadReason, DeliveryAttempt, Lead, LeadState
+from leadrelay.nexudus.payloads import channel_label
 from leadrelay.queries import pretty_lead
-from leadrelay.routing import Routing
+from leadrelay.routing import ChannelConfig, Routing
+from worker import dedupe
 from worker.normalise import accept
 
 RESET_DELIVERY = {
@@ -322,6 +324,7 @@ def edit(
         from_state=LeadState.dead,
         enqueued_at=utcnow(),
         **RESET_DELIVERY,
+        **_tag_sent_under(lead, channel),
     )
     outcome = "queued" if result.state is LeadState.normalised else "duplicate"
     message = (
@@ -345,6 +348,21 @@ def edit(
         detail={"lead_id": lead.id, "before": before, "after": canonical.to_json_dict()},
     )
     return Replayed(letter.id, lead.id, outcome, message)
+
+
+def _tag_sent_under(lead: Lead, channel: ChannelConfig) -> dict[str, str]:
+    """The Name tag and SystemId a create may have been sent under, kept through the edit.
+
+    A lead marked before the ledger recorded the tag (migration 0007 marks leads
+    with an unanswered create, without one) gets it from what it said before the
+    edit: the edit may change what the tag would be made of.
+    """
+    if lead.create_sent_at is None or (lead.opportunity_name and lead.system_id) or not lead.lead:
+        return {}
+    was = CanonicalLead.model_validate(lead.lead)
+    label = channel_label(lead.channel, channel)
+    tag = dedupe.tag_for(was, channel=lead.channel, fingerprint=lead.fingerprint or "", label=label)
+    return {"opportunity_name": tag.name, "system_id": tag.system_id}
 
 
 def replay_ids(results: Sequence[Replayed]) -> list[int]:

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from leadrelay.canonical import CanonicalLead
-from leadrelay.db import insert_for, utcnow
-from leadrelay.ledger import audit
+from leadrelay.db import utcnow
+from leadrelay.ledger import CreateTag, audit, per_dialect
 from leadrelay.models import DeadLetter, DeadLetterStatus, DedupeKey, Lead, LeadState
+from leadrelay.nexudus.payloads import opportunity_name
 
 _VOLATILE = ("received_at", "channel", "lead_source")
 
@@ -46,41 +48,46 @@ def system_id(lead: CanonicalLead, *, channel: str, fingerprint: str) -> str:
     return f"leadrelay:{channel}:{reference}"[:200]
 
 
+def tag_for(lead: CanonicalLead, *, channel: str, fingerprint: str, label: str) -> CreateTag:
+    """The Name tag and SystemId an opportunity made for this lead is created under."""
+    return CreateTag(
+        opportunity_name(label, lead.external_id or fingerprint[:12]),
+        system_id(lead, channel=channel, fingerprint=fingerprint),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     duplicate_of: int | None  # None: this lead is the primary
 
 
-_CLAIMS: dict[str, Any] = {}  # per dialect: built once, not per key
-
-
-def _claim_statement(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
-    stmt = _CLAIMS.get(dialect)
-    if stmt is None:
-        columns = DedupeKey.__table__.c
-        stmt = _CLAIMS[dialect] = (
-            insert_for(session, DedupeKey)
-            .values(
-                key=bindparam("_key", type_=columns["key"].type),
-                lead_id=bindparam("_lead", type_=columns["lead_id"].type),
-                created_at=bindparam("_at", type_=columns["created_at"].type),
-            )
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(DedupeKey.lead_id)
+@per_dialect
+def _claim_statement(postgres: bool) -> Any:
+    columns = DedupeKey.__table__.c
+    insert = postgresql.insert if postgres else sqlite.insert
+    return (
+        insert(DedupeKey)
+        .values(
+            key=bindparam("_key", type_=columns["key"].type),
+            lead_id=bindparam("_lead", type_=columns["lead_id"].type),
+            created_at=bindparam("_at", type_=columns["created_at"].type),
         )
-    return stmt
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(DedupeKey.lead_id)
+    )
 
 
 def claim(session: Session, lead_id: int, keys: list[str]) -> Verdict:
     """Claim ``keys`` for ``lead_id``; report the lead that already owns one, if any."""
     owner: int | None = None
+    taken: list[str] = []
     for key in keys:
         # RETURNING: a row back means the key is ours now (one statement); none means
         # it was taken (after waiting for its owner's transaction): read who holds it
         params = {"_key": key, "_lead": lead_id, "_at": utcnow()}
         won = session.connection().execute(_claim_statement(session), params).scalar_one_or_none()
         if won is not None:
+            taken.append(key)
             continue
         holder = session.execute(select(DedupeKey.lead_id).where(DedupeKey.key == key)).scalar_one()
         if holder != lead_id:
@@ -90,8 +97,11 @@ def claim(session: Session, lead_id: int, keys: list[str]) -> Verdict:
         return Verdict(duplicate_of=None)
     if _supersede_dead(session, old=owner, new=lead_id):
         return claim(session, lead_id, keys)
-    # a duplicate must not keep the keys it claimed before meeting the owner
-    session.execute(delete(DedupeKey).where(DedupeKey.lead_id == lead_id))
+    # A duplicate must not keep the keys it claimed here before meeting the owner. Keys
+    # it held before (an edited lead's first reading) stay: a later copy of what it was
+    # then is still recognised as it.
+    if taken:
+        session.execute(delete(DedupeKey).where(DedupeKey.lead_id == lead_id, DedupeKey.key.in_(taken)))
     return Verdict(duplicate_of=owner)
 
 

@@ -32,12 +32,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from leadrelay import ledger
-from leadrelay.canonical import CanonicalLead
+from leadrelay.canonical import CanonicalLead, first_error
 from leadrelay.db import insert_for, transaction, utcnow
 from leadrelay.metrics import DEAD, DELIVERED, RETRIES
 from leadrelay.models import CoworkerCache, DeadReason, DeliveryAttempt, Lead, LeadState
@@ -49,7 +50,6 @@ from leadrelay.nexudus.payloads import (
     coworker_payload,
     introduction_note,
     note_marker,
-    opportunity_name,
     opportunity_payload,
     with_note,
 )
@@ -57,7 +57,7 @@ from leadrelay.routing import Routing
 from leadrelay.runtime import ConfigurationError, Runtime
 from leadrelay.settings import Settings
 from worker import dedupe, introductions
-from worker.dispatch import Claim, Claimed, claim
+from worker.dispatch import Claim, claim
 from worker.retry import next_attempt
 
 log = structlog.get_logger(__name__)
@@ -171,8 +171,18 @@ def deliver(rt: Runtime, lead_id: int, *, owner: str) -> str:
         row = session.get(Lead, lead_id)
         assert row is not None
         if claimed.runs > settings.max_unfinished_runs:
-            return _give_up(session, row, claimed, owner=owner)
-        snapshot = Snapshot.of(row, landing_wait=landing_wait(session, row, settings))
+            runs = claimed.runs - 1
+            why = f"delivery started {runs} times without finishing" + (
+                f" (last error: {row.last_error})" if row.last_error else ""
+            )
+            return _give_up(
+                session, row, owner=owner, message=why, detail={"runs": runs, "error": row.last_error}
+            )
+        try:
+            snapshot = Snapshot.of(row, landing_wait=landing_wait(session, row, settings))
+        except ValidationError as err:  # stored by an older version whose rules were looser
+            why = f"the lead on record no longer reads as a canonical lead: {first_error(err)}"
+            return _give_up(session, row, owner=owner, message=why, detail={"error": "ValidationError"})
     delivery = _Delivery(rt, snapshot, owner)
     try:
         return delivery.run()
@@ -183,27 +193,21 @@ def deliver(rt: Runtime, lead_id: int, *, owner: str) -> str:
         delivery.flush()
 
 
-def _give_up(session: Session, row: Lead, claimed: Claimed, *, owner: str) -> str:
-    """Delivery started this many times and never finished (a crash, a kill, a bug): stop looping."""
-    message = (
-        f"delivery started {claimed.runs - 1} times without finishing"
-        + (f" (last error: {row.last_error})" if row.last_error else "")
-        + "; fix the cause, then replay"
-    )
-    detail = {"runs": claimed.runs - 1, "error": row.last_error}
+def _give_up(session: Session, row: Lead, *, owner: str, message: str, detail: dict[str, Any]) -> str:
+    """The lead cannot be delivered as it is (a crash every time, a record that no longer reads): stop."""
     letter = ledger.kill(
         session,
         row.id,
         from_states=[LeadState.delivering],
         reason=DeadReason.internal,
-        message=message,
+        message=f"{message}; fix the cause (or edit the lead), then replay",
         detail=detail,
         owner=owner,
     )
     if letter is None:
         return "lost_lease"
     DEAD.labels(channel=row.channel, reason=DeadReason.internal.value).inc()
-    log.error("dead_letter_opened", reason=DeadReason.internal.value, runs=claimed.runs - 1)
+    log.error("dead_letter_opened", reason=DeadReason.internal.value)
     return "dead"
 
 
@@ -309,27 +313,29 @@ class _Delivery:
 
     def _deliver(self, client: NexudusClient, route: Route) -> str:
         first, cached = self._prepare(route.account)
+        if self.s.create_sent_at is not None:
+            # A create this enquiry sent may have made its opportunity: that one comes
+            # first — before a note on another broker's, before a new one.
+            if self.s.landing_wait > 0:
+                # looking now could miss a create still on its way: look once it cannot be
+                return self._wait(self.s.landing_wait, "a create sent earlier may still land in Nexudus")
+            tag = self._tag(route)
+            made = self._call(
+                "opportunity.find",
+                lambda guard: client.find_opportunity(tag.name, tag.system_id, guard=guard),
+                write=False,
+            )
+            if not made.ok:
+                return self._failed(made, call="opportunity.find")
+            if made.value is not None:
+                return self._delivered(made.value.get("CoworkerId"), made.value["Id"], tag.name)
         if first is not None:
             return self._attach_to_first(client, route, first)
-        if self.s.landing_wait > 0:
-            # Looking now could miss a create that is still on its way: look once it cannot be.
-            return self._wait(self.s.landing_wait, "a create sent earlier may still land in Nexudus")
         found = (cached, True) if cached is not None else self._coworker(client, route)
         if isinstance(found, Result):
             return self._failed(found, call="coworker")
         coworker, known_customer = found
         tag = self._tag(route)
-
-        if self.s.create_sent_at is not None:
-            found = self._call(
-                "opportunity.find",
-                lambda guard: client.find_opportunity(tag.name, tag.system_id, guard=guard),
-                write=False,
-            )
-            if not found.ok:
-                return self._failed(found, call="opportunity.find")
-            if found.value is not None:
-                return self._delivered(coworker, found.value, tag.name)
 
         if known_customer and self.rt.routing.defaults.reuse_open_opportunities:
             staffs = self._open_opportunity_by_others(client, route, coworker)
@@ -357,9 +363,8 @@ class _Delivery:
         if self.s.create_sent_at is not None and self.s.opportunity_name and self.s.system_id:
             return ledger.CreateTag(self.s.opportunity_name, self.s.system_id)
         label = channel_label(route.channel, route.channel_config)
-        return ledger.CreateTag(
-            opportunity_name(label, self.s.lead.external_id or self.s.fingerprint[:12]),
-            dedupe.system_id(self.s.lead, channel=self.s.channel, fingerprint=self.s.fingerprint),
+        return dedupe.tag_for(
+            self.s.lead, channel=self.s.channel, fingerprint=self.s.fingerprint, label=label
         )
 
     def _create(self, client: NexudusClient, route: Route, coworker: int, tag: ledger.CreateTag) -> Result:
@@ -603,7 +608,7 @@ class _Delivery:
 
     # ---- endings ----------------------------------------------------------------
 
-    def _delivered(self, coworker_id: int, opportunity_id: int, name: str) -> str:
+    def _delivered(self, coworker_id: int | None, opportunity_id: int, name: str) -> str:
         return self._settle(
             LeadState.delivered, coworker_id=coworker_id, opportunity_id=opportunity_id, name=name
         )

@@ -8,8 +8,9 @@ one retry before it is reported.
 A whole call — the token grant, the request, the 401 retry — ends within
 ``timeout`` seconds (:mod:`leadrelay.nexudus.deadline`, not httpx's per-phase
 timeouts). A caller that owns a lease passes a :class:`SendGuard`: it is asked
-right before each request goes out (after the budget's wait, the token and the
-pacing), may refuse or shorten the time left, and is told how the request ended.
+right before each request goes out (after the budget's wait and the token; only
+the send pacing, milliseconds, comes after it), may refuse or shorten the time
+left, and is told how the request ended.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ class NexudusClient:
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            transport=transport or deadline.transport(),
+            transport=transport or deadline.transport(self.base_url),
             headers={"Accept": "application/json", "User-Agent": f"leadrelay/{__version__}"},
             follow_redirects=False,
         )
@@ -177,7 +178,8 @@ class NexudusClient:
 
     def check_auth(self) -> Result:
         """Obtain a token now (readiness checks, `leadrelay doctor`)."""
-        token = self._access_token(force=True)
+        with deadline.within(self._timeout):
+            token = self._access_token(force=True)
         return token if isinstance(token, Result) else Result(Outcome.ok, 200)
 
     # ---- calls ---------------------------------------------------------------
@@ -206,7 +208,6 @@ class NexudusClient:
                 result = self._send(
                     method, path, params=params, json=json, write=write, guard=guard, force=True
                 )
-                result = replace(result, fresh_token=True)
         if result.outcome is Outcome.throttle and result.retry_after is not None:
             self._budget.penalise(result.retry_after)
         if result.outcome is Outcome.throttle:
@@ -227,13 +228,16 @@ class NexudusClient:
         token = self._access_token(force=force)
         if isinstance(token, Result):
             return token
-        gap = self._budget.pace_send()
-        if gap > 0:
-            time.sleep(gap)
         if guard is not None:
             asked = deadline.clock()
             deadline.tighten(asked + guard.before_send(write=write))
+        # paced last, right before the request: nothing slow may come between the two
+        gap = self._budget.pace_send()
+        if gap > 0:
+            time.sleep(gap)
         result = self._request(method, path, params=params, json=json, token=token, write=write)
+        if force:  # the API itself answered with a token fresh from a grant
+            result = replace(result, fresh_token=True)
         if guard is not None:
             guard.after_send(result)
         return result
@@ -272,7 +276,7 @@ class NexudusClient:
     def find_opportunity(
         self, name: str, system_id: str | None = None, *, guard: SendGuard | None = None
     ) -> Result:
-        """``value`` is the id of the opportunity named exactly ``name``, or None.
+        """``value`` is the opportunity (its record) named exactly ``name``, or None.
 
         Nexudus's Name filter matches substrings (``Broker 1`` also finds ``Broker 10``
         … ``Broker 199``), so every page of matches is read and the whole Name compared.
@@ -285,7 +289,7 @@ class NexudusClient:
             envelope = result.value if isinstance(result.value, dict) else {}
             for record in envelope.get("Records") or []:
                 if record.get("Name") == name and record.get("SystemId") in (None, system_id):
-                    return Result(Outcome.ok, result.status_code, value=record["Id"])
+                    return Result(Outcome.ok, result.status_code, value=record)
             if not envelope.get("HasNextPage"):
                 return Result(Outcome.ok, result.status_code, value=None)
         return Result(

@@ -17,10 +17,12 @@ from __future__ import annotations
 import ssl
 import time
 import typing
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
@@ -63,12 +65,6 @@ def next_request() -> float | None:
         return None
     deadline.sent = False
     return deadline.at - clock()
-
-
-def remaining() -> float | None:
-    """Seconds left before the current deadline (≤ 0: passed); None outside :func:`within`."""
-    deadline = _current.get()
-    return None if deadline is None else deadline.at - clock()
 
 
 def _cap(timeout: float | None, *, unsent: type[Exception], sent: type[Exception]) -> float | None:
@@ -140,16 +136,28 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-def transport() -> httpx.HTTPTransport:
-    """httpx's own transport, its connections made through the deadline.
+def transport(url: str) -> httpx.HTTPTransport:
+    """httpx's own transport for ``url``, its connections made through the deadline.
 
     httpx does not take a network backend, so the one its pool made is wrapped
     before the first connection exists (httpcore's pool passes it to each new
-    connection); tests/delivery/test_deadline.py fails if that ever stops working.
+    connection); ``test_a_call_ends_at_its_deadline_however_slowly_the_answer_drips``
+    fails if that ever stops working. A transport given to httpx turns its
+    environment proxies off, so the proxy the environment names for ``url``
+    (``HTTPS_PROXY``, ``NO_PROXY``…) is set here.
     """
-    made = httpx.HTTPTransport()
+    made = httpx.HTTPTransport(proxy=environment_proxy(url))
     pool = made._pool
     if not isinstance(pool, httpcore.ConnectionPool) or not hasattr(pool, "_network_backend"):
         raise RuntimeError("httpx's transport no longer has an httpcore pool with a network backend")
     pool._network_backend = _DeadlineBackend(pool._network_backend)
     return made
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url``, as httpx would take it; None: go direct."""
+    parts = urlsplit(url)
+    if urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    proxies = urllib.request.getproxies()
+    return proxies.get(parts.scheme) or proxies.get("all")

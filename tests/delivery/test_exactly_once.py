@@ -103,6 +103,56 @@ def retry_now(rt: Runtime, lead_id: int) -> None:
         session.execute(update(Lead).where(Lead.id == lead_id).values(next_attempt_at=utcnow()))
 
 
+def test_a_replayed_lead_finds_its_own_opportunity_before_becoming_a_note(runtime, sandbox) -> None:
+    """Its create landed unseen and it died; meanwhile another broker introduced the same person."""
+    first = ingest(runtime, canonical(external_id="broker-a-1"))
+    exhaust_with_a_create_that_landed_unseen(runtime, sandbox, first)
+    [made] = sandbox.opportunities()
+    other = ingest(runtime, canonical(external_id="broker-b-7", message="Via another broker"))
+    assert settle(runtime, other) == "delivered"  # the dead lead is no introduction: this one is first
+    assert len(sandbox.opportunities()) == 2
+
+    with transaction(runtime.sessions) as session:
+        [letter] = [d for d in dead_letters(runtime, first) if d.status == DeadLetterStatus.open]
+        dlq.replay(session, letter.id, actor="test:admin", routing=runtime.routing)
+    assert settle(runtime, first) == "delivered"  # not attached to the other one as a note
+    assert lead(runtime, first).opportunity_id == made["Id"]  # the one it made is on record
+    assert len(sandbox.opportunities()) == 2
+
+
+def test_an_edit_that_makes_a_duplicate_keeps_what_the_lead_was_recognisable(runtime, sandbox) -> None:
+    """Its first reading's keys stay: a later copy of what it said then is still recognised as it."""
+    lead_id = ingest(runtime, canonical(external_id=None, message="First words"))
+    exhaust_with_a_create_that_landed_unseen(runtime, sandbox, lead_id)
+    someone_else = {"full_name": "B", "email": "b@x.example"}
+    other = ingest(runtime, canonical(external_id="zap-777", contact=someone_else))
+    assert settle(runtime, other) == "delivered"
+    with transaction(runtime.sessions) as session:
+        [letter] = dead_letters(runtime, lead_id)
+        same_as_other = lead(runtime, other).lead
+        edited = dlq.edit(session, letter.id, same_as_other, actor="test:admin", routing=runtime.routing)
+    assert edited.outcome == "duplicate" and "may have reached Nexudus" in edited.message
+
+    resend = ingest(runtime, canonical(external_id=None, message="First words"))  # what it said first
+    assert settle(runtime, resend) == "duplicate"
+    assert len(sandbox.opportunities()) == 2  # its own (unseen) and the other's, no third
+
+
+def test_a_lead_marked_by_the_upgrade_keeps_its_tag_through_an_edit(runtime, sandbox) -> None:
+    """Migration 0007 marks leads with an unanswered create but knows no Name tag for them."""
+    lead_id = ingest(runtime, canonical(external_id=None))
+    exhaust_with_a_create_that_landed_unseen(runtime, sandbox, lead_id)
+    with transaction(runtime.sessions) as session:  # as the upgrade leaves it
+        session.execute(update(Lead).where(Lead.id == lead_id).values(opportunity_name=None, system_id=None))
+    [letter] = dead_letters(runtime, lead_id)
+    with transaction(runtime.sessions) as session:
+        form = dlq.editable_lead(session, letter.id)
+        form["message"] = "Corrected after the upgrade"
+        dlq.edit(session, letter.id, form, actor="test:admin", routing=runtime.routing)
+    assert settle(runtime, lead_id) == "delivered"
+    assert len(sandbox.opportunities()) == 1
+
+
 def test_a_worker_stalled_past_its_lease_sends_nothing(runtime, sandbox, monkeypatch) -> None:
     """Worker A stalls right before its create; B takes the lead over and delivers it; A wakes up."""
     lead_id = ingest(runtime, canonical())
@@ -297,6 +347,6 @@ def test_a_lookup_compares_whole_names_on_every_page(api: NexudusClient) -> None
     for n in range(100, 250):
         assert api.create_opportunity(opportunity_body(coworker, Name=f"Broker {n}")).ok
     target = api.create_opportunity(opportunity_body(coworker, Name="Broker 1")).value
-    assert api.find_opportunity("Broker 1").value == target
+    assert api.find_opportunity("Broker 1").value["Id"] == target
     assert api.find_opportunity("Broker 2").value is None
     assert api.find_opportunity("Broker 10").value is None  # a prefix of many, the name of none

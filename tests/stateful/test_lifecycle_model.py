@@ -152,12 +152,18 @@ class Lifecycle(RuleBasedStateMachine):
     @rule(
         with_reference=st.booleans(),
         reachable=st.sampled_from([True] * 7 + [False]),
+        someone_known=st.sampled_from([False] * 3 + [True]),
         picked_up=st.booleans(),
     )
-    def a_partner_sends_an_enquiry(self, with_reference: bool, reachable: bool, picked_up: bool) -> None:
+    def a_partner_sends_an_enquiry(
+        self, with_reference: bool, reachable: bool, someone_known: bool, picked_up: bool
+    ) -> None:
+        """A new enquiry; ``someone_known``: another broker introduces a person already introduced."""
         number = next(self.numbers)
-        email = f"p{number}@model.example"
-        contact = {"full_name": f"Person {number}", "email": email}
+        known = [e for e in self.enquiries if "email" in e.body["contact"]]
+        person = known[-1].number if someone_known and known else number
+        email = f"p{person}@model.example"
+        contact = {"full_name": f"Person {person}", "email": email}
         if not reachable:  # phone only: Nexudus refuses it until an admin adds an address
             contact = {"full_name": f"Person {number}", "phone": f"+4420794{number:05}"}
         body = canonical(
@@ -360,6 +366,7 @@ class Lifecycle(RuleBasedStateMachine):
         self._count_what_happened()
         self.nexudus_holds_at_most_one_opportunity_per_enquiry()
         self._delivered_leads_point_at_their_enquirys_opportunity()
+        self._every_opportunity_is_accounted_for()
 
     def _count_what_happened(self) -> None:
         with self.rt.sessions() as session:
@@ -385,6 +392,24 @@ class Lifecycle(RuleBasedStateMachine):
         for lead_id, opportunity_id in delivered:
             assert made_for.get(opportunity_id) == self.lead_of[lead_id].number, (
                 f"lead {lead_id} points at opportunity {opportunity_id}, not its enquiry's"
+            )
+
+    def _every_opportunity_is_accounted_for(self) -> None:
+        """Nothing lands unrecorded: a lead of the enquiry that made an opportunity holds it, or
+        says a create may have made it under its Name (for an operator, e.g. after an erasure)."""
+        with self.rt.sessions() as session:
+            rows = session.execute(
+                select(Lead.id, Lead.opportunity_id, Lead.opportunity_name, Lead.create_sent_at)
+            ).all()
+        held = {(self.lead_of[i].number, opp) for i, opp, _, _ in rows if opp is not None}
+        maybe = {(self.lead_of[i].number, name) for i, _, name, sent in rows if sent is not None}
+        for opportunity in self.sandbox.opportunities():
+            found = MADE_BY.search(opportunity.get("Notes") or "")
+            assert found is not None
+            number = self.lead_of[int(found.group(1))].number
+            assert (number, opportunity["Id"]) in held or (number, opportunity["Name"]) in maybe, (
+                f"opportunity {opportunity['Id']} ({opportunity['Name']}) of enquiry {number} "
+                "is recorded by none of its leads"
             )
 
 
