@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -103,6 +105,36 @@ def at_once(calls: Iterable[Callable[[], T]]) -> list[T]:
     for thread in threads:
         thread.join()
     return results
+
+
+@contextmanager
+def socket_server(answer: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
+    """A one-connection-at-a-time TCP server on loopback for misbehaving peers; yields its URL.
+
+    ``answer`` talks to each accepted connection (closed after it) and should give
+    up when the event is set: the server is stopping.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                answer(conn, stop)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
 
 
 def wait_for(

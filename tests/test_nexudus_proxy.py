@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from leadrelay.nexudus.client import NexudusClient
 from leadrelay.nexudus.deadline import environment_proxy
+from tests.helpers import socket_server
 
 NEXUDUS = "http://nexudus.invalid"  # resolves nowhere: only a proxy can answer for it
 
@@ -24,29 +25,16 @@ NEXUDUS = "http://nexudus.invalid"  # resolves nowhere: only a proxy can answer 
 @pytest.fixture
 def proxy() -> Iterator[tuple[str, list[bytes]]]:
     """A forward proxy that answers every request itself and remembers its request line."""
-    listener = socket.create_server(("127.0.0.1", 0))
     seen: list[bytes] = []
-    stop = threading.Event()
 
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                seen.append(conn.recv(65536).split(b"\r\n", 1)[0])
-                body = b'{"Records": [], "HasNextPage": false}'
-                head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                conn.sendall(head.encode() + b"Connection: close\r\n\r\n" + body)
+    def answer(conn: socket.socket, stop: threading.Event) -> None:
+        seen.append(conn.recv(65536).split(b"\r\n", 1)[0])
+        body = b'{"Records": [], "HasNextPage": false}'
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        conn.sendall(head.encode() + b"Connection: close\r\n\r\n" + body)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}", seen
-    stop.set()
-    thread.join(timeout=5)
-    listener.close()
+    with socket_server(answer) as url:
+        yield url, seen
 
 
 def test_calls_go_through_the_environments_proxy(proxy, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,7 +24,7 @@ from leadrelay.nexudus.client import NexudusClient
 from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime
 from tests.conftest import sandbox_settings
 from tests.delivery.stall import expire_lease, stalled_before_send
-from tests.helpers import at_once, attempts, canonical, dead_letters, ingest, lead, make_due
+from tests.helpers import at_once, attempts, canonical, dead_letters, ingest, lead, make_due, socket_server
 from tests.sandbox.support import coworker_body, opportunity_body
 from worker import dead_letters as dlq
 from worker.pipeline import process
@@ -195,38 +195,23 @@ def test_a_worker_whose_clock_runs_ahead_cannot_take_a_live_lease(runtime, monke
     assert lead(runtime, lead_id).lease_owner == "A"
 
 
+def drip(conn: socket.socket, stop: threading.Event) -> None:
+    """Answer a byte at a time, each well within a per-read timeout."""
+    conn.recv(65536)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n")
+    for _ in range(40):
+        if stop.wait(0.25):
+            return
+        try:
+            conn.sendall(b" ")
+        except OSError:
+            return
+
+
 @pytest.fixture
 def dripping_server() -> Iterator[str]:
-    """An HTTP server that answers a byte at a time, each well within a per-read timeout."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    stop = threading.Event()
-
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.recv(65536)
-                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n"
-                conn.sendall(head)
-                for _ in range(40):
-                    if stop.wait(0.25):
-                        return
-                    try:
-                        conn.sendall(b" ")
-                    except OSError:
-                        break
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    stop.set()
-    thread.join(timeout=5)
-    listener.close()
+    with socket_server(drip) as url:
+        yield url
 
 
 def test_a_call_ends_at_its_deadline_however_slowly_the_answer_drips(dripping_server: str) -> None:
