@@ -4,8 +4,8 @@ The public surface is re-exported here; see :mod:`adapters.base` for the
 exception hierarchy.
 """
 
-from adapters.base import Adapter, AdapterError, NotALead, ParseContext, ParseError, RawItem, finish
-from adapters.registry import ADAPTERS, UnknownAdapterError, adapter_for, context_for, get_adapter
+from leadrelay.adapters.base import Adapter, AdapterError, NotALead, ParseContext, ParseError, RawItem, finish
+from leadrelay.adapters.registry import ADAPTERS, UnknownAdapterError, adapter_for, context_for, get_adapter
 
 __all__ = [
     "ADAPTERS",

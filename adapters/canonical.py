@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from adapters.base import NotALead, ParseContext, ParseError, RawItem, finish
+from leadrelay.adapters.base import NotALead, ParseContext, ParseError, RawItem, finish
 from leadrelay.canonical import CanonicalLead
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from adapters.parsing.labels import LabelTable
-from adapters.parsing.synonyms import ENGLISH, GERMAN
-from adapters.portal import PortalAdapter
-from adapters.spec import EventTable, PortalSpec, patterns, reading_for
+from leadrelay.adapters.parsing.labels import LabelTable
+from leadrelay.adapters.parsing.synonyms import ENGLISH, GERMAN
+from leadrelay.adapters.portal import PortalAdapter
+from leadrelay.adapters.spec import EventTable, PortalSpec, patterns, reading_for
 from leadrelay.nexudus.enums import LeadSource
 from leadrelay.routing import ChannelConfig, ParseConfig
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from adapters.from_email import sender_matches
-from adapters.mail.forwards import Layer, unwrap
-from adapters.mail.message import read_mail
-from adapters.portal import PortalAdapter
-from adapters.registry import UnknownAdapterError, adapter_for
+from leadrelay.adapters.from_email import sender_matches
+from leadrelay.adapters.mail.forwards import Layer, unwrap
+from leadrelay.adapters.mail.message import read_mail
+from leadrelay.adapters.portal import PortalAdapter
+from leadrelay.adapters.registry import UnknownAdapterError, adapter_for
 from leadrelay.routing import ChannelConfig
 
 

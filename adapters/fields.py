@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.parsing.dates import parse_date, parse_datetime
-from adapters.parsing.labels import fold
-from adapters.parsing.money import currency_in, parse_money, period_in
-from adapters.parsing.quantities import parse_area_sqm, parse_count_range, parse_term_months
-from adapters.parsing.text import (
+from leadrelay.adapters.parsing.dates import parse_date, parse_datetime
+from leadrelay.adapters.parsing.labels import fold
+from leadrelay.adapters.parsing.money import currency_in, parse_money, period_in
+from leadrelay.adapters.parsing.quantities import parse_area_sqm, parse_count_range, parse_term_months
+from leadrelay.adapters.parsing.text import (
     clean,
     emails_in,
     kind_in,
@@ -25,7 +25,7 @@ from adapters.parsing.text import (
     split_person,
     workspace_type,
 )
-from adapters.spec import Reading
+from leadrelay.adapters.spec import Reading
 from leadrelay.canonical import BudgetPeriod, LeadKind
 
 Values = dict[str, Any]

@@ -11,14 +11,14 @@ from __future__ import annotations
 import fnmatch
 import re
 
-from adapters.base import Limits, NotALead, ParseError
-from adapters.fields import Found, as_text
-from adapters.mail.classify import looks_like_newsletter, not_a_lead, without_forward_prefix
-from adapters.mail.forwards import Layer, unwrap
-from adapters.mail.message import Mail, read_mail
-from adapters.mail.pairs import pairs_in
-from adapters.parsing.text import emails_in, kind_in
-from adapters.spec import PortalSpec
+from leadrelay.adapters.base import Limits, NotALead, ParseError
+from leadrelay.adapters.fields import Found, as_text
+from leadrelay.adapters.mail.classify import looks_like_newsletter, not_a_lead, without_forward_prefix
+from leadrelay.adapters.mail.forwards import Layer, unwrap
+from leadrelay.adapters.mail.message import Mail, read_mail
+from leadrelay.adapters.mail.pairs import pairs_in
+from leadrelay.adapters.parsing.text import emails_in, kind_in
+from leadrelay.adapters.spec import PortalSpec
 
 _GUESS = (0, 0, 0)
 _PATTERN = (10, 0, 0)

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.base import ParseError
-from adapters.fields import Found
-from adapters.parsing.labels import LabelTable, fold
-from adapters.spec import PortalSpec
+from leadrelay.adapters.base import ParseError
+from leadrelay.adapters.fields import Found
+from leadrelay.adapters.parsing.labels import LabelTable, fold
+from leadrelay.adapters.spec import PortalSpec
 
 Location = tuple[str, ...]
 _SECTIONS = ("contact", "listing", "broker")

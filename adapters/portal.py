@@ -7,11 +7,11 @@ item lands in the dead-letter queue instead of crashing a worker.
 
 from __future__ import annotations
 
-from adapters.base import AdapterError, NotALead, ParseContext, ParseError, RawItem, finish
-from adapters.fields import build_draft
-from adapters.from_email import read_email
-from adapters.from_webhook import read_webhook
-from adapters.spec import PortalSpec
+from leadrelay.adapters.base import AdapterError, NotALead, ParseContext, ParseError, RawItem, finish
+from leadrelay.adapters.fields import build_draft
+from leadrelay.adapters.from_email import read_email
+from leadrelay.adapters.from_webhook import read_webhook
+from leadrelay.adapters.spec import PortalSpec
 from leadrelay.canonical import CanonicalLead
 
 _DOORS = {"webhook": "webhook", "email": "e-mail"}

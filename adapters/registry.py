@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from adapters import canonical, configurable, hubblehq, kontor, liquidspace, workthere
-from adapters.base import Adapter, ParseContext
-from adapters.portal import PortalAdapter
+from leadrelay.adapters import canonical, configurable, hubblehq, kontor, liquidspace, workthere
+from leadrelay.adapters.base import Adapter, ParseContext
+from leadrelay.adapters.portal import PortalAdapter
 from leadrelay.routing import ChannelConfig, Routing
 
 ADAPTERS: dict[str, Adapter] = {

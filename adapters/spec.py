@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from adapters.base import NotALead, ParseError
-from adapters.parsing.labels import LabelTable, fold
+from leadrelay.adapters.base import NotALead, ParseError
+from leadrelay.adapters.parsing.labels import LabelTable, fold
 from leadrelay.canonical import LeadKind
 
 

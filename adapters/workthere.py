@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 
-from adapters.parsing.labels import LabelTable
-from adapters.parsing.synonyms import ENGLISH
-from adapters.portal import PortalAdapter
-from adapters.spec import EventTable, PortalSpec, patterns, reading_for
+from leadrelay.adapters.parsing.labels import LabelTable
+from leadrelay.adapters.parsing.synonyms import ENGLISH
+from leadrelay.adapters.portal import PortalAdapter
+from leadrelay.adapters.spec import EventTable, PortalSpec, patterns, reading_for
 from leadrelay.nexudus.enums import LeadSource
 
 LABELS = LabelTable(ENGLISH).extended(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench import env, ledger, signed
 from bench.results import Row, Run, at_least, at_most
-from worker.queue import enqueue
+from leadrelay.worker.queue import enqueue
 
 BUDGET = "3. Nexudus budget"
 FAIRNESS = "7. Fairness"

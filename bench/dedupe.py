@@ -22,7 +22,7 @@ from bench import env, ledger, signed
 from bench.results import Row, Run, at_most
 from leadrelay.db import make_engine, make_session_factory, transaction
 from leadrelay.routing import load_routing
-from worker.normalise import normalise
+from leadrelay.worker.normalise import normalise
 
 SECTION = "4. Dedup at scale"
 

@@ -19,7 +19,7 @@ from bench.loadgen import run_wrk
 from bench.procstat import CpuMeter, PeakRss
 from bench.results import Row, Run, at_least, at_most
 from leadrelay.routing import load_routing
-from worker.queue import enqueue
+from leadrelay.worker.queue import enqueue
 
 SECTION = "2. Pipeline"
 CONCURRENCY = 2

@@ -20,7 +20,7 @@ from bench import env, ledger, signed
 from bench.loadgen import run_wrk
 from bench.procstat import CpuMeter
 from leadrelay.routing import load_routing
-from worker.queue import enqueue
+from leadrelay.worker.queue import enqueue
 
 RESULTS = Path(__file__).with_name("results")
 # leaf frames that wait (a socket, a lock, the event loop): py-spy does not always see them as idle

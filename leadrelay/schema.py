@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-import migrations
+# The migrations stand beside the core (they import leadrelay.db, never the other way):
+# Alembic finds them as package data, so this module does not import them.
+SCRIPT_LOCATION = "leadrelay:migrations"
 
 
 def _config(url: str) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    config.set_main_option("script_location", SCRIPT_LOCATION)
     config.attributes["url"] = url
     return config
 

@@ -61,7 +61,7 @@ def test_downgrade_to_base_and_up_again(empty_url: str) -> None:
 
 def test_old_mail_keys_are_digested_and_still_match_the_same_mail(empty_url: str) -> None:
     """0006: ``mail:<Message-ID>`` keys become the digests the inbox now looks up."""
-    from worker.imap.keys import mail_keys
+    from leadrelay.worker.imap.keys import mail_keys
 
     raw = b"From: a@b.example\r\nMessage-ID: <amara.okafor.17@Mail.Example>\r\n\r\nbody\r\n"
     keys = mail_keys(raw)

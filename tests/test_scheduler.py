@@ -22,11 +22,11 @@ from leadrelay.models import SWEEP_JOB, SchedulerLease
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
 from leadrelay.schema import upgrade
+from leadrelay.worker.scheduling.jobs import DailyAt, Every, Job, claim_due
+from leadrelay.worker.scheduling.lease import take_or_renew
+from leadrelay.worker.scheduling.periodic import RETENTION_AT, RETENTION_JOB, leadrelay_jobs
+from leadrelay.worker.scheduling.scheduler import Scheduler
 from tests.conftest import make_settings
-from worker.scheduling.jobs import DailyAt, Every, Job, claim_due
-from worker.scheduling.lease import take_or_renew
-from worker.scheduling.periodic import RETENTION_AT, RETENTION_JOB, leadrelay_jobs
-from worker.scheduling.scheduler import Scheduler
 
 LEASE = 1.0
 

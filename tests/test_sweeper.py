@@ -9,8 +9,8 @@ from sqlalchemy import update
 from leadrelay.db import transaction, utcnow
 from leadrelay.models import Lead, LeadState
 from leadrelay.runtime import Runtime
+from leadrelay.worker.sweeper import sweep
 from tests.helpers import canonical, ingest
-from worker.sweeper import sweep
 
 
 def set_row(rt: Runtime, lead_id: int, **values: object) -> None:

@@ -29,14 +29,14 @@ from kombu import Queue
 
 from leadrelay.runtime import set_pool_size
 from leadrelay.settings import get_settings
-from worker.imap.schedule import POLL_TASK
+from leadrelay.worker.imap.schedule import POLL_TASK
 
 LEADS_QUEUE = "leadrelay.leads"
 CONTROL_QUEUE = "leadrelay.control"
 ALERTS_TASK = "leadrelay.alerts"
 RETENTION_TASK = "leadrelay.retention"
 
-app = Celery("leadrelay", include=["worker.tasks", "worker.scheduling.in_worker"])
+app = Celery("leadrelay", include=["leadrelay.worker.tasks", "leadrelay.worker.scheduling.in_worker"])
 
 
 def celery_config() -> dict[str, Any]:

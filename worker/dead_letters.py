@@ -33,8 +33,8 @@ from leadrelay.models import DeadLetter, DeadLetterStatus, DeadReason, DeliveryA
 from leadrelay.nexudus.payloads import channel_label
 from leadrelay.queries import pretty_lead
 from leadrelay.routing import ChannelConfig, Routing
-from worker import dedupe
-from worker.normalise import accept
+from leadrelay.worker import dedupe
+from leadrelay.worker.normalise import accept
 
 RESET_DELIVERY = {
     "attempts": 0,

@@ -56,9 +56,9 @@ from leadrelay.nexudus.payloads import (
 from leadrelay.routing import Routing
 from leadrelay.runtime import ConfigurationError, Runtime
 from leadrelay.settings import Settings
-from worker import dedupe, introductions
-from worker.dispatch import Claim, claim
-from worker.retry import next_attempt
+from leadrelay.worker import dedupe, introductions
+from leadrelay.worker.dispatch import Claim, claim
+from leadrelay.worker.retry import next_attempt
 
 log = structlog.get_logger(__name__)
 

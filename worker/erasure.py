@@ -28,14 +28,14 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from adapters.base import Limits
-from adapters.mail.message import Mail, read_mail
+from leadrelay.adapters.base import Limits
+from leadrelay.adapters.mail.message import Mail, read_mail
 from leadrelay.canonical import normalise_email
 from leadrelay.db import transaction
 from leadrelay.ledger import audit, clock
 from leadrelay.models import TERMINAL_STATES, CoworkerCache, Lead, LeadState, PurgeReason
 from leadrelay.personal_data import purge_leads
-from worker.imap.intake import CONTENT_TYPE
+from leadrelay.worker.imap.intake import CONTENT_TYPE
 
 SCAN_BATCH = 200
 STOPPED_NOTE = "erased at the person's request before delivery"

@@ -12,15 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from adapters import NotALead, ParseError, RawItem
-from adapters.registry import context_for
 from leadrelay import logs
+from leadrelay.adapters import NotALead, ParseError, RawItem
+from leadrelay.adapters.registry import context_for
 from leadrelay.canonical import CanonicalLead
 from leadrelay.db import utcnow
 from leadrelay.ledger import kill, transition
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
-from worker import dedupe, introductions
+from leadrelay.worker import dedupe, introductions
 
 
 @dataclass(frozen=True, slots=True)

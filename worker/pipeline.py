@@ -22,9 +22,9 @@ from leadrelay.ledger import kill, start_reading
 from leadrelay.metrics import DEAD, count_settled
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.runtime import Runtime
-from worker.delivery import deliver
-from worker.dispatch import Enqueue, account_of, dispatch
-from worker.normalise import normalise
+from leadrelay.worker.delivery import deliver
+from leadrelay.worker.dispatch import Enqueue, account_of, dispatch
+from leadrelay.worker.normalise import normalise
 
 log = structlog.get_logger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import structlog
 from amqp.exceptions import ChannelError
 
-from worker.celery_app import LEADS_QUEUE, app
+from leadrelay.worker.celery_app import LEADS_QUEUE, app
 
 log = structlog.get_logger(__name__)
 

@@ -27,7 +27,7 @@ from leadrelay.ledger import clock
 from leadrelay.models import Lead, LeadState
 from leadrelay.nexudus.budget import db_clock, forget_old_usage
 from leadrelay.runtime import Runtime
-from worker.dispatch import Enqueue, accounts_with_waiting_leads, dispatch
+from leadrelay.worker.dispatch import Enqueue, accounts_with_waiting_leads, dispatch
 
 RECEIVED_BATCH = 1000
 STALLED_FACTOR = 10

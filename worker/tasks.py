@@ -14,12 +14,12 @@ from sqlalchemy.exc import DBAPIError
 from leadrelay import logs
 from leadrelay.notify import sender_for
 from leadrelay.runtime import current_runtime
-from worker import alerts, pipeline, retention
-from worker.celery_app import ALERTS_TASK, RETENTION_TASK, app
-from worker.imap import poll as imap_poll
-from worker.imap.schedule import POLL_TASK
-from worker.queue import PROCESS_TASK, enqueue
-from worker.scheduling.periodic import sweep_now
+from leadrelay.worker import alerts, pipeline, retention
+from leadrelay.worker.celery_app import ALERTS_TASK, RETENTION_TASK, app
+from leadrelay.worker.imap import poll as imap_poll
+from leadrelay.worker.imap.schedule import POLL_TASK
+from leadrelay.worker.queue import PROCESS_TASK, enqueue
+from leadrelay.worker.scheduling.periodic import sweep_now
 
 log = structlog.get_logger(__name__)
 

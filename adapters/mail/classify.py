@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from adapters.mail.message import Mail
+from leadrelay.adapters.mail.message import Mail
 
 _BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|bounce[s]?)@", re.IGNORECASE)
 _BOUNCE_TYPES = frozenset(("multipart/report", "message/delivery-status", "message/disposition-notification"))

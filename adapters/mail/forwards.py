@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from adapters.mail.message import Mail
-from adapters.parsing.dates import parse_datetime
-from adapters.parsing.text import emails_in
+from leadrelay.adapters.mail.message import Mail
+from leadrelay.adapters.parsing.dates import parse_datetime
+from leadrelay.adapters.parsing.text import emails_in
 
 _HEADER_LINE = re.compile(r"^\s*(?P<name>[A-Za-zÄÖÜäöü][\w \-]{0,18}?)\s*:\s*(?P<value>.*)$")
 _HEADER_NAMES = {

@@ -29,8 +29,8 @@ from email.policy import EmailPolicy
 from itertools import islice
 from typing import Any
 
-from adapters.base import Limits, configured_limits
-from adapters.mail.html import html_to_text
+from leadrelay.adapters.base import Limits, configured_limits
+from leadrelay.adapters.mail.html import html_to_text
 
 _LATIN1_ALIASES = frozenset(("iso-8859-1", "iso8859-1", "latin-1", "latin1", "us-ascii", "ascii", "l1"))
 _HEADERS_KEPT = (

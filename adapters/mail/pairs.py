@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from adapters.parsing.text import clean, sections
+from leadrelay.adapters.parsing.text import clean, sections
 
 _COLON = re.compile(r"^(?P<label>[^:：\t\n]{1,60}?)\s*[:：]\s*(?P<value>.*)$")
 _DECORATION = re.compile(r"^[\s>*•\-–·]+")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from adapters.parsing.figures import Number, bounds, numbers_in
+from leadrelay.adapters.parsing.figures import Number, bounds, numbers_in
 
 CURRENCY_SIGNS = {
     "£": "GBP",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 
-from adapters.parsing.figures import NUMBER_WORDS, bounds, numbers_in
+from leadrelay.adapters.parsing.figures import NUMBER_WORDS, bounds, numbers_in
 
 _TERM_UNITS = {
     "month": 1,

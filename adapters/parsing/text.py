@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from adapters.parsing.labels import fold
+from leadrelay.adapters.parsing.labels import fold
 from leadrelay.canonical import LeadKind
 
 # An address is ``local@label(.label)*.tld``; it is found from each ``@`` outwards

@@ -20,9 +20,9 @@ from leadrelay.api.limits import LIMIT_RESPONSES
 from leadrelay.db import transaction
 from leadrelay.durations import in_utc
 from leadrelay.models import DeadLetterStatus, DeadReason, LeadState
-from worker import dead_letters, introductions
-from worker.dead_letters import ActionRefused, Filter, NotFound, Replayed
-from worker.queue import enqueue
+from leadrelay.worker import dead_letters, introductions
+from leadrelay.worker.dead_letters import ActionRefused, Filter, NotFound, Replayed
+from leadrelay.worker.queue import enqueue
 
 T = TypeVar("T")
 

@@ -31,10 +31,10 @@ from leadrelay.api.admin_auth import (
 from leadrelay.db import transaction, utcnow
 from leadrelay.durations import parse_since
 from leadrelay.models import TERMINAL_STATES, DeadLetterStatus, DeadReason, LeadState
-from worker import dead_letters, introductions
-from worker.dead_letters import ActionRefused, Filter, NotFound
-from worker.introductions import describe
-from worker.queue import enqueue
+from leadrelay.worker import dead_letters, introductions
+from leadrelay.worker.dead_letters import ActionRefused, Filter, NotFound
+from leadrelay.worker.introductions import describe
+from leadrelay.worker.queue import enqueue
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parents[1] / "templates"))
 router = APIRouter(prefix="/admin", include_in_schema=False)

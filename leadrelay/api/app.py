@@ -22,7 +22,7 @@ from leadrelay.api.openapi_doc import document_query_parameters_as_sent
 from leadrelay.intake.store import InboundWriter, Publisher, conninfo
 from leadrelay.intake.webhooks import open_doors
 from leadrelay.runtime import Runtime
-from worker import queue
+from leadrelay.worker import queue
 
 RECEIVER_THREADS = 16  # blocking ledger and broker calls at once, per receiver process
 SWITCH_INTERVAL = 0.0005  # seconds

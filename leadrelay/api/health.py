@@ -38,7 +38,7 @@ from leadrelay.api.admin_auth import token_matches
 from leadrelay.runtime import Runtime
 from leadrelay.settings import Settings
 from leadrelay.vitals import Vitals, read_vitals
-from worker.celery_app import app as celery_app
+from leadrelay.worker.celery_app import app as celery_app
 
 router = APIRouter()
 

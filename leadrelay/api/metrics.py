@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 from leadrelay.ledger_metrics import LedgerCollector
 from leadrelay.metrics import exposition_registry
 from leadrelay.runtime import Runtime
-from worker.celery_app import CONTROL_QUEUE, LEADS_QUEUE
-from worker.queue import waiting
+from leadrelay.worker.celery_app import CONTROL_QUEUE, LEADS_QUEUE
+from leadrelay.worker.queue import waiting
 
 router = APIRouter()
 

@@ -24,7 +24,7 @@ from leadrelay.intake.signatures import SignatureError
 from leadrelay.ledger import Intake, record_inbound
 from leadrelay.metrics import WEBHOOKS, count_intake
 from leadrelay.runtime import Runtime
-from worker.queue import enqueue
+from leadrelay.worker.queue import enqueue
 
 router = APIRouter()
 log = structlog.get_logger(__name__)

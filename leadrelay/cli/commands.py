@@ -109,8 +109,8 @@ def worker(
     """Run a Celery worker: normalise, dedupe and deliver leads."""
     from leadrelay import logs
     from leadrelay.runtime import ConfigurationError, Runtime
-    from worker.celery_app import app as celery_app
-    from worker.scheduling.in_worker import join_election
+    from leadrelay.worker.celery_app import app as celery_app
+    from leadrelay.worker.scheduling.in_worker import join_election
 
     routing = routing_or_fail()
     ready_ledger()
@@ -149,7 +149,7 @@ def worker(
 def run_beat() -> None:
     """Run a scheduler candidate on its own (every worker is one too; one leads at a time)."""
     from leadrelay import logs
-    from worker.scheduling.standalone import run_until_signalled
+    from leadrelay.worker.scheduling.standalone import run_until_signalled
 
     routing_or_fail()
     ready_ledger()
@@ -164,8 +164,8 @@ def parse(
     kind: Annotated[str | None, typer.Option(help="webhook or email (default: from the file)")] = None,
 ) -> None:
     """Print the CanonicalLead a payload becomes (exit 2 with a reason when it cannot)."""
-    from adapters import AdapterError, RawItem
-    from adapters.registry import context_for
+    from leadrelay.adapters import AdapterError, RawItem
+    from leadrelay.adapters.registry import context_for
 
     routing = routing_or_fail()
     try:

@@ -24,8 +24,8 @@ from leadrelay.db import transaction, utcnow
 from leadrelay.durations import parse_since
 from leadrelay.models import DeadLetterStatus, DeadReason
 from leadrelay.runtime import Runtime
-from worker import dead_letters
-from worker.dead_letters import ActionRefused, Filter, Replayed
+from leadrelay.worker import dead_letters
+from leadrelay.worker.dead_letters import ActionRefused, Filter, Replayed
 
 dlq = typer.Typer(help="List, inspect, replay, edit and discard dead letters.", no_args_is_help=True)
 app.add_typer(dlq, name="dlq")
@@ -183,7 +183,7 @@ def show_command(
 
 
 def _replay_all(rt: Runtime, ids: list[int], *, dry_run: bool) -> list[Replayed]:
-    from worker.queue import enqueue
+    from leadrelay.worker.queue import enqueue
 
     results: list[Replayed] = []
     actor = cli_actor()
@@ -263,7 +263,7 @@ def edit_command(
     ] = None,
 ) -> None:
     """Correct a dead lead's canonical JSON (in $EDITOR or from a file), validate it, replay it."""
-    from worker.queue import enqueue
+    from leadrelay.worker.queue import enqueue
 
     rt = cli_runtime()
     try:

@@ -10,7 +10,7 @@ from rich.table import Table
 from leadrelay.cli.app import app, console, errors, fail, routing_or_fail
 
 if TYPE_CHECKING:
-    from worker.imap.poll import PollReport
+    from leadrelay.worker.imap.poll import PollReport
 
 COLUMNS = ("new", "duplicate", "ignored", "failed")
 
@@ -44,7 +44,7 @@ class _Broker:
     """Enqueues new leads, remembering those the broker did not take (the sweeper will)."""
 
     def __init__(self) -> None:
-        from worker.queue import enqueue
+        from leadrelay.worker.queue import enqueue
 
         self._enqueue = enqueue
         self.unsent = 0
@@ -66,7 +66,7 @@ def poll(
     from leadrelay.cli.commands import ready_ledger
     from leadrelay.runtime import Runtime
     from leadrelay.settings import get_settings
-    from worker.imap.poll import poll_inbox
+    from leadrelay.worker.imap.poll import poll_inbox
 
     routing = routing_or_fail()
     if not routing.inboxes:

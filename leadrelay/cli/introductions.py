@@ -12,8 +12,8 @@ from rich.table import Table
 from leadrelay.cli.app import app, console, routing_or_fail
 from leadrelay.models import Lead
 from leadrelay.runtime import Runtime
-from worker import introductions
-from worker.introductions import describe
+from leadrelay.worker import introductions
+from leadrelay.worker.introductions import describe
 
 
 def _left(delta: timedelta) -> str:

@@ -29,7 +29,7 @@ def retention(
     dry_run: Annotated[bool, typer.Option(help="count what would be purged, change nothing")] = False,
 ) -> None:
     """Purge raw input and personal fields of finished leads older than N days (ids and states stay)."""
-    from worker.retention import RetentionRefused, count_due, cutoff_for, purge_expired
+    from leadrelay.worker.retention import RetentionRefused, count_due, cutoff_for, purge_expired
 
     keep = days if days is not None else get_settings().retention_days
     if keep <= 0:
@@ -68,7 +68,7 @@ def erase(
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
 ) -> None:
     """GDPR erasure: remove one person's data from the ledger (audited; Nexudus keeps its own copy)."""
-    from worker.erasure import ErasureRefused, erase_when_idle, find_leads
+    from leadrelay.worker.erasure import ErasureRefused, erase_when_idle, find_leads
 
     rt = cli_runtime()
     try:

@@ -8,9 +8,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from adapters import ParseContext, RawItem
-from adapters.base import Adapter
-from adapters.registry import context_for
+from leadrelay.adapters import ParseContext, RawItem
+from leadrelay.adapters.base import Adapter
+from leadrelay.adapters.registry import context_for
 from leadrelay.canonical import CanonicalLead
 from leadrelay.routing import Routing, load_routing
 

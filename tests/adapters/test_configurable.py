@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters import NotALead, ParseError, RawItem
-from adapters.portal import PortalAdapter
-from adapters.registry import ADAPTERS, UnknownAdapterError, adapter_for
+from leadrelay.adapters import NotALead, ParseError, RawItem
+from leadrelay.adapters.portal import PortalAdapter
+from leadrelay.adapters.registry import ADAPTERS, UnknownAdapterError, adapter_for
 from leadrelay.routing import ChannelConfig, ParseConfig, RoutingError, load_routing, parse_routing
 from tests.adapters.support import FIXTURES, Case, cases, context, mismatches
 

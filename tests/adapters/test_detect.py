@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.detect import detect_channel
-from adapters.from_email import sender_matches
+from leadrelay.adapters.detect import detect_channel
+from leadrelay.adapters.from_email import sender_matches
 from tests.adapters.support import SAMPLES, VARIATIONS, Case, cases, routing
 
 MAILS = [

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from adapters import ParseError, RawItem
-from adapters.base import Limits
-from adapters.mail.message import MAX_PARTS, read_mail
+from leadrelay.adapters import ParseError, RawItem
+from leadrelay.adapters.base import Limits
+from leadrelay.adapters.mail.message import MAX_PARTS, read_mail
 from tests.adapters.support import context
 
 SMALL = Limits(message_bytes=4096, part_text_bytes=1000, mail_text_bytes=1500)

@@ -21,14 +21,21 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from adapters import NotALead, ParseError, RawItem
-from adapters.mail.html import html_to_text
-from adapters.mail.pairs import pairs_in
-from adapters.parsing.dates import parse_datetime
-from adapters.parsing.labels import normalise_label
-from adapters.parsing.money import parse_money
-from adapters.parsing.quantities import parse_area_sqm, parse_count_range, parse_term_months
-from adapters.parsing.text import emails_in, phone_in, sections, split_listing, split_person, workspace_type
+from leadrelay.adapters import NotALead, ParseError, RawItem
+from leadrelay.adapters.mail.html import html_to_text
+from leadrelay.adapters.mail.pairs import pairs_in
+from leadrelay.adapters.parsing.dates import parse_datetime
+from leadrelay.adapters.parsing.labels import normalise_label
+from leadrelay.adapters.parsing.money import parse_money
+from leadrelay.adapters.parsing.quantities import parse_area_sqm, parse_count_range, parse_term_months
+from leadrelay.adapters.parsing.text import (
+    emails_in,
+    phone_in,
+    sections,
+    split_listing,
+    split_person,
+    workspace_type,
+)
 from leadrelay.logs import mask_personal
 from tests.adapters.support import context
 

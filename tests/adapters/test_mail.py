@@ -6,11 +6,11 @@ from email.message import EmailMessage
 
 import pytest
 
-from adapters.mail.classify import not_a_lead
-from adapters.mail.forwards import unwrap
-from adapters.mail.html import html_to_text
-from adapters.mail.message import read_mail
-from adapters.mail.pairs import pairs_in
+from leadrelay.adapters.mail.classify import not_a_lead
+from leadrelay.adapters.mail.forwards import unwrap
+from leadrelay.adapters.mail.html import html_to_text
+from leadrelay.adapters.mail.message import read_mail
+from leadrelay.adapters.mail.pairs import pairs_in
 
 NOTIFICATION = "Name: Amara Okafor\nEmail: amara@brightlane.io\nReference: enq_8F2KQ7XW\n"
 

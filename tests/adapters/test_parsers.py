@@ -6,13 +6,13 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from adapters.parsing.dates import parse_date, parse_datetime
-from adapters.parsing.figures import to_number
-from adapters.parsing.labels import LabelTable
-from adapters.parsing.money import Money, parse_money
-from adapters.parsing.quantities import parse_area_sqm, parse_count_range, parse_term_months
-from adapters.parsing.synonyms import ENGLISH, GERMAN
-from adapters.parsing.text import split_listing, split_person, workspace_type
+from leadrelay.adapters.parsing.dates import parse_date, parse_datetime
+from leadrelay.adapters.parsing.figures import to_number
+from leadrelay.adapters.parsing.labels import LabelTable
+from leadrelay.adapters.parsing.money import Money, parse_money
+from leadrelay.adapters.parsing.quantities import parse_area_sqm, parse_count_range, parse_term_months
+from leadrelay.adapters.parsing.synonyms import ENGLISH, GERMAN
+from leadrelay.adapters.parsing.text import split_listing, split_person, workspace_type
 
 EST = timezone(timedelta(hours=-5))
 

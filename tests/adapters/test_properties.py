@@ -14,8 +14,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters import NotALead, ParseError, RawItem
-from adapters.registry import ADAPTERS
+from leadrelay.adapters import NotALead, ParseError, RawItem
+from leadrelay.adapters.registry import ADAPTERS
 from leadrelay.canonical import CanonicalLead
 from tests.adapters.support import SAMPLES, VARIATIONS, Case, cases, context
 

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import pytest
 
-from adapters.registry import ADAPTERS
+from leadrelay.adapters.registry import ADAPTERS
 from tests.adapters.support import SAMPLES, SHARED_SAMPLES, Case, cases, mismatches, parse
 
 SAMPLE_CASES = cases(SAMPLES)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from adapters import NotALead, ParseError
-from adapters.registry import ADAPTERS
+from leadrelay.adapters import NotALead, ParseError
+from leadrelay.adapters.registry import ADAPTERS
 from tests.adapters.support import VARIATIONS, Case, cases, mismatches, parse
 
 VARIATION_CASES = cases(VARIATIONS)

@@ -14,11 +14,11 @@ from sqlalchemy import select
 from leadrelay.api.app import create_app
 from leadrelay.models import Lead, LeadState
 from leadrelay.runtime import Runtime
+from leadrelay.worker.pipeline import process
 from tests.admin.test_admin_api import TOKEN, make_runtime
 from tests.conftest import ThreadedServer
 from tests.dead_letters.test_replay import settle
 from tests.helpers import canonical, ingest
-from worker.pipeline import process
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 
 from leadrelay.db import make_engine, make_session_factory
 from leadrelay.models import Lead, LeadState
+from leadrelay.worker.queue import enqueue
 from tests.helpers import canonical, record_canonical, wait_for
 from tests.processes import Proc, RemoteSandbox, service_env
-from worker.queue import enqueue
 
 SPEED = 10.0
 BACKLOG = 300

@@ -12,11 +12,11 @@ from leadrelay.db import transaction
 from leadrelay.models import AuditEntry, DeadLetterStatus, Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
+from leadrelay.worker import dead_letters as dlq
+from leadrelay.worker.dead_letters import ActionRefused
+from leadrelay.worker.pipeline import process
 from tests.conftest import OPEN_BUDGET, routing_with, sandbox_settings
 from tests.helpers import canonical, dead_letters, ingest, lead, make_due
-from worker import dead_letters as dlq
-from worker.dead_letters import ActionRefused
-from worker.pipeline import process
 
 GOOD_ROUTING = routing_with(accounts=OPEN_BUDGET)
 

@@ -14,9 +14,9 @@ from leadrelay.intake.signatures import sign_hmac
 from leadrelay.models import LeadState
 from leadrelay.routing import parse_routing
 from leadrelay.runtime import Runtime
+from leadrelay.worker.pipeline import process
 from tests.conftest import REPO, UNTHROTTLED, ThreadedServer, make_settings
 from tests.helpers import dead_letters, ingest, lead
-from worker.pipeline import process
 
 FIXTURES = REPO / "tests" / "fixtures"
 SAMPLES = FIXTURES / "samples"

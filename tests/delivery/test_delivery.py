@@ -17,9 +17,9 @@ from leadrelay.db import transaction, utcnow
 from leadrelay.ledger import CreateTag, claim, renew_lease, start_attempt
 from leadrelay.models import Lead, LeadState
 from leadrelay.runtime import Runtime
+from leadrelay.worker.pipeline import process
 from tests.conftest import OPEN_BUDGET, make_settings, routing_with
 from tests.helpers import at_once, attempts, canonical, dead_letters, ingest, lead, make_due
-from worker.pipeline import process
 
 
 def outside_protection(rt: Runtime, lead_id: int) -> None:

@@ -22,12 +22,12 @@ from leadrelay.models import DeadLetterStatus, Lead, LeadState
 from leadrelay.nexudus.classify import Outcome
 from leadrelay.nexudus.client import NexudusClient
 from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime
+from leadrelay.worker import dead_letters as dlq
+from leadrelay.worker.pipeline import process
 from tests.conftest import sandbox_settings
 from tests.delivery.stall import expire_lease, stalled_before_send
 from tests.helpers import at_once, attempts, canonical, dead_letters, ingest, lead, make_due, socket_server
 from tests.sandbox.support import coworker_body, opportunity_body
-from worker import dead_letters as dlq
-from worker.pipeline import process
 
 
 def settle(rt: Runtime, lead_id: int, owner: str = "w") -> str:
@@ -232,7 +232,7 @@ def test_a_call_ends_at_its_deadline_however_slowly_the_answer_drips(dripping_se
 
 def test_a_lead_that_cannot_be_read_settles_as_a_parse_error_after_a_few_tries(runtime, monkeypatch) -> None:
     """A bug in an adapter (not a ParseError) used to leave the lead received, re-queued for ever."""
-    from adapters import canonical as canonical_adapter
+    from leadrelay.adapters import canonical as canonical_adapter
 
     def broken(*args: object, **kwargs: object) -> object:
         raise KeyError("a field the adapter did not expect")
@@ -275,7 +275,7 @@ def test_a_delivery_that_never_finishes_becomes_an_internal_dead_letter(
     def crash(*args: object, **kwargs: object) -> object:
         raise MemoryError()  # what a killed worker would never get to say
 
-    monkeypatch.setattr("worker.delivery._Delivery.run", crash)
+    monkeypatch.setattr("leadrelay.worker.delivery._Delivery.run", crash)
     for _ in range(runtime.settings.max_unfinished_runs):
         with pytest.raises(MemoryError):
             process(runtime, lead_id, owner="w")
@@ -290,7 +290,7 @@ def test_a_delivery_that_never_finishes_becomes_an_internal_dead_letter(
 
 def test_erasure_waits_for_an_in_flight_create_and_lists_what_it_made(runtime, sandbox) -> None:
     """Erasing while a create is on its way must not leave that opportunity unrecorded."""
-    from worker.erasure import InFlight, erase_when_idle
+    from leadrelay.worker.erasure import InFlight, erase_when_idle
 
     sandbox.add_fault("delay", method="POST", path_regex="crmopportunities$", seconds=1.0)
     lead_id = ingest(runtime, canonical())

@@ -11,10 +11,10 @@ import pytest
 
 from leadrelay.routing import Routing
 from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime
+from leadrelay.worker.imap import oauth
 from tests.conftest import UNTHROTTLED, make_settings, routing_with
 from tests.inbox.dovecot import DOVECOT, Dovecot
 from tests.inbox.oauth_server import AuthServer
-from worker.imap import oauth
 
 HERE = Path(__file__).parent
 

@@ -20,7 +20,7 @@ from email.message import Message
 from email.policy import compat32
 from pathlib import Path
 
-from worker.imap.keys import message_id_key
+from leadrelay.worker.imap.keys import message_id_key
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 _HEADERS = ("Subject", "Message-ID", "References", "In-Reply-To")

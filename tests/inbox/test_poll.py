@@ -9,15 +9,15 @@ from leadrelay.db import transaction
 from leadrelay.models import LeadState
 from leadrelay.runtime import Runtime
 from leadrelay.schema import upgrade
+from leadrelay.worker.imap import connection, state
+from leadrelay.worker.imap.connection import open_session
+from leadrelay.worker.pipeline import process
 from tests.conftest import make_settings
 from tests.helpers import dead_letters
 from tests.inbox.conftest import inbox_routing
 from tests.inbox.dovecot import Dovecot
 from tests.inbox.mails import enquiries, sample, templates, unrouted
 from tests.inbox.support import Enqueued, inbox, mail_leads, poll, watermark
-from worker.imap import connection, state
-from worker.imap.connection import open_session
-from worker.pipeline import process
 
 
 def test_a_mailbox_of_every_portal_mail_becomes_the_right_leads(

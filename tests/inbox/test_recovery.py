@@ -16,6 +16,8 @@ import pytest
 
 from leadrelay.db import transaction
 from leadrelay.runtime import Runtime
+from leadrelay.worker.imap import state
+from leadrelay.worker.imap.keys import message_id_key
 from tests.conftest import REPO
 from tests.inbox.dovecot import Dovecot
 from tests.inbox.mails import Enquiry, enquiries, sample, templates, vary
@@ -29,8 +31,6 @@ from tests.inbox.support import (
     watermark,
 )
 from tests.processes import service_env
-from worker.imap import state
-from worker.imap.keys import message_id_key
 
 
 def start_poller(routing: Path, *flags: str) -> subprocess.Popen[str]:

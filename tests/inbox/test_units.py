@@ -10,10 +10,10 @@ import yaml
 
 from leadrelay.routing import RoutingError
 from leadrelay.settings import Settings
+from leadrelay.worker.imap.connection import folder_name, parse_fetch, uid_set
+from leadrelay.worker.imap.keys import mail_keys, message_id_key, normalised_message_id
+from leadrelay.worker.imap.schedule import POLL_TASK, beat_entries, inbox_schedule
 from tests.inbox.conftest import inbox_routing
-from worker.imap.connection import folder_name, parse_fetch, uid_set
-from worker.imap.keys import mail_keys, message_id_key, normalised_message_id
-from worker.imap.schedule import POLL_TASK, beat_entries, inbox_schedule
 
 MAIL = b"From: a@b.example\r\nSubject: hi\r\nMessage-ID: <Abc.123@Mail.Example.COM>\r\n\r\nbody\r\n"
 
@@ -153,6 +153,6 @@ def test_each_inbox_gets_a_beat_entry_on_the_control_queue(tmp_path: Path) -> No
     path = tmp_path / "routing.yaml"
     path.write_text(yaml.safe_dump(routing.model_dump(mode="json", exclude_none=True)))
     assert set(inbox_schedule(Settings(config=path))) == {"poll-inbox-leads", "poll-inbox-sales"}
-    from worker.celery_app import app
+    from leadrelay.worker.celery_app import app
 
     assert app.conf.task_routes[POLL_TASK] == {"queue": "leadrelay.control"}

@@ -10,7 +10,7 @@ from collections import Counter
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
 from leadrelay.settings import Settings
-from worker.pipeline import process
+from leadrelay.worker.pipeline import process
 
 
 def _process_share(settings: Settings, routing: Routing, lead_ids: list[int]) -> list[str]:

@@ -15,9 +15,9 @@ from leadrelay.intake.store import InboundWriter, Publisher, conninfo
 from leadrelay.models import Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
+from leadrelay.worker.sweeper import sweep
 from tests.conftest import make_settings
 from tests.intake.test_webhooks import SAMPLE, queued, signed, stored
-from worker.sweeper import sweep
 
 
 def _url(db_url: str) -> str:
@@ -105,10 +105,10 @@ def test_a_receiver_that_dies_between_commit_and_publish_loses_nothing(
     receiver, clean_db: str, routing: Routing, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The row is committed as ``received`` with ``enqueued_at`` = receipt; the sweeper publishes it."""
-    import worker.queue
+    from leadrelay.worker import queue
 
     base, rt, secret = receiver
-    monkeypatch.setattr(worker.queue, "enqueue", lambda ids: 0)  # the publish never happens
+    monkeypatch.setattr(queue, "enqueue", lambda ids: 0)  # the publish never happens
     body = json.dumps(SAMPLE).encode()
     response = httpx.post(f"{base}/webhooks/canonical", content=body, headers=signed(secret, body))
     assert response.status_code == 202

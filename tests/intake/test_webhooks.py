@@ -171,7 +171,7 @@ def test_an_unknown_channel_gets_404(receiver) -> None:
 
 def test_the_broker_being_down_does_not_lose_the_lead(receiver, monkeypatch: pytest.MonkeyPatch) -> None:
     """202 still means durable: the row is there for the sweeper to enqueue."""
-    from worker.celery_app import app as celery_app
+    from leadrelay.worker.celery_app import app as celery_app
 
     base, rt, secret = receiver
 

@@ -18,11 +18,11 @@ from leadrelay.db import transaction, utcnow
 from leadrelay.nexudus.auth_state import record_auth
 from leadrelay.notify import Notice, webhook_sender
 from leadrelay.runtime import Runtime
+from leadrelay.worker import alerts, dead_letters
 from tests.conftest import ThreadedServer
 from tests.dead_letters.test_replay import settle
 from tests.helpers import canonical, ingest
 from tests.operations.support import PERSON, age, runtime_with, swept
-from worker import alerts, dead_letters
 
 
 @dataclass
@@ -136,7 +136,7 @@ def test_an_alert_the_receiver_did_not_take_is_sent_again_at_the_next_check(rt, 
 
 
 def test_the_alerts_task_does_nothing_without_a_configured_hook(rt, monkeypatch) -> None:
-    from worker import tasks
+    from leadrelay.worker import tasks
 
     monkeypatch.setattr(tasks, "current_runtime", lambda: rt)
     dead_letter(rt, "a")
@@ -144,7 +144,7 @@ def test_the_alerts_task_does_nothing_without_a_configured_hook(rt, monkeypatch)
 
 
 def test_the_alerts_task_uses_the_configured_hook(clean_db, sandbox, hook, monkeypatch) -> None:
-    from worker import tasks
+    from leadrelay.worker import tasks
 
     rt = runtime_with(clean_db, sandbox, alert_webhook_url=hook.url)
     monkeypatch.setattr(tasks, "current_runtime", lambda: rt)

@@ -12,13 +12,13 @@ from sqlalchemy import select
 from leadrelay.db import transaction
 from leadrelay.models import AuditEntry, CoworkerCache
 from leadrelay.runtime import Runtime
+from leadrelay.worker import dead_letters as dlq
+from leadrelay.worker.erasure import erase, find_leads, reference
+from leadrelay.worker.imap.intake import Outcome, Place, record_message
 from tests.dead_letters.test_replay import settle
 from tests.helpers import canonical, dead_letters, ingest, lead
 from tests.operations.support import MESSAGE, PERSON, ledger_text, traces_of_the_person
 from tests.test_cli import cli
-from worker import dead_letters as dlq
-from worker.erasure import erase, find_leads, reference
-from worker.imap.intake import Outcome, Place, record_message
 
 EMAIL = PERSON["email"]
 

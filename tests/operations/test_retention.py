@@ -12,15 +12,15 @@ from leadrelay.db import transaction, utcnow
 from leadrelay.models import AuditEntry, CoworkerCache, Lead
 from leadrelay.personal_data import KEPT_LEAD_PARTS
 from leadrelay.runtime import Runtime
+from leadrelay.worker import tasks
+from leadrelay.worker.celery_app import RETENTION_TASK
+from leadrelay.worker.retention import RetentionRefused, purge_expired
+from leadrelay.worker.scheduling.jobs import DailyAt
+from leadrelay.worker.scheduling.periodic import RETENTION_JOB, leadrelay_jobs
 from tests.dead_letters.test_replay import replay, settle
 from tests.helpers import attempts, canonical, dead_letters, ingest, lead
 from tests.operations.support import MESSAGE, PERSON, age, ledger_text, traces_of_the_person
 from tests.test_cli import cli
-from worker import tasks
-from worker.celery_app import RETENTION_TASK
-from worker.retention import RetentionRefused, purge_expired
-from worker.scheduling.jobs import DailyAt
-from worker.scheduling.periodic import RETENTION_JOB, leadrelay_jobs
 
 # what a purge must not change
 KEPT = (

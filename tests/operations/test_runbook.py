@@ -19,8 +19,8 @@ from leadrelay.db import utcnow
 from leadrelay.models import DeadReason
 from leadrelay.notify import Notice
 from leadrelay.settings import SECRET_FILES, Settings
+from leadrelay.worker.alerts import AUTH, BACKLOG, DEAD_LETTERS, SCHEDULER
 from tests.conftest import REPO
-from worker.alerts import AUTH, BACKLOG, DEAD_LETTERS, SCHEDULER
 
 RUNBOOK = (REPO / "docs" / "runbook.md").read_text()
 README = (REPO / "README.md").read_text()

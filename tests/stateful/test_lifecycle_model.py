@@ -45,12 +45,12 @@ from sqlalchemy import select, text
 from leadrelay.db import Base, transaction
 from leadrelay.models import TERMINAL_STATES, DeadLetter, DeadLetterStatus, Lead, LeadState
 from leadrelay.runtime import Runtime
+from leadrelay.worker import dead_letters as dlq
+from leadrelay.worker.erasure import InFlight, erase_when_idle
+from leadrelay.worker.pipeline import process
 from tests.conftest import sandbox_settings
 from tests.delivery.stall import expire_lease, stalled_before_send
 from tests.helpers import canonical, ingest, make_due
-from worker import dead_letters as dlq
-from worker.erasure import InFlight, erase_when_idle
-from worker.pipeline import process
 
 # CI runs the same sequences every time (derandomized: a red build is reproducible and
 # its coverage of the paths is stable); LEADRELAY_MODEL_EXPLORE=N runs N fresh random ones.

@@ -19,8 +19,8 @@ from functools import partial
 from typing import Any, TypeVar
 
 from leadrelay.routing import InboxConfig, OAuth2Config, RoutingError
-from worker.imap import oauth
-from worker.imap.errors import InboxError
+from leadrelay.worker.imap import oauth
+from leadrelay.worker.imap.errors import InboxError
 
 T = TypeVar("T")
 _UID = re.compile(rb"\bUID (\d+)")

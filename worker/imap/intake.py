@@ -17,15 +17,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from adapters.detect import detect_channel
-from adapters.from_email import too_big
-from adapters.mail.classify import not_a_lead
-from adapters.mail.forwards import unwrap
-from adapters.mail.message import read_mail
+from leadrelay.adapters.detect import detect_channel
+from leadrelay.adapters.from_email import too_big
+from leadrelay.adapters.mail.classify import not_a_lead
+from leadrelay.adapters.mail.forwards import unwrap
+from leadrelay.adapters.mail.message import read_mail
 from leadrelay.ledger import Intake, kill, record_inbound, transition
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
-from worker.imap.keys import MailKeys, body_sha256, header_block, mail_keys
+from leadrelay.worker.imap.keys import MailKeys, body_sha256, header_block, mail_keys
 
 UNROUTED = "unrouted"  # the channel of mail no sender, content or inbox default assigns
 CONTENT_TYPE = "message/rfc822"

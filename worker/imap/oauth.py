@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from leadrelay.routing import OAuth2Config, RoutingError
-from worker.imap.errors import InboxError
+from leadrelay.worker.imap.errors import InboxError
 
 EARLY_REFRESH_SECONDS = 300.0  # refresh this long before expiry, or halfway for short-lived tokens
 

@@ -6,9 +6,9 @@ normalises every lead itself, and its verdict is the one that counts.
 
 from __future__ import annotations
 
-from adapters import Adapter, NotALead, ParseContext, ParseError, RawItem, context_for
+from leadrelay.adapters import Adapter, NotALead, ParseContext, ParseError, RawItem, context_for
 from leadrelay.routing import Routing
-from worker.imap.intake import CONTENT_TYPE, Outcome, Recorded
+from leadrelay.worker.imap.intake import CONTENT_TYPE, Outcome, Recorded
 
 
 class Reader:

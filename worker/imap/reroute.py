@@ -13,11 +13,11 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from adapters.detect import detect_channel
+from leadrelay.adapters.detect import detect_channel
 from leadrelay.models import DeadLetter, DeadLetterStatus, Lead, LeadState
 from leadrelay.routing import Routing
-from worker.dead_letters import replay
-from worker.imap.intake import UNROUTED
+from leadrelay.worker.dead_letters import replay
+from leadrelay.worker.imap.intake import UNROUTED
 
 
 def reroute(session: Session, *, inbox: str, routing: Routing, default: str | None) -> list[int]:

@@ -14,8 +14,8 @@ from typing import Any
 from celery.signals import worker_ready, worker_shutting_down
 
 from leadrelay.runtime import current_runtime
-from worker.scheduling.periodic import leadrelay_jobs
-from worker.scheduling.scheduler import Scheduler
+from leadrelay.worker.scheduling.periodic import leadrelay_jobs
+from leadrelay.worker.scheduling.scheduler import Scheduler
 
 _joins = True
 _running: Scheduler | None = None

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from leadrelay.db import insert_for
 from leadrelay.ledger import clock, db_now
 from leadrelay.models import ScheduledJob
-from worker.scheduling.lease import holds
+from leadrelay.worker.scheduling.lease import holds
 
 # A tick's timing varies by milliseconds: a job due within this fraction of its
 # interval runs now rather than a whole tick late.

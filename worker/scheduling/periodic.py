@@ -20,11 +20,11 @@ import structlog
 
 from leadrelay.models import SWEEP_JOB
 from leadrelay.runtime import Runtime
-from worker import sweeper
-from worker.celery_app import ALERTS_TASK, CONTROL_QUEUE, RETENTION_TASK, app
-from worker.imap.schedule import beat_entries
-from worker.queue import enqueue, waiting
-from worker.scheduling.jobs import DailyAt, Every, Job
+from leadrelay.worker import sweeper
+from leadrelay.worker.celery_app import ALERTS_TASK, CONTROL_QUEUE, RETENTION_TASK, app
+from leadrelay.worker.imap.schedule import beat_entries
+from leadrelay.worker.queue import enqueue, waiting
+from leadrelay.worker.scheduling.jobs import DailyAt, Every, Job
 
 log = structlog.get_logger(__name__)
 

@@ -21,8 +21,8 @@ import structlog
 
 from leadrelay.db import transaction
 from leadrelay.runtime import Runtime
-from worker.scheduling.jobs import Claim, Job, claim_due, finish
-from worker.scheduling.lease import Leadership, resign, take_or_renew
+from leadrelay.worker.scheduling.jobs import Claim, Job, claim_due, finish
+from leadrelay.worker.scheduling.lease import Leadership, resign, take_or_renew
 
 log = structlog.get_logger(__name__)
 

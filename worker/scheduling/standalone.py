@@ -11,8 +11,8 @@ import threading
 from types import FrameType
 
 from leadrelay.runtime import current_runtime
-from worker.scheduling.periodic import leadrelay_jobs
-from worker.scheduling.scheduler import Scheduler
+from leadrelay.worker.scheduling.periodic import leadrelay_jobs
+from leadrelay.worker.scheduling.scheduler import Scheduler
 
 
 def run_until_signalled() -> None:
