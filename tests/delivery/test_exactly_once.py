@@ -275,7 +275,7 @@ def test_a_delivery_that_never_finishes_becomes_an_internal_dead_letter(
     def crash(*args: object, **kwargs: object) -> object:
         raise MemoryError()  # what a killed worker would never get to say
 
-    monkeypatch.setattr("leadrelay.worker.delivery._Delivery.run", crash)
+    monkeypatch.setattr("leadrelay.worker.delivery.flow.Delivery.run", crash)
     for _ in range(runtime.settings.max_unfinished_runs):
         with pytest.raises(MemoryError):
             process(runtime, lead_id, owner="w")
