@@ -189,7 +189,7 @@ def test_a_worker_whose_clock_runs_ahead_cannot_take_a_live_lease(runtime, monke
         session.execute(update(Lead).where(Lead.id == lead_id).values(state=LeadState.normalised))
     with transaction(runtime.sessions) as session:
         assert claim(session, lead_id, owner="A", lease_seconds=60) == 1
-    monkeypatch.setattr("leadrelay.ledger.utcnow", lambda: utcnow() + timedelta(minutes=5))
+    monkeypatch.setattr("leadrelay.ledger.dbclock.utcnow", lambda: utcnow() + timedelta(minutes=5))
     with transaction(runtime.sessions) as session:
         assert claim(session, lead_id, owner="B-fast-clock", lease_seconds=60) is None
     assert lead(runtime, lead_id).lease_owner == "A"
