@@ -219,7 +219,8 @@ def test_a_call_ends_at_its_deadline_however_slowly_the_answer_drips(dripping_se
     client = NexudusClient(
         account="slow", base_url=dripping_server, username="u", password=SecretStr("p"), timeout=1.0
     )
-    client._token = type("T", (), {"access": "t", "refresh": None, "expires_at": time.monotonic() + 3600})()
+    token = type("T", (), {"access": "t", "refresh": None, "expires_at": time.monotonic() + 3600})()
+    client._tokens._token = token  # signed in already
     try:
         started = time.monotonic()
         result = client.call("POST", "/api/crm/crmopportunities", json={})
