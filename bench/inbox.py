@@ -22,8 +22,8 @@ import yaml
 from bench import env
 from bench.results import Row, Run
 from leadrelay.runtime import Runtime
-from leadrelay.worker.imap.connection import parse_fetch, uid_set
 from leadrelay.worker.imap.poll import RetryPolicy, poll_inbox
+from leadrelay.worker.imap.wire import parse_fetch, uid_set
 from tests.inbox.dovecot import USERS, Dovecot
 from tests.inbox.mails import enquiries
 

@@ -42,7 +42,8 @@ def test_calls_go_through_the_environments_proxy(proxy, monkeypatch: pytest.Monk
     monkeypatch.setenv("HTTP_PROXY", url)
     monkeypatch.delenv("NO_PROXY", raising=False)
     client = NexudusClient(account="main", base_url=NEXUDUS, username="u", password=SecretStr("p"))
-    client._token = type("T", (), {"access": "t", "refresh": None, "expires_at": time.monotonic() + 3600})()
+    token = type("T", (), {"access": "t", "refresh": None, "expires_at": time.monotonic() + 3600})()
+    client._tokens._token = token  # signed in already
     try:
         assert client.find_coworker("ann@example.com").ok
     finally:

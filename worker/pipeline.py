@@ -22,7 +22,7 @@ from leadrelay.ledger import kill, start_reading
 from leadrelay.metrics import DEAD, count_settled
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.runtime import Runtime
-from leadrelay.worker.delivery import deliver
+from leadrelay.worker.delivery import Outcome, deliver
 from leadrelay.worker.dispatch import Enqueue, account_of, dispatch
 from leadrelay.worker.normalise import normalise
 
@@ -64,11 +64,11 @@ def _process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None) 
         count_settled(result.channel, result.state)
     state = result.state
     if state is LeadState.received:
-        return "skipped"  # another worker is reading it
+        return Outcome.skipped  # another worker is reading it
     if state not in (LeadState.normalised, LeadState.delivering):
         return state.value
     outcome = deliver(rt, lead_id, owner=owner)
-    if enqueue is not None and outcome not in ("busy", "skipped"):
+    if enqueue is not None and outcome not in (Outcome.busy, Outcome.skipped):
         # normalise names the account when it just routed the lead (no read back)
         account = result.account if result.account is not None else account_of(rt, lead_id)
         if account is not None:

@@ -2,8 +2,8 @@
 
 It never raises for an answer: every call returns a :class:`Result` classified in
 :mod:`leadrelay.nexudus.classify`. Tokens come from the form-encoded password
-grant, are refreshed with the refresh token, and a 401 gets one fresh token and
-one retry before it is reported.
+grant, are refreshed with the refresh token (:mod:`leadrelay.nexudus.tokens`), and
+a 401 gets one fresh token and one retry before it is reported.
 
 A whole call — the token grant, the request, the 401 retry — ends within
 ``timeout`` seconds (:mod:`leadrelay.nexudus.deadline`, not httpx's per-phase
@@ -15,10 +15,8 @@ left, and is told how the request ended.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Protocol
 
 import httpx
@@ -28,16 +26,14 @@ from leadrelay import __version__
 from leadrelay.metrics import count_throttled, observe_nexudus_call
 from leadrelay.nexudus import deadline
 from leadrelay.nexudus.classify import Outcome, Result, classify_exception, classify_response
+from leadrelay.nexudus.tokens import AuthReport, Tokens
 
 COWORKERS = "/api/spaces/coworkers"
 OPPORTUNITIES = "/api/crm/crmopportunities"
 BOARD_COLUMNS = "/api/crm/crmboardcolumns"
-AUTH_ENDPOINT = "/api/token"
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
-TOKEN_MARGIN_SECONDS = 300
 PAGE_SIZE = 100
 MAX_PAGES = 50  # a lookup reads at most this many pages of matches
-AuthReport = Callable[[bool, str | None], None]  # (login worked, why not)
 NOT_SENT = "the call's deadline passed before the request could be sent"
 
 
@@ -80,13 +76,6 @@ class Unlimited:
         return None
 
 
-@dataclass(slots=True)
-class _Token:
-    access: str
-    refresh: str | None
-    expires_at: float
-
-
 class NexudusClient:
     def __init__(
         self,
@@ -102,14 +91,9 @@ class NexudusClient:
         on_auth: AuthReport | None = None,
     ) -> None:
         self.account = account
-        self._on_auth = on_auth
         self.base_url = base_url.rstrip("/")
-        self._username = username
-        self._password = password
         self._budget: Budget = budget or Unlimited()
         self._max_inline_wait = max_inline_wait
-        self._token: _Token | None = None
-        self._lock = threading.Lock()
         self._timeout = timeout
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -118,68 +102,19 @@ class NexudusClient:
             headers={"Accept": "application/json", "User-Agent": f"leadrelay/{__version__}"},
             follow_redirects=False,
         )
+        self._tokens = Tokens(
+            self._http, account=account, username=username, password=password, on_auth=on_auth
+        )
 
     def close(self) -> None:
         self._http.close()
 
     # ---- auth ----------------------------------------------------------------
 
-    def _grant(self, form: dict[str, str]) -> _Token | Result:
-        started = time.monotonic()
-        try:
-            response = self._http.post(AUTH_ENDPOINT, data=form)
-        except httpx.HTTPError as exc:
-            result = classify_exception(exc, write=False)
-            observe_nexudus_call(self.account, "POST", AUTH_ENDPOINT, result.outcome, started)
-            return result
-        if response.status_code == 200:
-            body = response.json()
-            observe_nexudus_call(self.account, "POST", AUTH_ENDPOINT, Outcome.ok, started)
-            self._report_auth(True, None)
-            return _Token(
-                access=body["access_token"],
-                refresh=body.get("refresh_token"),
-                expires_at=time.monotonic() + float(body.get("expires_in", 3600)),
-            )
-        result = classify_response(response, write=False)
-        if response.status_code == 400:
-            # invalid_grant: wrong credentials — a person must fix the account
-            result = Result(Outcome.pause, 400, message=f"Nexudus refused the login: {result.message}")
-        observe_nexudus_call(self.account, "POST", AUTH_ENDPOINT, result.outcome, started)
-        if result.outcome is Outcome.pause:
-            self._report_auth(False, result.message)
-        return result
-
-    def _report_auth(self, ok: bool, error: str | None) -> None:
-        if self._on_auth is not None:
-            self._on_auth(ok, error)
-
-    def _access_token(self, *, force: bool = False) -> str | Result:
-        with self._lock:
-            token = self._token
-            if token and not force and token.expires_at - TOKEN_MARGIN_SECONDS > time.monotonic():
-                return token.access
-            fresh: _Token | Result | None = None
-            if token and token.refresh:
-                fresh = self._grant({"grant_type": "refresh_token", "refresh_token": token.refresh})
-            if not isinstance(fresh, _Token):
-                fresh = self._grant(
-                    {
-                        "grant_type": "password",
-                        "username": self._username,
-                        "password": self._password.get_secret_value(),
-                    }
-                )
-            if isinstance(fresh, Result):
-                self._token = None
-                return fresh
-            self._token = fresh
-            return fresh.access
-
     def check_auth(self) -> Result:
         """Obtain a token now (readiness checks, `leadrelay doctor`)."""
         with deadline.within(self._timeout):
-            token = self._access_token(force=True)
+            token = self._tokens.access(force=True)
         return token if isinstance(token, Result) else Result(Outcome.ok, 200)
 
     # ---- calls ---------------------------------------------------------------
@@ -225,7 +160,7 @@ class NexudusClient:
         guard: SendGuard | None,
         force: bool,
     ) -> Result:
-        token = self._access_token(force=force)
+        token = self._tokens.access(force=force)
         if isinstance(token, Result):
             return token
         if guard is not None:

@@ -189,7 +189,7 @@ def test_a_worker_whose_clock_runs_ahead_cannot_take_a_live_lease(runtime, monke
         session.execute(update(Lead).where(Lead.id == lead_id).values(state=LeadState.normalised))
     with transaction(runtime.sessions) as session:
         assert claim(session, lead_id, owner="A", lease_seconds=60) == 1
-    monkeypatch.setattr("leadrelay.ledger.utcnow", lambda: utcnow() + timedelta(minutes=5))
+    monkeypatch.setattr("leadrelay.ledger.dbclock.utcnow", lambda: utcnow() + timedelta(minutes=5))
     with transaction(runtime.sessions) as session:
         assert claim(session, lead_id, owner="B-fast-clock", lease_seconds=60) is None
     assert lead(runtime, lead_id).lease_owner == "A"
@@ -219,7 +219,8 @@ def test_a_call_ends_at_its_deadline_however_slowly_the_answer_drips(dripping_se
     client = NexudusClient(
         account="slow", base_url=dripping_server, username="u", password=SecretStr("p"), timeout=1.0
     )
-    client._token = type("T", (), {"access": "t", "refresh": None, "expires_at": time.monotonic() + 3600})()
+    token = type("T", (), {"access": "t", "refresh": None, "expires_at": time.monotonic() + 3600})()
+    client._tokens._token = token  # signed in already
     try:
         started = time.monotonic()
         result = client.call("POST", "/api/crm/crmopportunities", json={})
@@ -275,7 +276,7 @@ def test_a_delivery_that_never_finishes_becomes_an_internal_dead_letter(
     def crash(*args: object, **kwargs: object) -> object:
         raise MemoryError()  # what a killed worker would never get to say
 
-    monkeypatch.setattr("leadrelay.worker.delivery._Delivery.run", crash)
+    monkeypatch.setattr("leadrelay.worker.delivery.flow.Delivery.run", crash)
     for _ in range(runtime.settings.max_unfinished_runs):
         with pytest.raises(MemoryError):
             process(runtime, lead_id, owner="w")

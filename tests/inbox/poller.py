@@ -15,8 +15,8 @@ import signal
 import sys
 
 from leadrelay.runtime import Runtime
-from leadrelay.worker.imap.connection import ImapSession
 from leadrelay.worker.imap.poll import RetryPolicy, poll_inbox
+from leadrelay.worker.imap.session import ImapSession
 
 
 def _die(*_args: object, **_kwargs: object) -> None:

@@ -9,7 +9,7 @@ from leadrelay.db import transaction
 from leadrelay.models import LeadState
 from leadrelay.runtime import Runtime
 from leadrelay.schema import upgrade
-from leadrelay.worker.imap import connection, state
+from leadrelay.worker.imap import session, state
 from leadrelay.worker.imap.connection import open_session
 from leadrelay.worker.pipeline import process
 from tests.conftest import make_settings
@@ -152,7 +152,7 @@ def test_unrouted_mail_is_routed_and_replayed_once_the_routing_file_says_where(
 
 
 def test_a_large_folder_is_searched_in_windows(dovecot: Dovecot, folders, make_runtime, monkeypatch) -> None:
-    monkeypatch.setattr(connection, "SEARCH_WINDOW", 3)  # 20,000 in production
+    monkeypatch.setattr(session, "SEARCH_WINDOW", 3)  # 20,000 in production
     folder = folders(*(mail.raw for mail in enquiries(10)))
     rt = make_runtime({"leads": inbox(dovecot, folder, batch_size=4)})
     assert poll(rt).new == 10

@@ -10,9 +10,9 @@ import yaml
 
 from leadrelay.routing import RoutingError
 from leadrelay.settings import Settings
-from leadrelay.worker.imap.connection import folder_name, parse_fetch, uid_set
 from leadrelay.worker.imap.keys import mail_keys, message_id_key, normalised_message_id
 from leadrelay.worker.imap.schedule import POLL_TASK, beat_entries, inbox_schedule
+from leadrelay.worker.imap.wire import folder_name, parse_fetch, uid_set
 from tests.inbox.conftest import inbox_routing
 
 MAIL = b"From: a@b.example\r\nSubject: hi\r\nMessage-ID: <Abc.123@Mail.Example.COM>\r\n\r\nbody\r\n"

@@ -118,7 +118,7 @@ class Lifecycle(RuleBasedStateMachine):
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         self.sandbox.reset()
         for runtime in (self.rt, self.rescuer):
-            runtime.nexudus("main")._token = None  # the reset sandbox forgot every token
+            runtime.nexudus("main")._tokens._token = None  # the reset sandbox forgot every token
 
     # ---- helpers ------------------------------------------------------------------
 

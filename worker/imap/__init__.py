@@ -3,7 +3,10 @@
 ``poll.poll_inbox`` runs one pass over one configured inbox; the Celery task
 ``leadrelay.poll_inbox`` and ``leadrelay poll`` both call it. The modules:
 
-- ``connection``: IMAP over TLS, STARTTLS or loopback plain; login; the commands
+- ``connection``: IMAP over TLS, STARTTLS or loopback plain; login
+- ``session``: the logged-in session and the commands a poll needs
+- ``wire``: folder names, UID sets, FETCH answers read back
+- ``failures``: socket, TLS and protocol failures as an InboxError
 - ``oauth``: XOAUTH2 tokens, cached and refreshed
 - ``keys``: intake keys for mail (Message-ID, else content)
 - ``intake``: one message into the ledger, with its channel

@@ -34,11 +34,12 @@ from leadrelay.metrics import count_intake, count_settled
 from leadrelay.routing import InboxConfig
 from leadrelay.runtime import Runtime
 from leadrelay.worker.imap import state
-from leadrelay.worker.imap.connection import Fetched, ImapSession, open_session
+from leadrelay.worker.imap.connection import open_session
 from leadrelay.worker.imap.errors import InboxError
 from leadrelay.worker.imap.intake import UNROUTED, Outcome, Place, Recorded, Size, record_message
 from leadrelay.worker.imap.preview import Reader
 from leadrelay.worker.imap.reroute import reroute
+from leadrelay.worker.imap.session import Fetched, ImapSession
 
 log = structlog.get_logger(__name__)
 

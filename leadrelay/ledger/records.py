@@ -1,0 +1,47 @@
+"""Rows the ledger only adds: a delivery's attempt rows, the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import bindparam, insert
+from sqlalchemy.orm import Session
+
+from leadrelay.db import utcnow
+from leadrelay.ledger.dbclock import now_param, per_dialect
+from leadrelay.models import AuditEntry, DeliveryAttempt
+
+RESPONSE_EXCERPT = 2000
+
+
+@per_dialect
+def _start_attempt_statement(postgres: bool) -> Any:
+    columns = DeliveryAttempt.__table__.c
+    return (
+        insert(DeliveryAttempt)
+        .values(
+            lead_id=bindparam("_lead", type_=columns["lead_id"].type),
+            call=bindparam("_call", type_=columns["call"].type),
+            started_at=now_param(postgres),
+        )
+        .returning(DeliveryAttempt.id)
+    )
+
+
+def start_attempt(session: Session, lead_id: int, call: str) -> int:
+    """Record a call about to be made (its outcome NULL: in flight); returns the attempt's id."""
+    params = {"_lead": lead_id, "_call": call, "_at": utcnow()}
+    stmt = _start_attempt_statement(session)
+    return session.connection().execute(stmt, params).scalar_one()  # type: ignore[no-any-return]
+
+
+def audit(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    target: str,
+    result: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    session.add(AuditEntry(actor=actor, action=action, target=target, result=result, detail=detail or {}))

@@ -1,0 +1,136 @@
+"""Guarded state changes: a lead moves only if it is still where the caller saw it.
+
+Every transition is one UPDATE whose WHERE clause states what must still be
+true (the state, the lease owner); ``rowcount == 1`` means this caller won.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ClauseElement
+
+from leadrelay.db import utcnow
+from leadrelay.models import DeadLetter, DeadReason, Lead, LeadState
+
+
+def transition(
+    session: Session,
+    lead_id: int,
+    *,
+    from_states: Iterable[LeadState],
+    to: LeadState,
+    owner: str | None = None,
+    now: datetime | None = None,
+    **values: Any,
+) -> bool:
+    """Move a lead to ``to`` if it is still in one of ``from_states`` (and leased by ``owner``)."""
+    at = now or utcnow()
+    states = [s.value for s in from_states]
+    if any(isinstance(v, ClauseElement) for v in values.values()):
+        stmt = update(Lead).where(Lead.id == lead_id, Lead.state.in_(states))
+        if owner is not None:
+            stmt = stmt.where(Lead.lease_owner == owner)
+        result = session.execute(
+            stmt.values(state=to, state_changed_at=at, **values).execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined]
+    params = {f"v_{k}": v for k, v in values.items()}
+    params.update(_id=lead_id, _from=states, _to=to, _at=at)
+    if owner is not None:
+        params["_owner"] = owner
+    stmt = _transition_statement(owner is not None, tuple(values))
+    return session.connection().execute(stmt, params).rowcount == 1
+
+
+# The hot UPDATEs are built once with bound parameters and reused: building and
+# cache-keying a new statement per call cost more CPU than the round trip itself.
+_TRANSITIONS: dict[tuple[bool, tuple[str, ...]], Any] = {}
+_LEAD_COLUMNS = Lead.__table__.c
+
+
+def _transition_statement(guard_owner: bool, names: tuple[str, ...]) -> Any:
+    key = (guard_owner, names)
+    stmt = _TRANSITIONS.get(key)
+    if stmt is None:
+        stmt = update(Lead).where(
+            Lead.id == bindparam("_id"), Lead.state.in_(bindparam("_from", expanding=True))
+        )
+        if guard_owner:
+            stmt = stmt.where(Lead.lease_owner == bindparam("_owner"))
+        sets = {
+            "state": bindparam("_to", type_=_LEAD_COLUMNS["state"].type),
+            "state_changed_at": bindparam("_at", type_=_LEAD_COLUMNS["state_changed_at"].type),
+        }
+        sets.update({n: bindparam(f"v_{n}", type_=_LEAD_COLUMNS[n].type) for n in names})
+        stmt = _TRANSITIONS[key] = stmt.values(sets)
+    return stmt
+
+
+def release(
+    session: Session,
+    lead_id: int,
+    *,
+    owner: str,
+    next_attempt_at: datetime,
+    error: str | None,
+    count_attempt: bool,
+) -> bool:
+    """Give a leased lead back to wait for ``next_attempt_at`` (retry or throttle)."""
+    values: dict[str, Any] = {
+        "next_attempt_at": next_attempt_at,
+        "lease_owner": None,
+        "lease_until": None,
+        "last_error": error,
+        "unfinished_runs": 0,
+    }
+    if count_attempt:
+        values["attempts"] = Lead.attempts + 1
+    return transition(
+        session, lead_id, from_states=[LeadState.delivering], to=LeadState.normalised, owner=owner, **values
+    )
+
+
+def open_dead_letter(
+    session: Session,
+    lead_id: int,
+    *,
+    reason: DeadReason,
+    message: str,
+    detail: dict[str, Any] | None = None,
+) -> DeadLetter:
+    letter = DeadLetter(lead_id=lead_id, reason=reason, message=message, detail=detail or {})
+    session.add(letter)
+    session.flush()
+    return letter
+
+
+def kill(
+    session: Session,
+    lead_id: int,
+    *,
+    from_states: Iterable[LeadState],
+    reason: DeadReason,
+    message: str,
+    detail: dict[str, Any] | None = None,
+    owner: str | None = None,
+) -> DeadLetter | None:
+    """Make a lead a dead letter (guarded); None if it was no longer in ``from_states``."""
+    moved = transition(
+        session,
+        lead_id,
+        from_states=from_states,
+        to=LeadState.dead,
+        owner=owner,
+        lease_owner=None,
+        lease_until=None,
+        last_error=message,
+        unfinished_runs=0,
+    )
+    if not moved:
+        return None
+    return open_dead_letter(session, lead_id, reason=reason, message=message, detail=detail)

@@ -1,0 +1,173 @@
+"""A delivery run's hold on its lead: the lease, each request's attempt row, the pending writes.
+
+Before each request the lease is renewed on the ledger's clock, a write's attempt
+row commits and, for a create, the lead's create mark with it. What a round trip
+leaves to record (a read's attempt row, a write's outcome, the coworker cache)
+waits in :attr:`Hold.pending` for the next transaction the run opens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy.orm import Session
+
+from leadrelay import ledger
+from leadrelay.db import transaction, utcnow
+from leadrelay.models import DeliveryAttempt
+from leadrelay.nexudus.classify import Outcome as Answer
+from leadrelay.nexudus.classify import Result
+from leadrelay.nexudus.client import SendGuard
+from leadrelay.runtime import Runtime
+from leadrelay.worker.delivery.snapshot import Snapshot
+
+LEASE_MARGIN = 0.1  # a request must end this share of the lease (at least a second) before it does
+
+Write = Callable[[Session], object]
+
+
+class LostLease(Exception):
+    """Another worker took the lead over (our lease expired): stop, write nothing."""
+
+
+# built once: a new UPDATE per call cost more CPU to build and cache-key than to send
+_FINISH_ATTEMPT = (
+    update(DeliveryAttempt)
+    .where(DeliveryAttempt.id == bindparam("_id"))
+    .values(
+        {
+            name: bindparam(f"v_{name}", type_=DeliveryAttempt.__table__.c[name].type)
+            for name in ("finished_at", "status_code", "outcome", "error", "response")
+        }
+    )
+)
+
+
+class Hold:
+    """One run's lead (``s``, as this run knows it), its lease and the writes pending for the ledger."""
+
+    def __init__(self, rt: Runtime, snapshot: Snapshot, owner: str) -> None:
+        self.rt = rt
+        self.s = snapshot
+        self.owner = owner
+        # ledger writes that ride along with the next transaction (see the package's docstring)
+        self._pending: list[Write] = []
+
+    def later(self, write: Write) -> None:
+        """A ledger write for the next transaction this run opens."""
+        self._pending.append(write)
+
+    @contextmanager
+    def tx(self) -> Iterator[Session]:
+        """A transaction that first writes what is pending."""
+        with transaction(self.rt.sessions) as session:
+            pending, self._pending = self._pending, []
+            for write in pending:
+                write(session)
+            yield session
+
+    def flush(self) -> None:
+        """Write what is still pending (the delivery ended without a final transaction)."""
+        if self._pending:
+            with self.tx():
+                pass
+
+    def call(
+        self,
+        call: str,
+        send: Callable[[SendGuard], Result],
+        *,
+        write: bool,
+        creating: ledger.CreateTag | None = None,
+    ) -> Result:
+        """One Nexudus call, its requests guarded by the lease and each one on record."""
+        guard = RequestGuard(self, call, write=write, creating=creating)
+        result = send(guard)
+        if not guard.sent and not (result.status_code is None and result.outcome is Answer.throttle):
+            guard.record(result)  # nothing reached the API (the login failed): on record all the same
+        return result
+
+    def lease_for_request(self, call: str, *, write: bool, creating: ledger.CreateTag | None) -> int | None:
+        """Renew the lease right before a request: the attempt row of a write, if any (LostLease: gone)."""
+        with self.tx() as session:
+            renewed = ledger.renew_lease(
+                session,
+                self.s.id,
+                owner=self.owner,
+                lease_seconds=self.rt.settings.lease_seconds,
+                creating=creating,
+            )
+            # a write's attempt row commits before the write is sent
+            attempt_id = ledger.start_attempt(session, self.s.id, call) if write and renewed else None
+        if not renewed:
+            raise LostLease()
+        return attempt_id
+
+    def create_refused(self, previous: datetime | None) -> None:
+        """A create answered with a refusal (nothing made): may-have-happened is what it was before."""
+        self.s = replace(self.s, create_sent_at=previous)
+        lead_id, owner = self.s.id, self.owner
+        self.later(
+            lambda session: ledger.restore_create_sent(session, lead_id, owner=owner, sent_at=previous)
+        )
+
+
+class RequestGuard:
+    """One call's requests, as the delivery sees them (the client's :class:`SendGuard`).
+
+    Before each request: the lease is renewed on the ledger's clock (LostLease if
+    another worker has it), a write's attempt row — and for a create, the lead's
+    create mark — commits, and the request is given what is left of the lease
+    minus a margin. After it: its outcome rides along with the next transaction.
+    """
+
+    def __init__(self, hold: Hold, call: str, *, write: bool, creating: ledger.CreateTag | None) -> None:
+        self._hold = hold
+        self._call = call
+        self._write = write
+        self._creating = creating
+        self._attempt_id: int | None = None
+        self._started = utcnow()
+        self._mark_before: datetime | None = None
+        self.sent = False
+
+    def before_send(self, *, write: bool) -> float:
+        hold = self._hold
+        self._started = utcnow()
+        self._mark_before = hold.s.create_sent_at
+        self._attempt_id = hold.lease_for_request(self._call, write=self._write, creating=self._creating)
+        if self._creating is not None:
+            hold.s = replace(
+                hold.s, create_sent_at=self._started
+            )  # in memory; the ledger holds its own clock's
+        self.sent = True
+        lease = hold.rt.settings.lease_seconds
+        return lease - max(1.0, lease * LEASE_MARGIN)
+
+    def after_send(self, result: Result) -> None:
+        self.record(result)
+        if self._creating is not None and not result.ok and not result.maybe_committed:
+            self._hold.create_refused(self._mark_before)
+
+    def record(self, result: Result) -> None:
+        """The request's outcome: written with the delivery's next transaction."""
+        recorded = "unknown" if result.maybe_committed else result.outcome.value
+        values = {
+            "finished_at": utcnow(),
+            "status_code": result.status_code,
+            "outcome": recorded,
+            "error": None if result.ok else result.message,
+            "response": result.excerpt[: ledger.RESPONSE_EXCERPT] if result.excerpt else None,
+        }
+        if self._attempt_id is None:
+            row = insert(DeliveryAttempt).values(
+                lead_id=self._hold.s.id, call=self._call, started_at=self._started, **values
+            )
+            self._hold.later(lambda session: session.execute(row))
+        else:
+            params = {"_id": self._attempt_id, **{f"v_{k}": v for k, v in values.items()}}
+            self._hold.later(lambda session: session.connection().execute(_FINISH_ATTEMPT, params))

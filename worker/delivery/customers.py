@@ -1,0 +1,74 @@
+"""The customer: the Coworker a lead's contact is in Nexudus, found or created.
+
+The ledger caches each e-mail's coworker id per account; an entry is written with
+the run's next transaction (lost with a killed worker: found again).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from leadrelay.db import insert_for, utcnow
+from leadrelay.models import CoworkerCache
+from leadrelay.nexudus.classify import Result
+from leadrelay.nexudus.client import NexudusClient
+from leadrelay.nexudus.payloads import Route, coworker_payload
+from leadrelay.worker.delivery.attempts import Hold
+
+
+def cached(session: Session, account: str, email: str | None) -> int | None:
+    """The cached coworker id of the contact's e-mail, if any."""
+    entry = session.get(CoworkerCache, (account, email)) if email else None
+    return entry.coworker_id if entry is not None else None
+
+
+def find_or_create(hold: Hold, client: NexudusClient, route: Route) -> tuple[int, bool] | Result:
+    """The customer's id, and whether Nexudus knew them before this lead."""
+    email = hold.s.lead.contact.email
+    if email:
+        found = hold.call(
+            "coworker.find", lambda guard: client.find_coworker(email, guard=guard), write=False
+        )
+        if not found.ok:
+            return found
+        if found.value is not None:
+            _remember(hold, route.account, email, found.value)
+            return int(found.value), True
+    body = coworker_payload(hold.s.lead, route)
+    created = hold.call(
+        "coworker.create", lambda guard: client.create_coworker(body, guard=guard), write=True
+    )
+    if not created.ok:
+        return created
+    if email:
+        _remember(hold, route.account, email, created.value)
+    return int(created.value), False
+
+
+def _remember(hold: Hold, account: str, email: str, coworker_id: int) -> None:
+    """A cache entry: written with the next transaction (lost with a killed worker: found again)."""
+
+    def remember(session: Session) -> None:
+        stmt = insert_for(session, CoworkerCache).values(
+            account=account, email=email, coworker_id=coworker_id, updated_at=utcnow()
+        )
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["account", "email"],
+                set_={"coworker_id": coworker_id, "updated_at": utcnow()},
+            )
+        )
+
+    hold.later(remember)
+
+
+def forget(hold: Hold, account: str) -> None:
+    """Drop the contact's cache entry (the coworker it names may have been deleted)."""
+    email = hold.s.lead.contact.email
+    if not email:
+        return
+    with hold.tx() as session:
+        session.execute(
+            delete(CoworkerCache).where(CoworkerCache.account == account, CoworkerCache.email == email)
+        )

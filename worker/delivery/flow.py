@@ -1,0 +1,142 @@
+"""One run's decisions: which opportunity the lead becomes, or which one it is a note on.
+
+In order: the opportunity an earlier create of this enquiry made (looked up once
+that create can no longer land), a note on the first introduction's opportunity,
+a note on an open one staff made for a known customer, else a new one.
+"""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
+from leadrelay import ledger
+from leadrelay.models import DeadReason, Lead
+from leadrelay.nexudus.classify import Outcome as Answer
+from leadrelay.nexudus.classify import Result
+from leadrelay.nexudus.client import NexudusClient
+from leadrelay.nexudus.payloads import Route, channel_label, opportunity_payload
+from leadrelay.runtime import ConfigurationError
+from leadrelay.worker import dedupe
+from leadrelay.worker.delivery import customers, notes, policy, staff
+from leadrelay.worker.delivery.attempts import Hold, LostLease
+from leadrelay.worker.delivery.outcome import Outcome
+from leadrelay.worker.delivery.route import resolve_route
+
+log = structlog.get_logger(__name__)
+
+CREATE_OPPORTUNITY = "opportunity.create"
+
+
+class Delivery:
+    """One delivery run of a leased lead, from its route to how it ended."""
+
+    def __init__(self, hold: Hold) -> None:
+        self.hold = hold
+
+    def run(self) -> Outcome:
+        hold = self.hold
+        route = resolve_route(hold.rt.routing, hold.s.channel, hold.s.lead)
+        if isinstance(route, str):
+            return policy.dead(hold, DeadReason.routing, route, {"listing": hold.s.lead.listing.id})
+        try:
+            client = hold.rt.nexudus(route.account)
+        except ConfigurationError as err:
+            return policy.failed(hold, Result(Answer.pause, message=str(err)), call="configuration")
+        try:
+            return self._deliver(client, route)
+        except (LostLease, SQLAlchemyError):
+            raise
+        except Exception as exc:  # a bug must not lose the lead: retry, then dead-letter
+            log.exception("delivery_error", lead_id=hold.s.id)
+            return policy.failed(
+                hold, Result(Answer.retry, message=f"internal error: {type(exc).__name__}"), "internal"
+            )
+
+    def _deliver(self, client: NexudusClient, route: Route) -> Outcome:
+        hold = self.hold
+        first, cached = self._prepare(route.account)
+        if hold.s.create_sent_at is not None:
+            # A create this enquiry sent may have made its opportunity: that one comes
+            # first — before a note on another broker's, before a new one.
+            if hold.s.landing_wait > 0:
+                # looking now could miss a create still on its way: look once it cannot be
+                return policy.wait(
+                    hold, hold.s.landing_wait, "a create sent earlier may still land in Nexudus"
+                )
+            tag = self._tag(route)
+            made = hold.call(
+                "opportunity.find",
+                lambda guard: client.find_opportunity(tag.name, tag.system_id, guard=guard),
+                write=False,
+            )
+            if not made.ok:
+                return policy.failed(hold, made, call="opportunity.find")
+            if made.value is not None:
+                return policy.delivered(hold, made.value.get("CoworkerId"), made.value["Id"], tag.name)
+        if first is not None:
+            return notes.attach_to_first(hold, client, route, first)
+        found = (cached, True) if cached is not None else customers.find_or_create(hold, client, route)
+        if isinstance(found, Result):
+            return policy.failed(hold, found, call="coworker")
+        coworker, known_customer = found
+        tag = self._tag(route)
+
+        if known_customer and hold.rt.routing.defaults.reuse_open_opportunities:
+            staffs = staff.open_opportunity_by_others(hold, client, route, coworker)
+            if isinstance(staffs, Result):
+                return policy.failed(hold, staffs, call="opportunity.open")
+            if staffs is not None:
+                return notes.attach(hold, client, route, staffs, heading="New enquiry", first=None)
+
+        created = self._create(client, route, coworker, tag)
+        if created.outcome is Answer.pause and created.fresh_token:
+            # Nexudus answers 401 when a write names a deleted record: the cached
+            # coworker may be gone. Find or create it again, then try once more.
+            customers.forget(hold, route.account)
+            again = customers.find_or_create(hold, client, route)
+            if isinstance(again, Result):
+                return policy.failed(hold, again, call="coworker")
+            coworker = again[0]
+            created = self._create(client, route, coworker, tag)
+        if not created.ok:
+            return policy.failed(hold, created, call=CREATE_OPPORTUNITY)
+        return policy.delivered(hold, coworker, created.value, tag.name)
+
+    def _prepare(self, account: str) -> tuple[Lead | None, int | None]:
+        """What the ledger knows before any call, read in one transaction.
+
+        The lead whose opportunity this one belongs to (None when this lead is the
+        first introduction), and the cached coworker id of the contact's e-mail.
+        """
+        with self.hold.tx() as session:
+            first = notes.first_introduction(self.hold, session)
+            if first is not None:
+                return first, None
+            return None, customers.cached(session, account, self.hold.s.lead.contact.email)
+
+    def _tag(self, route: Route) -> ledger.CreateTag:
+        """How Nexudus knows this enquiry: as a create may already have named it, else as it would."""
+        s = self.hold.s
+        if s.create_sent_at is not None and s.opportunity_name and s.system_id:
+            return ledger.CreateTag(s.opportunity_name, s.system_id)
+        label = channel_label(route.channel, route.channel_config)
+        return dedupe.tag_for(s.lead, channel=s.channel, fingerprint=s.fingerprint, label=label)
+
+    def _create(self, client: NexudusClient, route: Route, coworker: int, tag: ledger.CreateTag) -> Result:
+        s = self.hold.s
+        body = opportunity_payload(
+            s.lead,
+            route,
+            coworker_id=coworker,
+            name=tag.name,
+            system_id=tag.system_id,
+            lead_id=s.id,
+            received_at=s.received_at,
+        )
+        return self.hold.call(
+            CREATE_OPPORTUNITY,
+            lambda guard: client.create_opportunity(body, guard=guard),
+            write=True,
+            creating=tag,
+        )

@@ -1,0 +1,119 @@
+"""A lead as a note on an opportunity that is already there: its person's first introduction's,
+or one staff made for the customer.
+
+Nexudus has no conditional update, so notes are merged under a lock in the ledger;
+a note carries the lead's marker, so a run that finds it there writes it no more.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from leadrelay import ledger
+from leadrelay.models import Lead, LeadState
+from leadrelay.nexudus.client import NexudusClient
+from leadrelay.nexudus.payloads import Route, channel_label, introduction_note, note_marker, with_note
+from leadrelay.worker import introductions
+from leadrelay.worker.delivery import policy
+from leadrelay.worker.delivery.attempts import Hold
+from leadrelay.worker.delivery.outcome import Outcome
+
+WAIT_FOR_FIRST_SECONDS = 3
+NOTE_LOCK_WAIT_SECONDS = 1
+
+
+def first_introduction(hold: Hold, session: Session) -> Lead | None:
+    """The lead whose opportunity this one belongs to, or None when this lead is the first."""
+    row = session.get(Lead, hold.s.id)
+    assert row is not None
+    relation = introductions.relate(session, row, routing=hold.rt.routing)
+    # a first introduction points at itself: decided, under the person's lock
+    decided = relation.first if relation.first is not None else hold.s.id
+    if decided != row.first_introduction:
+        session.execute(
+            update(Lead)
+            .where(Lead.id == hold.s.id, Lead.lease_owner == hold.owner)
+            .values(first_introduction=decided)
+            .execution_options(synchronize_session=False)
+        )
+    return None if relation.first is None else session.get(Lead, relation.first)
+
+
+def attach_to_first(hold: Hold, client: NexudusClient, route: Route, first: Lead) -> Outcome:
+    """A later introduction: a note on the first introduction's opportunity, once it has one."""
+    if first.state != LeadState.delivered or first.opportunity_id is None:
+        # the first introduction is not in Nexudus yet: wait for it
+        return policy.wait(
+            hold, WAIT_FOR_FIRST_SECONDS, f"waiting for lead {first.id}, the first introduction"
+        )
+    first_channel = hold.rt.routing.channels.get(first.channel)
+    first_label = channel_label(first.channel, first_channel) if first_channel else first.channel
+    reference = f" ref {first.external_id}" if first.external_id else ""
+    when = first.received_at.strftime("%Y-%m-%d %H:%M UTC")
+    return attach(
+        hold,
+        client,
+        route,
+        first.opportunity_id,
+        heading="Later introduction",
+        first=f"{first_label}{reference} on {when}",
+    )
+
+
+def attach(
+    hold: Hold, client: NexudusClient, route: Route, opportunity_id: int, *, heading: str, first: str | None
+) -> Outcome:
+    """Append this lead as a note to an existing opportunity, one writer at a time.
+
+    Nexudus has no conditional update: two GET–merge–PUTs interleaving would
+    lose a note, so they take turns under a lock in the ledger (one that expires,
+    so a killed worker cannot keep it).
+    """
+    lock = {"account": route.account, "opportunity_id": opportunity_id, "owner": hold.owner}
+    with hold.tx() as session:
+        taken = ledger.lock_opportunity(session, **lock, seconds=hold.rt.settings.lease_seconds)
+    if not taken:
+        return policy.wait(
+            hold, NOTE_LOCK_WAIT_SECONDS, f"opportunity {opportunity_id} is being updated by another lead"
+        )
+    try:
+        return _append_note(hold, client, route, opportunity_id, heading=heading, first=first)
+    finally:
+        with hold.tx() as session:
+            ledger.unlock_opportunity(session, **lock)
+
+
+def _append_note(
+    hold: Hold, client: NexudusClient, route: Route, opportunity_id: int, *, heading: str, first: str | None
+) -> Outcome:
+    """GET the opportunity, merge the note, PUT the whole record (Nexudus validates PUT whole)."""
+    got = hold.call(
+        "opportunity.get", lambda guard: client.get_opportunity(opportunity_id, guard=guard), write=False
+    )
+    if not got.ok:
+        return policy.failed(hold, got, call="opportunity.get")
+    record = dict(got.value or {})
+    if note_marker(hold.s.id) not in (record.get("Notes") or ""):
+        label = channel_label(route.channel, route.channel_config)
+        note = introduction_note(
+            hold.s.lead,
+            label=label,
+            lead_id=hold.s.id,
+            received_at=hold.s.received_at,
+            first=first,
+            heading=heading,
+        )
+        merged = with_note(record, note)
+        updated = hold.call(
+            "opportunity.update", lambda guard: client.update_opportunity(merged, guard=guard), write=True
+        )
+        if not updated.ok:
+            return policy.failed(hold, updated, call="opportunity.update")
+    return policy.settle(
+        hold,
+        LeadState.attached,
+        coworker_id=record.get("CoworkerId"),
+        opportunity_id=opportunity_id,
+        name=record.get("Name"),
+    )

@@ -1,0 +1,58 @@
+"""The ledger row as delivery reads it, once, under the lease."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from leadrelay import ledger
+from leadrelay.canonical import CanonicalLead
+from leadrelay.models import Lead
+from leadrelay.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What delivery needs from the ledger row, read once under the lease."""
+
+    id: int
+    channel: str
+    lead: CanonicalLead
+    received_at: datetime
+    attempts: int
+    fingerprint: str
+    create_sent_at: datetime | None  # a create may have happened (see the package's docstring)
+    opportunity_name: str | None  # the Name tag and SystemId that create was sent under
+    system_id: str | None
+    landing_wait: float  # seconds until that create can no longer land in Nexudus (0: it cannot)
+
+    @classmethod
+    def of(cls, row: Lead, *, landing_wait: float = 0.0) -> Snapshot:
+        lead = CanonicalLead.model_validate(row.lead)
+        # The enquiry's own time starts the follow-up clock, unless it claims to be
+        # later than its arrival here (a portal with a wrong clock).
+        enquired = lead.received_at
+        if enquired is None or enquired.tzinfo is None or enquired > row.received_at:
+            enquired = row.received_at
+        return cls(
+            id=row.id,
+            channel=row.channel,
+            lead=lead,
+            received_at=enquired,
+            attempts=row.attempts,
+            fingerprint=row.fingerprint or "",
+            create_sent_at=row.create_sent_at,
+            opportunity_name=row.opportunity_name,
+            system_id=row.system_id,
+            landing_wait=landing_wait,
+        )
+
+
+def landing_wait(session: Session, row: Lead, settings: Settings) -> float:
+    """Seconds until a create sent at ``row.create_sent_at`` can no longer land (ledger clock)."""
+    if row.create_sent_at is None:
+        return 0.0
+    horizon = timedelta(seconds=settings.nexudus_timeout + settings.write_landing_seconds)
+    return max(0.0, (row.create_sent_at + horizon - ledger.db_now(session)).total_seconds())

@@ -1,0 +1,55 @@
+"""Stage 2's entry: claim a due lead, read it once, run its delivery, write what is left."""
+
+from __future__ import annotations
+
+import structlog
+from pydantic import ValidationError
+
+from leadrelay.canonical import first_error
+from leadrelay.db import transaction
+from leadrelay.models import Lead
+from leadrelay.runtime import Runtime
+from leadrelay.worker.delivery.attempts import Hold, LostLease
+from leadrelay.worker.delivery.flow import Delivery
+from leadrelay.worker.delivery.outcome import Outcome
+from leadrelay.worker.delivery.policy import give_up
+from leadrelay.worker.delivery.snapshot import Snapshot, landing_wait
+from leadrelay.worker.dispatch import Claim, claim
+
+log = structlog.get_logger(__name__)
+
+
+def deliver(rt: Runtime, lead_id: int, *, owner: str) -> Outcome:
+    """Deliver one lead if it is due; returns what happened (for logs and tests)."""
+    settings = rt.settings
+    with transaction(rt.sessions) as session:
+        claimed = claim(
+            session, lead_id, owner=owner, lease_seconds=settings.lease_seconds, routing=rt.routing
+        )
+        if claimed.status is Claim.busy:
+            return Outcome.busy
+        if claimed.status is not Claim.claimed:
+            return Outcome.skipped
+        row = session.get(Lead, lead_id)
+        assert row is not None
+        if claimed.runs > settings.max_unfinished_runs:
+            runs = claimed.runs - 1
+            why = f"delivery started {runs} times without finishing" + (
+                f" (last error: {row.last_error})" if row.last_error else ""
+            )
+            return give_up(
+                session, row, owner=owner, message=why, detail={"runs": runs, "error": row.last_error}
+            )
+        try:
+            snapshot = Snapshot.of(row, landing_wait=landing_wait(session, row, settings))
+        except ValidationError as err:  # stored by an older version whose rules were looser
+            why = f"the lead on record no longer reads as a canonical lead: {first_error(err)}"
+            return give_up(session, row, owner=owner, message=why, detail={"error": "ValidationError"})
+    hold = Hold(rt, snapshot, owner)
+    try:
+        return Delivery(hold).run()
+    except LostLease:
+        log.warning("lease_lost", lead_id=lead_id)
+        return Outcome.lost_lease
+    finally:
+        hold.flush()
