@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.partners import Case, partner_cases, sample
 
-SAMPLES = REPO / "tests" / "fixtures" / "samples"
+CANONICAL = sample("canonical", "lead.json")
 
 
 def cli(
@@ -32,17 +32,12 @@ def dotted(data: dict, path: str) -> object:
     return data
 
 
-EXPECTED = json.loads((SAMPLES / "expected.json").read_text())
-
-
-@pytest.mark.parametrize("sample", sorted(k for k in EXPECTED if not k.startswith("_")))
-def test_parse_prints_every_sample_as_expected(sample: str) -> None:
-    channel = sample.split("/")[0]
-    result = cli("parse", "--channel", channel, str(SAMPLES / sample))
+@pytest.mark.parametrize("case", partner_cases("samples"), ids=lambda c: c.key)
+def test_parse_prints_every_sample_as_expected(case: Case) -> None:
+    result = cli("parse", "--channel", case.channel, str(case.path))
     assert result.returncode == 0, result.stderr
     lead = json.loads(result.stdout)
-    expected = EXPECTED[sample]
-    assert {path: dotted(lead, path) for path in expected} == expected
+    assert {path: dotted(lead, path) for path in case.expected} == case.expected
 
 
 @pytest.mark.parametrize(
@@ -65,7 +60,7 @@ def test_parse_exits_2_with_one_line_when_it_cannot_read(tmp_path: Path, content
 
 
 def test_parse_names_the_known_channels_when_given_an_unknown_one(tmp_path: Path) -> None:
-    result = cli("parse", "--channel", "nosuch", str(SAMPLES / "canonical" / "lead.json"))
+    result = cli("parse", "--channel", "nosuch", str(CANONICAL))
     assert result.returncode == 2
     assert "no channel named 'nosuch'" in result.stderr
     assert "canonical" in result.stderr
@@ -87,7 +82,7 @@ def test_a_broken_routing_file_is_reported_by_key(tmp_path: Path) -> None:
         "parse",
         "--channel",
         "hubblehq",
-        str(SAMPLES / "canonical" / "lead.json"),
+        str(CANONICAL),
         env={**os.environ, "LEADRELAY_CONFIG": str(routing)},
     )
     assert result.returncode == 1

@@ -6,13 +6,10 @@ import pytest
 
 from leadrelay.adapters.detect import detect_channel
 from leadrelay.adapters.from_email import sender_matches
-from tests.adapters.support import SAMPLES, VARIATIONS, Case, cases, routing
+from tests.adapters.support import routing
+from tests.partners import Case, partner_cases, sample
 
-MAILS = [
-    c
-    for c in (*cases(SAMPLES), *cases(VARIATIONS))
-    if c.path.suffix == ".eml" and "_raises" not in c.expected
-]
+MAILS = [c for c in partner_cases() if c.kind == "email" and c.lead]
 
 
 @pytest.mark.parametrize("case", MAILS, ids=lambda c: c.key)
@@ -21,7 +18,7 @@ def test_each_portal_mail_is_recognised(case: Case) -> None:
 
 
 def test_forwarded_mail_is_recognised_by_the_original_sender_not_the_forwarder() -> None:
-    raw = (SAMPLES / "hubblehq" / "email-forwarded-enquiry.eml").read_bytes()
+    raw = sample("hubblehq", "email-forwarded-enquiry.eml").read_bytes()
     assert b"From: Jess Parker" in raw.split(b"\r\n\r\n")[0]
     assert detect_channel(raw, routing().channels) == "hubblehq"
 
