@@ -1,19 +1,40 @@
-"""Which adapter reads which channel: one line per channel, no import-guessing."""
+"""Which adapter reads which channel: one folder per partner, found by walking the package.
+
+A partner is a subpackage of :mod:`leadrelay.adapters` (``adapters/hubblehq/`` …)
+whose ``__init__`` defines ``ADAPTER``, named as its folder; shared code
+(``mail``, ``parsing``) defines none. Adding a partner is adding its folder.
+"""
 
 from __future__ import annotations
 
-from leadrelay.adapters import canonical, configurable, hubblehq, kontor, liquidspace, workthere
+import importlib
+import pkgutil
+
+from leadrelay.adapters import configurable
 from leadrelay.adapters.base import Adapter, ParseContext
 from leadrelay.adapters.portal import PortalAdapter
 from leadrelay.routing import ChannelConfig, Routing
 
-ADAPTERS: dict[str, Adapter] = {
-    "canonical": canonical.ADAPTER,
-    "hubblehq": hubblehq.ADAPTER,
-    "liquidspace": liquidspace.ADAPTER,
-    "workthere": workthere.ADAPTER,
-    "kontor": kontor.ADAPTER,
-}
+_PACKAGE = "leadrelay.adapters"
+
+
+def _discover() -> dict[str, Adapter]:
+    """Every partner package's ``ADAPTER`` by folder name, in name order."""
+    package = importlib.import_module(_PACKAGE)
+    found: dict[str, Adapter] = {}
+    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not module.ispkg:
+            continue
+        adapter = getattr(importlib.import_module(f"{_PACKAGE}.{module.name}"), "ADAPTER", None)
+        if adapter is None:
+            continue
+        if adapter.name != module.name:
+            raise RuntimeError(f"adapters/{module.name}/ holds an adapter named {adapter.name!r}")
+        found[module.name] = adapter
+    return found
+
+
+ADAPTERS: dict[str, Adapter] = _discover()
 
 
 class UnknownAdapterError(KeyError):

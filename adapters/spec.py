@@ -1,6 +1,6 @@
 """What a portal adapter knows about its portal — tables only, no code.
 
-A portal module (``adapters/hubblehq.py`` …) is one :class:`PortalSpec`; the
+A partner package (``adapters/hubblehq/spec.py`` …) is one :class:`PortalSpec`; the
 configurable adapter builds the same thing from the routing file. The shared
 engine in :mod:`adapters.portal` reads every portal through its spec.
 """

@@ -22,7 +22,7 @@ from leadrelay.runtime import Runtime
 
 T = TypeVar("T")
 
-# the canonical sample (tests/fixtures/samples/canonical/lead.json), with a fixed receipt time
+# the canonical sample (adapters/canonical/fixtures/samples/lead.json), with a fixed receipt time
 CANONICAL: dict[str, Any] = {**DEMO_LEAD, "received_at": "2026-11-27T12:00:00Z"}
 
 

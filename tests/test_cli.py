@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.partners import Case, partner_cases, sample
 
-SAMPLES = REPO / "tests" / "fixtures" / "samples"
+CANONICAL = sample("canonical", "lead.json")
 
 
 def cli(
@@ -32,17 +32,70 @@ def dotted(data: dict, path: str) -> object:
     return data
 
 
-EXPECTED = json.loads((SAMPLES / "expected.json").read_text())
-
-
-@pytest.mark.parametrize("sample", sorted(k for k in EXPECTED if not k.startswith("_")))
-def test_parse_prints_every_sample_as_expected(sample: str) -> None:
-    channel = sample.split("/")[0]
-    result = cli("parse", "--channel", channel, str(SAMPLES / sample))
+@pytest.mark.parametrize("case", partner_cases("samples"), ids=lambda c: c.key)
+def test_parse_prints_every_sample_as_expected(case: Case) -> None:
+    result = cli("parse", "--channel", case.channel, str(case.path))
     assert result.returncode == 0, result.stderr
     lead = json.loads(result.stdout)
-    expected = EXPECTED[sample]
-    assert {path: dotted(lead, path) for path in expected} == expected
+    assert {path: dotted(lead, path) for path in case.expected} == case.expected
+    assert "warning" not in result.stderr
+
+
+def documents(text: str) -> list[dict]:
+    """The JSON documents ``parse`` printed one after another."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while text[at:].strip():
+        at += len(text[at:]) - len(text[at:].lstrip())
+        document, at = decoder.raw_decode(text, at)
+        found.append(document)
+    return found
+
+
+def test_parse_without_a_channel_detects_each_files_and_says_which() -> None:
+    samples = partner_cases("samples")
+    result = cli("parse", *(str(case.path) for case in samples))
+    assert result.returncode == 0, result.stderr
+    assert [lead["channel"] for lead in documents(result.stdout)] == [case.channel for case in samples]
+    notes = result.stderr.splitlines()
+    assert len(notes) == len(samples)
+    for case, note in zip(samples, notes, strict=True):
+        assert note.startswith(f"note: {case.path}: channel {case.channel} (detected by its ")
+    assert "sender or content" in result.stderr and "shape" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("told", "file", "clue"),
+    [
+        ("kontor", sample("hubblehq", "email-viewing-request.eml"), "sender or content"),
+        ("workthere", sample("hubblehq", "webhook-enquiry-minimal.json"), "shape"),
+    ],
+)
+def test_parse_warns_when_the_file_looks_like_another_channel_but_reads_it_as_told(
+    told: str, file: Path, clue: str
+) -> None:
+    result = cli("parse", "--channel", told, str(file))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["channel"] == told
+    [warning] = result.stderr.splitlines()
+    says = f"its {clue} says channel hubblehq, not {told}"
+    assert warning == f"warning: {file}: {says}: read as {told}, as told"
+
+
+def test_parse_names_the_channels_when_no_channel_fits_and_goes_on_with_the_next_file(
+    tmp_path: Path,
+) -> None:
+    stranger = tmp_path / "stranger.eml"
+    stranger.write_bytes(b"From: someone@else.example\r\nSubject: hello\r\n\r\nName: Ann\r\nDesks: 4\r\n")
+    shapeless = tmp_path / "shapeless.json"
+    shapeless.write_text('{"unrelated": {"shape": 1}}')
+    result = cli("parse", str(stranger), str(shapeless), str(CANONICAL))
+    assert result.returncode == 2
+    assert [lead["channel"] for lead in documents(result.stdout)] == ["canonical"]
+    mail, webhook, note = result.stderr.splitlines()
+    choices = "pass --channel, one of: canonical, hubblehq, kontor, liquidspace, workthere"
+    assert mail == f"error: {stranger}: no channel's sender or content matches this email: {choices}"
+    assert webhook == f"error: {shapeless}: no channel's shape matches this webhook: {choices}"
+    assert note.startswith(f"note: {CANONICAL}: channel canonical")
 
 
 @pytest.mark.parametrize(
@@ -65,7 +118,7 @@ def test_parse_exits_2_with_one_line_when_it_cannot_read(tmp_path: Path, content
 
 
 def test_parse_names_the_known_channels_when_given_an_unknown_one(tmp_path: Path) -> None:
-    result = cli("parse", "--channel", "nosuch", str(SAMPLES / "canonical" / "lead.json"))
+    result = cli("parse", "--channel", "nosuch", str(CANONICAL))
     assert result.returncode == 2
     assert "no channel named 'nosuch'" in result.stderr
     assert "canonical" in result.stderr
@@ -87,7 +140,7 @@ def test_a_broken_routing_file_is_reported_by_key(tmp_path: Path) -> None:
         "parse",
         "--channel",
         "hubblehq",
-        str(SAMPLES / "canonical" / "lead.json"),
+        str(CANONICAL),
         env={**os.environ, "LEADRELAY_CONFIG": str(routing)},
     )
     assert result.returncode == 1

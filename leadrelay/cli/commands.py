@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -159,33 +157,32 @@ def run_beat() -> None:
 
 @app.command()
 def parse(
-    file: Annotated[Path, typer.Argument(help="a webhook body (.json) or an e-mail (.eml)", exists=False)],
-    channel: Annotated[str, typer.Option("--channel", "-c", help="channel name, e.g. hubblehq")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="webhook bodies (.json) or e-mails (.eml)", metavar="FILE", exists=False),
+    ],
+    channel: Annotated[
+        str | None,
+        typer.Option("--channel", "-c", help="channel name, e.g. hubblehq (default: detected per file)"),
+    ] = None,
     kind: Annotated[str | None, typer.Option(help="webhook or email (default: from the file)")] = None,
 ) -> None:
-    """Print the CanonicalLead a payload becomes (exit 2 with a reason when it cannot)."""
-    from leadrelay.adapters import AdapterError, RawItem
-    from leadrelay.adapters.registry import context_for
+    """Print the CanonicalLead each payload becomes (exit 2 with a reason for any that cannot be read).
+
+    Without --channel the channel is detected — a mail by its (original) sender or
+    content, a webhook by its shape — and named on stderr; with it, a payload that
+    looks like another channel's is warned about on stderr and still read as told.
+    """
+    from leadrelay.cli.parsing import parse_files
 
     routing = routing_or_fail()
-    try:
-        body = file.read_bytes()
-    except OSError as err:
-        fail(f"cannot read {file}: {err.strerror}", code=2)
-    if channel not in routing.channels:
+    if channel is not None and channel not in routing.channels:
         known = ", ".join(sorted(routing.channels))
         fail(f"no channel named {channel!r} in the routing file (known: {known})", code=2)
-    item_kind = kind or ("email" if file.suffix.lower() in (".eml", ".msg", ".txt") else "webhook")
-    if item_kind not in ("email", "webhook"):
+    if kind not in (None, "email", "webhook"):
         fail("--kind must be webhook or email", code=2)
-    try:
-        ctx, adapter = context_for(routing, channel)
-        lead = adapter.parse(RawItem(kind=item_kind, body=body), ctx)
-    except KeyError as err:
-        fail(str(err.args[0]) if err.args else "no adapter for this channel", code=2)
-    except AdapterError as err:
-        fail(f"{file.name}: {err}", code=2)
-    sys.stdout.write(json.dumps(lead.to_json_dict(), indent=2, ensure_ascii=False) + "\n")
+    if not parse_files(routing, files, channel=channel, kind=kind):
+        raise typer.Exit(2)
 
 
 @app.command()

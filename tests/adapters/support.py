@@ -1,48 +1,20 @@
-"""Helpers the adapter tests share: fixture discovery, routing context, dotted-path reading."""
+"""Helpers the adapter tests share: routing context, parsing a fixture, dotted-path reading."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from leadrelay.adapters import ParseContext, RawItem
+from leadrelay.adapters import ParseContext
 from leadrelay.adapters.base import Adapter
 from leadrelay.adapters.registry import context_for
 from leadrelay.canonical import CanonicalLead
 from leadrelay.routing import Routing, load_routing
+from tests.partners import Case
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "tests" / "fixtures"
-SAMPLES = FIXTURES / "samples"
-VARIATIONS = FIXTURES / "variations"
-SHARED_SAMPLES = REPO.parent / "shared" / "samples"
-ITEM_SUFFIXES = (".json", ".eml")
-
-
-@dataclass(frozen=True)
-class Case:
-    key: str  # "channel/file", the key in expected.json
-    path: Path
-    expected: dict[str, Any]
-
-    @property
-    def channel(self) -> str:
-        return self.key.split("/")[0]
-
-    def item(self) -> RawItem:
-        return RawItem(kind="email" if self.path.suffix == ".eml" else "webhook", body=self.path.read_bytes())
-
-
-def cases(root: Path) -> list[Case]:
-    """Every item under ``root/<channel>/`` with its entry in ``root/expected.json``."""
-    expected = json.loads((root / "expected.json").read_text("utf-8"))
-    found = sorted(p for p in root.glob("*/*") if p.suffix in ITEM_SUFFIXES)
-    return [
-        Case(f"{p.parent.name}/{p.name}", p, expected.get(f"{p.parent.name}/{p.name}", {})) for p in found
-    ]
+FIXTURES = REPO / "tests" / "fixtures"  # what no partner owns: the configurable channel's
 
 
 @cache

@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from leadrelay.adapters import NotALead, ParseError, RawItem
 from leadrelay.adapters.registry import ADAPTERS
 from leadrelay.canonical import CanonicalLead
-from tests.adapters.support import SAMPLES, VARIATIONS, Case, cases, context
+from tests.adapters.support import context
+from tests.partners import Case, partner_cases
 
-ITEMS = [*cases(SAMPLES), *cases(VARIATIONS)]
+ITEMS = partner_cases()
 WEBHOOKS = [c for c in ITEMS if c.path.suffix == ".json"]
 PROFILE = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 JSON_VALUES = st.recursive(

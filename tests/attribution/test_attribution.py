@@ -18,22 +18,22 @@ from leadrelay.worker import dead_letters as dlq
 from leadrelay.worker import introductions
 from leadrelay.worker.normalise import normalise
 from leadrelay.worker.pipeline import process
-from tests.conftest import OPEN_BUDGET, REPO, make_settings, routing_with
+from tests.conftest import OPEN_BUDGET, make_settings, routing_with
 from tests.helpers import canonical, dead_letters, ingest, lead, make_due
+from tests.partners import sample
 from tests.test_cli import cli
 
-SAMPLES = REPO / "tests" / "fixtures" / "samples"
 AMARA = "amara.okafor@brightlane.io"
 
 
 def hubble(**enquiry: object) -> bytes:
-    body = json.loads((SAMPLES / "hubblehq" / "webhook-viewing-request.json").read_text())
+    body = json.loads(sample("hubblehq", "webhook-viewing-request.json").read_text())
     body["enquiry"].update(enquiry)
     return json.dumps(body).encode()
 
 
 def workthere(email: str = AMARA, reference: str = "WT-2026-004417") -> bytes:
-    body = json.loads((SAMPLES / "workthere" / "webhook-lead.json").read_text())
+    body = json.loads(sample("workthere", "webhook-lead.json").read_text())
     body["contact"].update(email=email, name="Amara Okafor")
     body["company_name"] = "Brightlane Ltd"
     body["lead_reference"] = reference

@@ -16,15 +16,14 @@ from leadrelay.models import DeadLetter, Lead
 from leadrelay.nexudus.payloads import note_marker
 from leadrelay.worker.queue import enqueue
 from tests.attribution.test_attribution import AMARA, hubble, workthere
-from tests.conftest import REPO, UNTHROTTLED, routing_with
+from tests.conftest import UNTHROTTLED, routing_with
 from tests.helpers import canonical, wait_for
+from tests.partners import sample
 from tests.processes import Proc, sandbox_env, unsettled
-
-SAMPLES = REPO / "tests" / "fixtures" / "samples"
 
 
 def liquidspace(n: int) -> bytes:
-    body = json.loads((SAMPLES / "liquidspace" / "webhook-tour-requested.json").read_text())
+    body = json.loads(sample("liquidspace", "webhook-tour-requested.json").read_text())
     body["TourRequest"]["Id"] = 990000 + n
     body["TourRequest"]["Member"]["Email"] = AMARA
     return json.dumps(body).encode()

@@ -17,25 +17,21 @@ from leadrelay.runtime import Runtime
 from leadrelay.worker.pipeline import process
 from tests.conftest import REPO, UNTHROTTLED, ThreadedServer, make_settings
 from tests.helpers import dead_letters, ingest, lead
+from tests.partners import partner_cases, sample
 
 FIXTURES = REPO / "tests" / "fixtures"
-SAMPLES = FIXTURES / "samples"
 
 
-def sample_files() -> list[Path]:
-    return sorted(p for p in SAMPLES.glob("*/*") if p.suffix in (".json", ".eml"))
-
-
-def ingest_file(rt: Runtime, path: Path, *, channel: str | None = None) -> int:
+def ingest_file(rt: Runtime, path: Path, channel: str) -> int:
     source = "email" if path.suffix == ".eml" else "webhook"
-    return ingest(rt, path.read_bytes(), channel=channel or path.parent.name, source=source)
+    return ingest(rt, path.read_bytes(), channel=channel, source=source)
 
 
 def test_every_sample_reaches_nexudus_once_per_enquiry(runtime: Runtime, sandbox) -> None:
     """Webhook and e-mail of one enquiry are one lead, whichever arrives first."""
     outcomes = {
-        path.relative_to(SAMPLES).as_posix(): process(runtime, ingest_file(runtime, path), owner="w")
-        for path in sample_files()
+        case.key: process(runtime, ingest_file(runtime, case.path, case.channel), owner="w")
+        for case in partner_cases("samples")
     }
     assert Counter(outcomes.values()) == {"delivered": 6, "duplicate": 5}
 
@@ -55,8 +51,8 @@ def test_every_sample_reaches_nexudus_once_per_enquiry(runtime: Runtime, sandbox
 
 
 def test_the_email_first_then_the_webhook_is_still_one_opportunity(runtime: Runtime, sandbox) -> None:
-    mail = process(runtime, ingest_file(runtime, SAMPLES / "kontor" / "email-lead.eml"), owner="w")
-    hook = process(runtime, ingest_file(runtime, SAMPLES / "kontor" / "webhook-lead.json"), owner="w")
+    mail = process(runtime, ingest_file(runtime, sample("kontor", "email-lead.eml"), "kontor"), owner="w")
+    hook = process(runtime, ingest_file(runtime, sample("kontor", "webhook-lead.json"), "kontor"), owner="w")
     assert (mail, hook) == ("delivered", "duplicate")
     [opportunity] = sandbox.opportunities()
     customer = next(c for c in sandbox.coworkers() if c["Id"] == opportunity["CoworkerId"])

@@ -1,4 +1,4 @@
-"""The portals' notification e-mails (tests/fixtures), and distinct enquiries made from them.
+"""The portals' notification e-mails (adapters/<channel>/fixtures), and distinct enquiries made from them.
 
 A variant is the same notification about another enquiry: the portal reference
 and the client's address are rewritten wherever they occur — headers, plain
@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import email
 import email.utils
-import json
 import quopri
 import re
 from dataclasses import dataclass
@@ -21,8 +20,8 @@ from email.policy import compat32
 from pathlib import Path
 
 from leadrelay.worker.imap.keys import message_id_key
+from tests import partners
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 _HEADERS = ("Subject", "Message-ID", "References", "In-Reply-To")
 LABELS = {"hubblehq": "HubbleHq", "liquidspace": "LiquidSpace", "workthere": "Workthere", "kontor": "Kontor"}
 
@@ -44,25 +43,22 @@ class Template:
 
 
 def templates() -> list[Template]:
-    found = []
-    for folder in ("samples", "variations"):
-        expected = json.loads((FIXTURES / folder / "expected.json").read_text())
-        for path in sorted((FIXTURES / folder).glob("*/*.eml")):
-            facts = expected.get(f"{path.parent.name}/{path.name}", {})
-            found.append(
-                Template(
-                    path=path,
-                    channel=path.parent.name,
-                    ref=facts.get("external_id"),
-                    email=facts.get("contact.email"),
-                    lead="_raises" not in facts,
-                )
-            )
-    return found
+    """Every partner's mails: all the samples, then all the variations, each by channel and name."""
+    mails = [c for c in partners.partner_cases() if c.kind == "email"]
+    return [
+        Template(
+            path=case.path,
+            channel=case.channel,
+            ref=case.expected.get("external_id"),
+            email=case.expected.get("contact.email"),
+            lead=case.lead,
+        )
+        for case in sorted(mails, key=lambda c: (c.group, c.channel, c.path.name))
+    ]
 
 
 def sample(channel: str, name: str) -> bytes:
-    return (FIXTURES / "samples" / channel / name).read_bytes()
+    return partners.sample(channel, name).read_bytes()
 
 
 def new_ref(ref: str, serial: int) -> str:

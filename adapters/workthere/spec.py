@@ -1,9 +1,4 @@
-"""Workthere (LeadSource 24, Savills): flat webhooks of loose human strings, multipart mail.
-
-Values come as people typed them: ``10-15`` desks, ``£4,000 - £6,000 pcm``,
-``January 2027``, ``27/11/2026 16:45``. The Savills consultant is the broker
-contact; references look like ``WT-2026-004417``, properties like ``P-2231``.
-"""
+"""What Workthere's webhooks and mails look like: labels, JSON paths, events, patterns."""
 
 from __future__ import annotations
 
@@ -11,7 +6,6 @@ import re
 
 from leadrelay.adapters.parsing.labels import LabelTable
 from leadrelay.adapters.parsing.synonyms import ENGLISH
-from leadrelay.adapters.portal import PortalAdapter
 from leadrelay.adapters.spec import EventTable, PortalSpec, patterns, reading_for
 from leadrelay.nexudus.enums import LeadSource
 
@@ -78,5 +72,3 @@ SPEC = PortalSpec(
     ),
     broker_name="Workthere",
 )
-
-ADAPTER = PortalAdapter(SPEC)

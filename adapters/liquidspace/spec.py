@@ -1,8 +1,4 @@
-"""LiquidSpace (LeadSource 18): .NET-style PascalCase webhooks and HTML-only notifications.
-
-US conventions: month-first dates, dollars unless stated. The tour request id
-(``771245``) is the reference in both doors; venues are the listings.
-"""
+"""What LiquidSpace's webhooks and mails look like: labels, JSON paths, events, patterns."""
 
 from __future__ import annotations
 
@@ -10,7 +6,6 @@ import re
 
 from leadrelay.adapters.parsing.labels import LabelTable
 from leadrelay.adapters.parsing.synonyms import ENGLISH
-from leadrelay.adapters.portal import PortalAdapter
 from leadrelay.adapters.spec import EventTable, PortalSpec, patterns, reading_for
 from leadrelay.canonical import LeadKind
 from leadrelay.nexudus.enums import LeadSource
@@ -101,5 +96,3 @@ SPEC = PortalSpec(
     ),
     broker_name="LiquidSpace",
 )
-
-ADAPTER = PortalAdapter(SPEC)

@@ -1,9 +1,4 @@
-"""Kontor (LeadSource 25): JSON:API webhooks and German notification mail (ISO-8859-1).
-
-German conventions: day-first ``01.02.2027``, ``2.500`` is two thousand five
-hundred, budgets in euros per month. References look like ``ktr_5c9e21``,
-spaces like ``sp_10442``.
-"""
+"""What Kontor's webhooks and mails look like: labels, JSON paths, events, patterns."""
 
 from __future__ import annotations
 
@@ -11,7 +6,6 @@ import re
 
 from leadrelay.adapters.parsing.labels import LabelTable
 from leadrelay.adapters.parsing.synonyms import ENGLISH, GERMAN
-from leadrelay.adapters.portal import PortalAdapter
 from leadrelay.adapters.spec import EventTable, PortalSpec, patterns, reading_for
 from leadrelay.nexudus.enums import LeadSource
 
@@ -82,5 +76,3 @@ SPEC = PortalSpec(
     ),
     broker_name="Kontor",
 )
-
-ADAPTER = PortalAdapter(SPEC)

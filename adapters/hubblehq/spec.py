@@ -1,8 +1,4 @@
-"""HubbleHq (LeadSource 17): nested snake_case webhooks and plain-text notification mail.
-
-Hubble's account manager for the operator is the broker contact; references look
-like ``enq_8F2KQ7XW``; listings are numeric (``The Foundry, Old Street (#48213)``).
-"""
+"""What HubbleHq's webhooks and mails look like: labels, JSON paths, events, patterns."""
 
 from __future__ import annotations
 
@@ -10,7 +6,6 @@ import re
 
 from leadrelay.adapters.parsing.labels import LabelTable
 from leadrelay.adapters.parsing.synonyms import ENGLISH
-from leadrelay.adapters.portal import PortalAdapter
 from leadrelay.adapters.spec import EventTable, PortalSpec, patterns, reading_for
 from leadrelay.nexudus.enums import LeadSource
 
@@ -104,5 +99,3 @@ SPEC = PortalSpec(
     ),
     broker_name="Hubble",
 )
-
-ADAPTER = PortalAdapter(SPEC)
