@@ -192,3 +192,40 @@ class ThreadedServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+# ---- the fast tier: pytest -m "not services" ------------------------------------------
+# Every test that needs something running besides itself is marked `services`: a test
+# database or broker (PostgreSQL, Redis, RabbitMQ), Dovecot, Chromium, a Nexudus sandbox
+# or receiver served over HTTP, or processes of its own. Found by the fixtures it uses
+# (their dependencies included) and by the folders and files that need them throughout.
+# What is left, adapters, parsing and pure logic, runs in seconds with nothing started.
+SERVICE_FIXTURES = frozenset(
+    {
+        "pg_url",  # clean_db, runtime, receiver, make_runtime all stand on these
+        "redis_broker",
+        "sandbox",
+        "sandbox_server",
+        "dovecot",
+        "auth_server",
+    }
+)
+SERVICE_PATHS = (
+    "chaos/",  # kills and restarts the services themselves
+    "inbox/",  # a real Dovecot and an OAuth2 server
+    "admin/test_admin_browser.py",  # headless Chromium
+)
+SERVICE_MARKERS = ("chaos", "browser", "imap")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = REPO / "tests"
+    for item in items:
+        path = Path(str(item.path))
+        where = path.relative_to(tests).as_posix() if tests in path.parents else ""
+        if (
+            SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+            or where.startswith(SERVICE_PATHS)
+            or any(item.get_closest_marker(name) for name in SERVICE_MARKERS)
+        ):
+            item.add_marker(pytest.mark.services)
