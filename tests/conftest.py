@@ -192,3 +192,54 @@ class ThreadedServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+# ---- the fast tier: pytest -m "not services" ------------------------------------------
+# Every test that needs something running besides itself is marked `services`: a test
+# database or broker (PostgreSQL, Redis, RabbitMQ), Dovecot, Chromium, a Nexudus sandbox
+# or other server over HTTP, processes of its own (the CLI, receivers, workers), or a
+# quiet machine (timings). Found by the fixtures a test uses (their dependencies
+# included), by a parameter that names a service, and by the folders and files that need
+# them throughout. What is left, adapters, parsing and pure logic (on SQLite where it
+# needs a ledger), runs in seconds with nothing started: bash .ci/run -m "not services".
+SERVICE_FIXTURES = frozenset(
+    {
+        "pg_url",  # clean_db, runtime, receiver, make_runtime all stand on these
+        "redis_broker",
+        "sandbox",
+        "sandbox_server",
+        "dovecot",
+        "auth_server",
+    }
+)
+SERVICE_PARAMS = frozenset({"postgres", "postgresql", "redis", "rabbitmq"})
+SERVICE_PATHS = (
+    "chaos/",  # kills and restarts the services themselves
+    "inbox/",  # a real Dovecot and an OAuth2 server
+    "admin/",  # a receiver over HTTP, headless Chromium
+    "sandbox/",  # the sandbox over HTTP
+    "operations/test_fuzz.py",  # schemathesis against a receiver on the test ledger
+    "operations/test_alerts.py",  # an alert receiver over HTTP
+    "adapters/test_linear_time.py",  # CPU timings: wants a machine of its own
+    "test_cli.py",  # the CLI in subprocesses
+)
+SERVICE_MARKERS = ("chaos", "browser", "imap")
+
+
+def _needs_services(item: pytest.Item, where: str) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return bool(
+        SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        or (callspec is not None and SERVICE_PARAMS.intersection(callspec.id.split("-")))
+        or where.startswith(SERVICE_PATHS)
+        or any(item.get_closest_marker(name) for name in SERVICE_MARKERS)
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = REPO / "tests"
+    for item in items:
+        path = Path(str(item.path))
+        where = path.relative_to(tests).as_posix() if tests in path.parents else ""
+        if _needs_services(item, where):
+            item.add_marker(pytest.mark.services)
