@@ -1,7 +1,8 @@
 """Dead letters: list, inspect, replay, edit, discard — every action audited.
 
 The CLI, the admin API and the admin page all call these functions; none of them
-commits (the caller does, then enqueues what :class:`Replayed` names).
+commits: the caller runs one in a unit of work (``leadrelay.worker.queue.unit_of_work``)
+and enqueues there the lead a :class:`Replayed` says to, published after the commit.
 
 A replay can never create a second opportunity:
 

@@ -9,7 +9,6 @@ few worker slots at most, and another account's leads are never stuck behind it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -19,13 +18,13 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from leadrelay import ledger
-from leadrelay.db import transaction
 from leadrelay.models import Lead, LeadState
 from leadrelay.nexudus.budget import lock_account
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
+from leadrelay.unit_of_work import Publish, unit_of_work
 
-Enqueue = Callable[[list[int]], int]
+Enqueue = Publish
 UNGATED_BATCH = 500
 
 
@@ -109,7 +108,8 @@ def claim(session: Session, lead_id: int, *, owner: str, lease_seconds: int, rou
 def dispatch(rt: Runtime, account: str | None, *, enqueue: Enqueue) -> int:
     """Hand an account's waiting leads to the workers, up to its free capacity."""
     grace = timedelta(seconds=rt.settings.requeue_after_seconds)
-    with transaction(rt.sessions) as session:
+    with unit_of_work(rt, publish=enqueue) as uow:
+        session = uow.session
         now = ledger.clock(session)
         capacity = _capacity(rt.routing, account)
         of_account = Lead.account == account if account is not None else Lead.account.is_(None)
@@ -140,7 +140,8 @@ def dispatch(rt: Runtime, account: str | None, *, enqueue: Enqueue) -> int:
                 .values(enqueued_at=now)
                 .execution_options(synchronize_session=False)
             )
-    return enqueue(ids) if ids else 0
+            uow.enqueue(*ids)
+    return uow.published
 
 
 def accounts_with_waiting_leads(session: Session, *, now: Any, grace: timedelta) -> list[str | None]:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 import structlog
 from amqp.exceptions import ChannelError
 
+from leadrelay import unit_of_work as units
 from leadrelay.worker.celery_app import LEADS_QUEUE, app
+
+if TYPE_CHECKING:
+    from leadrelay.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +42,14 @@ def enqueue(lead_ids: Iterable[int]) -> int:
         log.warning("enqueue_failed", error=type(exc).__name__, sent=0, of=len(ids))
         return 0
     return sent
+
+
+def unit_of_work(rt: Runtime) -> AbstractContextManager[units.UnitOfWork]:
+    """A ledger transaction whose enqueued leads go to the broker once it has committed.
+
+    ``with unit_of_work(rt) as uow: … uow.enqueue(lead_id)``; see :mod:`leadrelay.unit_of_work`.
+    """
+    return units.unit_of_work(rt, publish=enqueue)
 
 
 def waiting(queue: str = LEADS_QUEUE) -> int | None:

@@ -27,6 +27,7 @@ from leadrelay.ledger import clock
 from leadrelay.models import Lead, LeadState
 from leadrelay.nexudus.budget import db_clock, forget_old_usage
 from leadrelay.runtime import Runtime
+from leadrelay.unit_of_work import unit_of_work
 from leadrelay.worker.dispatch import Enqueue, accounts_with_waiting_leads, dispatch
 
 RECEIVED_BATCH = 1000
@@ -63,13 +64,15 @@ def sweep(rt: Runtime, *, enqueue: Enqueue, waiting: Callable[[], int | None] = 
     now = utcnow()
     grace = timedelta(seconds=rt.settings.requeue_after_seconds)
     lost = lost_after(rt, waiting())  # asked before the transaction: no lock held on a broker call
-    with transaction(rt.sessions) as session:
+    with unit_of_work(rt, publish=enqueue) as uow:
+        session = uow.session
         received = stale_received(session, now=now, requeue_after=lost, limit=RECEIVED_BATCH)
         # leases are judged on the ledger's clock (the workers that set them judge them so)
         accounts = accounts_with_waiting_leads(session, now=clock(session), grace=grace)
         limits = {name: account.limits for name, account in rt.routing.accounts.items()}
         forget_old_usage(session, now=db_clock(session), limits_by_account=limits)
-    sent = enqueue(received) if received else 0
+        uow.enqueue(*received)
+    sent = uow.published
     if sent:
         # only what reached the broker; a refusal leaves the rest for the next pass
         with transaction(rt.sessions) as session:

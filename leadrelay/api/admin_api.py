@@ -17,12 +17,11 @@ from starlette.concurrency import run_in_threadpool
 from leadrelay import queries
 from leadrelay.api.admin_auth import bearer, require_token
 from leadrelay.api.limits import LIMIT_RESPONSES
-from leadrelay.db import transaction
 from leadrelay.durations import in_utc
 from leadrelay.models import DeadLetterStatus, DeadReason, LeadState
 from leadrelay.worker import dead_letters, introductions
 from leadrelay.worker.dead_letters import ActionRefused, Filter, NotFound, Replayed
-from leadrelay.worker.queue import enqueue
+from leadrelay.worker.queue import unit_of_work
 
 T = TypeVar("T")
 
@@ -182,16 +181,16 @@ def _read(request: Request, work: Callable[[Session], T]) -> T:
 
 
 def _write(request: Request, work: Callable[[Session], Replayed]) -> Replayed:
-    """One action in its own transaction, then enqueue what it queued (after commit)."""
+    """One action in its own unit of work: what it queued is published after the commit."""
     try:
-        with transaction(_sessions(request)) as session:
-            result = work(session)
+        with unit_of_work(request.app.state.runtime) as uow:
+            result = work(uow.session)
+            if result.enqueue:
+                uow.enqueue(result.lead_id)
     except NotFound as err:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
     except ActionRefused as err:
         raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from None
-    if result.enqueue:
-        enqueue([result.lead_id])
     return result
 
 

@@ -28,13 +28,13 @@ from leadrelay.api.admin_auth import (
     token_matches,
     web_session,
 )
-from leadrelay.db import transaction, utcnow
+from leadrelay.db import utcnow
 from leadrelay.durations import parse_since
 from leadrelay.models import TERMINAL_STATES, DeadLetterStatus, DeadReason, LeadState
 from leadrelay.worker import dead_letters, introductions
 from leadrelay.worker.dead_letters import ActionRefused, Filter, NotFound
 from leadrelay.worker.introductions import describe
-from leadrelay.worker.queue import enqueue
+from leadrelay.worker.queue import unit_of_work
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parents[1] / "templates"))
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -219,13 +219,14 @@ async def dead_letter_page(request: Request, letter_id: int) -> HTMLResponse:
 
 
 def _act(request: Request, work: Any) -> dead_letters.Replayed | str:
+    """One action in its own unit of work: what it queued is published after the commit."""
     try:
-        with transaction(_sessions(request)) as session:
-            result = work(session)
+        with unit_of_work(request.app.state.runtime) as uow:
+            result = work(uow.session)
+            if isinstance(result, dead_letters.Replayed) and result.enqueue:
+                uow.enqueue(result.lead_id)
     except ActionRefused as err:
         return str(err)
-    if isinstance(result, dead_letters.Replayed) and result.enqueue:
-        enqueue([result.lead_id])
     return result
 
 

@@ -19,12 +19,11 @@ from starlette.concurrency import run_in_threadpool
 
 from leadrelay import logs
 from leadrelay.api.limits import Refusal
-from leadrelay.db import statement_commits
 from leadrelay.intake.signatures import SignatureError
 from leadrelay.ledger import Intake, record_inbound
 from leadrelay.metrics import WEBHOOKS, count_intake
 from leadrelay.runtime import Runtime
-from leadrelay.worker.queue import enqueue
+from leadrelay.worker.queue import unit_of_work
 
 router = APIRouter()
 log = structlog.get_logger(__name__)
@@ -136,10 +135,10 @@ async def receive_webhook(channel: str, request: Request) -> JSONResponse:
 def _store_sync(
     runtime: Runtime, channel: str, key: str, body: bytes, content_type: str | None, meta: dict[str, Any]
 ) -> Intake:
-    """Commit, then enqueue (never before), in one worker thread: the embedded SQLite ledger."""
-    with statement_commits(runtime.sessions) as session:
+    """One unit of work (published after the commit) in a worker thread: the embedded SQLite ledger."""
+    with unit_of_work(runtime) as uow:
         intake = record_inbound(
-            session,
+            uow.session,
             channel=channel,
             source="webhook",
             intake_key=key,
@@ -147,8 +146,8 @@ def _store_sync(
             content_type=content_type,
             meta=meta,
         )
-    if not intake.duplicate:
-        enqueue([intake.lead_id])
+        if not intake.duplicate:
+            uow.enqueue(intake.lead_id)
     return intake
 
 

@@ -183,7 +183,7 @@ def show_command(
 
 
 def _replay_all(rt: Runtime, ids: list[int], *, dry_run: bool) -> list[Replayed]:
-    from leadrelay.worker.queue import enqueue
+    from leadrelay.worker.queue import unit_of_work
 
     results: list[Replayed] = []
     actor = cli_actor()
@@ -192,14 +192,14 @@ def _replay_all(rt: Runtime, ids: list[int], *, dry_run: bool) -> list[Replayed]
         task = progress.add_task("dry run" if dry_run else "replaying", total=len(ids))
         for letter_id in ids:
             try:
-                with transaction(rt.sessions) as session:
+                with unit_of_work(rt) as uow:
                     result = dead_letters.replay(
-                        session, letter_id, actor=actor, routing=rt.routing, dry_run=dry_run
+                        uow.session, letter_id, actor=actor, routing=rt.routing, dry_run=dry_run
                     )
+                    if result.enqueue:
+                        uow.enqueue(result.lead_id)
             except ActionRefused as err:
                 result = Replayed(letter_id, 0, "refused", str(err))
-            if result.enqueue:
-                enqueue([result.lead_id])
             results.append(result)
             progress.advance(task)
     return results
@@ -263,7 +263,7 @@ def edit_command(
     ] = None,
 ) -> None:
     """Correct a dead lead's canonical JSON (in $EDITOR or from a file), validate it, replay it."""
-    from leadrelay.worker.queue import enqueue
+    from leadrelay.worker.queue import unit_of_work
 
     rt = cli_runtime()
     try:
@@ -284,12 +284,14 @@ def edit_command(
         if not isinstance(edited, dict):
             fail(f"{file} must hold a JSON object (the canonical lead)")
         try:
-            with transaction(rt.sessions) as session:
-                result = dead_letters.edit(session, letter_id, edited, actor=cli_actor(), routing=rt.routing)
+            with unit_of_work(rt) as uow:
+                result = dead_letters.edit(
+                    uow.session, letter_id, edited, actor=cli_actor(), routing=rt.routing
+                )
+                if result.enqueue:
+                    uow.enqueue(result.lead_id)
         except ActionRefused as err:
             fail(f"{err}; fix it and run: leadrelay dlq edit {letter_id} --file {file}")
-        if result.enqueue:
-            enqueue([result.lead_id])
     finally:
         rt.close()
     console.print(result.message)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,7 @@ from leadrelay.db import transaction
 from leadrelay.metrics import count_intake, count_settled
 from leadrelay.routing import InboxConfig
 from leadrelay.runtime import Runtime
+from leadrelay.unit_of_work import Publish, unit_of_work
 from leadrelay.worker.imap import state
 from leadrelay.worker.imap.connection import open_session
 from leadrelay.worker.imap.errors import InboxError
@@ -43,7 +44,7 @@ from leadrelay.worker.imap.session import Fetched, ImapSession
 
 log = structlog.get_logger(__name__)
 
-Enqueue = Callable[[list[int]], int]
+Enqueue = Publish
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +148,13 @@ class _Pass:
         return 0
 
     def commit(self, uidvalidity: int, fetched: dict[int, Fetched]) -> list[Recorded]:
+        """One unit of work: the batch's new leads are enqueued once it has committed."""
         limit = self.rt.settings.max_message_bytes
-        with transaction(self.rt.sessions) as session:
-            self.hold(session)
-            return [
+        with unit_of_work(self.rt, publish=self.enqueue) as uow:
+            self.hold(uow.session)
+            recorded = [
                 record_message(
-                    session,
+                    uow.session,
                     message.raw,
                     place=Place(self.name, self.config.folder, uidvalidity, uid),
                     routing=self.rt.routing,
@@ -161,6 +163,8 @@ class _Pass:
                 )
                 for uid, message in sorted(fetched.items())
             ]
+            uow.enqueue(*(r.lead_id for r in recorded if r.queued))
+        return recorded
 
     def mark(self, imap: ImapSession, uids: list[int]) -> None:
         if self.config.processed_folder:
@@ -190,10 +194,7 @@ def _drain(p: _Pass, imap: ImapSession, batch_size: int) -> None:
         fetched = imap.fetch_within(chunk, p.rt.settings.max_message_bytes)
         recorded = p.commit(validity, fetched) if fetched else []
         _count(recorded)
-        fresh = [r.lead_id for r in recorded if r.queued]
-        if fresh:
-            p.enqueue(fresh)
-            p.report.lead_ids.extend(fresh)
+        p.report.lead_ids.extend(r.lead_id for r in recorded if r.queued)
         if recorded:
             p.mark(imap, [r.uid for r in recorded])
             p.marked.update((validity, r.uid) for r in recorded)
@@ -234,11 +235,10 @@ def _run(p: _Pass) -> None:
 
 
 def _reroute(p: _Pass) -> None:
-    with transaction(p.rt.sessions) as session:
-        queued = reroute(session, inbox=p.name, routing=p.rt.routing, default=p.config.channel)
-    if queued:
-        p.enqueue(queued)
-        p.report.rerouted = len(queued)
+    with unit_of_work(p.rt, publish=p.enqueue) as uow:
+        queued = reroute(uow.session, inbox=p.name, routing=p.rt.routing, default=p.config.channel)
+        uow.enqueue(*queued)
+    p.report.rerouted = len(queued)
 
 
 def _tally(p: _Pass) -> None:
