@@ -20,12 +20,13 @@ from typing import Any, Literal, Protocol
 from pydantic import ValidationError
 
 from leadrelay.canonical import CanonicalLead, first_error
+from leadrelay.errors import InputError
 from leadrelay.settings import Settings, get_settings
 
 RawKind = Literal["webhook", "email"]
 
 
-class AdapterError(Exception):
+class AdapterError(InputError):
     """Base of what an adapter may raise; ``str(err)`` is one line for humans."""
 
 

@@ -13,6 +13,7 @@ import pkgutil
 from leadrelay.adapters import configurable
 from leadrelay.adapters.base import Adapter, ParseContext
 from leadrelay.adapters.portal import PortalAdapter
+from leadrelay.errors import ConfigurationError
 from leadrelay.routing import ChannelConfig, Routing
 
 _PACKAGE = "leadrelay.adapters"
@@ -37,7 +38,7 @@ def _discover() -> dict[str, Adapter]:
 ADAPTERS: dict[str, Adapter] = _discover()
 
 
-class UnknownAdapterError(KeyError):
+class UnknownAdapterError(ConfigurationError, KeyError):
     """No adapter can read a channel; the message names the channel and the options."""
 
     def __str__(self) -> str:

@@ -15,13 +15,14 @@ from typing import Any
 import httpx
 
 from leadrelay import __version__
+from leadrelay.errors import UpstreamError
 from leadrelay.settings import Settings
 
 TIMEOUT_SECONDS = 5.0
 RUNBOOK = "docs/runbook.md"
 
 
-class NotifyError(Exception):
+class NotifyError(UpstreamError):
     """The alert could not be handed over; it is tried again at the next check."""
 
 

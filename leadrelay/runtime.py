@@ -10,16 +10,13 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadrelay.db import make_engine, make_session_factory
+from leadrelay.errors import ConfigurationError
 from leadrelay.nexudus.client import NexudusClient
 from leadrelay.routing import Routing, RoutingError, load_routing
 from leadrelay.settings import Settings, get_settings
 
 SANDBOX_USERNAME = "sandbox@leadrelay.local"
 SANDBOX_PASSWORD = "sandbox"  # noqa: S105 (the local sandbox's published demo login)
-
-
-class ConfigurationError(Exception):
-    """Something an operator must set before this process can work."""
 
 
 @dataclass

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from leadrelay.errors import ConfigurationError
 
-class SecretFileError(ValueError):
+
+class SecretFileError(ConfigurationError, ValueError):
     """A named secret file cannot be used; the message says which and why (never its content)."""
 
 

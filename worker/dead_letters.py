@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from leadrelay import errors
 from leadrelay.canonical import CanonicalLead, first_error
 from leadrelay.db import utcnow
 from leadrelay.ledger import audit, transition
@@ -46,11 +47,11 @@ RESET_DELIVERY = {
 }
 
 
-class ActionRefused(Exception):
+class ActionRefused(errors.Refused):
     """The action cannot be taken; ``str()`` says why in one line."""
 
 
-class NotFound(ActionRefused):
+class NotFound(ActionRefused, errors.NotFound):
     """No dead letter with that id."""
 
 

@@ -32,6 +32,7 @@ from leadrelay.adapters.base import Limits
 from leadrelay.adapters.mail.message import Mail, read_mail
 from leadrelay.canonical import normalise_email
 from leadrelay.db import transaction
+from leadrelay.errors import Refused
 from leadrelay.ledger import audit, clock
 from leadrelay.models import TERMINAL_STATES, CoworkerCache, Lead, LeadState, PurgeReason
 from leadrelay.personal_data import purge_leads
@@ -44,7 +45,7 @@ STOPPED_NOTE = "erased at the person's request before delivery"
 WAIT_POLL_SECONDS = 0.25
 
 
-class ErasureRefused(Exception):
+class ErasureRefused(Refused):
     """The request cannot be carried out; the message says why in one line."""
 
 

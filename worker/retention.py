@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from leadrelay.db import transaction, utcnow
+from leadrelay.errors import Refused
 from leadrelay.ledger import audit
 from leadrelay.models import TERMINAL_STATES, CoworkerCache, Lead, PurgeReason
 from leadrelay.personal_data import purge_leads
@@ -31,7 +32,7 @@ ACTOR = "system:retention"
 BATCH = 500
 
 
-class RetentionRefused(Exception):
+class RetentionRefused(Refused):
     """The policy cannot run as asked; the message says why in one line."""
 
 

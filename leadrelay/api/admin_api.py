@@ -9,18 +9,19 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from leadrelay import queries
+from leadrelay import errors, queries
 from leadrelay.api.admin_auth import bearer, require_token
 from leadrelay.api.limits import LIMIT_RESPONSES
 from leadrelay.durations import in_utc
 from leadrelay.models import DeadLetterStatus, DeadReason, LeadState
 from leadrelay.worker import dead_letters, introductions
-from leadrelay.worker.dead_letters import ActionRefused, Filter, NotFound, Replayed
+from leadrelay.worker.dead_letters import Filter, Replayed
 from leadrelay.worker.queue import unit_of_work
 
 T = TypeVar("T")
@@ -181,17 +182,21 @@ def _read(request: Request, work: Callable[[Session], T]) -> T:
 
 
 def _write(request: Request, work: Callable[[Session], Replayed]) -> Replayed:
-    """One action in its own unit of work: what it queued is published after the commit."""
-    try:
-        with unit_of_work(request.app.state.runtime) as uow:
-            result = work(uow.session)
-            if result.enqueue:
-                uow.enqueue(result.lead_id)
-    except NotFound as err:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
-    except ActionRefused as err:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from None
+    """One action in its own unit of work: what it queued is published after the commit.
+
+    A refusal rolls it back and answers 409 (404 for a missing record): :func:`answer_refusal`.
+    """
+    with unit_of_work(request.app.state.runtime) as uow:
+        result = work(uow.session)
+        if result.enqueue:
+            uow.enqueue(result.lead_id)
     return result
+
+
+async def answer_refusal(request: Request, exc: Exception) -> JSONResponse:
+    """The app's answer to a :class:`~leadrelay.errors.Refused` or ``NotFound`` nothing else caught."""
+    code = status.HTTP_404_NOT_FOUND if isinstance(exc, errors.NotFound) else status.HTTP_409_CONFLICT
+    return JSONResponse({"detail": str(exc)}, status_code=code)
 
 
 def _raw(body: bytes | None) -> str:
@@ -218,10 +223,7 @@ async def get_dead_letter(request: Request, letter_id: LetterId, _: Actor) -> An
     """Why it died, every attempt, the canonical lead and the raw input."""
 
     def load(session: Session) -> dict[str, Any]:
-        try:
-            found = dead_letters.detail(session, letter_id)
-        except NotFound as err:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(err)) from None
+        found = dead_letters.detail(session, letter_id)
         letter, lead = found.letter, found.lead
         return {
             **{k: getattr(letter, k) for k in ("id", "lead_id", "reason", "message", "status", "created_at")},
@@ -272,8 +274,8 @@ async def replay_matching(request: Request, who: Actor, body: BulkReplayIn) -> A
                         s, i, actor=who, routing=_routing(request), dry_run=body.dry_run
                     ),
                 )
-            except HTTPException as err:
-                yield Replayed(letter_id, 0, "refused", str(err.detail))
+            except errors.Refused as err:
+                yield Replayed(letter_id, 0, "refused", str(err))
 
     results = await run_in_threadpool(lambda: list(replay_each()))
     return BulkReplayOut(matched=len(ids), results=[_replay_out(r) for r in results])

@@ -30,6 +30,7 @@ from leadrelay.api.admin_auth import (
 )
 from leadrelay.db import utcnow
 from leadrelay.durations import parse_since
+from leadrelay.errors import Refused
 from leadrelay.models import TERMINAL_STATES, DeadLetterStatus, DeadReason, LeadState
 from leadrelay.worker import dead_letters, introductions
 from leadrelay.worker.dead_letters import ActionRefused, Filter, NotFound
@@ -50,7 +51,7 @@ SECURITY_HEADERS = {
 }
 
 
-class LoginRequired(Exception):
+class LoginRequired(Refused):
     """No valid admin session: the page sends the browser to the login form."""
 
 

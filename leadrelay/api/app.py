@@ -15,7 +15,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from leadrelay import __version__, logs
+from leadrelay import __version__, errors, logs
 from leadrelay.api import admin_api, admin_web, health, metrics, webhooks
 from leadrelay.api.limits import LIMIT_RESPONSES, RequestLimits
 from leadrelay.api.openapi_doc import document_query_parameters_as_sent
@@ -72,6 +72,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(admin_api.router)
     app.include_router(admin_web.router)
     app.add_exception_handler(admin_web.LoginRequired, admin_web.login_required)
+    app.add_exception_handler(errors.Refused, admin_api.answer_refusal)  # 409; 404 for a NotFound
+    app.add_exception_handler(errors.NotFound, admin_api.answer_refusal)
     static = Path(__file__).resolve().parents[1] / "static"
     app.mount("/admin/static", StaticFiles(directory=static), name="admin_static")
     app.add_middleware(RequestLimits)

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from leadrelay import logs
 from leadrelay.api.limits import Refusal
+from leadrelay.errors import InputError
 from leadrelay.intake.signatures import SignatureError
 from leadrelay.ledger import Intake, record_inbound
 from leadrelay.metrics import WEBHOOKS, count_intake
@@ -34,7 +35,7 @@ class Accepted(BaseModel):
     duplicate: bool
 
 
-class TooLarge(Exception):
+class TooLarge(InputError):
     """The body passed the size limit (answered with 413, nothing stored)."""
 
 

@@ -106,7 +106,8 @@ def worker(
 ) -> None:
     """Run a Celery worker: normalise, dedupe and deliver leads."""
     from leadrelay import logs
-    from leadrelay.runtime import ConfigurationError, Runtime
+    from leadrelay.errors import ConfigurationError
+    from leadrelay.runtime import Runtime
     from leadrelay.worker.celery_app import app as celery_app
     from leadrelay.worker.scheduling.in_worker import join_election
 

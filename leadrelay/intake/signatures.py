@@ -18,11 +18,13 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from leadrelay.errors import Refused
+
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a format prefix, not a secret)
 MAX_ID_LENGTH = 256
 
 
-class SignatureError(Exception):
+class SignatureError(Refused):
     """The request is not proven to come from the partner (answered with 401)."""
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from leadrelay.errors import ConfigurationError
 
-class RoutingError(Exception):
+
+class RoutingError(ConfigurationError):
     """The routing file is unusable; ``problems`` lists ``key: what is wrong``."""
 
     def __init__(self, source: str, problems: list[str]) -> None:

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import Response
 
+from leadrelay.errors import Refused
 from leadrelay.sandbox.envelopes import Record, json_response
 from leadrelay.sandbox.options import TokenSettings
 from leadrelay.sandbox.tenant import Tenant
@@ -24,7 +25,7 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _PURGE_ABOVE = 10_000
 
 
-class GrantError(Exception):
+class GrantError(Refused):
     """Answered 400 ``{"error": "invalid_grant", "error_description": …}``."""
 
 

@@ -9,6 +9,7 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
+from leadrelay.errors import NotFound, Refused
 from leadrelay.sandbox.auth import TokenStore
 from leadrelay.sandbox.envelopes import Record, iso_utc
 from leadrelay.sandbox.faults import SOFT_FAIL, FaultBook, FaultRule
@@ -20,11 +21,11 @@ from leadrelay.sandbox.tenant import Counters, Tenant
 THROTTLE_STATUSES = frozenset({409, 429})
 
 
-class UnknownTenant(KeyError):
+class UnknownTenant(NotFound, KeyError):
     """No tenant has this login."""
 
 
-class TenantExists(ValueError):
+class TenantExists(Refused, ValueError):
     """A tenant with this login exists already."""
 
 

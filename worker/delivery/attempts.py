@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from leadrelay import ledger
 from leadrelay.db import transaction, utcnow
+from leadrelay.errors import Refused
 from leadrelay.models import DeliveryAttempt
 from leadrelay.nexudus.classify import Outcome as Answer
 from leadrelay.nexudus.classify import Result
@@ -30,7 +31,7 @@ LEASE_MARGIN = 0.1  # a request must end this share of the lease (at least a sec
 Write = Callable[[Session], object]
 
 
-class LostLease(Exception):
+class LostLease(Refused):
     """Another worker took the lead over (our lease expired): stop, write nothing."""
 
 

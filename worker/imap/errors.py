@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from leadrelay.errors import UpstreamError
 
-class InboxError(Exception):
+
+class InboxError(UpstreamError):
     """An inbox could not be polled; ``str(err)`` is one line for an operator.
 
     ``retryable``: trying again soon may help (a dropped connection, a timeout, a
