@@ -18,7 +18,6 @@ A replay can never create a second opportunity:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -365,8 +364,3 @@ def _tag_sent_under(lead: Lead, channel: ChannelConfig) -> dict[str, str]:
     label = channel_label(lead.channel, channel)
     tag = dedupe.tag_for(was, channel=lead.channel, fingerprint=lead.fingerprint or "", label=label)
     return {"opportunity_name": tag.name, "system_id": tag.system_id}
-
-
-def replay_ids(results: Sequence[Replayed]) -> list[int]:
-    """Lead ids to enqueue once the caller has committed."""
-    return [r.lead_id for r in results if r.enqueue]

@@ -103,13 +103,6 @@ def numbers_in(text: str, *, words: bool = False) -> Iterator[Number]:
     yield from found
 
 
-def first_int(text: str) -> int | None:
-    """The first number in ``text`` as an int (``"12 desks"`` → 12)."""
-    for number in numbers_in(text, words=True):
-        return round(number.value)
-    return None
-
-
 def bounds(
     numbers: list[Number], text: str, *, noise: re.Pattern[str] = _NO_GAP
 ) -> tuple[float | None, float | None]:
