@@ -5,14 +5,19 @@ from __future__ import annotations
 import sys
 
 from leadrelay import metrics_dir
-from leadrelay.cli.app import app
+from leadrelay.cli.app import app, say_error
 
 
 def main() -> None:
     metrics_dir.prepare(sys.argv)  # before any import that loads prometheus_client
     from leadrelay.cli import commands, dlq, inbox, introductions, privacy  # noqa: F401  (register the commands)
+    from leadrelay.errors import LeadRelayError
 
-    app()
+    try:
+        app()
+    except LeadRelayError as err:  # not found, refused, a setting to fix (leadrelay.errors): one line
+        say_error(str(err))
+        sys.exit(1)
 
 
 __all__ = ["app", "main"]

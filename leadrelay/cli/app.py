@@ -26,9 +26,14 @@ console = Console()
 errors = Console(stderr=True)
 
 
+def say_error(message: str) -> None:
+    """One ``error:`` line on stderr."""
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """One line on stderr, then a non-zero exit: no tracebacks for operators."""
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    say_error(message)
     raise typer.Exit(code)
 
 

@@ -106,7 +106,6 @@ def worker(
 ) -> None:
     """Run a Celery worker: normalise, dedupe and deliver leads."""
     from leadrelay import logs
-    from leadrelay.errors import ConfigurationError
     from leadrelay.runtime import Runtime
     from leadrelay.worker.celery_app import app as celery_app
     from leadrelay.worker.scheduling.in_worker import join_election
@@ -117,9 +116,7 @@ def worker(
     runtime = Runtime.load(settings, routing)
     try:
         for account in routing.accounts:
-            runtime.nexudus(account)
-    except ConfigurationError as err:
-        fail(str(err))
+            runtime.nexudus(account)  # a ConfigurationError: one line, exit 1 (cli.main)
     finally:
         runtime.close()
     logs.configure()

@@ -122,10 +122,7 @@ def show_command(
     rt = cli_runtime()
     try:
         with rt.sessions() as session:
-            try:
-                found = dead_letters.detail(session, letter_id)
-            except ActionRefused as err:
-                fail(str(err))
+            found = dead_letters.detail(session, letter_id)
     finally:
         rt.close()
     letter, lead = found.letter, found.lead
@@ -269,10 +266,7 @@ def edit_command(
     try:
         if file is None:
             with rt.sessions() as session:
-                try:
-                    initial = dead_letters.editable_lead(session, letter_id)
-                except ActionRefused as err:
-                    fail(str(err))
+                initial = dead_letters.editable_lead(session, letter_id)
             file = _edit_in_editor(initial)
             console.print(f"Edited lead saved in {file}")
         try:
@@ -307,8 +301,6 @@ def discard_command(
     try:
         with transaction(rt.sessions) as session:
             dead_letters.discard(session, letter_id, actor=cli_actor(), why=why)
-    except ActionRefused as err:
-        fail(str(err))
     finally:
         rt.close()
     console.print(f"Dead letter {letter_id} discarded.")

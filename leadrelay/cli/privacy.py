@@ -29,7 +29,7 @@ def retention(
     dry_run: Annotated[bool, typer.Option(help="count what would be purged, change nothing")] = False,
 ) -> None:
     """Purge raw input and personal fields of finished leads older than N days (ids and states stay)."""
-    from leadrelay.worker.retention import RetentionRefused, count_due, cutoff_for, purge_expired
+    from leadrelay.worker.retention import count_due, cutoff_for, purge_expired
 
     keep = days if days is not None else get_settings().retention_days
     if keep <= 0:
@@ -42,8 +42,6 @@ def retention(
         with Progress(*columns, console=console, transient=True) as bar:
             task = bar.add_task("counting" if dry_run else "purging", total=total)
             report = purge_expired(rt, days=keep, dry_run=dry_run, progress=lambda n: bar.advance(task, n))
-    except RetentionRefused as err:
-        fail(str(err))
     finally:
         rt.close()
     verb = "would be purged" if dry_run else "purged"
@@ -68,27 +66,19 @@ def erase(
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
 ) -> None:
     """GDPR erasure: remove one person's data from the ledger (audited; Nexudus keeps its own copy)."""
-    from leadrelay.worker.erasure import ErasureRefused, erase_when_idle, find_leads
+    from leadrelay.worker.erasure import erase_when_idle, find_leads
 
     rt = cli_runtime()
     try:
         with rt.sessions() as session:
-            try:
-                found = find_leads(session, email)
-            except ErasureRefused as err:
-                fail(str(err))
+            found = find_leads(session, email)
         if not dry_run and found and not yes:
             typer.confirm(
                 f"Erase the personal data of {_leads(len(found))}? This cannot be undone", abort=True
             )
         # a lead a worker is delivering right now is waited for, never taken from it
         wait = rt.settings.lease_seconds + rt.settings.nexudus_timeout
-        try:
-            report = erase_when_idle(
-                rt.sessions, email, actor=cli_actor(), wait_seconds=wait, dry_run=dry_run
-            )
-        except ErasureRefused as err:
-            fail(str(err))
+        report = erase_when_idle(rt.sessions, email, actor=cli_actor(), wait_seconds=wait, dry_run=dry_run)
     finally:
         rt.close()
     if not report.lead_ids:
