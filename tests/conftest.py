@@ -91,6 +91,17 @@ def clean_db(pg_url: str) -> str:
     return pg_url
 
 
+def fresh_ledger(request: pytest.FixtureRequest, tmp_path: Path, database: str) -> str:
+    """The URL of a fresh, migrated ledger: ``sqlite`` (a file in ``tmp_path``) or ``postgres``."""
+    if database == "sqlite":
+        from leadrelay.schema import upgrade
+
+        url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+        upgrade(url)
+        return url
+    return str(request.getfixturevalue("clean_db"))
+
+
 @pytest.fixture
 def redis_broker() -> str:
     if not _reachable("127.0.0.1", 6379):

@@ -16,7 +16,7 @@ from sqlalchemy import Interval, case, literal, select
 
 from leadrelay.db import make_engine, make_session_factory, transaction
 from leadrelay.demo import DEMO_LEAD
-from leadrelay.ledger import record_inbound
+from leadrelay.intake.store import record_inbound
 from leadrelay.models import DeadLetter, DeliveryAttempt, Lead
 from leadrelay.runtime import Runtime
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from leadrelay.db import transaction, utcnow
-from leadrelay.ledger import record_inbound
+from leadrelay.intake.store import record_inbound
 from leadrelay.models import Lead
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime

@@ -22,9 +22,10 @@ from sqlalchemy.orm import Session
 
 from leadrelay.canonical import CanonicalLead
 from leadrelay.db import utcnow
-from leadrelay.ledger import CreateTag, audit, per_dialect
+from leadrelay.ledger import CreateTag, audit
 from leadrelay.models import DeadLetter, DeadLetterStatus, DedupeKey, Lead, LeadState
 from leadrelay.nexudus.payloads import opportunity_name
+from leadrelay.statements import per_dialect
 
 _VOLATILE = ("received_at", "channel", "lead_source")
 

@@ -19,14 +19,13 @@ from leadrelay import __version__, errors, logs
 from leadrelay.api import admin_api, admin_web, health, metrics, webhooks
 from leadrelay.api.limits import LIMIT_RESPONSES, RequestLimits
 from leadrelay.api.openapi_doc import document_query_parameters_as_sent
-from leadrelay.intake.store import InboundWriter, Publisher, conninfo
+from leadrelay.intake.store import IntakeStore, PoolIntakeStore, Publisher, SessionIntakeStore, conninfo
 from leadrelay.intake.webhooks import open_doors
 from leadrelay.runtime import Runtime
 from leadrelay.worker import queue
 
 RECEIVER_THREADS = 16  # blocking ledger and broker calls at once, per receiver process
 SWITCH_INTERVAL = 0.0005  # seconds
-LEDGER_CONNECTIONS = 16  # async connections for the webhook insert, per receiver process (opened on demand)
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
@@ -47,16 +46,18 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         app.state.runtime = rt
         app.state.doors = open_doors(rt.routing)
         app.state.metrics_registry = metrics.receiver_registry(rt)
-        writer = None
-        if rt.engine.dialect.name == "postgresql":  # SQLite (the demo) keeps the threaded path
-            writer = InboundWriter(conninfo(rt.engine), size=LEDGER_CONNECTIONS)
-        app.state.inbound_writer = writer
+        store: IntakeStore
+        if rt.engine.dialect.name == "postgresql":  # the receiver's own pool, on the event loop
+            store = PoolIntakeStore(conninfo(rt.engine), size=rt.settings.receiver_ledger_connections)
+        else:  # SQLite (the demo): the session, in a worker thread
+            store = SessionIntakeStore(rt.sessions)
+        await store.open()
+        app.state.intake_store = store
         app.state.publisher = Publisher(lambda ids: queue.enqueue(ids))
         try:
             yield
         finally:
-            if writer is not None:
-                await writer.close()
+            await store.close()
             if runtime is None:
                 rt.close()
 

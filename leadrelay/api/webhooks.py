@@ -15,16 +15,13 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
 from leadrelay import logs
 from leadrelay.api.limits import Refusal
 from leadrelay.errors import InputError
 from leadrelay.intake.signatures import SignatureError
-from leadrelay.ledger import Intake, record_inbound
+from leadrelay.intake.store import Inbound
 from leadrelay.metrics import WEBHOOKS, count_intake
-from leadrelay.runtime import Runtime
-from leadrelay.worker.queue import unit_of_work
 
 router = APIRouter()
 log = structlog.get_logger(__name__)
@@ -117,39 +114,15 @@ async def receive_webhook(channel: str, request: Request) -> JSONResponse:
     key = door.intake_key(verified, body)
     content_type = request.headers.get("content-type")
     meta = {"delivery_id": verified.delivery_id, "timestamp": verified.timestamp}
-    writer = state.inbound_writer
-    if writer is not None:  # Postgres: commit, then publish (never before), both on the event loop
-        intake, publish = await writer.record(
-            channel=channel, source="webhook", intake_key=key, body=body, content_type=content_type, meta=meta
-        )
-        if publish:
-            await state.publisher.publish(intake.lead_id)
-    else:
-        intake = await run_in_threadpool(_store_sync, state.runtime, channel, key, body, content_type, meta)
+    item = Inbound(channel, "webhook", key, body, content_type, meta)
+    intake, publish = await state.intake_store.record(item)  # committed, then published (never before)
+    if publish:
+        await state.publisher.publish(intake.lead_id)
     logs.bind_lead(intake.lead_id, channel, {"delivery_id": verified.delivery_id})
     _accepted(channel).inc()
     count_intake(channel, "webhook", duplicate=intake.duplicate)
     log.info("webhook_received", duplicate=intake.duplicate)
     return JSONResponse({"event_id": intake.lead_id, "duplicate": intake.duplicate}, status_code=202)
-
-
-def _store_sync(
-    runtime: Runtime, channel: str, key: str, body: bytes, content_type: str | None, meta: dict[str, Any]
-) -> Intake:
-    """One unit of work (published after the commit) in a worker thread: the embedded SQLite ledger."""
-    with unit_of_work(runtime) as uow:
-        intake = record_inbound(
-            uow.session,
-            channel=channel,
-            source="webhook",
-            intake_key=key,
-            body=body,
-            content_type=content_type,
-            meta=meta,
-        )
-        if not intake.duplicate:
-            uow.enqueue(intake.lead_id)
-    return intake
 
 
 @functools.cache

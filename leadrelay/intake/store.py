@@ -1,54 +1,158 @@
-"""The receiver's hot path on Postgres: the raw item's commit and its publish, on the event loop.
+"""Intake's storage: a raw inbound item, stored once per intake key, committed before it is answered.
 
-A webhook costs one statement (``INSERT … ON CONFLICT DO NOTHING RETURNING id``,
-autocommit: one round trip, durable when it answers) and one broker message. Both
-run here without a worker thread per request:
+One interface, :class:`IntakeStore`, with one set of statements
+(:data:`leadrelay.statements.INBOUND_INSERT` and ``INBOUND_ID``: ``INSERT … ON
+CONFLICT (intake_key) DO NOTHING RETURNING id``, then the holder's id when the key
+was known), executed one of two ways:
 
-* :class:`InboundWriter` keeps a few psycopg ``AsyncConnection`` objects in
-  autocommit and runs a fixed, server-side prepared statement (psycopg prepares
-  it after a few executions) — no ORM, no thread hop, no pre-ping. A connection
-  that turns out to be dead (a restarted Postgres) is dropped and the statement
-  tried once more on a fresh one: it is idempotent, the intake key decides.
-* :class:`Publisher` puts the ids of committed leads on the broker in batches: a
-  request waits for its id's batch (so 202 still follows the publish, as before),
-  while one worker-thread call and one producer serve every id that arrived
-  meanwhile. A crash between commit and publish loses nothing: the row is
-  ``received`` with ``enqueued_at`` = its receipt, and the sweeper re-enqueues it
-  once ``requeue_after_seconds`` have passed.
+* :func:`record_inbound` through a SQLAlchemy session, on SQLite and Postgres
+  (the IMAP poller, the tests, and the embedded demo's door via
+  :class:`SessionIntakeStore`); the caller owns the transaction;
+* :class:`PoolIntakeStore`, the receiver's hot path on Postgres: the same
+  statements compiled once to psycopg text and run on a
+  ``psycopg_pool.AsyncConnectionPool`` in autocommit, on the event loop — one
+  round trip, durable when it answers, no ORM, no thread hop, no pre-ping
+  (psycopg prepares the statement server-side after a few runs). A connection
+  found dead (a restarted Postgres) is dropped with the other dead idle ones and
+  the statement tried once more: it is idempotent, the intake key decides.
 
-SQLite (the embedded demo) keeps the synchronous path through
-:func:`leadrelay.ledger.record_inbound`.
+:class:`Publisher` puts the ids of committed leads on the broker in batches: a
+request waits for its id's batch (so 202 still follows the publish), while one
+worker-thread call and one producer serve every id that arrived meanwhile. A
+crash between commit and publish loses nothing: the row is ``received`` with
+``enqueued_at`` = its receipt, and the sweeper re-enqueues it once
+``requeue_after_seconds`` have passed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 import structlog
 from anyio import to_thread
-from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
-from leadrelay.db import utcnow
-from leadrelay.ledger import CONTENT_TYPE_CHARS, Intake
-from leadrelay.models import LeadState
+from leadrelay.db import statement_commits, utcnow
+from leadrelay.statements import INBOUND_ID, INBOUND_INSERT, DriverStatement
 
 log = structlog.get_logger(__name__)
 
-INSERT = (
-    "INSERT INTO leads (channel, source, intake_key, received_at, content_type, raw_body, raw_sha256,"
-    " raw_meta, state, state_changed_at, attempts, next_attempt_at, enqueued_at)"
-    " VALUES (%(channel)s, %(source)s, %(key)s, %(at)s, %(content_type)s, %(body)s, %(sha)s,"
-    " %(meta)s, %(state)s, %(at)s, 0, %(at)s, %(at)s)"
-    " ON CONFLICT (intake_key) DO NOTHING RETURNING id"
-)
-EXISTING = "SELECT id FROM leads WHERE intake_key = %(key)s"
+CONTENT_TYPE_CHARS = 200  # leads.content_type: a sender's longer header is cut, never refused
+APPLICATION_NAME = "leadrelay-intake"  # the pool's connections, as pg_stat_activity shows them
+POOL_TIMEOUT = 10.0  # seconds a webhook waits for a ledger connection before it fails (500)
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    lead_id: int
+    duplicate: bool  # the intake key was seen before: nothing new was stored
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A raw inbound item as it arrived, before anything is read from it."""
+
+    channel: str
+    source: str  # webhook | email | admin
+    intake_key: str  # what makes a re-delivery recognisable
+    body: bytes
+    content_type: str | None
+    meta: dict[str, Any] | None = None
+
+    def values(self, now: datetime | None = None) -> dict[str, Any]:
+        """The values of :data:`~leadrelay.statements.INBOUND_INSERT`."""
+        return {
+            "channel": self.channel,
+            "source": self.source,
+            "intake_key": self.intake_key,
+            "at": now or utcnow(),
+            "content_type": self.content_type[:CONTENT_TYPE_CHARS] if self.content_type else None,
+            "body": self.body,
+            "sha256": hashlib.sha256(self.body).hexdigest(),
+            "meta": self.meta or {},
+        }
+
+
+def record_inbound(
+    session: Session,
+    *,
+    channel: str,
+    source: str,
+    intake_key: str,
+    body: bytes,
+    content_type: str | None,
+    meta: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> Intake:
+    """Store a raw inbound item once per intake key (a re-delivery is recognised); no commit."""
+    item = Inbound(channel, source, intake_key, body, content_type, meta)
+    conn = session.connection()
+    new_id = conn.execute(INBOUND_INSERT(session), item.values(now)).scalar_one_or_none()
+    if new_id is not None:
+        return Intake(lead_id=new_id, duplicate=False)
+    existing = conn.execute(INBOUND_ID, {"intake_key": intake_key}).scalar_one()
+    return Intake(lead_id=existing, duplicate=True)
+
+
+class IntakeStore(Protocol):
+    """What the webhook door needs of the ledger."""
+
+    async def open(self) -> None:
+        """Called once the process serves (after any fork), before the first :meth:`record`."""
+        ...
+
+    async def record(self, item: Inbound, *, now: datetime | None = None) -> tuple[Intake, bool]:
+        """Store ``item`` once per intake key, committed when this returns.
+
+        Returns the intake and whether its id must be published: a new row, or one
+        that a statement cut short by a lost connection may have committed.
+        """
+        ...
+
+    async def close(self) -> None: ...
+
+
+class SessionIntakeStore:
+    """:func:`record_inbound` in its own commit, in a worker thread: any ledger (the embedded SQLite)."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    async def open(self) -> None:
+        return None
+
+    async def record(self, item: Inbound, *, now: datetime | None = None) -> tuple[Intake, bool]:
+        intake = await to_thread.run_sync(self._record, item, now)
+        return intake, not intake.duplicate
+
+    def _record(self, item: Inbound, now: datetime | None) -> Intake:
+        with statement_commits(self.sessions) as session:
+            return record_inbound(
+                session,
+                channel=item.channel,
+                source=item.source,
+                intake_key=item.intake_key,
+                body=item.body,
+                content_type=item.content_type,
+                meta=item.meta,
+                now=now,
+            )
+
+    async def close(self) -> None:
+        return None
+
+
+_INSERT = DriverStatement(INBOUND_INSERT.build(True))
+_EXISTING = DriverStatement(INBOUND_ID)
 
 
 def conninfo(engine: Engine) -> str:
@@ -56,112 +160,71 @@ def conninfo(engine: Engine) -> str:
     return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-class InboundWriter:
-    """``record_inbound`` for Postgres, as a coroutine on a small pool of async connections."""
+class PoolIntakeStore:
+    """:func:`record_inbound`'s statements on a psycopg async pool in autocommit: Postgres only.
 
-    def __init__(self, url: str, *, size: int) -> None:
+    The pool is made and opened by :meth:`open` (the app's lifespan, in the process
+    that serves), up to ``size`` connections, opened on demand and closed again
+    after ``max_idle``; a process forked after that makes its own on first use.
+    """
+
+    def __init__(self, url: str, *, size: int, timeout: float = POOL_TIMEOUT) -> None:
         self.url = url
         self.size = size
-        self._idle: list[psycopg.AsyncConnection[Any]] = []
-        self._open = 0
-        self._freed: asyncio.Condition | None = None
+        self.timeout = timeout
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self._pid = 0
 
-    async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+    async def open(self) -> None:
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self.size,
+            kwargs={"autocommit": True, "application_name": APPLICATION_NAME},
+            timeout=self.timeout,
+            open=False,
+            name="intake",
+        )
+        await pool.open(wait=False)
+        self._pool, self._pid = pool, os.getpid()
 
-    async def _acquire(self) -> tuple[psycopg.AsyncConnection[Any], bool]:
-        """A connection, and whether it was pooled (it may have died while idle)."""
-        if self._freed is None:
-            self._freed = asyncio.Condition()
-        async with self._freed:
-            while not self._idle and self._open >= self.size:
-                await self._freed.wait()
-            if self._idle:
-                return self._idle.pop(), True
-            self._open += 1
-        try:
-            return await self._connect(), False
-        except BaseException:
-            await self._drop(None)
-            raise
+    async def _current(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+        if self._pool is None or self._pid != os.getpid():  # never opened, or the parent's
+            await self.open()
+        assert self._pool is not None
+        return self._pool
 
-    async def _release(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        assert self._freed is not None
-        async with self._freed:
-            self._idle.append(conn)
-            self._freed.notify()
-
-    async def _drop(self, conn: psycopg.AsyncConnection[Any] | None) -> None:
-        if conn is not None:
-            with contextlib.suppress(Exception):  # already broken
-                await conn.close()
-        assert self._freed is not None
-        async with self._freed:
-            self._open -= 1
-            self._freed.notify()
-
-    async def record(
-        self,
-        *,
-        channel: str,
-        source: str,
-        intake_key: str,
-        body: bytes,
-        content_type: str | None,
-        meta: dict[str, Any] | None = None,
-        now: datetime | None = None,
-    ) -> tuple[Intake, bool]:
-        """Store a raw inbound item once per intake key; committed when this returns.
-
-        Returns the intake and whether its id must be published: a new row, or one
-        that a statement cut short by a lost connection may have committed.
-        """
-        params = {
-            "channel": channel,
-            "source": source,
-            "key": intake_key,
-            "at": now or utcnow(),
-            "content_type": content_type[:CONTENT_TYPE_CHARS] if content_type else None,
-            "body": body,
-            "sha": hashlib.sha256(body).hexdigest(),
-            "meta": Jsonb(meta or {}),
-            "state": LeadState.received.value,
-        }
+    async def record(self, item: Inbound, *, now: datetime | None = None) -> tuple[Intake, bool]:
+        params = _INSERT.params(item.values(now))
+        pool = await self._current()
         retried = False
         while True:
-            conn, pooled = await self._acquire()
-            try:
-                cur = await conn.execute(INSERT, params)
-                row = await cur.fetchone()
-                if row is None:
-                    cur = await conn.execute(EXISTING, params)
-                    found = await cur.fetchone()
-                    assert found is not None
-                    intake = Intake(lead_id=int(found[0]), duplicate=True)
-                else:
-                    intake = Intake(lead_id=int(row[0]), duplicate=False)
-            except psycopg.OperationalError:
-                await self._drop(conn)
-                if pooled and not retried and conn.broken:
+            async with pool.connection() as conn:
+                try:
+                    intake = await self._record(conn, params)
+                except psycopg.OperationalError:
+                    if retried or not conn.broken:
+                        raise
                     # died while idle: Postgres restarted, and took the other idle ones with it
                     retried = True
                     log.warning("ledger_connection_lost", retry=True)
-                    await self._forget_idle()
-                    continue
-                raise
-            except BaseException:
-                await self._drop(conn)
-                raise
-            await self._release(conn)
-            return intake, not intake.duplicate or retried
+                else:
+                    return intake, not intake.duplicate or retried
+            await pool.check()  # the broken one went back and was dropped; now the idle ones
 
-    async def _forget_idle(self) -> None:
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await self._drop(conn)
+    async def _record(self, conn: psycopg.AsyncConnection[Any], params: dict[str, Any]) -> Intake:
+        row = await (await conn.execute(_INSERT.sql, params)).fetchone()
+        if row is not None:
+            return Intake(lead_id=int(row[0]), duplicate=False)
+        cur = await conn.execute(_EXISTING.sql, {"intake_key": params["intake_key"]})
+        found = await cur.fetchone()
+        assert found is not None
+        return Intake(lead_id=int(found[0]), duplicate=True)
 
     async def close(self) -> None:
-        await self._forget_idle()
+        if self._pool is not None and self._pid == os.getpid():
+            await self._pool.close()
+        self._pool = None
 
 
 class Publisher:

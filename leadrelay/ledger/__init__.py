@@ -1,37 +1,31 @@
-"""Ledger operations: intake, guarded state transitions, attempts, audit.
+"""Ledger operations: guarded state transitions, attempts, audit.
 
 Every transition is one UPDATE whose WHERE clause states what must still be
 true (the state, the lease owner); ``rowcount == 1`` means this caller won. No
 function here commits: the request or task that calls them owns the transaction.
 
-- ``dbclock``: the ledger's clock; statements built once per database kind
-- ``inbound``: raw items in, once per intake key
+- ``dbclock``: the ledger's clock
 - ``transitions``: guarded state changes, releases and dead letters
 - ``leases``: claiming a lead (to deliver, to read), renewing before each request
 - ``records``: attempt rows and the audit trail
 - ``locks``: an opportunity's note lock
 """
 
-from leadrelay.ledger.dbclock import clock, db_now, per_dialect
-from leadrelay.ledger.inbound import CONTENT_TYPE_CHARS, Intake, record_inbound
+from leadrelay.ledger.dbclock import clock, db_now
 from leadrelay.ledger.leases import CreateTag, claim, renew_lease, restore_create_sent, start_reading
 from leadrelay.ledger.locks import lock_opportunity, unlock_opportunity
 from leadrelay.ledger.records import RESPONSE_EXCERPT, audit, start_attempt
 from leadrelay.ledger.transitions import kill, release, transition
 
 __all__ = [
-    "CONTENT_TYPE_CHARS",
     "RESPONSE_EXCERPT",
     "CreateTag",
-    "Intake",
     "audit",
     "claim",
     "clock",
     "db_now",
     "kill",
     "lock_opportunity",
-    "per_dialect",
-    "record_inbound",
     "release",
     "renew_lease",
     "restore_create_sent",

@@ -1,4 +1,4 @@
-"""The ledger's clock, and statements built once per database kind.
+"""The ledger's clock: the database's on Postgres, the process's on SQLite.
 
 Leases are judged on one clock for every host: the database's on Postgres (a
 worker whose clock drifts must not think a lease is still, or already no longer,
@@ -7,7 +7,6 @@ its own), the process's on SQLite (one host, the embedded mode).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,12 +15,9 @@ from sqlalchemy.orm import Session
 
 from leadrelay.db import utcnow
 from leadrelay.models import Lead
+from leadrelay.statements import is_postgres
 
 _LEAD_COLUMNS = Lead.__table__.c
-
-
-def is_postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 def db_now(session: Session) -> datetime:
@@ -49,23 +45,6 @@ def lease_end(postgres: bool) -> Any:
     if postgres:
         return now_param(True) + bindparam("_lease", type_=Interval())
     return bindparam("_until", type_=_LEAD_COLUMNS["lease_until"].type)
-
-
-def per_dialect(build: Callable[[bool], Any]) -> Callable[[Session], Any]:
-    """A statement built once per database kind (``build(postgres)``), then reused.
-
-    Building and cache-keying a statement cost more CPU than the round trip itself
-    on the worker's hot path; the kinds differ in where "now" comes from.
-    """
-    built: dict[bool, Any] = {}
-
-    def statement(session: Session) -> Any:
-        postgres = is_postgres(session)
-        if postgres not in built:
-            built[postgres] = build(postgres)
-        return built[postgres]
-
-    return statement
 
 
 def clock_params(lease_seconds: float) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Leases on the ledger's clock: claiming a lead to deliver, to read, renewing before each request.
 
-Each is one guarded UPDATE, prebuilt per database kind (:func:`dbclock.per_dialect`).
+Each is one guarded UPDATE, prebuilt per database kind (:func:`leadrelay.statements.per_dialect`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import bindparam, or_, update
 from sqlalchemy.orm import Session
 
-from leadrelay.ledger.dbclock import clock_params, lease_end, now_param, per_dialect
+from leadrelay.ledger.dbclock import clock_params, lease_end, now_param
 from leadrelay.models import Lead, LeadState
+from leadrelay.statements import per_dialect
 
 _LEAD_COLUMNS = Lead.__table__.c
 

@@ -8,8 +8,9 @@ from sqlalchemy import bindparam, insert
 from sqlalchemy.orm import Session
 
 from leadrelay.db import utcnow
-from leadrelay.ledger.dbclock import now_param, per_dialect
+from leadrelay.ledger.dbclock import now_param
 from leadrelay.models import AuditEntry, DeliveryAttempt
+from leadrelay.statements import per_dialect
 
 RESPONSE_EXCERPT = 2000
 

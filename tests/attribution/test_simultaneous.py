@@ -11,7 +11,7 @@ import yaml
 from sqlalchemy import create_engine, select
 
 from leadrelay.db import make_engine, make_session_factory, transaction
-from leadrelay.ledger import record_inbound
+from leadrelay.intake.store import record_inbound
 from leadrelay.models import DeadLetter, Lead
 from leadrelay.nexudus.payloads import note_marker
 from leadrelay.worker.queue import enqueue

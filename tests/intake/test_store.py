@@ -1,9 +1,11 @@
-"""The receiver's async hot path: the Postgres writer, the batching publisher, and what a crash leaves."""
+"""The receiver's async hot path: the Postgres pool, the batching publisher, and what a crash leaves."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 
 import httpx
@@ -11,7 +13,7 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine
 
-from leadrelay.intake.store import InboundWriter, Publisher, conninfo
+from leadrelay.intake.store import APPLICATION_NAME, Inbound, PoolIntakeStore, Publisher, conninfo
 from leadrelay.models import Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
@@ -20,53 +22,85 @@ from tests.conftest import make_settings
 from tests.intake.test_webhooks import SAMPLE, queued, signed, stored
 
 
-def _url(db_url: str) -> str:
-    return conninfo(create_engine(db_url))
+def inbound(key: str) -> Inbound:
+    return Inbound("canonical", "webhook", key, b"{}", "application/json", {"delivery_id": key})
 
 
-def test_the_writer_stores_once_per_intake_key(clean_db: str) -> None:
-    async def scenario() -> tuple[object, object, object]:
-        writer = InboundWriter(_url(clean_db), size=2)
-        try:
-            args = {"channel": "canonical", "source": "webhook", "body": b"{}", "content_type": "text/json"}
-            first = await writer.record(intake_key="webhook:canonical:a", meta={"delivery_id": "a"}, **args)
-            again = await writer.record(intake_key="webhook:canonical:a", meta={"delivery_id": "a"}, **args)
-            other = await writer.record(intake_key="webhook:canonical:b", meta=None, **args)
-            return first, again, other
-        finally:
-            await writer.close()
-
-    (first, publish_first), (again, publish_again), (other, _) = asyncio.run(scenario())  # type: ignore[misc]
-    assert (first.duplicate, publish_first) == (False, True)  # type: ignore[attr-defined]
-    assert (again.duplicate, publish_again) == (True, False)  # type: ignore[attr-defined]
-    assert again.lead_id == first.lead_id  # type: ignore[attr-defined]
-    assert other.lead_id != first.lead_id  # type: ignore[attr-defined]
-
-
-def test_the_writer_replaces_a_connection_that_died_while_idle(clean_db: str) -> None:
+def test_the_pool_replaces_connections_that_died_while_idle(clean_db: str) -> None:
     """What pool_pre_ping did for the ORM: a restarted Postgres costs no failed webhook."""
-    url = _url(clean_db)
+    url = conninfo(create_engine(clean_db))
+    backends = "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND datname = current_database()"
+
+    def pids() -> set[int]:
+        with psycopg.connect(url, autocommit=True) as admin:
+            return {row[0] for row in admin.execute(backends, [APPLICATION_NAME])}
 
     async def scenario() -> tuple[int, int]:
-        writer = InboundWriter(url, size=3)
+        store = PoolIntakeStore(url, size=3)
+        await store.open()
         try:
-            args = {"channel": "canonical", "source": "webhook", "body": b"{}", "content_type": None}
-            first = await asyncio.gather(*(writer.record(intake_key=f"k{i}", **args) for i in range(3)))
-            pids = [conn.info.backend_pid for conn in writer._idle]
-            assert len(pids) == 3
+            first = await asyncio.gather(*(store.record(inbound(f"k{i}")) for i in range(6)))
+            old = pids()
+            assert old
             with psycopg.connect(url, autocommit=True) as admin:  # all of them, as a restart does
-                admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [pids])
+                admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [list(old)])
             await asyncio.sleep(0.2)
-            second, publish = await writer.record(intake_key="k9", **args)
+            second, publish = await store.record(inbound("k9"))
             assert publish
-            assert [conn.info.backend_pid for conn in writer._idle] not in ([], pids)
-            assert not set(conn.info.backend_pid for conn in writer._idle) & set(pids)
+            assert not pids() & old
             return first[0][0].lead_id, second.lead_id
         finally:
-            await writer.close()
+            await store.close()
 
     first, second = asyncio.run(scenario())
     assert second != first
+
+
+def test_a_statement_cut_short_by_a_lost_connection_is_published_when_tried_again(clean_db: str) -> None:
+    """The retried insert finds the row committed by the lost one: published all the same."""
+    url = conninfo(create_engine(clean_db))
+
+    async def scenario() -> tuple[object, bool]:
+        store = PoolIntakeStore(url, size=1)
+        await store.open()
+        try:
+            await store.record(inbound("k1"))
+            with psycopg.connect(url, autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = %s AND datname = current_database()",
+                    [APPLICATION_NAME],
+                )
+            await asyncio.sleep(0.2)
+            return await store.record(inbound("k1"))
+        finally:
+            await store.close()
+
+    intake, publish = asyncio.run(scenario())
+    assert intake.duplicate and publish  # type: ignore[attr-defined]
+
+
+def test_a_store_opened_before_a_fork_opens_its_own_pool_in_the_child(clean_db: str) -> None:
+    url = conninfo(create_engine(clean_db))
+    store = PoolIntakeStore(url, size=2)
+
+    async def parent_record() -> None:
+        await store.open()
+        await store.record(inbound("parent"))
+
+    asyncio.run(parent_record())
+    parent_pool = store._pool
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        signal.alarm(10)
+        code = 1
+        try:
+            intake, _ = asyncio.run(store.record(inbound("child")))
+            code = 0 if store._pool is not parent_pool and not intake.duplicate else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_the_publisher_batches_and_answers_each_caller_after_its_batch() -> None:

@@ -22,7 +22,8 @@ from leadrelay.adapters.from_email import too_big
 from leadrelay.adapters.mail.classify import not_a_lead
 from leadrelay.adapters.mail.forwards import unwrap
 from leadrelay.adapters.mail.message import read_mail
-from leadrelay.ledger import Intake, kill, record_inbound, transition
+from leadrelay.intake.store import Intake, record_inbound
+from leadrelay.ledger import kill, transition
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.worker.imap.keys import MailKeys, body_sha256, header_block, mail_keys

@@ -1,0 +1,219 @@
+"""The ledger's prebuilt statements: built once, reused on every call of a hot path.
+
+Why prebuilt (bench/results/PROFILE.md): on the receiver's and the worker's hot
+paths, building a SQLAlchemy statement per call and computing its cache key cost
+more CPU than the database round trip itself. So the statements those paths run
+per lead or per Nexudus request are built here once (per database kind where the
+SQL differs), with bound parameters, and only executed by their callers:
+
+* intake: :data:`INBOUND_INSERT` and :data:`INBOUND_ID`, run through a SQLAlchemy
+  session (SQLite and Postgres) or, in the receiver, as :class:`DriverStatement`
+  text on a psycopg async pool — one definition, two ways to execute it;
+* the Nexudus budget on Postgres: :data:`RESERVE`, :data:`PACE`,
+  :data:`PENALISE`, each one round trip (the SQLite budget decides in Python).
+
+Nothing here executes or commits anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+from sqlalchemy.orm import Session
+
+from leadrelay.models import Lead, LeadState
+
+
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+class PerDialect:
+    """A statement built once per database kind (``build(postgres)``), then reused.
+
+    Called with a session, it gives the statement for that session's database;
+    :meth:`build` gives it for a kind directly (the receiver's async path has no session).
+    """
+
+    def __init__(self, build: Callable[[bool], Any]) -> None:
+        self._build = build
+        self._built: dict[bool, Any] = {}
+
+    def build(self, postgres: bool) -> Any:
+        stmt = self._built.get(postgres)
+        if stmt is None:
+            stmt = self._built[postgres] = self._build(postgres)
+        return stmt
+
+    def __call__(self, session: Session) -> Any:
+        return self.build(is_postgres(session))
+
+
+def per_dialect(build: Callable[[bool], Any]) -> PerDialect:
+    return PerDialect(build)
+
+
+class DriverStatement:
+    """A Core statement compiled once for psycopg: the SQL text, and its parameters from values.
+
+    For a caller that holds a bare psycopg connection (the receiver's async pool):
+    the same statement the session runs, with the same parameter conversions (the
+    column types' bind processors: UTC datetimes, JSON), without SQLAlchemy per call.
+    """
+
+    def __init__(self, stmt: Any) -> None:
+        dialect = PGDialect_psycopg()
+        compiled = stmt.compile(dialect=dialect)
+        prefetched = getattr(compiled, "insert_prefetch", None)
+        if prefetched:  # Python-side column defaults would be filled in by an ORM execution only
+            names = ", ".join(c.name for c in prefetched)
+            raise ValueError(f"give these columns a value in the statement itself: {names}")
+        self.sql: str = compiled.string
+        self._compiled = compiled
+        self._processors = tuple(
+            (name, processor)
+            for bind, name in compiled.bind_names.items()
+            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        )
+
+    def params(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        params: dict[str, Any] = self._compiled.construct_params(dict(values))
+        for name, processor in self._processors:
+            params[name] = processor(params[name])
+        return params
+
+
+# ---- intake ----------------------------------------------------------------------
+# One row per intake key; every column the INSERT sets is given here (no ORM
+# defaults), so the session and the bare driver store the very same row.
+
+_LEAD = Lead.__table__.c
+
+
+def _inbound_insert(postgres: bool) -> Any:
+    """Store a raw inbound item unless its intake key is known; RETURNING the new id (none: known)."""
+    insert = postgresql.insert if postgres else sqlite.insert
+    at = bindparam("at", type_=_LEAD["received_at"].type)
+    return (
+        insert(Lead)
+        .values(
+            channel=bindparam("channel", type_=_LEAD["channel"].type),
+            source=bindparam("source", type_=_LEAD["source"].type),
+            intake_key=bindparam("intake_key", type_=_LEAD["intake_key"].type),
+            received_at=at,
+            content_type=bindparam("content_type", type_=_LEAD["content_type"].type),
+            raw_body=bindparam("body", type_=_LEAD["raw_body"].type),
+            raw_sha256=bindparam("sha256", type_=_LEAD["raw_sha256"].type),
+            raw_meta=bindparam("meta", type_=_LEAD["raw_meta"].type),
+            state=LeadState.received.value,
+            state_changed_at=at,
+            attempts=0,
+            unfinished_runs=0,
+            next_attempt_at=at,
+            enqueued_at=at,
+        )
+        .on_conflict_do_nothing(index_elements=["intake_key"])
+        .returning(Lead.id)
+    )
+
+
+INBOUND_INSERT = per_dialect(_inbound_insert)
+INBOUND_ID = select(Lead.id).where(Lead.intake_key == bindparam("intake_key", type_=_LEAD["intake_key"].type))
+
+
+# ---- the Nexudus budget on Postgres ------------------------------------------------
+# One round trip per reservation: lock the account row, read the database clock and
+# the hour's and day's usage, decide, move the row on and count the request.
+#
+# The UPDATE waits for the account's row lock and then computes its SET list from
+# the row's latest committed version (READ COMMITTED re-check), so the spacing
+# (next_request_at, next_write_at, blocked_until) is exact, as with SELECT … FOR
+# UPDATE. The usage sums, though, come from the statement's snapshot, taken
+# before the lock wait: they can miss the reservations committed while this one
+# waited. Each of those moved ``updated_at``, so the statement knows: it reserves
+# when the snapshot's ``updated_at`` is still the locked row's (nothing missed),
+# or when the sums are ``:slack`` requests or more below every cap (more than
+# the lock queue can hold: every waiter is one open connection); otherwise it
+# reserves nothing and says it was not ``fresh``. Run again after the caller
+# locked the row itself (its snapshot then comes after the lock), it is always fresh.
+RESERVE = text(
+    """
+WITH clock AS (
+    SELECT extract(epoch FROM clock_timestamp())::float8 AS now
+), usage AS (
+    SELECT
+        coalesce(sum(u.requests) FILTER (WHERE u.minute > floor(c.now / :minute) - 60), 0) AS hour_requests,
+        coalesce(sum(u.requests), 0) AS day_requests,
+        coalesce(sum(u.writes), 0) AS day_writes,
+        min(u.minute) FILTER (WHERE u.minute > floor(c.now / :minute) - 60) AS oldest_hour,
+        min(u.minute) AS oldest_day
+    FROM clock c
+    LEFT JOIN nexudus_usage u ON u.account = :account AND u.minute > floor(c.now / :minute) - 1440
+), seen AS (
+    SELECT updated_at AS seen_at FROM nexudus_accounts WHERE account = :account
+), decision AS (
+    SELECT
+        c.now,
+        GREATEST(
+            c.now,
+            CASE WHEN u.hour_requests + 1 > :per_hour AND u.oldest_hour IS NOT NULL
+                 THEN (u.oldest_hour + 61) * :minute END,
+            CASE WHEN (u.day_requests + 1 > :per_day OR (:write AND u.day_writes + 1 > :writes_per_day))
+                      AND u.oldest_day IS NOT NULL
+                 THEN (u.oldest_day + 1441) * :minute END
+        ) AS cap_until,
+        (u.hour_requests + :slack <= :per_hour AND u.day_requests + :slack <= :per_day
+         AND (NOT :write OR u.day_writes + :slack <= :writes_per_day)) AS far,
+        s.seen_at
+    FROM clock c, usage u, seen s
+), moved AS (
+    UPDATE nexudus_accounts a
+    SET next_request_at = CASE WHEN r.ok THEN r.start + :request_gap ELSE a.next_request_at END,
+        next_write_at = CASE WHEN r.ok AND :write THEN r.start + :write_gap ELSE a.next_write_at END,
+        updated_at = CASE WHEN r.ok THEN clock_timestamp() ELSE a.updated_at END
+    FROM (
+        SELECT a2.account, d.now, t.start,
+               (d.far OR a2.updated_at IS NOT DISTINCT FROM d.seen_at) AS fresh,
+               (d.far OR a2.updated_at IS NOT DISTINCT FROM d.seen_at) AND t.start - d.now <= :max_wait AS ok
+        FROM nexudus_accounts a2, decision d,
+        LATERAL (SELECT GREATEST(d.now, a2.next_request_at, a2.blocked_until, d.cap_until,
+                                 CASE WHEN :write THEN a2.next_write_at END) AS start) t
+        WHERE a2.account = :account
+        FOR UPDATE OF a2
+    ) r
+    WHERE a.account = r.account
+    RETURNING r.now, r.start, r.fresh, r.ok
+), counted AS (
+    INSERT INTO nexudus_usage AS nu (account, minute, requests, writes)
+    SELECT :account, floor(m.start / :minute)::bigint, 1, CASE WHEN :write THEN 1 ELSE 0 END
+    FROM moved m WHERE m.ok
+    ON CONFLICT (account, minute) DO UPDATE
+    SET requests = nu.requests + 1, writes = nu.writes + excluded.writes
+)
+SELECT now, start, fresh, ok FROM moved
+"""
+)
+
+# A send happening now, held the minimum gap after the previous one (waits for the row lock).
+PACE = text(
+    """
+UPDATE nexudus_accounts
+SET last_sent_at = GREATEST(extract(epoch FROM clock_timestamp())::float8, last_sent_at + :gap)
+WHERE account = :account
+RETURNING last_sent_at, extract(epoch FROM clock_timestamp())::float8
+"""
+)
+
+# Nexudus said wait (Retry-After): nobody sends for the account until then.
+PENALISE = text(
+    """
+UPDATE nexudus_accounts
+SET blocked_until = GREATEST(blocked_until, extract(epoch FROM clock_timestamp())::float8 + :seconds)
+WHERE account = :account
+RETURNING account
+"""
+)
