@@ -1,4 +1,9 @@
-"""The shared Nexudus budget, on the real Postgres: spacing, Retry-After, hourly caps."""
+"""The shared Nexudus budget, one contract: spacing, Retry-After, caps, sends.
+
+Every case runs on each implementation and database the ledger uses: the one
+statement per decision on Postgres, and the locked Python decision on SQLite (the
+embedded ledger) and on Postgres (the same decision, as a reference).
+"""
 
 from __future__ import annotations
 
@@ -8,22 +13,49 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
 
 from leadrelay.db import make_engine, make_session_factory
-from leadrelay.nexudus.budget import LedgerBudget, Spacing
+from leadrelay.nexudus.budget import LedgerBudget, LockingBudget, Spacing, StatementBudget, ledger_budget
 from leadrelay.routing import NexudusLimits
+from tests.conftest import fresh_ledger
 
 FAST = {"clock_speed": 60.0}  # a "minute" lasts one second; the default 97 % safety margin
 
 
+IMPLEMENTATIONS = {"statement": StatementBudget, "locking": LockingBudget}
+Make = Callable[[str, NexudusLimits], LedgerBudget]
+
+
+@pytest.fixture(params=["locking-sqlite", "locking-postgres", "statement-postgres"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(implementation, ledger URL): a fresh, migrated ledger."""
+    kind, database = request.param.split("-")
+    return kind, fresh_ledger(request, tmp_path, database)
+
+
 @pytest.fixture
-def sessions(clean_db: str):  # type: ignore[no-untyped-def]
-    engine = make_engine(clean_db)
+def sessions(ledger: tuple[str, str]) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(ledger[1])
     yield make_session_factory(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def budget(ledger: tuple[str, str], sessions: sessionmaker[Session]) -> Make:
+    """Budgets of the implementation under test, on its ledger."""
+    cls = IMPLEMENTATIONS[ledger[0]]
+    return lambda account, limits: cls(sessions, account, limits)
+
+
+def test_the_ledger_picks_one_statement_on_postgres_and_the_lock_elsewhere(ledger, sessions) -> None:
+    picked = type(ledger_budget(sessions, "acme", NexudusLimits()))
+    assert picked is (StatementBudget if ledger[1].startswith("postgresql") else LockingBudget)
 
 
 def grant_times(budget: LedgerBudget, *, count: int, write: bool) -> list[float]:
@@ -47,9 +79,9 @@ def most_in_any_window(times: list[float], window: float) -> int:
     return best
 
 
-def test_writes_from_many_threads_never_exceed_the_per_minute_limit(sessions) -> None:
+def test_writes_from_many_threads_never_exceed_the_per_minute_limit(budget: Make) -> None:
     limits = NexudusLimits(writes_per_minute=60, requests_per_minute=10_000, min_interval_ms=0, **FAST)
-    budgets = [LedgerBudget(sessions, "acme", limits) for _ in range(4)]
+    budgets = [budget("acme", limits) for _ in range(4)]
     times: list[float] = []
     lock = threading.Lock()
 
@@ -69,59 +101,89 @@ def test_writes_from_many_threads_never_exceed_the_per_minute_limit(sessions) ->
     assert min(gaps) >= Spacing.of(limits).write - 1e-6
 
 
-def test_reads_and_writes_share_the_request_spacing(sessions) -> None:
+def test_reads_and_writes_share_the_request_spacing(budget: Make) -> None:
     limits = NexudusLimits(min_interval_ms=100, requests_per_minute=120, writes_per_minute=60, **FAST)
-    budget = LedgerBudget(sessions, "acme", limits)
+    acme = budget("acme", limits)
     times = [
-        *grant_times(budget, count=10, write=False),
-        *grant_times(budget, count=5, write=True),
+        *grant_times(acme, count=10, write=False),
+        *grant_times(acme, count=5, write=True),
     ]
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= Spacing.of(limits).request - 1e-6
 
 
-def test_a_wait_longer_than_allowed_reserves_nothing(sessions) -> None:
-    budget = LedgerBudget(sessions, "acme", NexudusLimits(writes_per_minute=60))  # one write a second
-    assert budget.reserve(write=True, max_wait=0).at is not None
-    first = budget.reserve(write=True, max_wait=0)
-    second = budget.reserve(write=True, max_wait=0)
+def test_a_wait_longer_than_allowed_reserves_nothing(budget: Make) -> None:
+    acme = budget("acme", NexudusLimits(writes_per_minute=60))  # one write a second
+    assert acme.reserve(write=True, max_wait=0).at is not None
+    first = acme.reserve(write=True, max_wait=0)
+    second = acme.reserve(write=True, max_wait=0)
     assert first.at is None and second.at is None
     assert 0.5 < first.wait <= 1.1
     assert second.wait <= first.wait  # the refused call did not push the next slot out
 
 
-def test_retry_after_blocks_every_worker_of_the_account_only(sessions) -> None:
+def test_retry_after_blocks_every_worker_of_the_account_only(budget: Make) -> None:
     limits = NexudusLimits(**FAST)
-    acme, other = LedgerBudget(sessions, "acme", limits), LedgerBudget(sessions, "other", limits)
-    acme.penalise(0.8)
-    assert LedgerBudget(sessions, "acme", limits).acquire(write=False, max_wait=0) == pytest.approx(
-        0.8, abs=0.1
-    )
+    acme, other = budget("acme", limits), budget("other", limits)
+    acme.penalise(0.8)  # the account's first use
+    assert budget("acme", limits).acquire(write=False, max_wait=0) == pytest.approx(0.8, abs=0.1)
     assert other.acquire(write=False, max_wait=0) == 0
 
 
-def test_the_hourly_request_cap_holds_back_the_next_request(sessions) -> None:
+def test_the_hourly_request_cap_holds_back_the_next_request(budget: Make) -> None:
     limits = NexudusLimits(
         requests_per_hour=10, min_interval_ms=0, requests_per_minute=100_000, clock_speed=3600.0, safety=1.0
     )  # an "hour" lasts one second
-    budget = LedgerBudget(sessions, "acme", limits)
-    assert [budget.acquire(write=False, max_wait=0) for _ in range(10)] == [0] * 10
-    wait = budget.acquire(write=False, max_wait=0)
+    acme = budget("acme", limits)
+    assert [acme.acquire(write=False, max_wait=0) for _ in range(10)] == [0] * 10
+    wait = acme.acquire(write=False, max_wait=0)
     assert 0.5 < wait <= 1.1
     time.sleep(wait)
-    assert budget.acquire(write=False, max_wait=0.05) <= 0.05
+    assert acme.acquire(write=False, max_wait=0.05) <= 0.05
 
 
-def test_processes_on_their_own_connections_share_one_budget(clean_db: str) -> None:
+def test_workers_racing_at_the_hourly_cap_never_spend_the_same_slot(budget: Make, sessions) -> None:
+    """Near a cap every decision must see every reservation before it (Postgres: under the lock)."""
+    limits = NexudusLimits(requests_per_hour=20, min_interval_ms=0, requests_per_minute=100_000, safety=1.0)
+    granted: list[float] = []
+    lock = threading.Lock()
+
+    def run(worker: LedgerBudget) -> None:
+        for _ in range(12):
+            slot = worker.reserve(write=False, max_wait=0)
+            if slot.at is not None:
+                with lock:
+                    granted.append(slot.at)
+
+    threads = [threading.Thread(target=run, args=(budget("acme", limits),)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(granted) == 20
+    with sessions() as session:
+        assert session.execute(text("SELECT sum(requests) FROM nexudus_usage")).scalar_one() == 20
+
+
+def test_sends_are_held_the_hard_minimum_gap_apart(budget: Make) -> None:
+    limits = NexudusLimits(min_interval_ms=100)  # sends at least 200 ms apart (the margin)
+    first, second = budget("acme", limits), budget("acme", limits)
+    assert first.pace_send() == 0.0  # the account's first use
+    assert second.pace_send() == pytest.approx(Spacing.of(limits).send, abs=0.05)
+    assert budget("other", limits).pace_send() == 0.0
+
+
+def test_processes_on_their_own_connections_share_one_budget(ledger: tuple[str, str]) -> None:
     """Four separate interpreters (as on four hosts) pace each other through Postgres."""
     script = (
         "import sys, time, json\n"
         "from leadrelay.db import make_engine, make_session_factory\n"
-        "from leadrelay.nexudus.budget import LedgerBudget\n"
+        "from leadrelay.nexudus import budget\n"
         "from leadrelay.routing import NexudusLimits\n"
         "limits = NexudusLimits(writes_per_minute=60, requests_per_minute=10_000, min_interval_ms=0,"
         " clock_speed=60.0)\n"
-        "budget = LedgerBudget(make_session_factory(make_engine(sys.argv[1])), 'acme', limits)\n"
+        "cls = getattr(budget, sys.argv[2])\n"
+        "budget = cls(make_session_factory(make_engine(sys.argv[1])), 'acme', limits)\n"
         "out = []\n"
         "for _ in range(20):\n"
         "    slot = budget.reserve(write=True, max_wait=30)\n"
@@ -130,7 +192,11 @@ def test_processes_on_their_own_connections_share_one_budget(clean_db: str) -> N
         "print(json.dumps(out))\n"
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, clean_db], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, ledger[1], IMPLEMENTATIONS[ledger[0]].__name__],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(4)
     ]
     times = [t for proc in procs for t in json.loads(proc.communicate(timeout=60)[0])]
@@ -138,14 +204,12 @@ def test_processes_on_their_own_connections_share_one_budget(clean_db: str) -> N
     assert most_in_any_window(times, 1.0) <= 60
 
 
-def test_usage_is_counted_per_minute(sessions) -> None:
-    budget = LedgerBudget(
-        sessions,
-        "acme",
-        NexudusLimits(min_interval_ms=0, requests_per_minute=10_000, writes_per_minute=10_000),
+def test_usage_is_counted_per_minute(budget: Make, sessions) -> None:
+    acme = budget(
+        "acme", NexudusLimits(min_interval_ms=0, requests_per_minute=10_000, writes_per_minute=10_000)
     )
     for write in (False, True, True):
-        budget.acquire(write=write, max_wait=1)
+        acme.acquire(write=write, max_wait=1)
     with sessions() as session:
         requests, writes = session.execute(
             text("SELECT sum(requests), sum(writes) FROM nexudus_usage WHERE account = 'acme'")
