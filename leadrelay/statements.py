@@ -4,7 +4,10 @@ Why prebuilt (bench/results/PROFILE.md): on the receiver's and the worker's hot
 paths, building a SQLAlchemy statement per call and computing its cache key cost
 more CPU than the database round trip itself. So the statements those paths run
 per lead or per Nexudus request are built here once (per database kind where the
-SQL differs), with bound parameters, and only executed by their callers:
+SQL differs), with bound parameters, and only executed by their callers. The
+worker's per-lead statements (leases, transitions, attempt rows) are built the
+same way with :func:`per_dialect`, beside their one caller in
+:mod:`leadrelay.ledger` and ``worker.dedupe``; the ones shared here are:
 
 * intake: :data:`INBOUND_INSERT` and :data:`INBOUND_ID`, run through a SQLAlchemy
   session (SQLite and Postgres) or, in the receiver, as :class:`DriverStatement`
@@ -20,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
@@ -63,17 +66,18 @@ class DriverStatement:
     For a caller that holds a bare psycopg connection (the receiver's async pool):
     the same statement the session runs, with the same parameter conversions (the
     column types' bind processors: UTC datetimes, JSON), without SQLAlchemy per call.
+    Every parameter comes from the values (constants are written into the SQL).
     """
 
     def __init__(self, stmt: Any) -> None:
         dialect = PGDialect_psycopg()
         compiled = stmt.compile(dialect=dialect)
-        prefetched = getattr(compiled, "insert_prefetch", None)
-        if prefetched:  # Python-side column defaults would be filled in by an ORM execution only
-            names = ", ".join(c.name for c in prefetched)
+        if getattr(compiled, "insert_prefetch", None):  # an ORM execution would fill these in
+            names = ", ".join(c.name for c in compiled.insert_prefetch)
             raise ValueError(f"give these columns a value in the statement itself: {names}")
+        if constants := [name for bind, name in compiled.bind_names.items() if not bind.required]:
+            raise ValueError(f"write constants into the SQL (literal_column), not as parameters: {constants}")
         self.sql: str = compiled.string
-        self._compiled = compiled
         self._processors = tuple(
             (name, processor)
             for bind, name in compiled.bind_names.items()
@@ -81,7 +85,7 @@ class DriverStatement:
         )
 
     def params(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        params: dict[str, Any] = self._compiled.construct_params(dict(values))
+        params = dict(values)
         for name, processor in self._processors:
             params[name] = processor(params[name])
         return params
@@ -109,10 +113,10 @@ def _inbound_insert(postgres: bool) -> Any:
             raw_body=bindparam("body", type_=_LEAD["raw_body"].type),
             raw_sha256=bindparam("sha256", type_=_LEAD["raw_sha256"].type),
             raw_meta=bindparam("meta", type_=_LEAD["raw_meta"].type),
-            state=LeadState.received.value,
+            state=literal_column(f"'{LeadState.received.value}'"),
             state_changed_at=at,
-            attempts=0,
-            unfinished_runs=0,
+            attempts=literal_column("0"),
+            unfinished_runs=literal_column("0"),
             next_attempt_at=at,
             enqueued_at=at,
         )
