@@ -196,12 +196,13 @@ class PoolIntakeStore:
 
     async def record(self, item: Inbound, *, now: datetime | None = None) -> tuple[Intake, bool]:
         params = _INSERT.params(item.values(now))
+        existing = _EXISTING.params({"intake_key": item.intake_key})
         pool = await self._current()
         retried = False
         while True:
             conn = await pool.getconn()  # not pool.connection(): its context manager cost ~25 µs a call
             try:
-                intake = await self._record(conn, params)
+                intake = await self._record(conn, params, existing)
             except psycopg.OperationalError:
                 if retried or not conn.broken:
                     raise
@@ -214,11 +215,13 @@ class PoolIntakeStore:
                 await pool.putconn(conn)  # a broken one is dropped, and replaced
             await pool.check()  # the other idle ones
 
-    async def _record(self, conn: psycopg.AsyncConnection[Any], params: dict[str, Any]) -> Intake:
+    async def _record(
+        self, conn: psycopg.AsyncConnection[Any], params: dict[str, Any], existing: dict[str, Any]
+    ) -> Intake:
         row = await (await conn.execute(_INSERT.sql, params)).fetchone()
         if row is not None:
             return Intake(lead_id=int(row[0]), duplicate=False)
-        cur = await conn.execute(_EXISTING.sql, {"intake_key": params["intake_key"]})
+        cur = await conn.execute(_EXISTING.sql, existing)
         found = await cur.fetchone()
         assert found is not None
         return Intake(lead_id=int(found[0]), duplicate=True)
