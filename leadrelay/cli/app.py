@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import getpass
-from typing import TYPE_CHECKING, NoReturn
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -24,6 +26,45 @@ app = typer.Typer(
 )
 console = Console()
 errors = Console(stderr=True)
+
+# Every list command takes --json: the same rows, one JSON document on stdout, no markup.
+Json = Annotated[
+    bool,
+    typer.Option("--json", help="print the rows as JSON (one document on stdout, no tables or colour)"),
+]
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output: dates as ISO 8601, anything else unusual as its text."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=_plain) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    isoformat = getattr(value, "isoformat", None)
+    return isoformat() if callable(isoformat) else str(value)
+
+
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            console.print(f"leadrelay {version('leadrelay')}", highlight=False)
+        except PackageNotFoundError:
+            fail("leadrelay is not installed as a distribution: pip install -e .")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the installed version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Broker-portal leads (webhooks and inbox e-mails) into Nexudus CRM opportunities, exactly once."""
 
 
 def say_error(message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -19,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.syntax import Syntax
 from rich.table import Table
 
-from leadrelay.cli.app import app, cli_actor, cli_runtime, console, fail
+from leadrelay.cli.app import Json, app, cli_actor, cli_runtime, console, fail, print_json
 from leadrelay.db import transaction, utcnow
 from leadrelay.durations import parse_since
 from leadrelay.models import DeadLetterStatus, DeadReason
@@ -67,8 +68,9 @@ def list_command(
     since: Since = None,
     status: Annotated[str, typer.Option(help="open, replayed, discarded, superseded or all")] = "open",
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: Json = False,
 ) -> None:
-    """Dead letters, newest first."""
+    """Dead letters, newest first (--json: {"dead_letters": [...], "open_by_reason": {...}})."""
     if status != "all" and status not in DeadLetterStatus.__members__:
         fail(f"--status {status!r}: use one of {', '.join(DeadLetterStatus.__members__)} or all")
     rt = cli_runtime()
@@ -78,6 +80,9 @@ def list_command(
             by_reason = dead_letters.counts(session)
     finally:
         rt.close()
+    if as_json:
+        print_json({"dead_letters": [dataclasses.asdict(row) for row in rows], "open_by_reason": by_reason})
+        return
     if not rows:
         console.print(
             "No dead letters match."

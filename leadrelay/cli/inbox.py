@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from leadrelay.cli.app import app, console, errors, fail, routing_or_fail
+from leadrelay.cli.app import Json, app, console, errors, fail, print_json, routing_or_fail
 
 if TYPE_CHECKING:
     from leadrelay.worker.imap.poll import PollReport
@@ -58,8 +58,12 @@ class _Broker:
 @app.command()
 def poll(
     inbox: Annotated[str | None, typer.Option("--inbox", "-i", help="only this inbox")] = None,
+    as_json: Json = False,
 ) -> None:
-    """Poll the configured IMAP inboxes once: new, duplicate, ignored and failed mail per inbox."""
+    """Poll the configured IMAP inboxes once: new, duplicate, ignored and failed mail per inbox.
+
+    --json: {"inboxes": [{"inbox", "new", "duplicate", "ignored", "failed", "marked", ...}], "not_enqueued"}.
+    """
     from sqlalchemy.exc import DBAPIError
 
     from leadrelay import logs
@@ -86,8 +90,14 @@ def poll(
         fail(f"the ledger database failed mid-poll ({type(exc.orig).__name__}): check LEADRELAY_DATABASE_URL")
     finally:
         runtime.close()
-    console.print(_table(reports))
-    if broker.unsent:
+    if as_json:
+        rows = [
+            {**report.summary(), "marks": report.marks, "lead_ids": report.lead_ids} for report in reports
+        ]
+        print_json({"inboxes": rows, "not_enqueued": broker.unsent})
+    else:
+        console.print(_table(reports))
+    if broker.unsent and not as_json:
         console.print(
             f"{broker.unsent} new leads are in the ledger but the broker did not take them: "
             "the sweeper (`leadrelay beat`) enqueues them once it is reachable."

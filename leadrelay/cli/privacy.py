@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from leadrelay.cli.app import app, cli_actor, cli_runtime, console, fail
+from leadrelay.cli.app import Json, app, cli_actor, cli_runtime, console, fail, print_json
 from leadrelay.settings import get_settings
 
 NEXUDUS_ADVICE = (
@@ -27,8 +28,12 @@ def retention(
         int | None, typer.Option(min=1, help="purge what is older (default LEADRELAY_RETENTION_DAYS)")
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="count what would be purged, change nothing")] = False,
+    as_json: Json = False,
 ) -> None:
-    """Purge raw input and personal fields of finished leads older than N days (ids and states stay)."""
+    """Purge raw input and personal fields of finished leads older than N days (ids and states stay).
+
+    --json: {"cutoff", "dry_run", "leads", "by_state": {...}, "dead_letters_closed", "cache_rows"}.
+    """
     from leadrelay.worker.retention import count_due, cutoff_for, purge_expired
 
     keep = days if days is not None else get_settings().retention_days
@@ -39,11 +44,14 @@ def retention(
         with rt.sessions() as session:
             total = count_due(session, cutoff_for(keep))
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-        with Progress(*columns, console=console, transient=True) as bar:
+        with Progress(*columns, console=console, transient=True, disable=as_json) as bar:
             task = bar.add_task("counting" if dry_run else "purging", total=total)
             report = purge_expired(rt, days=keep, dry_run=dry_run, progress=lambda n: bar.advance(task, n))
     finally:
         rt.close()
+    if as_json:
+        print_json({**dataclasses.asdict(report), "by_state": dict(sorted(report.by_state.items()))})
+        return
     verb = "would be purged" if dry_run else "purged"
     table = Table(title=f"Leads received before {report.cutoff:%Y-%m-%d %H:%M} UTC", title_justify="left")
     table.add_column("state")
@@ -64,9 +72,17 @@ def erase(
     email: Annotated[str, typer.Option(help="the person's e-mail address")],
     dry_run: Annotated[bool, typer.Option(help="list what would be erased, change nothing")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+    as_json: Json = False,
 ) -> None:
-    """GDPR erasure: remove one person's data from the ledger (audited; Nexudus keeps its own copy)."""
+    """GDPR erasure: remove one person's data from the ledger (audited; Nexudus keeps its own copy).
+
+    --json (with --dry-run or --yes): {"reference", "lead_ids", "stopped", "dead_letters_closed",
+    "cache_rows", "in_nexudus": [...]}.
+    """
     from leadrelay.worker.erasure import erase_when_idle, find_leads
+
+    if as_json and not (dry_run or yes):
+        fail("--json asks no questions: add --dry-run or --yes")
 
     rt = cli_runtime()
     try:
@@ -81,6 +97,9 @@ def erase(
         report = erase_when_idle(rt.sessions, email, actor=cli_actor(), wait_seconds=wait, dry_run=dry_run)
     finally:
         rt.close()
+    if as_json:
+        print_json({**dataclasses.asdict(report), "dry_run": dry_run})
+        return
     if not report.lead_ids:
         console.print(
             "No lead in the ledger names this address." + ("" if dry_run else " Recorded in the audit log.")

@@ -61,3 +61,25 @@ def test_poll_exits_non_zero_with_a_reason_for_each_inbox_it_could_not_poll(
     assert (
         "no inbox named 'nope' in the routing file (configured: good, nofolder, wrongpass)" in missing.stderr
     )
+
+
+def test_poll_json_has_one_row_per_inbox_with_its_counts_and_leads(
+    dovecot: Dovecot, folders, make_runtime, redis_broker: str, tmp_path: Path
+) -> None:
+    import json
+
+    inboxes = {"leads": inbox(dovecot, folders(*(mail.raw for mail in enquiries(2))))}
+    env = service_env(LEADRELAY_CONFIG=str(routing_file(tmp_path, inboxes)), COLUMNS="80")
+
+    result = cli("poll", "--json", env=env)
+
+    assert result.returncode == 0, result.stderr
+    [row] = json.loads(result.stdout)["inboxes"]
+    assert (row["inbox"], row["new"], row["duplicate"], row["failed"], row["error"]) == (
+        "leads",
+        2,
+        0,
+        0,
+        None,
+    )
+    assert sorted(row["lead_ids"]) == sorted(lead.id for lead in mail_leads(make_runtime(inboxes)))
