@@ -2,8 +2,11 @@
 
 Starts a Nexudus sandbox, the receiver and a worker on the embedded default
 (SQLite ledger, SQLite broker transport) in a throwaway directory, sends three
-signed webhooks — a lead, the same lead again, and a lead Nexudus rejects — then
-shows what Nexudus holds, the duplicate recognised and the dead letter.
+signed webhooks — a lead, the same lead again, and a lead Nexudus rejects — and
+one portal notification e-mail (a HubbleHq viewing request, recorded by the inbox
+poller's own intake: there is no IMAP server in the demo), then shows what
+Nexudus holds, the duplicate recognised and the dead letter. ``keep``: the stack
+stays up afterwards, with the admin page, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -11,14 +14,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+import webbrowser
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +34,25 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
 
-from leadrelay.children import Child, run_cli, wait_http
-from leadrelay.db import make_engine, make_session_factory
+from leadrelay.children import Child, free_port, run_cli, wait_http
+from leadrelay.db import make_engine, make_session_factory, transaction
 from leadrelay.intake.signatures import sign_standard
 from leadrelay.models import TERMINAL_STATES, DeadLetter, Lead, LeadState
 from leadrelay.nexudus.classify import Outcome
 from leadrelay.nexudus.client import NexudusClient
 from leadrelay.nexudus.enums import LeadSource
 from leadrelay.routing import load_routing
-from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME
+from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime
+from leadrelay.settings import get_settings
+from leadrelay.worker.imap.intake import Place, record_message
+from leadrelay.worker.queue import enqueue
 
 CHANNEL = "canonical"
 WAIT_SECONDS = 90
 LIST_TRIES = 5
+DEMO_MAIL = "hubblehq-viewing-request.eml"  # tests/fixtures/samples/hubblehq/email-viewing-request.eml
+DEMO_INBOX = "demo"
+ADMIN_NAME = "demo"
 
 DEMO_LEAD: dict[str, Any] = {
     "external_id": "zap-000193",
@@ -74,12 +85,6 @@ REJECTED_LEAD: dict[str, Any] = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class _Processes:
     workdir: Path
@@ -98,6 +103,9 @@ class _Processes:
         for child in reversed(self.running):
             child.stop()
 
+    def dead(self) -> Child | None:
+        return next((child for child in self.running if not child.alive), None)
+
 
 def _signed_post(base: str, secret: str, body: dict[str, Any]) -> httpx.Response:
     raw = json.dumps(body).encode()
@@ -112,56 +120,97 @@ def _signed_post(base: str, secret: str, body: dict[str, Any]) -> httpx.Response
     return httpx.post(f"{base}/webhooks/{CHANNEL}", content=raw, headers=headers, timeout=10)
 
 
-@contextlib.contextmanager
-def _workspace(keep: bool) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="leadrelay-demo-"))
-    try:
-        yield path
-    finally:
-        if not keep:
-            shutil.rmtree(path, ignore_errors=True)
+def _join_the_stack(env: dict[str, str]) -> None:
+    """This process records the demo's e-mail and reads its ledger: it takes the stack's settings."""
+    for name in [n for n in os.environ if n.startswith(("LEADRELAY_", "NEXUDUS_"))]:
+        del os.environ[name]
+    os.environ.update(env)
+    get_settings.cache_clear()
 
 
 def run_demo(console: Console, *, keep: bool = False) -> int:
     routing = load_routing(None)
     secret = routing.channels[CHANNEL].webhook.secret.get_secret_value()  # type: ignore[union-attr]
-    with _workspace(keep) as workdir:
-        sandbox_port, receiver_port = _free_port(), _free_port()
-        sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        receiver_url = f"http://127.0.0.1:{receiver_port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADRELAY_", "NEXUDUS_"))} | {
-            "LEADRELAY_DATA_DIR": str(workdir),
-            "LEADRELAY_SWEEP_INTERVAL_SECONDS": "1",
-            "NEXUDUS_BASE_URL": sandbox_url,
-            "NEXUDUS_USERNAME": SANDBOX_USERNAME,
-            "NEXUDUS_PASSWORD": SANDBOX_PASSWORD,
-        }
-        procs = _Processes(workdir, env)
-        console.rule("[bold]leadrelay demo")
-        console.print(f"Working directory: {workdir} (SQLite ledger, SQLite broker transport)")
-        console.print(
-            f"Nexudus: no credentials are used — a local sandbox that follows the documented API "
-            f"stands in at {sandbox_url}"
-        )
-        try:
-            with console.status("Starting the Nexudus sandbox, the receiver and a worker…"):
-                sandbox = procs.start("sandbox", "sandbox", "--port", str(sandbox_port))
-                procs.run("migrate", "migrate")
-                receiver = procs.start("receiver", "serve", "--port", str(receiver_port))
-                procs.start("worker", "worker", "--concurrency", "2")
-                wait_http(f"{sandbox_url}/_sandbox/state", sandbox)
-                wait_http(f"{receiver_url}/healthz", receiver)
-            sent = _send(console, receiver_url, secret)
-            with console.status("Waiting for the worker to settle every lead…"):
-                leads = _settle(workdir, sent)
-            opportunities = _opportunities(sandbox_url)
-            return _report(console, leads, opportunities, workdir)
-        except (RuntimeError, subprocess.CalledProcessError, httpx.HTTPError) as err:
-            console.print(f"[bold red]demo failed:[/] {err}")
-            console.print(f"Process logs are in {workdir} (run with --keep to keep them).")
-            return 1
-        finally:
-            procs.stop()
+    workdir = Path(tempfile.mkdtemp(prefix="leadrelay-demo-"))
+    sandbox_port, receiver_port = free_port(), free_port()
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    receiver_url = f"http://127.0.0.1:{receiver_port}"
+    admin_token = secrets.token_urlsafe(18)
+    stack = {
+        "LEADRELAY_DATA_DIR": str(workdir),
+        "LEADRELAY_SWEEP_INTERVAL_SECONDS": "1",
+        "LEADRELAY_ADMIN_TOKEN": admin_token,
+        "NEXUDUS_BASE_URL": sandbox_url,
+        "NEXUDUS_USERNAME": SANDBOX_USERNAME,
+        "NEXUDUS_PASSWORD": SANDBOX_PASSWORD,
+    }
+    _join_the_stack(stack)
+    procs = _Processes(workdir, dict(os.environ))
+    console.rule("[bold]leadrelay demo")
+    console.print(f"Working directory: {workdir} (SQLite ledger, SQLite broker transport)")
+    console.print(
+        f"Nexudus: no credentials are used — a local sandbox that follows the documented API "
+        f"stands in at {sandbox_url}"
+    )
+    code = 1
+    try:
+        with console.status("Starting the Nexudus sandbox, the receiver and a worker…"):
+            sandbox = procs.start("sandbox", "sandbox", "--port", str(sandbox_port))
+            procs.run("migrate", "migrate")
+            receiver = procs.start("receiver", "serve", "--port", str(receiver_port))
+            procs.start("worker", "worker", "--concurrency", "2")
+            wait_http(f"{sandbox_url}/_sandbox/state", sandbox)
+            wait_http(f"{receiver_url}/healthz", receiver)
+        sent = _send(console, receiver_url, secret)
+        sent.append(_send_mail(console))
+        with console.status("Waiting for the worker to settle every lead…"):
+            leads = _settle(workdir, sent)
+        opportunities = _opportunities(sandbox_url)
+        code = _report(console, leads, opportunities)
+        if code == 0 and keep:
+            code = _stay_up(console, procs, f"{receiver_url}/admin", admin_token)
+    except (RuntimeError, subprocess.CalledProcessError, httpx.HTTPError) as err:
+        console.print(f"[bold red]demo failed:[/] {err}")
+    except KeyboardInterrupt:
+        console.print("Interrupted: stopping the receiver, the worker and the sandbox…")
+        code = 130
+    finally:
+        procs.stop()
+        if code == 0:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            console.print(f"Process logs are kept in {workdir}.")
+    return code
+
+
+def _stay_up(console: Console, procs: _Processes, admin_url: str, token: str) -> int:
+    """Leave the stack running for exploring, until Ctrl-C; 1 when a process died meanwhile."""
+    console.print(
+        f"\n[bold]The stack stays up.[/] Admin page: {admin_url}\n"
+        f"Log in with the admin token {token} and any name (e.g. {ADMIN_NAME}).\n"
+        f"Press Ctrl-C to stop the receiver, the worker and the sandbox.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    _open_browser(f"{admin_url}/login")
+    try:
+        while (dead := procs.dead()) is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        console.print("Stopping the receiver, the worker and the sandbox…")
+        return 0
+    console.print(f"[bold red]{dead.name} exited[/] (code {dead.popen.returncode}):\n{escape(dead.tail())}")
+    return 1
+
+
+def _open_browser(url: str) -> None:
+    """Where there is a desktop: a console browser (lynx on a server) would take the terminal."""
+    graphical = sys.platform in ("darwin", "win32") or any(
+        os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER")
+    )
+    if graphical:
+        with contextlib.suppress(Exception):  # the URL is printed: a browser is a convenience
+            webbrowser.open(url)
 
 
 def _send(console: Console, receiver_url: str, secret: str) -> list[int]:
@@ -181,6 +230,31 @@ def _send(console: Console, receiver_url: str, secret: str) -> list[int]:
         table.add_row(label, str(response.status_code), escape(response.text))
     console.print(table)
     return ids
+
+
+def _send_mail(console: Console) -> int:
+    """A portal's notification e-mail, recorded as the inbox poller records a fetched message."""
+    raw = resources.files("leadrelay").joinpath("demo_data", DEMO_MAIL).read_bytes()
+    rt = Runtime.load()
+    try:
+        with transaction(rt.sessions) as session:
+            recorded = record_message(
+                session, raw, place=Place(DEMO_INBOX, "INBOX", 1, 1), routing=rt.routing, default=None
+            )
+    finally:
+        rt.close()
+    if recorded.queued and not enqueue([recorded.lead_id]):
+        raise RuntimeError("the broker did not take the e-mail's lead")
+    table = Table(title="E-mail recorded as if fetched from an IMAP inbox", title_justify="left")
+    for column in ("what", "channel (from the sender)", "lead"):
+        table.add_column(column)
+    table.add_row(
+        "a HubbleHq viewing request (Amara Okafor, enq_8F2KQ7XW)",
+        str(recorded.channel),
+        str(recorded.lead_id),
+    )
+    console.print(table)
+    return recorded.lead_id
 
 
 def _settle(workdir: Path, lead_ids: list[int]) -> list[tuple[Lead, DeadLetter | None]]:
@@ -231,7 +305,6 @@ def _report(
     console: Console,
     leads: list[tuple[Lead, DeadLetter | None]],
     opportunities: list[dict[str, Any]],
-    workdir: Path,
 ) -> int:
     held = Table(title="What Nexudus now holds (GET /api/crm/crmopportunities)", title_justify="left")
     for column in ("Id", "Name", "LeadSource", "AgentId", "CrmBoardColumnId", "CoworkerId", "Value"):
@@ -255,7 +328,7 @@ def _report(
     console.print(held)
 
     ledger = Table(title="The ledger", title_justify="left")
-    for column in ("lead", "state", "detail"):
+    for column in ("lead", "from", "state", "detail"):
         ledger.add_column(column)
     for row, letter in leads:
         if row.state == LeadState.delivered:
@@ -267,26 +340,25 @@ def _report(
             detail = f"dead letter #{letter.id} [{letter.reason}] {letter.message}\nNexudus Errors: {errors}"
         else:
             detail = row.last_error or ""
-        ledger.add_row(str(row.id), row.state, escape(detail))
+        ledger.add_row(str(row.id), f"{row.channel} {row.source}", row.state, escape(detail))
     console.print(ledger)
 
     states = [row.state for row, _ in leads]
+    held = {(opp.get("LeadSource"), opp.get("AgentId")) for opp in opportunities}
     # the lead and its repeat race through two worker threads: either may be the one delivered
-    expected_states = {LeadState.delivered, LeadState.duplicate}
     good = (
-        set(states[:2]) == expected_states
-        and states[2:] == [LeadState.dead]
-        and len(opportunities) == 1
-        and opportunities[0].get("LeadSource") == int(LeadSource.Broker)
-        and opportunities[0].get("AgentId") == 3004
+        set(states[:2]) == {LeadState.delivered, LeadState.duplicate}
+        and states[2:] == [LeadState.dead, LeadState.delivered]
+        and len(opportunities) == 2
+        and held == {(int(LeadSource.Broker), 3004), (int(LeadSource.HubbleHq), 3001)}
     )
     if good:
         console.print(
-            "[bold green]✓[/] one opportunity with LeadSource and AgentId from the routing, "
-            "the repeat recognised as a duplicate, the rejected lead waiting as a dead letter.\n"
-            "README.md shows how to run the same on Postgres and Redis."
+            "[bold green]✓[/] one opportunity per enquiry, LeadSource and AgentId from the routing — "
+            "the webhook's and the e-mail's; the repeat recognised as a duplicate; the rejected lead "
+            "waiting as a dead letter.\n"
+            "README.md shows how to connect your own portals and run it for real."
         )
         return 0
     console.print(f"[bold red]✗ unexpected outcome[/]: states {states}, {len(opportunities)} opportunities")
-    console.print(f"Process logs are in {workdir} (run with --keep to keep them).")
     return 1

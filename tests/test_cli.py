@@ -158,4 +158,53 @@ def test_demo_runs_the_whole_flow_on_the_embedded_default() -> None:
     # the lead and its repeat race through two worker threads: either may be the duplicate
     assert "duplicate of lead 1" in out or "duplicate of lead 2" in out
     assert "[validation] Email: is a required field" in out
+    # the portal e-mail went through the inbox poller's intake and the adapters, and was delivered
+    assert "│ 4    │ hubblehq email    │ delivered │ opportunity 500002 (HubbleHq enq_8F2KQ7XW)" in out
+    assert "17 (HubbleHq)" in out
     assert "✓" in out
+    assert "stays up" not in out
+
+
+def test_demo_keep_leaves_the_stack_up_with_the_admin_page_until_ctrl_c() -> None:
+    import os
+    import re
+    import signal
+
+    import httpx
+
+    env = {**os.environ, "COLUMNS": "200", "BROWSER": "true"}  # a browser that opens nothing
+    env.pop("DISPLAY", None)
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "leadrelay.cli", "demo", "--keep"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    seen: list[str] = []
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            seen.append(line)
+            if "Log in with the admin token" in line:
+                break
+        out = "".join(seen)
+        admin = re.search(r"Admin page: (http://127\.0\.0\.1:\d+/admin)", out)
+        token = re.search(r"admin token (\S+) ", out)
+        assert admin and token, out
+        with httpx.Client(base_url=admin[1].removesuffix("/admin"), timeout=10) as client:
+            assert client.get("/admin/login").status_code == 200
+            logged_in = client.post("/admin/login", data={"token": token[1], "name": "test"})
+            assert logged_in.status_code in (200, 303), logged_in.text
+            page = client.get("/admin", follow_redirects=True)
+            assert page.status_code == 200
+            assert "Email: is a required field" in page.text  # the demo's dead letter, to explore
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 0, out + rest
+    assert "Stopping the receiver, the worker and the sandbox" in rest
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(admin[1], timeout=5)

@@ -203,9 +203,14 @@ def sandbox(
 
 @app.command()
 def demo(
-    keep: Annotated[bool, typer.Option(help="keep the demo's data directory")] = False,
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep", help="leave the stack running afterwards, with the admin page to explore, until Ctrl-C"
+        ),
+    ] = False,
 ) -> None:
-    """Show the whole flow on this machine: receiver, worker and a Nexudus sandbox."""
+    """The whole flow on this machine: webhooks and a portal e-mail, receiver, worker, Nexudus sandbox."""
     from leadrelay.demo import run_demo
 
     raise typer.Exit(run_demo(console, keep=keep))
