@@ -1,6 +1,6 @@
 """The Celery application. Configured lazily from the environment on first use.
 
-Reliability choices (README, "Guarantees"):
+Reliability choices (docs/guarantees.md):
 
 * ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged
   only after its task returned, and goes back to the queue if the worker process
