@@ -35,7 +35,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from leadrelay.children import Child, free_port, run_cli, wait_http
-from leadrelay.db import make_engine, make_session_factory, transaction
+from leadrelay.db import make_engine, make_session_factory
 from leadrelay.intake.signatures import sign_standard
 from leadrelay.models import TERMINAL_STATES, DeadLetter, Lead, LeadState
 from leadrelay.nexudus.classify import Outcome
@@ -45,7 +45,7 @@ from leadrelay.routing import load_routing
 from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime
 from leadrelay.settings import get_settings
 from leadrelay.worker.imap.intake import Place, record_message
-from leadrelay.worker.queue import enqueue
+from leadrelay.worker.queue import unit_of_work
 
 CHANNEL = "canonical"
 WAIT_SECONDS = 90
@@ -237,13 +237,15 @@ def _send_mail(console: Console) -> int:
     raw = resources.files("leadrelay").joinpath("demo_data", DEMO_MAIL).read_bytes()
     rt = Runtime.load()
     try:
-        with transaction(rt.sessions) as session:
+        with unit_of_work(rt) as uow:
             recorded = record_message(
-                session, raw, place=Place(DEMO_INBOX, "INBOX", 1, 1), routing=rt.routing, default=None
+                uow.session, raw, place=Place(DEMO_INBOX, "INBOX", 1, 1), routing=rt.routing, default=None
             )
+            if recorded.queued:
+                uow.enqueue(recorded.lead_id)
     finally:
         rt.close()
-    if recorded.queued and not enqueue([recorded.lead_id]):
+    if recorded.queued and not uow.published:
         raise RuntimeError("the broker did not take the e-mail's lead")
     table = Table(title="E-mail recorded as if fetched from an IMAP inbox", title_justify="left")
     for column in ("what", "channel (from the sender)", "lead"):
