@@ -346,13 +346,13 @@ def _report(
     console.print(ledger)
 
     states = [row.state for row, _ in leads]
-    held = {(opp.get("LeadSource"), opp.get("AgentId")) for opp in opportunities}
+    held_by = {(opp.get("LeadSource"), opp.get("AgentId")) for opp in opportunities}
     # the lead and its repeat race through two worker threads: either may be the one delivered
     good = (
         set(states[:2]) == {LeadState.delivered, LeadState.duplicate}
         and states[2:] == [LeadState.dead, LeadState.delivered]
         and len(opportunities) == 2
-        and held == {(int(LeadSource.Broker), 3004), (int(LeadSource.HubbleHq), 3001)}
+        and held_by == {(int(LeadSource.Broker), 3004), (int(LeadSource.HubbleHq), 3001)}
     )
     if good:
         console.print(

@@ -44,9 +44,9 @@ def _families(vitals: Vitals, depths: dict[str, int | None]) -> list[Metric]:
         "1 when the account's last Nexudus login worked, 0 when it was refused (absent: not tried yet)",
         labels=["account"],
     )
-    for state in vitals.auth:
-        if state.ok is not None:
-            logins.add_metric([state.account], 1 if state.ok else 0)
+    for auth in vitals.auth:
+        if auth.ok is not None:
+            logins.add_metric([auth.account], 1 if auth.ok else 0)
     queue = GaugeMetricFamily("leadrelay_queue_depth", "Messages waiting in the broker", labels=["queue"])
     for name, depth in sorted(depths.items()):
         if depth is not None:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import structlog
+from structlog.typing import EventDict
 
 SENSITIVE_KEYS = frozenset(
     {
@@ -69,7 +70,7 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-def redact(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+def redact(_logger: Any, _method: str, event: EventDict) -> dict[str, Any]:
     return {
         key: (REDACTED if key.lower() in SENSITIVE_KEYS else _scrub(value)) for key, value in event.items()
     }

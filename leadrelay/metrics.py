@@ -103,7 +103,8 @@ def exposition_registry(*extra: Collector) -> CollectorRegistry:
     registry = CollectorRegistry()
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
-        MultiProcessCollector(registry, path=directory)
+        # prometheus_client leaves this __init__ unannotated
+        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
     else:
         registry.register(_ThisProcess())
     for collector in extra:

@@ -70,7 +70,7 @@ class DriverStatement:
     """
 
     def __init__(self, stmt: Any) -> None:
-        dialect = PGDialect_psycopg()
+        dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]  # SQLAlchemy leaves its __init__ unannotated
         compiled = stmt.compile(dialect=dialect)
         if getattr(compiled, "insert_prefetch", None):  # an ORM execution would fill these in
             names = ", ".join(c.name for c in compiled.insert_prefetch)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from pydantic import ValidationError
 from sqlalchemy import Select, func, select
@@ -37,7 +37,9 @@ from leadrelay.routing import ChannelConfig, Routing
 from leadrelay.worker import dedupe
 from leadrelay.worker.normalise import accept
 
-RESET_DELIVERY = {
+_Ts = TypeVarTuple("_Ts")  # the columns a filtered select returns
+
+RESET_DELIVERY: dict[str, Any] = {
     "attempts": 0,
     "unfinished_runs": 0,
     "lease_owner": None,
@@ -109,7 +111,7 @@ class Replayed:
         return self.outcome == "queued"
 
 
-def _filtered(stmt: Select[Any], flt: Filter) -> Select[Any]:
+def _filtered(stmt: Select[*_Ts], flt: Filter) -> Select[*_Ts]:
     if flt.channel:
         stmt = stmt.where(Lead.channel == flt.channel)
     if flt.reason:

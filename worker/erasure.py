@@ -120,7 +120,8 @@ def _names(raw: bytes, content_type: str | None, pattern: re.Pattern[str]) -> bo
 def _mentioning(session: Session, address: str) -> list[int]:
     """Unread leads (no identity yet) whose raw input names the address, in any letter case."""
     pattern = _pattern(address)
-    found, after = [], 0
+    found: list[int] = []
+    after = 0
     while True:
         rows = session.execute(
             select(Lead.id, Lead.raw_body, Lead.content_type)
@@ -130,7 +131,11 @@ def _mentioning(session: Session, address: str) -> list[int]:
         ).all()
         if not rows:
             return found
-        found += [lead_id for lead_id, raw, content_type in rows if _names(raw, content_type, pattern)]
+        found += [
+            lead_id
+            for lead_id, raw, content_type in rows
+            if raw is not None and _names(raw, content_type, pattern)
+        ]
         after = rows[-1][0]
 
 

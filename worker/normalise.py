@@ -7,6 +7,7 @@ change commit together or not at all.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -41,8 +42,11 @@ def read(routing: Routing, lead: Lead) -> CanonicalLead:
         ctx, adapter = context_for(routing, lead.channel)
     except KeyError as err:
         raise ParseError(str(err.args[0]) if err.args else "no adapter for this channel") from None
-    kind = "email" if lead.source == "email" else "webhook"
-    item = RawItem(kind=kind, body=lead.raw_body, content_type=lead.content_type)
+    item = RawItem(
+        kind="email" if lead.source == "email" else "webhook",
+        body=lead.raw_body,
+        content_type=lead.content_type,
+    )
     canonical = adapter.parse(item, ctx)
     if canonical.received_at is None:
         canonical = canonical.model_copy(update={"received_at": lead.received_at})
@@ -96,14 +100,14 @@ def accept(
     *,
     routing: Routing,
     from_state: LeadState = LeadState.received,
-    **values: object,
+    **values: Any,
 ) -> Normalised:
     """Dedupe a canonical lead and make it the primary (due now) or a duplicate."""
     fp = dedupe.fingerprint(canonical)
     keys = dedupe.keys_for(canonical, channel=lead.channel, fingerprint=fp)
     verdict = dedupe.claim(session, lead.id, keys)
     location = routing.location_for(lead.channel, canonical.listing.id)
-    facts = {
+    facts: dict[str, Any] = {
         "unfinished_runs": 0,
         "lease_owner": None,
         "lease_until": None,

@@ -56,7 +56,10 @@ def waiting(queue: str = LEADS_QUEUE) -> int | None:
     """Messages waiting in ``queue``, or None when the broker cannot say."""
     try:
         with app.connection_for_read() as conn:
-            return int(conn.default_channel.queue_declare(queue=queue, passive=True).message_count)
+            # every transport's channel has queue_declare; kombu's stubs type default_channel as
+            # the bare StdChannel interface, which does not list it
+            channel = conn.default_channel
+            return int(channel.queue_declare(queue=queue, passive=True).message_count)  # type: ignore[attr-defined]
     except ChannelError as exc:
         if getattr(exc, "code", None) == NOT_FOUND or "NOT_FOUND" in str(exc):
             return 0  # Redis drops an empty list; RabbitMQ lost a non-durable queue

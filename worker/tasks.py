@@ -30,7 +30,7 @@ def _owner() -> str:
 
 
 @app.task(name=PROCESS_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=5)
-def process_lead(self: Task, lead_id: int) -> str:
+def process_lead(self: Task[[int], str], lead_id: int) -> str:
     with logs.task_context(lead_id=int(lead_id)):
         try:
             outcome = pipeline.process(current_runtime(), int(lead_id), owner=_owner(), enqueue=enqueue)

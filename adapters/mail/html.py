@@ -12,17 +12,9 @@ import re
 import warnings
 from collections.abc import Iterator
 
-from bs4 import (
-    BeautifulSoup,
-    MarkupResemblesLocatorWarning,
-    NavigableString,
-    PageElement,
-    ParserRejectedMarkup,
-    Tag,
-)
-from bs4.builder import HTMLParserTreeBuilder
-from bs4.builder._htmlparser import BeautifulSoupHTMLParser
-from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
+from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, ParserRejectedMarkup, Tag
+from bs4.builder._htmlparser import BeautifulSoupHTMLParser, HTMLParserTreeBuilder
+from bs4.element import Comment, Declaration, Doctype, NavigableString, PageElement, ProcessingInstruction
 
 _BLOCKS = frozenset(
     (

@@ -8,6 +8,7 @@ after the date (``16:45``, ``at 11:00 AM EST``, ``um 10:30 Uhr``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone
 
 MONTHS = {
@@ -107,7 +108,7 @@ def _numeric(match: re.Match[str], dayfirst: bool) -> date | None:
 def _find_date(text: str, dayfirst: bool) -> tuple[date, int] | None:
     """The first date in ``text`` and where it ends."""
     candidates: list[tuple[int, date, int]] = []
-    readers = (
+    readers: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], date | None]], ...] = (
         (_DAY_MONTH, lambda m: _safe(_year(m.group(3)), MONTHS[m.group(2).lower()], int(m.group(1)))),
         (_MONTH_DAY, lambda m: _safe(_year(m.group(3)), MONTHS[m.group(1).lower()], int(m.group(2)))),
         (_YEAR_FIRST, lambda m: _safe(int(m.group(1)), int(m.group(2)), int(m.group(3)))),

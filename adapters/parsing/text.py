@@ -112,7 +112,9 @@ def _address_spans(text: str) -> Iterator[tuple[int, int]]:
     size, previous_end = len(text), 0
     at = text.find("@")
     while at >= 0:
-        local = _LOCAL_RUN.match(backwards, size - at).end() - (size - at)
+        run = _LOCAL_RUN.match(backwards, size - at)
+        assert run is not None  # the pattern matches the empty string: it always matches
+        local = run.end() - (size - at)
         start = max(at - local, previous_end)
         domain = _domain_length(text, at + 1) if start < at else 0
         if domain:

@@ -267,13 +267,12 @@ async def replay_matching(request: Request, who: Actor, body: BulkReplayIn) -> A
 
     def replay_each() -> Iterator[Replayed]:
         for letter_id in ids:
+
+            def replay_one(s: Session, i: int = letter_id) -> Replayed:
+                return dead_letters.replay(s, i, actor=who, routing=_routing(request), dry_run=body.dry_run)
+
             try:
-                yield _write(
-                    request,
-                    lambda s, i=letter_id: dead_letters.replay(
-                        s, i, actor=who, routing=_routing(request), dry_run=body.dry_run
-                    ),
-                )
+                yield _write(request, replay_one)
             except errors.Refused as err:
                 yield Replayed(letter_id, 0, "refused", str(err))
 

@@ -6,14 +6,16 @@ autoescaping; every form carries a CSRF token tied to the signed session.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from leadrelay import queries
@@ -39,6 +41,7 @@ from leadrelay.worker.queue import unit_of_work
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parents[1] / "templates"))
 router = APIRouter(prefix="/admin", include_in_schema=False)
+T = TypeVar("T")
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -172,7 +175,7 @@ async def index(
     if status_ != "all" and status_ not in DeadLetterStatus.__members__:
         status_ = "open"
     chosen_status = None if status_ == "all" else DeadLetterStatus(status_)
-    chosen_reason = DeadReason(reason) if reason in DeadReason.__members__ else None
+    chosen_reason = DeadReason(reason) if reason is not None and reason in DeadReason.__members__ else None
     flt = Filter(
         channel=channel or None, reason=chosen_reason, since=_since(since), status=chosen_status, limit=200
     )
@@ -219,7 +222,7 @@ async def dead_letter_page(request: Request, letter_id: int) -> HTMLResponse:
     )
 
 
-def _act(request: Request, work: Any) -> dead_letters.Replayed | str:
+def _act(request: Request, work: Callable[[Session], T]) -> T | str:
     """One action in its own unit of work: what it queued is published after the commit."""
     try:
         with unit_of_work(request.app.state.runtime) as uow:

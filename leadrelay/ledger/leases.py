@@ -50,7 +50,7 @@ def claim(session: Session, lead_id: int, *, owner: str, lease_seconds: int) -> 
     """
     params = {"_id": lead_id, "_owner": owner, **clock_params(lease_seconds)}
     stmt = _claim_statement(session)
-    return session.connection().execute(stmt, params).scalar_one_or_none()  # type: ignore[no-any-return]
+    return session.connection().execute(stmt, params).scalar_one_or_none()
 
 
 @per_dialect
@@ -129,7 +129,7 @@ def renew_lease(
     if creating is not None:
         params.update(_name=creating.name, _system_id=creating.system_id)
     stmt = (_RENEW if creating is None else _RENEW_CREATING)(session)
-    return session.connection().execute(stmt, params).rowcount == 1  # type: ignore[no-any-return]
+    return session.connection().execute(stmt, params).rowcount == 1
 
 
 _RESTORE_CREATE_SENT = (

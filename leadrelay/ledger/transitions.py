@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import CursorResult, bindparam, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -38,7 +38,8 @@ def transition(
         result = session.execute(
             stmt.values(state=to, state_changed_at=at, **values).execution_options(synchronize_session=False)
         )
-        return result.rowcount == 1  # type: ignore[attr-defined]
+        # an UPDATE's result is a CursorResult (Session.execute is typed as returning any Result)
+        return cast(CursorResult[Any], result).rowcount == 1
     params = {f"v_{k}": v for k, v in values.items()}
     params.update(_id=lead_id, _from=states, _to=to, _at=at)
     if owner is not None:

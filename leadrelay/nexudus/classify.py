@@ -80,8 +80,9 @@ def _body(response: httpx.Response) -> Any:
 def _envelope_message(body: Any, fallback: str) -> str:
     if isinstance(body, dict):
         for key in ("Message", "error_description", "error", "message"):
-            if isinstance(body.get(key), str) and body[key]:
-                return body[key]
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
     return fallback
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from re import _constants as sre_constants  # the parser re.compile uses
-from re import _parser as sre_parser
+# the parser re.compile uses; private, so typeshed has no stubs for it (only the deprecated sre_* aliases)
+from re import _constants as sre_constants  # type: ignore[attr-defined]
+from re import _parser as sre_parser  # type: ignore[attr-defined]
 from typing import Any
 
 

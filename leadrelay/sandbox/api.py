@@ -54,7 +54,7 @@ async def handle(state: SandboxState, request: Request, tenant: Tenant | None) -
     if method == "GET":
         with state.lock:
             if record_id is None:
-                found = resource.search(tenant, request.query_params)
+                found: Record | None = resource.search(tenant, request.query_params)
             else:
                 found = resource.find(tenant, record_id)
         return resource.not_found(record_id) if found is None else json_response(found)

@@ -4,6 +4,7 @@ throttles, injects faults and logs every ``/api/`` call; ``/_sandbox/`` controls
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from functools import partial
 
 from starlette.requests import Request
@@ -22,7 +23,8 @@ from leadrelay.sandbox.tenant import Tenant
 
 
 def _authorization(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
+    headers: Iterable[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
         if name == b"authorization":
             return value.decode("latin-1")
     return None

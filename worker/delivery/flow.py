@@ -11,12 +11,12 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadrelay import ledger
+from leadrelay.errors import ConfigurationError
 from leadrelay.models import DeadReason, Lead
 from leadrelay.nexudus.classify import Outcome as Answer
 from leadrelay.nexudus.classify import Result
 from leadrelay.nexudus.client import NexudusClient
 from leadrelay.nexudus.payloads import Route, channel_label, opportunity_payload
-from leadrelay.runtime import ConfigurationError
 from leadrelay.worker import dedupe
 from leadrelay.worker.delivery import customers, notes, policy, staff
 from leadrelay.worker.delivery.attempts import Hold, LostLease

@@ -7,6 +7,8 @@ a note carries the lead's marker, so a run that finds it there writes it no more
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -21,6 +23,14 @@ from leadrelay.worker.delivery.outcome import Outcome
 
 WAIT_FOR_FIRST_SECONDS = 3
 NOTE_LOCK_WAIT_SECONDS = 1
+
+
+class _LockKey(TypedDict):
+    """Which opportunity's note lock, and who holds it: the same for taking and releasing it."""
+
+    account: str
+    opportunity_id: int
+    owner: str
 
 
 def first_introduction(hold: Hold, session: Session) -> Lead | None:
@@ -70,7 +80,7 @@ def attach(
     lose a note, so they take turns under a lock in the ledger (one that expires,
     so a killed worker cannot keep it).
     """
-    lock = {"account": route.account, "opportunity_id": opportunity_id, "owner": hold.owner}
+    lock = _LockKey(account=route.account, opportunity_id=opportunity_id, owner=hold.owner)
     with hold.tx() as session:
         taken = ledger.lock_opportunity(session, **lock, seconds=hold.rt.settings.lease_seconds)
     if not taken:

@@ -56,7 +56,7 @@ class RetryPolicy:
     max_delay: float = 30.0
 
     def delay(self, attempt: int) -> float:
-        return min(self.max_delay, self.first_delay * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+        return min(self.max_delay, self.first_delay * 2.0 ** (attempt - 1)) * random.uniform(0.5, 1.0)
 
 
 @dataclass

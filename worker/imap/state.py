@@ -13,9 +13,9 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from leadrelay.db import insert_for, utcnow
@@ -41,7 +41,8 @@ def _guarded(session: Session, inbox: str, owner: str, *conditions: Any, **value
         .values(updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
-    return session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+    # an UPDATE's result is a CursorResult (Session.execute is typed as returning any Result)
+    return cast(CursorResult[Any], session.execute(stmt)).rowcount == 1
 
 
 def acquire(
@@ -73,7 +74,7 @@ def acquire(
         .values(lease_owner=owner, lease_until=at + timedelta(seconds=lease_seconds), updated_at=at)
         .execution_options(synchronize_session=False)
     )
-    if session.execute(stmt).rowcount != 1:  # type: ignore[attr-defined]
+    if cast(CursorResult[Any], session.execute(stmt)).rowcount != 1:  # an UPDATE: see _guarded
         return False
     current = session.execute(select(MailboxState.source).where(MailboxState.inbox == inbox)).scalar()
     if current != source:  # a re-pointed inbox (other server, account or folder): its UIDs mean nothing
