@@ -38,6 +38,11 @@ class Child:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, sig)
 
+    def terminate(self) -> None:
+        """Ask the group to stop (SIGTERM); :meth:`stop` then waits for it."""
+        if self.alive:
+            self.kill(signal.SIGTERM)
+
     def stop(self, timeout: float = 15) -> None:
         if self.alive:
             self.kill(signal.SIGTERM)

@@ -99,9 +99,13 @@ class _Processes:
     def run(self, name: str, *args: str) -> None:
         run_cli(name, list(args), env=self.env, logdir=self.workdir)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 15) -> None:
+        """All at once: each is asked to stop, then each gets what is left of ``timeout``."""
+        for child in self.running:
+            child.terminate()
+        deadline = time.monotonic() + timeout
         for child in reversed(self.running):
-            child.stop()
+            child.stop(timeout=max(0.1, deadline - time.monotonic()))
 
     def dead(self) -> Child | None:
         return next((child for child in self.running if not child.alive), None)

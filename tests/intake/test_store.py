@@ -7,6 +7,8 @@ import json
 import os
 import signal
 import time
+import traceback
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -80,8 +82,9 @@ def test_a_statement_cut_short_by_a_lost_connection_is_published_when_tried_agai
     assert intake.duplicate and publish  # type: ignore[attr-defined]
 
 
-def test_a_store_opened_before_a_fork_opens_its_own_pool_in_the_child(clean_db: str) -> None:
+def test_a_store_opened_before_a_fork_opens_its_own_pool_in_the_child(clean_db: str, tmp_path: Path) -> None:
     url = conninfo(create_engine(clean_db))
+    why = tmp_path / "child.txt"  # what went wrong in the child, for the assertion's message
     store = PoolIntakeStore(url, size=2)
 
     async def parent_record() -> None:
@@ -97,10 +100,12 @@ def test_a_store_opened_before_a_fork_opens_its_own_pool_in_the_child(clean_db: 
         try:
             intake, _ = asyncio.run(store.record(inbound("child")))
             code = 0 if store._pool is not parent_pool and not intake.duplicate else 2
+        except BaseException:
+            why.write_text(traceback.format_exc())
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert os.waitstatus_to_exitcode(status) == 0, why.read_text() if why.exists() else "no traceback"
 
 
 def test_the_publisher_batches_and_answers_each_caller_after_its_batch() -> None:
