@@ -14,11 +14,11 @@ from leadrelay.db import make_engine, make_session_factory, transaction
 from leadrelay.intake.store import record_inbound
 from leadrelay.models import DeadLetter, Lead
 from leadrelay.nexudus.payloads import note_marker
+from leadrelay.testing.partners import sample
 from leadrelay.worker.queue import enqueue
 from tests.attribution.test_attribution import AMARA, hubble, workthere
 from tests.conftest import UNTHROTTLED, routing_with
 from tests.helpers import canonical, wait_for
-from tests.partners import sample
 from tests.processes import Proc, sandbox_env, unsettled
 
 

@@ -16,11 +16,11 @@ import pytest
 
 from leadrelay.db import transaction
 from leadrelay.runtime import Runtime
+from leadrelay.testing.dovecot import Dovecot
+from leadrelay.testing.mails import Enquiry, enquiries, sample, templates, vary
 from leadrelay.worker.imap import state
 from leadrelay.worker.imap.keys import message_id_key
 from tests.conftest import REPO
-from tests.inbox.dovecot import Dovecot
-from tests.inbox.mails import Enquiry, enquiries, sample, templates, vary
 from tests.inbox.proxy import CuttingProxy
 from tests.inbox.support import (
     inbox,

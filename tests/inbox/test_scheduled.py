@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME
+from leadrelay.testing.dovecot import Dovecot
+from leadrelay.testing.mails import sample
 from tests.helpers import wait_for
-from tests.inbox.dovecot import Dovecot
-from tests.inbox.mails import sample
 from tests.inbox.support import inbox, routing_file
 from tests.processes import Proc, service_env
 
