@@ -8,8 +8,8 @@ import redis
 
 from leadrelay.testing.dovecot import Dovecot
 from leadrelay.testing.mails import enquiries, sample, templates
+from leadrelay.testing.processes import service_env
 from tests.inbox.support import inbox, mail_leads, routing_file
-from tests.processes import service_env
 from tests.test_cli import cli
 
 
