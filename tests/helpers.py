@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Interval, case, create_engine, func, literal, select
 
-from leadrelay.db import make_engine, make_session_factory, transaction
+from leadrelay.db import transaction
 from leadrelay.demo import DEMO_LEAD
 from leadrelay.intake.store import record_inbound
 from leadrelay.models import TERMINAL_STATES, DeadLetter, DeliveryAttempt, Lead
@@ -145,26 +145,6 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
         time.sleep(interval)
-
-
-def record_canonical(url: str, bodies: Iterable[dict[str, Any]], *, prefix: str = "test") -> list[int]:
-    """Record canonical leads in the ledger at ``url`` as the receiver would (one transaction), unqueued."""
-    engine = make_engine(url)
-    try:
-        with transaction(make_session_factory(engine)) as session:
-            return [
-                record_inbound(
-                    session,
-                    channel="canonical",
-                    source="webhook",
-                    intake_key=f"{prefix}:{uuid.uuid4().hex}",
-                    body=json.dumps(body).encode(),
-                    content_type="application/json",
-                ).lead_id
-                for body in bodies
-            ]
-    finally:
-        engine.dispose()
 
 
 def unsettled(url: str) -> int:

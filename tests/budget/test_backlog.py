@@ -19,9 +19,10 @@ from sqlalchemy import func, select
 from leadrelay.children import Child
 from leadrelay.db import make_engine, make_session_factory
 from leadrelay.models import Lead, LeadState
+from leadrelay.testing.ledger import record_canonical
 from leadrelay.testing.processes import RemoteSandbox, service_env
 from leadrelay.worker.queue import enqueue
-from tests.helpers import canonical, record_canonical, wait_for
+from tests.helpers import canonical, wait_for
 
 SPEED = 10.0
 BACKLOG = 300
