@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 
 from leadrelay.children import Child, free_port, wait_http
 from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME
-from tests.processes import RemoteSandbox
+from leadrelay.testing.processes import RemoteSandbox
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0")

@@ -1,8 +1,8 @@
 """6. Inbox: messages per second imported from a real Dovecot mailbox of 1,000 messages.
 
-Dovecot runs from the inbox tests' throwaway config (tests/inbox/dovecot.py) on
+Dovecot runs from the inbox tests' throwaway config (leadrelay/testing/dovecot.py) on
 loopback; the mailbox holds distinct portal notifications made from the fixtures
-(tests/inbox/mails.py). Baseline: the same server, the same batch size, fetching
+(leadrelay/testing/mails.py). Baseline: the same server, the same batch size, fetching
 the same messages with ``BODY.PEEK[]`` and doing nothing with them — the rate the
 IMAP server and the client library allow. Then one ``poll_inbox`` pass imports them:
 fetch, parse the keys, commit to the ledger, flag ``\\Seen``; enqueueing is counted
@@ -22,10 +22,10 @@ import yaml
 from bench import env
 from bench.results import Row, Run
 from leadrelay.runtime import Runtime
+from leadrelay.testing.dovecot import USERS, Dovecot
+from leadrelay.testing.mails import enquiries
 from leadrelay.worker.imap.poll import RetryPolicy, poll_inbox
 from leadrelay.worker.imap.wire import parse_fetch, uid_set
-from tests.inbox.dovecot import USERS, Dovecot
-from tests.inbox.mails import enquiries
 
 SECTION = "6. Inbox"
 FOLDER = "INBOX"

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from leadrelay.db import make_engine, make_session_factory
 from leadrelay.models import Lead, LeadState
-from tests.helpers import record_canonical
+from leadrelay.testing.ledger import record_canonical
 
 
 def ingest(url: str, bodies: Iterable[dict]) -> list[int]:

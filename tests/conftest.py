@@ -136,6 +136,19 @@ def routing_with(**changes: object) -> Routing:
     return parse_routing(data, "test routing")
 
 
+def routing_file(tmp_path: Path, *, limits: dict[str, Any], secret: str | None = None) -> Path:
+    """The embedded routing, the main account with ``limits``, every webhook signed with ``secret``."""
+    import yaml
+
+    data = routing_with(accounts={"main": {"limits": limits}}).model_dump(mode="json", exclude_none=True)
+    if secret is not None:
+        for channel in data["channels"].values():
+            channel["webhook"] = {"scheme": "standard-webhooks", "secret": secret}
+    path = tmp_path / "routing.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 @pytest.fixture(scope="session")
 def routing() -> Routing:
     """The embedded routing, with the account budget opened up (throttling has its own tests)."""

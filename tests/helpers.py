@@ -12,12 +12,12 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Interval, case, literal, select
+from sqlalchemy import Interval, case, create_engine, func, literal, select
 
-from leadrelay.db import make_engine, make_session_factory, transaction
+from leadrelay.db import transaction
 from leadrelay.demo import DEMO_LEAD
 from leadrelay.intake.store import record_inbound
-from leadrelay.models import DeadLetter, DeliveryAttempt, Lead
+from leadrelay.models import TERMINAL_STATES, DeadLetter, DeliveryAttempt, Lead
 from leadrelay.runtime import Runtime
 
 T = TypeVar("T")
@@ -147,21 +147,19 @@ def wait_for(
         time.sleep(interval)
 
 
-def record_canonical(url: str, bodies: Iterable[dict[str, Any]], *, prefix: str = "test") -> list[int]:
-    """Record canonical leads in the ledger at ``url`` as the receiver would (one transaction), unqueued."""
-    engine = make_engine(url)
+def unsettled(url: str) -> int:
+    """Leads not yet in a final state (-1 while the database cannot be read, e.g. restarting)."""
+    engine = create_engine(url)
     try:
-        with transaction(make_session_factory(engine)) as session:
-            return [
-                record_inbound(
-                    session,
-                    channel="canonical",
-                    source="webhook",
-                    intake_key=f"{prefix}:{uuid.uuid4().hex}",
-                    body=json.dumps(body).encode(),
-                    content_type="application/json",
-                ).lead_id
-                for body in bodies
-            ]
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(Lead)
+                    .where(Lead.state.not_in([state.value for state in TERMINAL_STATES]))
+                ).scalar_one()
+            )
+    except Exception:
+        return -1
     finally:
         engine.dispose()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.partners import Case, partner_cases, sample
+from leadrelay.testing.partners import Case, partner_cases, sample
 
 CANONICAL = sample("canonical", "lead.json")
 

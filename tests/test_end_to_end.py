@@ -12,12 +12,13 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from leadrelay.children import Child, wait_http
 from leadrelay.models import Lead, LeadState
 from leadrelay.routing import load_routing
+from leadrelay.testing.processes import service_env
 from tests.conftest import free_port
 from tests.helpers import CANONICAL, wait_for
 from tests.intake.test_webhooks import signed
-from tests.processes import Proc, service_env, wait_http
 
 
 @pytest.fixture
@@ -29,8 +30,8 @@ def stack(clean_db: str, redis_broker: str, sandbox, tmp_path: Path) -> Iterator
         LEADRELAY_DATA_DIR=str(tmp_path),
     )
     port = free_port()
-    receiver = Proc("receiver", ["serve", "--port", str(port)], env=env, logdir=tmp_path)
-    worker = Proc("worker", ["worker", "--concurrency", "2", "--beat"], env=env, logdir=tmp_path)
+    receiver = Child("receiver", ["serve", "--port", str(port)], env=env, logdir=tmp_path)
+    worker = Child("worker", ["worker", "--concurrency", "2", "--beat"], env=env, logdir=tmp_path)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", receiver)
         yield f"http://127.0.0.1:{port}"

@@ -11,7 +11,7 @@ from leadrelay.adapters.base import Adapter
 from leadrelay.adapters.registry import context_for
 from leadrelay.canonical import CanonicalLead
 from leadrelay.routing import Routing, load_routing
-from tests.partners import Case
+from leadrelay.testing.partners import Case
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"  # what no partner owns: the configurable channel's

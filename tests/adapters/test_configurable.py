@@ -10,8 +10,8 @@ from leadrelay.adapters import NotALead, ParseError, RawItem
 from leadrelay.adapters.portal import PortalAdapter
 from leadrelay.adapters.registry import ADAPTERS, UnknownAdapterError, adapter_for
 from leadrelay.routing import ChannelConfig, ParseConfig, RoutingError, load_routing, parse_routing
+from leadrelay.testing.partners import Case, cases
 from tests.adapters.support import FIXTURES, context, mismatches
-from tests.partners import Case, cases
 
 CONFIGURABLE = FIXTURES / "configurable"
 ROUTING = load_routing(CONFIGURABLE / "routing.yaml")

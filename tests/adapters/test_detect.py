@@ -9,8 +9,8 @@ from leadrelay.adapters import RawItem
 from leadrelay.adapters.detect import detect, detect_channel, detect_webhook_channel
 from leadrelay.adapters.from_email import sender_matches
 from leadrelay.routing import load_routing
+from leadrelay.testing.partners import Case, cases, partner_cases, sample
 from tests.adapters.support import FIXTURES, routing
-from tests.partners import Case, cases, partner_cases, sample
 
 MAILS = [c for c in partner_cases() if c.kind == "email" and c.lead]
 WEBHOOKS = [c for c in partner_cases() if c.kind == "webhook"]  # events that are not leads too

@@ -17,8 +17,7 @@ import pytest
 
 from leadrelay.adapters import NotALead, ParseError
 from leadrelay.adapters.registry import ADAPTERS
-from tests.adapters.support import mismatches, parse
-from tests.partners import (
+from leadrelay.testing.partners import (
     PARTNERS,
     SHARED_SAMPLES,
     Case,
@@ -28,6 +27,7 @@ from tests.partners import (
     partner_folders,
     sample,
 )
+from tests.adapters.support import mismatches, parse
 
 CASES = partner_cases()
 LEADS = [c for c in CASES if c.lead]

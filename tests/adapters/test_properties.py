@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from leadrelay.adapters import NotALead, ParseError, RawItem
 from leadrelay.adapters.registry import ADAPTERS
 from leadrelay.canonical import CanonicalLead
+from leadrelay.testing.partners import Case, partner_cases
 from tests.adapters.support import context
-from tests.partners import Case, partner_cases
 
 ITEMS = partner_cases()
 WEBHOOKS = [c for c in ITEMS if c.path.suffix == ".json"]

@@ -14,13 +14,13 @@ from leadrelay.db import transaction, utcnow
 from leadrelay.models import Lead, LeadState, PossibleDuplicate
 from leadrelay.nexudus.payloads import note_marker
 from leadrelay.runtime import Runtime
+from leadrelay.testing.partners import sample
 from leadrelay.worker import dead_letters as dlq
 from leadrelay.worker import introductions
 from leadrelay.worker.normalise import normalise
 from leadrelay.worker.pipeline import process
 from tests.conftest import OPEN_BUDGET, make_settings, routing_with
 from tests.helpers import canonical, dead_letters, ingest, lead, make_due
-from tests.partners import sample
 from tests.test_cli import cli
 
 AMARA = "amara.okafor@brightlane.io"

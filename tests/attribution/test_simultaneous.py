@@ -10,16 +10,17 @@ from pathlib import Path
 import yaml
 from sqlalchemy import create_engine, select
 
+from leadrelay.children import Child
 from leadrelay.db import make_engine, make_session_factory, transaction
 from leadrelay.intake.store import record_inbound
 from leadrelay.models import DeadLetter, Lead
 from leadrelay.nexudus.payloads import note_marker
+from leadrelay.testing.partners import sample
+from leadrelay.testing.processes import sandbox_env
 from leadrelay.worker.queue import enqueue
 from tests.attribution.test_attribution import AMARA, hubble, workthere
 from tests.conftest import UNTHROTTLED, routing_with
-from tests.helpers import canonical, wait_for
-from tests.partners import sample
-from tests.processes import Proc, sandbox_env, unsettled
+from tests.helpers import canonical, unsettled, wait_for
 
 
 def liquidspace(n: int) -> bytes:
@@ -72,10 +73,10 @@ def test_twenty_simultaneous_introductions_of_one_client_make_one_opportunity(
 
     env = sandbox_env(tmp_path, sandbox.base_url, routing_file(tmp_path))
     procs = [
-        Proc(f"worker{n}", ["worker", "--concurrency", "2", "--pool", "prefork"], env=env, logdir=tmp_path)
+        Child(f"worker{n}", ["worker", "--concurrency", "2", "--pool", "prefork"], env=env, logdir=tmp_path)
         for n in range(3)
     ]
-    procs.append(Proc("beat", ["beat"], env=env, logdir=tmp_path))
+    procs.append(Child("beat", ["beat"], env=env, logdir=tmp_path))
     try:
         enqueue(ids)  # all at once: six worker slots race for them
 

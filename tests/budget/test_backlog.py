@@ -16,11 +16,13 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
+from leadrelay.children import Child
 from leadrelay.db import make_engine, make_session_factory
 from leadrelay.models import Lead, LeadState
+from leadrelay.testing.ledger import record_canonical
+from leadrelay.testing.processes import RemoteSandbox, service_env
 from leadrelay.worker.queue import enqueue
-from tests.helpers import canonical, record_canonical, wait_for
-from tests.processes import Proc, RemoteSandbox, service_env
+from tests.helpers import canonical, wait_for
 
 SPEED = 10.0
 BACKLOG = 300
@@ -121,8 +123,10 @@ def test_a_backlog_paces_itself_and_does_not_hold_up_another_account(
         LEADRELAY_DATA_DIR=str(tmp_path),
     )
     backlog = ingest_and_enqueue(clean_db, [person(n, "foundry") for n in range(BACKLOG)])
-    procs = [Proc(f"worker{n}", ["worker", "--concurrency", "1"], env=env, logdir=tmp_path) for n in range(3)]
-    procs.append(Proc("beat", ["beat"], env=env, logdir=tmp_path))
+    procs = [
+        Child(f"worker{n}", ["worker", "--concurrency", "1"], env=env, logdir=tmp_path) for n in range(3)
+    ]
+    procs.append(Child("beat", ["beat"], env=env, logdir=tmp_path))
     try:
         wait_for(lambda: len(delivered_at(clean_db, backlog)) >= 30, timeout=120, what="the backlog to start")
         others = ingest_and_enqueue(clean_db, [person(n, "annex") for n in range(5)])

@@ -32,11 +32,12 @@ import pytest
 import redis
 from sqlalchemy import create_engine, func, select, text
 
+from leadrelay.children import Child, wait_http
 from leadrelay.intake.signatures import sign_standard
 from leadrelay.models import DeadLetter, Lead, LeadState
-from tests.conftest import REDIS_URL, UNTHROTTLED, free_port
-from tests.helpers import canonical, wait_for
-from tests.processes import Proc, RemoteSandbox, routing_file, sandbox_env, unsettled, wait_http
+from leadrelay.testing.processes import RemoteSandbox, sandbox_env
+from tests.conftest import REDIS_URL, UNTHROTTLED, free_port, routing_file
+from tests.helpers import canonical, unsettled, wait_for
 
 pytestmark = pytest.mark.chaos
 
@@ -174,13 +175,13 @@ class Stack:
     env: dict[str, str]
     logdir: Path
     receiver_url: str
-    workers: list[Proc] = field(default_factory=list)
-    others: list[Proc] = field(default_factory=list)
+    workers: list[Child] = field(default_factory=list)
+    others: list[Child] = field(default_factory=list)
     kills: int = 0
     stalls: int = 0
 
-    def start_worker(self, n: int) -> Proc:
-        return Proc(
+    def start_worker(self, n: int) -> Child:
+        return Child(
             f"worker{n}",
             ["worker", "--concurrency", "2", "--pool", "prefork"],
             env=self.env,
@@ -240,7 +241,7 @@ def stack(clean_db: str, broker: Broker, tmp_path: Path) -> Iterator[tuple[Stack
     )
     port = free_port()
     stack = Stack(env=env, logdir=tmp_path, receiver_url=f"http://127.0.0.1:{port}")
-    stack.others.append(Proc("receiver", ["serve", "--port", str(port)], env=env, logdir=tmp_path))
+    stack.others.append(Child("receiver", ["serve", "--port", str(port)], env=env, logdir=tmp_path))
     # no `leadrelay beat` for the whole run: the workers elect the scheduler among themselves
     stack.workers = [stack.start_worker(n) for n in range(3)]
     try:

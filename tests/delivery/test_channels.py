@@ -14,10 +14,10 @@ from leadrelay.intake.signatures import sign_hmac
 from leadrelay.models import LeadState
 from leadrelay.routing import parse_routing
 from leadrelay.runtime import Runtime
+from leadrelay.testing.partners import partner_cases, sample
 from leadrelay.worker.pipeline import process
 from tests.conftest import REPO, UNTHROTTLED, ThreadedServer, make_settings
 from tests.helpers import dead_letters, ingest, lead
-from tests.partners import partner_cases, sample
 
 FIXTURES = REPO / "tests" / "fixtures"
 

@@ -11,9 +11,9 @@ import pytest
 
 from leadrelay.routing import Routing
 from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime
+from leadrelay.testing.dovecot import DOVECOT, Dovecot
 from leadrelay.worker.imap import oauth
 from tests.conftest import UNTHROTTLED, make_settings, routing_with
-from tests.inbox.dovecot import DOVECOT, Dovecot
 from tests.inbox.oauth_server import AuthServer
 
 HERE = Path(__file__).parent

@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 from leadrelay.db import transaction, utcnow
 from leadrelay.models import Lead, MailboxState
 from leadrelay.runtime import Runtime
+from leadrelay.testing.dovecot import USERS, Dovecot
 from leadrelay.worker.imap.poll import PollReport, RetryPolicy, poll_inbox
-from tests.inbox.dovecot import USERS, Dovecot
 
 FAST = RetryPolicy(attempts=3, first_delay=0.05, max_delay=0.2)
 

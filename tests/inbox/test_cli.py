@@ -6,10 +6,10 @@ from pathlib import Path
 
 import redis
 
-from tests.inbox.dovecot import Dovecot
-from tests.inbox.mails import enquiries, sample, templates
+from leadrelay.testing.dovecot import Dovecot
+from leadrelay.testing.mails import enquiries, sample, templates
+from leadrelay.testing.processes import service_env
 from tests.inbox.support import inbox, mail_leads, routing_file
-from tests.processes import service_env
 from tests.test_cli import cli
 
 

@@ -7,8 +7,8 @@ import os
 import random
 import time
 
-from tests.inbox.dovecot import Dovecot
-from tests.inbox.mails import enquiries, templates, unrouted, vary
+from leadrelay.testing.dovecot import Dovecot
+from leadrelay.testing.mails import enquiries, templates, unrouted, vary
 from tests.inbox.support import Enqueued, inbox, mail_leads, poll
 from tests.inbox.workers import process_all
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from leadrelay.routing import RoutingError
+from leadrelay.testing.dovecot import Dovecot
+from leadrelay.testing.mails import sample
 from tests.conftest import free_port
 from tests.inbox.conftest import inbox_routing
-from tests.inbox.dovecot import Dovecot
-from tests.inbox.mails import sample
 from tests.inbox.proxy import SilentServer
 from tests.inbox.support import inbox, mail_leads, poll, watermark
 

@@ -8,11 +8,11 @@ import pytest
 
 from leadrelay.models import LeadState
 from leadrelay.runtime import Runtime
+from leadrelay.testing.dovecot import Dovecot
+from leadrelay.testing.mails import sample
 from tests.conftest import make_settings
 from tests.helpers import dead_letters
 from tests.inbox.conftest import inbox_routing
-from tests.inbox.dovecot import Dovecot
-from tests.inbox.mails import sample
 from tests.inbox.support import inbox, mail_leads, poll, watermark
 
 LIMIT = 64 * 1024

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from leadrelay.testing.dovecot import Dovecot
+from leadrelay.testing.mails import sample
 from tests.conftest import free_port
-from tests.inbox.dovecot import Dovecot
-from tests.inbox.mails import sample
 from tests.inbox.oauth_server import CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, AuthServer
 from tests.inbox.support import inbox, mail_leads, poll
 

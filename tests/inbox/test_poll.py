@@ -9,14 +9,14 @@ from leadrelay.db import transaction
 from leadrelay.models import LeadState
 from leadrelay.runtime import Runtime
 from leadrelay.schema import upgrade
+from leadrelay.testing.dovecot import Dovecot
+from leadrelay.testing.mails import enquiries, sample, templates, unrouted
 from leadrelay.worker.imap import session, state
 from leadrelay.worker.imap.connection import open_session
 from leadrelay.worker.pipeline import process
 from tests.conftest import make_settings
 from tests.helpers import dead_letters
 from tests.inbox.conftest import inbox_routing
-from tests.inbox.dovecot import Dovecot
-from tests.inbox.mails import enquiries, sample, templates, unrouted
 from tests.inbox.support import Enqueued, inbox, mail_leads, poll, watermark
 
 

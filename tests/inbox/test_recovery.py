@@ -16,11 +16,12 @@ import pytest
 
 from leadrelay.db import transaction
 from leadrelay.runtime import Runtime
+from leadrelay.testing.dovecot import Dovecot
+from leadrelay.testing.mails import Enquiry, enquiries, sample, templates, vary
+from leadrelay.testing.processes import service_env
 from leadrelay.worker.imap import state
 from leadrelay.worker.imap.keys import message_id_key
 from tests.conftest import REPO
-from tests.inbox.dovecot import Dovecot
-from tests.inbox.mails import Enquiry, enquiries, sample, templates, vary
 from tests.inbox.proxy import CuttingProxy
 from tests.inbox.support import (
     inbox,
@@ -30,7 +31,6 @@ from tests.inbox.support import (
     routing_file,
     watermark,
 )
-from tests.processes import service_env
 
 
 def start_poller(routing: Path, *flags: str) -> subprocess.Popen[str]:

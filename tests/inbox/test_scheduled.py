@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from leadrelay.children import Child
 from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME
+from leadrelay.testing.dovecot import Dovecot
+from leadrelay.testing.mails import sample
+from leadrelay.testing.processes import service_env
 from tests.helpers import wait_for
-from tests.inbox.dovecot import Dovecot
-from tests.inbox.mails import sample
 from tests.inbox.support import inbox, routing_file
-from tests.processes import Proc, service_env
 
 
 def test_beat_polls_the_inbox_and_the_workers_deliver_what_arrives(
@@ -25,7 +26,7 @@ def test_beat_polls_the_inbox_and_the_workers_deliver_what_arrives(
         NEXUDUS_USERNAME=SANDBOX_USERNAME,
         NEXUDUS_PASSWORD=SANDBOX_PASSWORD,
     )
-    worker = Proc("worker", ["worker", "--concurrency", "2", "--beat"], env=env, logdir=tmp_path)
+    worker = Child("worker", ["worker", "--concurrency", "2", "--beat"], env=env, logdir=tmp_path)
     try:
         wait_for(lambda: len(sandbox.opportunities()) == 1, timeout=60, what="the mail already waiting")
         dovecot.deliver(folder, sample("workthere", "email-enquiry.eml"))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.inbox.dovecot import Dovecot
-from tests.inbox.mails import sample
+from leadrelay.testing.dovecot import Dovecot
+from leadrelay.testing.mails import sample
 from tests.inbox.support import inbox, mail_leads, poll
 
 

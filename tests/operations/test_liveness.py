@@ -25,11 +25,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
+from leadrelay.children import Child, wait_http
 from leadrelay.models import SWEEP_JOB, ScheduledJob, SchedulerLease
-from tests.conftest import UNTHROTTLED, free_port
-from tests.helpers import canonical, wait_for
+from leadrelay.testing.processes import RemoteSandbox, sandbox_env, service_env
+from tests.conftest import UNTHROTTLED, free_port, routing_file
+from tests.helpers import canonical, unsettled, wait_for
 from tests.intake.test_webhooks import signed
-from tests.processes import Proc, RemoteSandbox, routing_file, sandbox_env, service_env, unsettled, wait_http
 
 LEADS = 150
 SECRET = "whsec_" + "bGl2ZW5lc3MtbGl2ZW5lc3MtbGl2ZW5lc3M="
@@ -65,7 +66,7 @@ FAULTS = [
 @dataclass
 class Stack:
     receiver: str
-    workers: list[Proc]
+    workers: list[Child]
     metrics: list[str]
 
 
@@ -86,9 +87,9 @@ def stack(clean_db: str, redis_broker: str, tmp_path: Path) -> Iterator[tuple[St
         LEADRELAY_RETRY_JITTER="0.2",
     )
     port, metrics = free_port(), [free_port(), free_port()]
-    receiver = Proc("receiver", ["serve", "--port", str(port)], env=env, logdir=tmp_path)
+    receiver = Child("receiver", ["serve", "--port", str(port)], env=env, logdir=tmp_path)
     workers = [
-        Proc(
+        Child(
             f"worker{n}",
             ["worker", "--concurrency", "2", "--pool", "prefork", "--metrics-port", str(metrics[n])],
             env=env,
@@ -176,7 +177,7 @@ def test_leadrelay_beat_leads_when_alone_and_hands_over_when_stopped(
     clean_db: str, redis_broker: str, tmp_path: Path
 ) -> None:
     env = service_env(LEADRELAY_DATA_DIR=str(tmp_path), LEADRELAY_SCHEDULER_LEASE_SECONDS="30")
-    beat = Proc("beat", ["beat"], env=env, logdir=tmp_path)
+    beat = Child("beat", ["beat"], env=env, logdir=tmp_path)
     try:
         wait_for(lambda: leader_pid(clean_db) == beat.popen.pid, timeout=20, what="beat to lead")
         wait_for(lambda: last_sweep(clean_db) is not None, timeout=10, what="beat to sweep")

@@ -14,13 +14,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from leadrelay.children import Child, wait_http
 from leadrelay.models import Lead, LeadState
 from leadrelay.routing import load_routing
+from leadrelay.testing.processes import service_env
 from tests.conftest import free_port
 from tests.helpers import canonical, wait_for
 from tests.intake.test_webhooks import signed
 from tests.operations.support import PERSON, PHONE_FORMS
-from tests.processes import Proc, service_env, wait_http
 
 MESSAGE = "Looking for six desks near the canal for our pastry team"
 
@@ -41,8 +42,8 @@ def stack(clean_db: str, redis_broker: str, sandbox, tmp_path: Path) -> Iterator
         LEADRELAY_DATA_DIR=str(tmp_path),
     )
     port, metrics_port = free_port(), free_port()
-    receiver = Proc("receiver", ["serve", "--port", str(port), "--workers", "2"], env=env, logdir=tmp_path)
-    worker = Proc(
+    receiver = Child("receiver", ["serve", "--port", str(port), "--workers", "2"], env=env, logdir=tmp_path)
+    worker = Child(
         "worker",
         ["worker", "--concurrency", "2", "--pool", "prefork", "--beat", "--metrics-port", str(metrics_port)],
         env=env,

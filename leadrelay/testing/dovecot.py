@@ -1,4 +1,4 @@
-"""A real Dovecot IMAP server for the tests, from a throwaway config on loopback ports.
+"""A real Dovecot IMAP server for the tests and the bench, from a throwaway config on loopback ports.
 
 Plain IMAP (with STARTTLS) and IMAPS with a self-signed certificate; passwd-file
 users with ``{PLAIN}`` passwords; an ``oauth2`` passdb for XOAUTH2 pointed at a

@@ -1,4 +1,4 @@
-"""The partners' fixtures, for every test that needs them: ``adapters/*/fixtures``, walked.
+"""The partners' fixtures, for the tests and the bench: ``adapters/*/fixtures``, walked.
 
 A partner's folder holds ``fixtures/samples/`` (copies of the shared samples, the
 portals' contract), ``fixtures/variations/`` (what real notifications vary in) and
@@ -17,7 +17,7 @@ from typing import Any
 from leadrelay.adapters import RawItem
 from leadrelay.adapters.base import RawKind
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]  # the checkout: leadrelay/testing/ is two below
 PARTNERS = REPO / "adapters"
 SHARED_SAMPLES = REPO.parent / "shared" / "samples"  # absent in a clean clone
 EXPECTED = "expected.json"

@@ -19,8 +19,8 @@ from email.message import Message
 from email.policy import compat32
 from pathlib import Path
 
+from leadrelay.testing import partners
 from leadrelay.worker.imap.keys import message_id_key
-from tests import partners
 
 _HEADERS = ("Subject", "Message-ID", "References", "In-Reply-To")
 LABELS = {"hubblehq": "HubbleHq", "liquidspace": "LiquidSpace", "workthere": "Workthere", "kontor": "Kontor"}

@@ -1,4 +1,7 @@
-"""Real leadrelay processes (receiver, workers, beat) for end-to-end and chaos tests."""
+"""Processes for tests and bench: the environment leadrelay's start in, the sandbox in its own process.
+
+Start a receiver, workers or beat as a ``leadrelay.children.Child`` with :func:`service_env`.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
-from sqlalchemy import create_engine, func, select
 
-from leadrelay.children import Child as Proc
-from leadrelay.children import free_port, wait_http
-from leadrelay.models import TERMINAL_STATES, Lead
-from tests.conftest import routing_with
+from leadrelay.children import Child, free_port, wait_http
 
-__all__ = [
-    "Proc",
-    "RemoteSandbox",
-    "routing_file",
-    "sandbox_env",
-    "service_env",
-    "unsettled",
-    "wait_http",
-]
+__all__ = ["RemoteSandbox", "sandbox_env", "service_env"]
 
 
 def service_env(**extra: str) -> dict[str, str]:
-    """The test process's environment (database, broker) plus ``extra``."""
+    """This process's environment (database, broker) plus ``extra``."""
     return {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
 
 
@@ -41,35 +31,6 @@ def sandbox_env(tmp_path: Path, nexudus_url: str, routing: Path, **extra: str) -
         NEXUDUS_PASSWORD="sandbox",
         **extra,
     )
-
-
-def routing_file(tmp_path: Path, *, limits: dict[str, Any], secret: str | None = None) -> Path:
-    """The embedded routing, the main account with ``limits``, every webhook signed with ``secret``."""
-    data = routing_with(accounts={"main": {"limits": limits}}).model_dump(mode="json", exclude_none=True)
-    if secret is not None:
-        for channel in data["channels"].values():
-            channel["webhook"] = {"scheme": "standard-webhooks", "secret": secret}
-    path = tmp_path / "routing.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-def unsettled(url: str) -> int:
-    """Leads not yet in a final state (-1 while the database cannot be read, e.g. restarting)."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(Lead)
-                    .where(Lead.state.not_in([state.value for state in TERMINAL_STATES]))
-                ).scalar_one()
-            )
-    except Exception:
-        return -1
-    finally:
-        engine.dispose()
 
 
 class RemoteSandbox:
@@ -86,7 +47,7 @@ class RemoteSandbox:
             str(speed),
             "--limits" if limits else "--no-limits",
         ]
-        self.proc = Proc("sandbox", args, env=service_env(), logdir=logdir)
+        self.proc = Child("sandbox", args, env=service_env(), logdir=logdir)
         wait_http(f"{self.base_url}/_sandbox/state", self.proc)
         self.http = httpx.Client(base_url=self.base_url, timeout=30)
 
