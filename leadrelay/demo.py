@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -197,14 +198,24 @@ def _stay_up(console: Console, procs: _Processes, admin_url: str, token: str) ->
         soft_wrap=True,
     )
     _open_browser(f"{admin_url}/login")
+    # Ctrl-C or a plain kill both stop the stack cleanly, even where the shell that
+    # started us left SIGINT ignored (a background job of a script inherits SIG_IGN)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while (dead := procs.dead()) is None:
             time.sleep(0.5)
     except KeyboardInterrupt:
         console.print("Stopping the receiver, the worker and the sandbox…")
         return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     console.print(f"[bold red]{dead.name} exited[/] (code {dead.popen.returncode}):\n{escape(dead.tail())}")
     return 1
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _open_browser(url: str) -> None:
