@@ -11,7 +11,7 @@ from leadrelay.runtime import Runtime
 from tests.conftest import make_settings
 from tests.helpers import dead_letters
 from tests.inbox.conftest import inbox_routing
-from tests.inbox.dovecot import Dovecot
+from tests.inbox.dovecot import Dovecot, received
 from tests.inbox.mails import sample
 from tests.inbox.support import inbox, mail_leads, poll, watermark
 
@@ -30,7 +30,7 @@ def _huge_enquiry(size: int) -> bytes:
 
 @pytest.fixture
 def small_limit_runtime(clean_db: str, dovecot: Dovecot, folders) -> Iterator[tuple[Runtime, str, bytes]]:
-    huge = _huge_enquiry(3 * LIMIT)
+    huge = received(_huge_enquiry(3 * LIMIT))  # as the mail server files it
     folder = folders(huge, sample("hubblehq", "email-viewing-request.eml"))
     rt = Runtime.load(
         make_settings(database_url=clean_db, max_message_bytes=LIMIT),
