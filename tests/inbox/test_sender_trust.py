@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from leadrelay.db import transaction
@@ -55,6 +56,8 @@ def test_a_spoofed_hubblehq_mail_is_held_listed_and_delivered_once_when_an_admin
     inboxes = {"leads": inbox(dovecot, folder)}
     rt = make_runtime(inboxes, sandbox=sandbox)
     enqueued = Enqueued()
+    held_metric = {"channel": "hubblehq", "reason": "unverified_sender"}
+    before = REGISTRY.get_sample_value("leadrelay_dead_letters_total", held_metric) or 0.0
 
     report = poll(rt, enqueue=enqueued)
 
@@ -63,6 +66,7 @@ def test_a_spoofed_hubblehq_mail_is_held_listed_and_delivered_once_when_an_admin
     rows = by_ref(rt)
     genuine, silent, failing = rows[REF], rows["enq_SPOOF001"], rows["enq_SPOOF002"]
     assert enqueued == [genuine.id]  # the held mail never reaches a worker
+    assert REGISTRY.get_sample_value("leadrelay_dead_letters_total", held_metric) == before + 2
     assert genuine.raw_meta["sender_check"] == "dmarc"
     for held, said in (
         (silent, f"no Authentication-Results from a trusted server ({MX})"),

@@ -67,6 +67,7 @@ class Recorded:
     lead_id: int
     channel: str | None  # None: nothing said which channel
     settled: Outcome | None = None  # known at the door (a duplicate, unrouted mail); else the worker's
+    reason: DeadReason = DeadReason.parse_error  # of a dead letter opened at the door
 
     @property
     def queued(self) -> bool:
@@ -169,7 +170,9 @@ def record_message(
             message=verdict.message,
             detail={"inbox": place.inbox, "source": "email", "channel": channel, "check": verdict.check},
         )
-        return Recorded(place.uid, intake.lead_id, channel, settled=Outcome.failed)
+        return Recorded(
+            place.uid, intake.lead_id, channel, settled=Outcome.failed, reason=DeadReason.unverified_sender
+        )
     return Recorded(place.uid, intake.lead_id, channel)
 
 
