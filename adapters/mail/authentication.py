@@ -114,7 +114,9 @@ def _without_comments(value: str) -> str:
 
 def _split(value: str, sep: str) -> list[str]:
     """``value`` split at ``sep`` outside quoted strings: one pass."""
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in value:
         if char == '"':
             quoted = not quoted

@@ -155,13 +155,14 @@ def _hostile(unit: str, size: int, where: str) -> bytes:
 def test_reading_headers_takes_linear_time_on_hostile_input(unit: str, where: str) -> None:
     size = 40_000
 
-    def run(n: int) -> Callable[[], object]:
+    def run(n: int) -> Callable[[], None]:
         raw = _hostile(unit, n, where)
 
-        def read() -> object:
+        def read() -> None:
             headers = read_headers(raw)
             results = trusted_results(headers, ["mx.google.com"])
-            return passed(results, headers.from_domain or "x.example", HUBBLE) if results else None
+            if results:
+                passed(results, headers.from_domain or "x.example", HUBBLE)
 
         return read
 

@@ -5,7 +5,9 @@ pipeline and the Nexudus sandbox. An admin's replay delivers it, once."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import REGISTRY
 from sqlalchemy import select
@@ -23,6 +25,8 @@ from tests.inbox.support import Enqueued, inbox, mail_leads, poll, routing_file
 from tests.processes import service_env
 from tests.test_cli import cli
 
+Folders = Callable[..., str]
+MakeRuntime = Callable[..., Runtime]
 GENUINE = sample("hubblehq", "email-viewing-request.eml")
 REF = "enq_8F2KQ7XW"
 
@@ -47,7 +51,7 @@ def by_ref(rt: Runtime) -> dict[str, Lead]:
 
 
 def test_a_spoofed_hubblehq_mail_is_held_listed_and_delivered_once_when_an_admin_replays_it(
-    dovecot: Dovecot, folders, make_runtime, sandbox, tmp_path: Path
+    dovecot: Dovecot, folders: Folders, make_runtime: MakeRuntime, sandbox: Any, tmp_path: Path
 ) -> None:
     folder = folders()
     dovecot.deliver(folder, GENUINE)  # the server found HubbleHq's domain authenticated
@@ -116,7 +120,9 @@ def test_a_spoofed_hubblehq_mail_is_held_listed_and_delivered_once_when_an_admin
     assert (poll(rt).new, len(dead_letters(rt, failing.id))) == (0, 1)
 
 
-def test_a_forged_authentication_results_header_is_ignored(dovecot: Dovecot, folders, make_runtime) -> None:
+def test_a_forged_authentication_results_header_is_ignored(
+    dovecot: Dovecot, folders: Folders, make_runtime: MakeRuntime
+) -> None:
     untrusted = spoof(1, "Authentication-Results: mx.attacker.example; dmarc=pass header.from=hubblehq.com")
     below = spoof(
         2, "X-Mailer: spoofer", f"Authentication-Results: {MX}; dmarc=pass header.from=hubblehq.com"
@@ -135,7 +141,7 @@ def test_a_forged_authentication_results_header_is_ignored(dovecot: Dovecot, fol
 
 
 def test_a_channel_that_opts_out_delivers_unauthenticated_mail(
-    dovecot: Dovecot, folders, make_runtime
+    dovecot: Dovecot, folders: Folders, make_runtime: MakeRuntime
 ) -> None:
     folder = folders()
     dovecot.deliver(folder, spoof(1), authenticated=None)
