@@ -20,7 +20,7 @@ from leadrelay.worker.pipeline import process
 from tests.conftest import routing_with
 from tests.helpers import dead_letters
 from tests.inbox.dovecot import MX, Dovecot
-from tests.inbox.mails import sample, vary
+from tests.inbox.mails import sample, unrouted, vary
 from tests.inbox.support import Enqueued, inbox, mail_leads, poll, routing_file
 from tests.processes import service_env
 from tests.test_cli import cli
@@ -155,3 +155,24 @@ def test_a_channel_that_opts_out_delivers_unauthenticated_mail(
     assert (report.new, report.failed) == (1, 0)
     [row] = mail_leads(off)
     assert row.raw_meta["sender_check"] == "off"
+
+
+def test_unrouted_mail_routed_later_to_a_verifying_channel_is_checked_too(
+    dovecot: Dovecot, folders: Folders, make_runtime: MakeRuntime
+) -> None:
+    folder = folders(unrouted(7))  # authenticated, but as newbroker.example, not as HubbleHq
+    assert poll(make_runtime({"leads": inbox(dovecot, folder)})).failed == 1
+    [stranded] = mail_leads(make_runtime({"leads": inbox(dovecot, folder)}))
+
+    # the operator points the inbox at HubbleHq: the stranded mail is routed, and held
+    rt = make_runtime({"leads": inbox(dovecot, folder, channel="hubblehq")})
+    enqueued = Enqueued()
+    report = poll(rt, enqueue=enqueued)
+
+    assert report.rerouted == 0 and enqueued == []
+    [row] = mail_leads(rt)
+    assert (row.id, row.channel, row.state) == (stranded.id, "hubblehq", LeadState.dead)
+    first, second = dead_letters(rt, row.id)
+    assert (first.reason, first.status) == ("parse_error", DeadLetterStatus.replayed)
+    assert (second.reason, second.status) == ("unverified_sender", DeadLetterStatus.open)
+    assert "sent from newbroker.example" in second.message
