@@ -9,15 +9,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
+from leadrelay.api.app import create_app
 from leadrelay.db import transaction
 from leadrelay.models import AuditEntry, DeadLetterStatus, Lead, LeadState
 from leadrelay.runtime import Runtime
 from leadrelay.worker import dead_letters as dlq
 from leadrelay.worker.pipeline import process
-from tests.conftest import routing_with
+from tests.conftest import ThreadedServer, make_settings, routing_with
 from tests.helpers import dead_letters
 from tests.inbox.dovecot import MX, Dovecot
 from tests.inbox.mails import sample, unrouted, vary
@@ -27,6 +29,7 @@ from tests.test_cli import cli
 
 Folders = Callable[..., str]
 MakeRuntime = Callable[..., Runtime]
+TOKEN = "admin-token-for-tests-0123456789"
 GENUINE = sample("hubblehq", "email-viewing-request.eml")
 REF = "enq_8F2KQ7XW"
 
@@ -95,6 +98,22 @@ def test_a_spoofed_hubblehq_mail_is_held_listed_and_delivered_once_when_an_admin
     table = cli("dlq", "list", env=env)
     assert table.returncode == 0, table.stderr
     assert "Open: 2 unverified_sender." in table.stdout
+
+    admin = Runtime.load(make_settings(database_url=rt.settings.database_url, admin_token=TOKEN), rt.routing)
+    try:
+        with ThreadedServer(create_app(admin)) as server, httpx.Client(base_url=server.base_url) as client:
+            api = client.get(
+                "/admin/api/dead-letters",
+                params={"reason": "unverified_sender"},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+            assert sorted(row["lead_id"] for row in api.json()) == sorted([silent.id, failing.id])
+            assert client.post("/admin/login", data={"token": TOKEN, "name": "Jo"}).status_code == 303
+            page = client.get("/admin", params={"reason": "unverified_sender"}).text
+            assert 'value="unverified_sender"' in page  # the reason filter offers it
+            assert page.count('class="tag unverified_sender"') >= 2
+    finally:
+        admin.close()
 
     # the admin checked enquiry SPOOF001 in HubbleHq's dashboard: a replay skips the check
     [letter] = dead_letters(rt, silent.id)
