@@ -66,17 +66,17 @@ class Verdict:
 
 def sender_domains(name: str, config: ChannelConfig) -> tuple[str, ...] | None:
     """The domains a channel's mail must be authenticated for; None: the check is off."""
-    try:
-        adapter = adapter_for(name, config)
-    except UnknownAdapterError:
-        adapter = None
-    portal = adapter if isinstance(adapter, PortalAdapter) else None
-    builtin = portal is not None and (config.adapter or name) in ADAPTERS
+    registered = ADAPTERS.get(config.adapter or name)
+    builtin = isinstance(registered, PortalAdapter)  # one of the portals with code (not configurable)
     if not (config.verify_sender if config.verify_sender is not None else builtin):
         return None
     if config.sender_domains is not None:
         return tuple(config.sender_domains)
-    senders = portal.senders if portal else ()
+    try:
+        adapter = adapter_for(name, config)  # the portal's senders and the channel's parse.senders
+    except UnknownAdapterError:
+        return ()
+    senders = adapter.senders if isinstance(adapter, PortalAdapter) else ()
     return tuple(dict.fromkeys(s.rpartition("@")[2].lstrip("*.").lower() for s in senders if s))
 
 
