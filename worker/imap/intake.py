@@ -5,7 +5,10 @@ portal named in the content), else the inbox's ``channel``. A mail nothing
 assigns is still recorded — nothing is lost: as ``ignored`` when it is surely no
 lead (a bounce, an auto-reply), else as a ``parse_error`` dead letter that says
 how to route it. A message over the size limit is recorded too (as much of it as
-was fetched), routed by its headers alone, as a ``parse_error`` dead letter.
+was fetched), routed by its headers alone, as a ``parse_error`` dead letter. Mail
+of a channel that verifies its senders and whose sender is not proven
+(worker/imap/trust.py) is recorded as an ``unverified_sender`` dead letter: held,
+never handed to a worker, until an admin replays it.
 """
 
 from __future__ import annotations
