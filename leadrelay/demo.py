@@ -46,6 +46,7 @@ from leadrelay.routing import load_routing
 from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime
 from leadrelay.settings import get_settings
 from leadrelay.worker.imap.intake import Place, record_message
+from leadrelay.worker.imap.trust import MailTrust
 from leadrelay.worker.queue import unit_of_work
 
 CHANNEL = "canonical"
@@ -53,6 +54,9 @@ WAIT_SECONDS = 90
 LIST_TRIES = 5
 DEMO_MAIL = "hubblehq-viewing-request.eml"  # tests/fixtures/samples/hubblehq/email-viewing-request.eml
 DEMO_INBOX = "demo"
+# the demo's mail server: the demo mail carries its Authentication-Results (HubbleHq's
+# domain passed DMARC), as an inbox with inboxes.<name>.trusted_authserv_ids believes them
+DEMO_TRUST = MailTrust(DEMO_INBOX, authserv_ids=("mx.foundry-workspace.example",))
 ADMIN_NAME = "demo"
 
 DEMO_LEAD: dict[str, Any] = {
@@ -254,7 +258,12 @@ def _send_mail(console: Console) -> int:
     try:
         with unit_of_work(rt) as uow:
             recorded = record_message(
-                uow.session, raw, place=Place(DEMO_INBOX, "INBOX", 1, 1), routing=rt.routing, default=None
+                uow.session,
+                raw,
+                place=Place(DEMO_INBOX, "INBOX", 1, 1),
+                routing=rt.routing,
+                default=None,
+                trust=DEMO_TRUST,
             )
             if recorded.queued:
                 uow.enqueue(recorded.lead_id)

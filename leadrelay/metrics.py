@@ -112,11 +112,11 @@ def exposition_registry(*extra: Collector) -> CollectorRegistry:
     return registry
 
 
-def count_settled(channel: str, state: str) -> None:
-    """A lead settled before delivery: a repeat, not a lead, or unreadable (delivery counts its own)."""
+def count_settled(channel: str, state: str, reason: str = "parse_error") -> None:
+    """A lead settled before delivery: a repeat, not a lead, unreadable or held (delivery counts its own)."""
     if state == "duplicate":
         DUPLICATES.labels(channel=channel, stage="dedupe").inc()
     elif state == "ignored":
         IGNORED.labels(channel=channel).inc()
-    elif state == "dead":  # the adapter could not read it
-        DEAD.labels(channel=channel, reason="parse_error").inc()
+    elif state == "dead":  # the adapter could not read it (or the door held it: ``reason``)
+        DEAD.labels(channel=channel, reason=reason).inc()

@@ -65,6 +65,9 @@ class DeadReason(StrEnum):
     auth = "auth"
     exhausted = "exhausted"
     internal = "internal"  # leadrelay itself failed on the lead N times (a bug, a crash): fix, then replay
+    unverified_sender = (
+        "unverified_sender"  # mail whose sender domain did not pass DKIM/SPF/DMARC: check, replay
+    )
 
 
 class DeadLetterStatus(StrEnum):

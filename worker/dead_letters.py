@@ -252,16 +252,25 @@ def replay(
         **RESET_DELIVERY,
     )
     stage = "to be read again" if back_to is LeadState.received else "to be delivered"
-    _resolve(letter, status=DeadLetterStatus.replayed, actor=actor, resolution=f"replayed by {actor}")
+    # an unverified sender's mail is not checked again: the admin who replays it has checked it
+    overridden = letter.reason == DeadReason.unverified_sender
+    resolution = f"replayed by {actor}" + (", the sender check overridden" if overridden else "")
+    _resolve(letter, status=DeadLetterStatus.replayed, actor=actor, resolution=resolution)
     audit(
         session,
         actor=actor,
         action="dead_letter.replay",
         target=f"dead_letter:{letter.id}",
         result="queued",
-        detail={"lead_id": lead.id, "reason": letter.reason, "back_to": back_to.value},
+        detail={
+            "lead_id": lead.id,
+            "reason": letter.reason,
+            "back_to": back_to.value,
+            **({"sender_check": "overridden"} if overridden else {}),
+        },
     )
-    return Replayed(letter.id, lead.id, "queued", f"lead {lead.id} queued {stage}")
+    note = " (its sender taken as verified by you)" if overridden else ""
+    return Replayed(letter.id, lead.id, "queued", f"lead {lead.id} queued {stage}{note}")
 
 
 def discard(session: Session, letter_id: int, *, actor: str, why: str) -> None:

@@ -129,6 +129,26 @@ class ChannelConfig(StrictModel):
     label: str | None = Field(default=None, description="prefix of the opportunity Name tag")
     webhook: WebhookConfig | None = None
     protection_days: int | None = Field(default=None, ge=0)
+    verify_sender: bool | None = Field(
+        default=None,
+        description="deliver this channel's mail only when its sender domain passed DKIM/SPF/DMARC "
+        "(docs/inboxes.md); default: on for the built-in portals, off for configurable channels",
+    )
+    sender_domains: list[str] | None = Field(
+        default=None,
+        description="the domains whose authenticated mail this channel trusts; default: the portal's "
+        "known sender domains and parse.senders",
+    )
+
+    @field_validator("sender_domains", mode="before")
+    @classmethod
+    def _domains(cls, value: Any) -> Any:
+        value = _as_list(value)
+        if isinstance(value, list):
+            return [
+                d.rpartition("@")[2].lstrip("*.").strip().lower() if isinstance(d, str) else d for d in value
+            ]
+        return value
 
     @field_validator("lead_source")
     @classmethod

@@ -90,6 +90,16 @@ class InboxConfig(StrictModel):
     timeout_seconds: float = Field(default=30.0, gt=0)
     poll_interval_seconds: float = Field(default=60.0, gt=0)
     batch_size: int = Field(default=50, ge=1, le=1000, description="messages fetched per round trip")
+    trusted_authserv_ids: list[str] = Field(
+        default_factory=list,
+        description="authserv-ids of the receiving servers whose Authentication-Results are believed "
+        "(e.g. mx.google.com; docs/inboxes.md)",
+    )
+    trusted_forwarders: list[str] = Field(
+        default_factory=list,
+        description="your own domains whose authenticated mail (a colleague's forward) is trusted for "
+        "every channel",
+    )
 
     @model_validator(mode="before")
     @classmethod

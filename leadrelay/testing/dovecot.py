@@ -11,6 +11,7 @@ from __future__ import annotations
 import imaplib
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -23,6 +24,30 @@ from pathlib import Path
 from leadrelay.children import free_port
 
 USERS = {"leads": "leads-secret", "team": "team-secret"}
+MX = "mx.leadrelay.test"  # the authserv-id of the mail server that "received" the test mail
+_FROM = re.compile(rb"(?im)^from:[^\r\n]*?@([a-z0-9.-]+)")
+
+
+def received(raw: bytes, *, authenticated: bool | None = True) -> bytes:
+    """The mail as a receiving server files it: its Authentication-Results on top.
+
+    ``authenticated``: the sender's domain passed DMARC, as a portal's genuine mail
+    does; False: the server found no authentication (a spoof, an unsigned sender);
+    None: a server that writes no Authentication-Results (the mail as it was sent).
+    """
+    if authenticated is None or raw.startswith(f"Authentication-Results: {MX};".encode()):  # filed once
+        return raw
+    found = _FROM.search(raw[: raw.find(b"\n\n") if b"\n\n" in raw else 65536])
+    domain = found.group(1).decode() if found else "unknown.invalid"
+    said = (
+        f"dkim=pass header.d={domain}; dmarc=pass header.from={domain}"
+        if authenticated
+        else f"spf=none smtp.mailfrom={domain}; dkim=none; dmarc=fail header.from={domain}"
+    )
+    newline = b"\r\n" if b"\r\n" in raw[:4096] else b"\n"
+    return f"Authentication-Results: {MX}; {said}".encode() + newline + raw
+
+
 NO_MOVE_HOST = "127.0.0.2"  # the same server, announcing no MOVE capability
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 DOVEADM = shutil.which("doveadm") or "/usr/bin/doveadm"
@@ -199,10 +224,12 @@ class Dovecot:
         imap.login(user, USERS[user])
         return MailboxClient(self, user, imap)
 
-    def deliver(self, folder: str, *mails: bytes, user: str = "leads") -> None:
+    def deliver(
+        self, folder: str, *mails: bytes, user: str = "leads", authenticated: bool | None = True
+    ) -> None:
         with self.client(user) as client:
             for raw in mails:
-                client.append(folder, raw)
+                client.append(folder, raw, authenticated=authenticated)
 
     def message_ids(self, folder: str, *, seen: bool, user: str = "leads") -> set[str]:
         with self.client(user) as client:
@@ -231,7 +258,11 @@ class MailboxClient:
         typ, data = self.imap.create(folder)
         assert typ == "OK", data
 
-    def append(self, folder: str, raw: bytes, *, seen: bool = False) -> None:
+    def append(
+        self, folder: str, raw: bytes, *, seen: bool = False, authenticated: bool | None = True
+    ) -> None:
+        """``raw`` filed as its receiving server would (:func:`received`)."""
+        raw = received(raw, authenticated=authenticated)
         typ, data = self.imap.append(folder, r"(\Seen)" if seen else None, None, raw)
         assert typ == "OK", data
 

@@ -13,8 +13,11 @@ from sqlalchemy import select, update
 from leadrelay.db import transaction, utcnow
 from leadrelay.models import Lead, MailboxState
 from leadrelay.runtime import Runtime
-from leadrelay.testing.dovecot import USERS, Dovecot
+from leadrelay.testing.dovecot import MX, USERS, Dovecot
 from leadrelay.worker.imap.poll import PollReport, RetryPolicy, poll_inbox
+
+# the operator's own domains in the fixtures: their colleagues forward portal mail
+OWN_DOMAINS = ["foundry-workspace.example", "spree-space.example", "missionhub.example"]
 
 FAST = RetryPolicy(attempts=3, first_delay=0.05, max_delay=0.2)
 
@@ -37,6 +40,8 @@ def inbox(dovecot: Dovecot, folder: str, *, user: str = "leads", **extra: Any) -
         "password": USERS[user],
         "folder": folder,
         "timeout_seconds": 5,
+        "trusted_authserv_ids": [MX],
+        "trusted_forwarders": OWN_DOMAINS,
         **extra,
     }
 

@@ -8,7 +8,7 @@ import pytest
 
 from leadrelay.models import LeadState
 from leadrelay.runtime import Runtime
-from leadrelay.testing.dovecot import Dovecot
+from leadrelay.testing.dovecot import Dovecot, received
 from leadrelay.testing.mails import sample
 from tests.conftest import make_settings
 from tests.helpers import dead_letters
@@ -30,7 +30,7 @@ def _huge_enquiry(size: int) -> bytes:
 
 @pytest.fixture
 def small_limit_runtime(clean_db: str, dovecot: Dovecot, folders) -> Iterator[tuple[Runtime, str, bytes]]:
-    huge = _huge_enquiry(3 * LIMIT)
+    huge = received(_huge_enquiry(3 * LIMIT))  # as the mail server files it
     folder = folders(huge, sample("hubblehq", "email-viewing-request.eml"))
     rt = Runtime.load(
         make_settings(database_url=clean_db, max_message_bytes=LIMIT),

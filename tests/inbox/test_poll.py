@@ -9,7 +9,7 @@ from leadrelay.db import transaction
 from leadrelay.models import LeadState
 from leadrelay.runtime import Runtime
 from leadrelay.schema import upgrade
-from leadrelay.testing.dovecot import Dovecot
+from leadrelay.testing.dovecot import Dovecot, received
 from leadrelay.testing.mails import enquiries, sample, templates, unrouted
 from leadrelay.worker.imap import session, state
 from leadrelay.worker.imap.connection import open_session
@@ -17,7 +17,9 @@ from leadrelay.worker.pipeline import process
 from tests.conftest import make_settings
 from tests.helpers import dead_letters
 from tests.inbox.conftest import inbox_routing
-from tests.inbox.support import Enqueued, inbox, mail_leads, poll, watermark
+from tests.inbox.support import OWN_DOMAINS, Enqueued, inbox, mail_leads, poll, watermark
+
+NEW_BROKER = [*OWN_DOMAINS, "newbroker.example"]  # an inbox that trusts a new broker's mail too
 
 
 def test_a_mailbox_of_every_portal_mail_becomes_the_right_leads(
@@ -44,7 +46,7 @@ def test_a_mailbox_of_every_portal_mail_becomes_the_right_leads(
     by_uid = {row.raw_meta["uid"]: row for row in rows}
     for uid, template in enumerate(mails, start=1):
         row = by_uid[uid]
-        assert row.raw_body == template.raw()
+        assert row.raw_body == received(template.raw())  # as the mail server filed it
         assert row.content_type == "message/rfc822"
         if template.lead:
             assert row.channel == template.channel, template.key
@@ -119,7 +121,7 @@ def test_the_inbox_channel_is_the_default_when_the_mail_does_not_say(
     dovecot: Dovecot, folders, make_runtime
 ) -> None:
     folder = folders(unrouted(2), sample("kontor", "email-lead.eml"))  # Kontor's mail says Kontor
-    rt = make_runtime({"leads": inbox(dovecot, folder, channel="hubblehq")})
+    rt = make_runtime({"leads": inbox(dovecot, folder, channel="hubblehq", trusted_forwarders=NEW_BROKER)})
     report = poll(rt)
     assert report.failed == 0
     assert Counter(row.channel for row in mail_leads(rt)) == {"hubblehq": 1, "kontor": 1}
@@ -135,7 +137,10 @@ def test_unrouted_mail_is_routed_and_replayed_once_the_routing_file_says_where(
     [stranded] = mail_leads(before)
 
     # the operator names the inbox's channel; the next pass routes the mail and replays it
-    rt = make_runtime({"leads": inbox(dovecot, folder, channel="hubblehq")}, sandbox=sandbox)
+    trusted = NEW_BROKER  # HubbleHq verifies its senders: the new broker's authenticated domain is trusted
+    rt = make_runtime(
+        {"leads": inbox(dovecot, folder, channel="hubblehq", trusted_forwarders=trusted)}, sandbox=sandbox
+    )
     enqueued = Enqueued()
     report = poll(rt, enqueue=enqueued)
     assert (report.rerouted, report.new, report.marked) == (1, 0, 0)

@@ -5,7 +5,10 @@ portal named in the content), else the inbox's ``channel``. A mail nothing
 assigns is still recorded — nothing is lost: as ``ignored`` when it is surely no
 lead (a bounce, an auto-reply), else as a ``parse_error`` dead letter that says
 how to route it. A message over the size limit is recorded too (as much of it as
-was fetched), routed by its headers alone, as a ``parse_error`` dead letter.
+was fetched), routed by its headers alone, as a ``parse_error`` dead letter. Mail
+of a channel that verifies its senders and whose sender is not proven
+(worker/imap/trust.py) is recorded as an ``unverified_sender`` dead letter: held,
+never handed to a worker, until an admin replays it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from leadrelay.ledger import kill, transition
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.worker.imap.keys import MailKeys, body_sha256, header_block, mail_keys
+from leadrelay.worker.imap.trust import MailTrust, verify
 
 UNROUTED = "unrouted"  # the channel of mail no sender, content or inbox default assigns
 CONTENT_TYPE = "message/rfc822"
@@ -66,6 +70,7 @@ class Recorded:
     lead_id: int
     channel: str | None  # None: nothing said which channel
     settled: Outcome | None = None  # known at the door (a duplicate, unrouted mail); else the worker's
+    reason: DeadReason = DeadReason.parse_error  # of a dead letter opened at the door
 
     @property
     def queued(self) -> bool:
@@ -118,10 +123,13 @@ def record_message(
     routing: Routing,
     default: str | None,
     size: Size | None = None,
+    trust: MailTrust | None = None,
 ) -> Recorded:
     """Record one message once: a copy found again (any mailbox, any UID) is a duplicate.
 
-    ``size``: the whole message's, when ``raw`` may be only its beginning.
+    ``size``: the whole message's, when ``raw`` may be only its beginning. ``trust``: what
+    the inbox believes of its mail's authentication (default: the routing's entry for
+    ``place.inbox``); a channel that verifies senders holds mail that fails it.
     """
     keys = mail_keys(raw)
     held = _held(session, keys)
@@ -130,6 +138,10 @@ def record_message(
     oversized = size is not None and size.over()
     detected = detect_channel(header_block(raw) if oversized else raw, routing.channels)
     channel = detected or default
+    verdict = None
+    if channel is not None and not oversized:
+        trust = trust or MailTrust.of(place.inbox, routing.inboxes.get(place.inbox))
+        verdict = verify(raw, channel=channel, routing=routing, trust=trust)
     meta = {
         "inbox": place.inbox,
         "folder": place.folder,
@@ -138,6 +150,7 @@ def record_message(
         "body_sha256": keys.body_sha256,
         "channel_from": "mail" if detected else ("inbox" if default else None),
         **({"size": size.total, "truncated": len(raw) < size.total} if size and oversized else {}),
+        **({"sender_check": verdict.check} if verdict else {}),
     }
     intake = _record(session, raw, keys.primary, channel, meta)
     if intake.duplicate and keys.reused_id and not _same_message(session, intake.lead_id, keys.body_sha256):
@@ -150,6 +163,18 @@ def record_message(
     if channel is None:
         return Recorded(
             place.uid, intake.lead_id, channel, settled=_park(session, intake.lead_id, raw, place)
+        )
+    if verdict is not None and not verdict.trusted and _not_a_lead(raw) is None:
+        kill(
+            session,
+            intake.lead_id,
+            from_states=[LeadState.received],
+            reason=DeadReason.unverified_sender,
+            message=verdict.message,
+            detail={"inbox": place.inbox, "source": "email", "channel": channel, "check": verdict.check},
+        )
+        return Recorded(
+            place.uid, intake.lead_id, channel, settled=Outcome.failed, reason=DeadReason.unverified_sender
         )
     return Recorded(place.uid, intake.lead_id, channel)
 
@@ -166,13 +191,18 @@ def _refuse(session: Session, lead_id: int, kept: int, size: Size, place: Place,
     )
 
 
-def _park(session: Session, lead_id: int, raw: bytes, place: Place) -> Outcome:
-    """Mail no channel claims: ignored when it is surely no lead (a bounce), else a dead letter."""
+def _not_a_lead(raw: bytes) -> str | None:
+    """What the mail surely is when it is no lead (a bounce, a reply): the adapter ignores it too."""
     try:
         mail = read_mail(raw)
-        reason = not_a_lead(mail, tuple(layer.subject for layer in unwrap(mail)))
+        return not_a_lead(mail, tuple(layer.subject for layer in unwrap(mail)))
     except Exception:  # unreadable mail is for an operator to look at
-        reason = None
+        return None
+
+
+def _park(session: Session, lead_id: int, raw: bytes, place: Place) -> Outcome:
+    """Mail no channel claims: ignored when it is surely no lead (a bounce), else a dead letter."""
+    reason = _not_a_lead(raw)
     if reason:
         note = f"this is {reason}"
         transition(session, lead_id, from_states=[LeadState.received], to=LeadState.ignored, note=note)

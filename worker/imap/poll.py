@@ -212,7 +212,7 @@ def _count(recorded: list[Recorded]) -> None:
         channel = r.channel or UNROUTED
         count_intake(channel, "email", duplicate=r.settled is Outcome.duplicate)
         if r.settled in (Outcome.ignored, Outcome.failed):
-            count_settled(channel, "ignored" if r.settled is Outcome.ignored else "dead")
+            count_settled(channel, "ignored" if r.settled is Outcome.ignored else "dead", r.reason.value)
 
 
 def _run(p: _Pass) -> None:

@@ -5,7 +5,8 @@ channel. After an operator sets ``inboxes.<name>.channel`` or adds the sender to
 a channel's ``parse.senders``, the next pass of that inbox gives each of its open
 unrouted letters the channel the mail now maps to and replays it (audited, like
 an admin's replay). A copy re-sent to the inbox would not help: it is a
-duplicate at the door.
+duplicate at the door. Mail of a channel that verifies its senders is checked
+as at the door: one that fails becomes an ``unverified_sender`` dead letter.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from leadrelay.adapters.detect import detect_channel
-from leadrelay.models import DeadLetter, DeadLetterStatus, Lead, LeadState
+from leadrelay.ledger import kill
+from leadrelay.models import DeadLetter, DeadLetterStatus, DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.worker.dead_letters import replay
 from leadrelay.worker.imap.intake import UNROUTED
+from leadrelay.worker.imap.trust import MailTrust, verify
 
 
 def reroute(session: Session, *, inbox: str, routing: Routing, default: str | None) -> list[int]:
@@ -33,6 +36,7 @@ def reroute(session: Session, *, inbox: str, routing: Routing, default: str | No
         .order_by(Lead.id)
     ).all()
     queued: list[int] = []
+    trust = MailTrust.of(inbox, routing.inboxes.get(inbox))
     for letter_id, lead_id, raw, meta in stranded:
         if (meta or {}).get("inbox") != inbox or raw is None:
             continue
@@ -45,6 +49,18 @@ def reroute(session: Session, *, inbox: str, routing: Routing, default: str | No
             .values(channel=channel)
             .execution_options(synchronize_session=False)
         )
-        if replay(session, letter_id, actor=f"inbox:{inbox}", routing=routing).enqueue:
+        if not replay(session, letter_id, actor=f"inbox:{inbox}", routing=routing).enqueue:
+            continue
+        verdict = verify(raw, channel=channel, routing=routing, trust=trust)
+        if verdict.trusted:
             queued.append(lead_id)
+            continue
+        kill(
+            session,
+            lead_id,
+            from_states=[LeadState.received],
+            reason=DeadReason.unverified_sender,
+            message=verdict.message,
+            detail={"inbox": inbox, "source": "email", "channel": channel, "check": verdict.check},
+        )
     return queued
