@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from leadrelay import queries
+from leadrelay.api import admin_inboxes
 from leadrelay.api.admin_auth import (
     SESSION_COOKIE,
     SESSION_SECONDS,
@@ -312,6 +313,13 @@ async def introductions_page(request: Request) -> HTMLResponse:
         describe=describe,
         now=utcnow(),
     )
+
+
+@router.get("/inboxes")
+async def inboxes_page(request: Request) -> HTMLResponse:
+    _session(request)
+    rows = await run_in_threadpool(admin_inboxes.inboxes, request.app.state.runtime)
+    return _page(request, "inboxes.html", rows=rows, refresh=30)
 
 
 @router.get("/leads")

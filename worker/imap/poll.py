@@ -30,7 +30,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from leadrelay.db import transaction
-from leadrelay.metrics import count_intake, count_settled
+from leadrelay.metrics import count_intake, count_poll, count_settled
 from leadrelay.routing import InboxConfig
 from leadrelay.runtime import Runtime
 from leadrelay.unit_of_work import Publish, unit_of_work
@@ -76,6 +76,7 @@ class PollReport:
     rerouted: int = 0  # earlier unrouted mail the routing file now assigns, replayed
     lead_ids: list[int] = field(default_factory=list)
     error: str | None = None
+    kind: str | None = None  # the error's class (errors.Kind)
     busy: bool = False
 
     @property
@@ -129,6 +130,7 @@ class _Pass:
             raise InboxError(
                 "this pass outlived its lease and another poller took the inbox over; it continues there",
                 retryable=False,
+                kind="lease",
             )
 
     def renew(self) -> None:
@@ -291,15 +293,17 @@ def poll_inbox(
             p.report.busy = True
             return p.report
     error: str | None = None
+    kind: str | None = None
     try:
         _reroute(p)
         _run(p)
     except InboxError as err:
-        error = p.report.error = str(err)
+        error, kind = p.report.error, p.report.kind = str(err), err.kind
     finally:
         _tally(p)
         with transaction(rt.sessions) as session:
-            state.release(session, name, owner=p.owner, error=error)
+            state.release(session, name, owner=p.owner, error=error, kind=kind, imported=p.report.new)
+    count_poll(name, kind or "ok")
     if error:
         log.warning("inbox_poll_failed", inbox=name, reason=error, **_counts(p.report))
     else:

@@ -1,0 +1,90 @@
+"""The admin's Inboxes page and ``GET /admin/api/inboxes``, over real HTTP, for inboxes
+on a real Dovecot that are ok, failing, stale and never polled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
+
+from leadrelay.api.app import create_app
+from leadrelay.runtime import Runtime
+from tests.admin.test_admin_browser import ARGS, CHROMIUM, log_in
+from tests.conftest import ThreadedServer, make_settings
+from tests.inbox.conftest import inbox_routing
+from tests.inbox.dovecot import Dovecot
+from tests.inbox.mails import enquiries
+from tests.inbox.support import inbox, poll
+
+TOKEN = "admin-token-for-tests-0123456789"
+
+
+@pytest.fixture
+def site(dovecot: Dovecot, folders, clean_db, redis_broker) -> Iterator[tuple[str, Runtime]]:
+    [mail] = enquiries(1)
+    inboxes = {
+        "brokers": inbox(dovecot, folders(mail.raw)),
+        "lost": inbox(dovecot, "no-such-folder"),
+        "locked": inbox(dovecot, folders(), password="wrong-password"),
+        "fresh": inbox(dovecot, folders()),
+    }
+    rt = Runtime.load(make_settings(database_url=clean_db, admin_token=TOKEN), inbox_routing(inboxes))
+    assert poll(rt, "brokers").ok
+    assert poll(rt, "lost").kind == poll(rt, "lost").kind == "folder"  # two in a row: stale
+    assert poll(rt, "locked").kind == "auth"  # one: failing
+    with ThreadedServer(create_app(rt)) as server:
+        yield server.base_url, rt
+    rt.close()
+
+
+def test_the_api_lists_every_inbox_with_its_state(site) -> None:
+    base, _ = site
+    assert httpx.get(f"{base}/admin/api/inboxes").status_code == 401
+    rows = httpx.get(f"{base}/admin/api/inboxes", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    by_name = {row["name"]: row for row in rows}
+    assert {name: row["state"] for name, row in by_name.items()} == {
+        "brokers": "ok",
+        "fresh": "never polled",
+        "locked": "failing",
+        "lost": "stale",
+    }
+    brokers = by_name["brokers"]
+    assert brokers["messages_imported"] == 1 and brokers["last_uid"] == 1
+    assert brokers["uidvalidity"] > 0 and brokers["last_success_at"] and brokers["last_error"] is None
+    lost = by_name["lost"]
+    assert (lost["error_kind"], lost["consecutive_failures"]) == ("folder", 2)
+    assert "'no-such-folder' does not exist" in lost["last_error"] and lost["last_success_at"] is None
+    locked = by_name["locked"]
+    assert locked["error_kind"] == "auth" and "wrong-password" not in locked["last_error"]
+    assert by_name["fresh"]["last_poll_at"] is None
+
+
+def test_the_page_needs_a_login_and_shows_the_same(site) -> None:
+    base, _ = site
+    page = httpx.Client(base_url=base)
+    assert page.get("/admin/inboxes").headers.get("location", "").endswith("/admin/login")
+    page.post("/admin/login", data={"token": TOKEN, "name": "Jess"})
+    html = page.get("/admin/inboxes").text
+    assert 'href="/admin/inboxes"' in html  # in the navigation
+    states = {"brokers": "ok", "lost": "stale", "locked": "failing", "fresh": "never-polled"}
+    for name, state in states.items():
+        assert f'class="inbox-{state}" data-inbox="{name}"' in html
+    assert "does not exist on the server" in html and "wrong-password" not in html
+
+
+@pytest.mark.browser
+def test_an_admin_finds_a_stale_inbox_from_the_navigation(site) -> None:
+    base, _ = site
+    with sync_playwright() as playwright:
+        browser: Browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page()
+        log_in(page, base)
+        page.get_by_role("link", name="Inboxes").click()
+        expect(page.get_by_role("heading", name="Inboxes")).to_be_visible()
+        lost = page.locator('tr[data-inbox="lost"]')
+        expect(lost.locator("td.state")).to_have_text("stale")
+        expect(lost.locator("td.error")).to_contain_text("folder")
+        expect(page.locator('tr[data-inbox="brokers"] td.state')).to_have_text("ok")
+        browser.close()
