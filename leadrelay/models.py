@@ -260,6 +260,9 @@ class InboxToken(Base):
     authorized_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     rotations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # sha256 of the routing file's refresh token this one descends from (None: from `inbox authorize`);
+    # a different configured token is newer than this row, so the row is not used
+    seed: Mapped[str | None] = mapped_column(String(64))
 
 
 class NexudusAccount(Base):

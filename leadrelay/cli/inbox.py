@@ -109,3 +109,81 @@ def poll(
         )
     if failed:
         raise typer.Exit(1)
+
+
+def _browser(url: str) -> None:
+    import webbrowser
+
+    webbrowser.open(url)  # without one (a server), the address printed above is enough
+
+
+inbox_app = typer.Typer(
+    help="Inbox sign-ins: OAuth2 consent for Microsoft 365 and Google.", no_args_is_help=True
+)
+app.add_typer(inbox_app, name="inbox")
+
+
+@inbox_app.command("authorize")
+def authorize(
+    name: Annotated[str, typer.Argument(help="the inbox's name in the routing file")],
+    flow: Annotated[
+        str | None,
+        typer.Option(help="device (Microsoft 365) or loopback (Google); default: the one configured"),
+    ] = None,
+    browser: Annotated[bool, typer.Option(help="loopback: open the browser on this machine")] = True,
+) -> None:
+    """Sign in to an inbox's mailbox account and store its OAuth2 refresh token in the ledger.
+
+    The poller uses the newest stored token, and keeps each rotated one there too.
+    """
+    from leadrelay.cli.commands import ready_ledger
+    from leadrelay.db import transaction
+    from leadrelay.runtime import Runtime
+    from leadrelay.settings import get_settings
+    from leadrelay.worker.imap import authorize as flows
+    from leadrelay.worker.imap import oauth, tokens
+
+    routing = routing_or_fail()
+    config = routing.inboxes.get(name)
+    if config is None:
+        configured = ", ".join(sorted(routing.inboxes)) or "none"
+        fail(f"no inbox named {name!r} in the routing file (configured: {configured})")
+    oauth2, where = config.oauth2, f"inboxes.{name}.oauth2"
+    if oauth2 is None or oauth2.grant != "refresh_token":
+        fail(f"{where}: authorize needs an oauth2 block with grant: refresh_token (docs/inboxes.md)")
+    chosen = flow or ("device" if oauth2.device_authorization_url else "loopback")
+    if chosen not in ("device", "loopback"):
+        fail(f"--flow {chosen!r}: use device or loopback")
+    ready_ledger()
+
+    def show(line: str) -> None:
+        console.print(line, highlight=False, soft_wrap=True)
+
+    try:
+        if chosen == "device":
+            granted = flows.device_flow(oauth2, where=where, show=show, timeout=config.timeout_seconds)
+        else:
+            granted = flows.loopback_flow(
+                oauth2,
+                where=where,
+                show=show,
+                open_browser=_browser if browser else None,
+                timeout=config.timeout_seconds,
+            )
+    except flows.AuthorizeError as err:
+        fail(f"inbox {name}: {err}")
+    runtime = Runtime.load(get_settings(), routing)
+    try:
+        with transaction(runtime.sessions) as session:
+            tokens.authorized(session, name, client_id=oauth2.client_id, token=granted.refresh_token)
+    finally:
+        runtime.close()
+    oauth.forget(oauth2)
+    scope = f" for {granted.scope}" if granted.scope else ""
+    console.print(
+        f"[green]Authorized[/] inbox {name}{scope}: the refresh token is stored in the ledger (not shown). "
+        "Pollers use it from their next pass; `leadrelay poll --inbox "
+        f"{name}` tries it now.",
+        highlight=False,
+        soft_wrap=True,
+    )

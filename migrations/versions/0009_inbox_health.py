@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("authorized_at", leadrelay.db.UtcDateTime(), nullable=False),
         sa.Column("rotated_at", leadrelay.db.UtcDateTime(), nullable=True),
         sa.Column("rotations", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("seed", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("inbox", name=op.f("pk_inbox_tokens")),
     )
 

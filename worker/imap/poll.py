@@ -41,6 +41,7 @@ from leadrelay.worker.imap.intake import UNROUTED, Outcome, Place, Recorded, Siz
 from leadrelay.worker.imap.preview import Reader
 from leadrelay.worker.imap.reroute import reroute
 from leadrelay.worker.imap.session import Fetched, ImapSession
+from leadrelay.worker.imap.tokens import LedgerTokens
 
 log = structlog.get_logger(__name__)
 
@@ -123,6 +124,12 @@ class _Pass:
     outcomes: dict[tuple[int, int], Outcome] = field(default_factory=dict)
     marked: set[tuple[int, int]] = field(default_factory=set)
     found: set[tuple[int, int]] = field(default_factory=set)
+
+    @property
+    def tokens(self) -> LedgerTokens | None:
+        if self.config.oauth2 is None or self.config.oauth2.grant != "refresh_token":
+            return None
+        return LedgerTokens(self.rt.sessions, self.name, self.config.oauth2, f"inboxes.{self.name}.oauth2")
 
     def hold(self, session: Session) -> None:
         """Renew the lease, or stop: a pass that outlived it has been taken over."""
@@ -222,7 +229,7 @@ def _run(p: _Pass) -> None:
     while True:
         handled = len(p.marked)
         try:
-            with open_session(p.name, p.config) as imap:
+            with open_session(p.name, p.config, p.tokens) as imap:
                 _drain(p, imap, batch_size)
             return
         except InboxError as err:
