@@ -10,7 +10,7 @@ An inbox is
   failed in a row, or no pass has finished for that long (revoked password,
   expired consent, a server that is down, or no poller at all). ``/readyz``,
   the ``inbox:<name>`` alert and ``leadrelay_inbox_up`` say so; the next pass
-  that finishes clears it. docs/runbook.md says what each kind of error means.
+  that finishes clears it. docs/runbook.md#inbox says what each kind of error means.
 """
 
 from __future__ import annotations
