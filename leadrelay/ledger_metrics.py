@@ -77,7 +77,7 @@ def _inbox_families(vitals: Vitals) -> list[Metric]:
         "leadrelay_inbox_consecutive_failures", "Poll passes of the inbox failed in a row", labels=labels
     )
     imported = CounterMetricFamily(
-        "leadrelay_inbox_messages_imported", "New messages the inbox's passes recorded", labels=labels
+        "leadrelay_inbox_messages_imported_total", "New messages the inbox's passes recorded", labels=labels
     )
     validity = GaugeMetricFamily(
         "leadrelay_inbox_uidvalidity", "The folder's UIDVALIDITY (a change: re-scanned)", labels=labels

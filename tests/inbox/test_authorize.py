@@ -19,6 +19,7 @@ from leadrelay.runtime import Runtime
 from leadrelay.worker.imap import oauth
 from leadrelay.worker.imap.authorize import AuthorizeError, device_flow, loopback_flow
 from leadrelay.worker.imap.tokens import _hash
+from tests.inbox.conftest import Folders, MakeRuntime
 from tests.inbox.dovecot import Dovecot
 from tests.inbox.mails import sample
 from tests.inbox.oauth_server import CLIENT_ID, CLIENT_SECRET, DEVICE_GRANT, REFRESH_TOKEN, AuthServer
@@ -68,7 +69,12 @@ def approve_when_asked(auth: AuthServer, *, after_polls: int = 1, deny: bool = F
 
 
 def test_authorize_with_a_device_code_stores_the_token_and_the_poller_signs_in_with_it(
-    dovecot: Dovecot, auth_server: AuthServer, folders, make_runtime, clean_db: str, tmp_path: Path
+    dovecot: Dovecot,
+    auth_server: AuthServer,
+    folders: Folders,
+    make_runtime: MakeRuntime,
+    clean_db: str,
+    tmp_path: Path,
 ) -> None:
     folder = folders(sample("hubblehq", "email-viewing-request.eml"))
     inboxes = {"leads": delegated(dovecot, folder, auth_server)}
@@ -97,7 +103,7 @@ def test_authorize_with_a_device_code_stores_the_token_and_the_poller_signs_in_w
 
 
 def test_a_rotated_refresh_token_is_kept_in_the_ledger_and_used_after_a_restart(
-    dovecot: Dovecot, auth_server: AuthServer, folders, make_runtime
+    dovecot: Dovecot, auth_server: AuthServer, folders: Folders, make_runtime: MakeRuntime
 ) -> None:
     rt = make_runtime({"leads": delegated(dovecot, folders(), auth_server, refresh_token=REFRESH_TOKEN)})
     auth_server.rotate = True  # every refresh retires the token it was given
@@ -124,7 +130,7 @@ def test_a_rotated_refresh_token_is_kept_in_the_ledger_and_used_after_a_restart(
 
 
 def test_revoked_consent_is_a_consent_failure_until_authorized_again(
-    dovecot: Dovecot, auth_server: AuthServer, folders, make_runtime
+    dovecot: Dovecot, auth_server: AuthServer, folders: Folders, make_runtime: MakeRuntime
 ) -> None:
     rt = make_runtime({"leads": delegated(dovecot, folders(), auth_server, refresh_token=REFRESH_TOKEN)})
     assert poll(rt).ok

@@ -23,6 +23,7 @@ from leadrelay.ledger_metrics import LedgerCollector
 from leadrelay.notify import Notice
 from leadrelay.runtime import Runtime
 from leadrelay.worker import alerts
+from tests.inbox.conftest import Folders, MakeRuntime
 from tests.inbox.dovecot import DOVECOT, Dovecot
 from tests.inbox.mails import enquiries
 from tests.inbox.oauth_server import AuthServer
@@ -102,7 +103,7 @@ class Observer:
 
 
 def test_a_stopped_imap_server_is_reported_within_two_intervals_and_cleared_on_restart(
-    own_dovecot: Dovecot, make_runtime
+    own_dovecot: Dovecot, make_runtime: MakeRuntime
 ) -> None:
     first, second = enquiries(2)
     with own_dovecot.client() as client:
@@ -151,7 +152,7 @@ def test_a_stopped_imap_server_is_reported_within_two_intervals_and_cleared_on_r
 
 
 def test_a_wrong_password_is_an_auth_failure_and_a_missing_folder_a_folder_failure(
-    dovecot: Dovecot, folders, make_runtime
+    dovecot: Dovecot, folders: Folders, make_runtime: MakeRuntime
 ) -> None:
     folder = folders()
     rt = make_runtime(

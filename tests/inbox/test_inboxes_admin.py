@@ -13,16 +13,19 @@ from leadrelay.api.app import create_app
 from leadrelay.runtime import Runtime
 from tests.admin.test_admin_browser import ARGS, CHROMIUM, log_in
 from tests.conftest import ThreadedServer, make_settings
-from tests.inbox.conftest import inbox_routing
+from tests.inbox.conftest import Folders, inbox_routing
 from tests.inbox.dovecot import Dovecot
 from tests.inbox.mails import enquiries
 from tests.inbox.support import inbox, poll
 
+Site = tuple[str, Runtime]
 TOKEN = "admin-token-for-tests-0123456789"
 
 
 @pytest.fixture
-def site(dovecot: Dovecot, folders, clean_db, redis_broker) -> Iterator[tuple[str, Runtime]]:
+def site(
+    dovecot: Dovecot, folders: Folders, clean_db: str, redis_broker: str
+) -> Iterator[tuple[str, Runtime]]:
     [mail] = enquiries(1)
     inboxes = {
         "brokers": inbox(dovecot, folders(mail.raw)),
@@ -39,7 +42,7 @@ def site(dovecot: Dovecot, folders, clean_db, redis_broker) -> Iterator[tuple[st
     rt.close()
 
 
-def test_the_api_lists_every_inbox_with_its_state(site) -> None:
+def test_the_api_lists_every_inbox_with_its_state(site: Site) -> None:
     base, _ = site
     assert httpx.get(f"{base}/admin/api/inboxes").status_code == 401
     rows = httpx.get(f"{base}/admin/api/inboxes", headers={"Authorization": f"Bearer {TOKEN}"}).json()
@@ -61,7 +64,7 @@ def test_the_api_lists_every_inbox_with_its_state(site) -> None:
     assert by_name["fresh"]["last_poll_at"] is None
 
 
-def test_the_page_needs_a_login_and_shows_the_same(site) -> None:
+def test_the_page_needs_a_login_and_shows_the_same(site: Site) -> None:
     base, _ = site
     page = httpx.Client(base_url=base)
     assert page.get("/admin/inboxes").headers.get("location", "").endswith("/admin/login")
@@ -75,7 +78,7 @@ def test_the_page_needs_a_login_and_shows_the_same(site) -> None:
 
 
 @pytest.mark.browser
-def test_an_admin_finds_a_stale_inbox_from_the_navigation(site) -> None:
+def test_an_admin_finds_a_stale_inbox_from_the_navigation(site: Site) -> None:
     base, _ = site
     with sync_playwright() as playwright:
         browser: Browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
