@@ -55,10 +55,10 @@ class InboxHealth:
         """One line for /readyz and the alert: what is wrong, for how long, and why."""
         if not self.stale:
             return f"inbox {self.inbox!r} is read ({self.state})"
-        since = "never" if self.ok_age is None else f"for {self.ok_age:.0f}s"
+        since = "has never been read" if self.ok_age is None else f"not read for {self.ok_age:.0f}s"
         why = f"{self.error_kind}: {self.last_error}" if self.last_error else "no pass has finished"
         return (
-            f"inbox {self.inbox!r} not read {since} ({self.failures} failed passes in a row; "
+            f"inbox {self.inbox!r} {since} ({self.failures} failed passes in a row; "
             f"poll interval {self.interval:g}s) — {why}"
         )
 

@@ -91,3 +91,21 @@ def test_an_admin_finds_a_stale_inbox_from_the_navigation(site: Site) -> None:
         expect(lost.locator("td.error")).to_contain_text("folder")
         expect(page.locator('tr[data-inbox="brokers"] td.state')).to_have_text("ok")
         browser.close()
+
+
+def test_readyz_names_the_stale_inbox_to_admins_only(site: Site) -> None:
+    base, _ = site
+    anonymous = httpx.get(f"{base}/readyz")
+    assert anonymous.status_code == 503 and "inbox" in anonymous.json()["problems"]
+    assert "lost" not in anonymous.text and "no-such-folder" not in anonymous.text
+    admin = httpx.get(f"{base}/readyz", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    [line] = [p for p in admin["problems"] if p.startswith("inbox:")]
+    assert "inbox 'lost' has never been read (2 failed passes in a row" in line and "folder" in line
+    assert admin["checks"]["inboxes"] == {
+        "brokers": "ok",
+        "fresh": "never polled",
+        "locked": "failing",
+        "lost": "stale",
+    }
+    schema = httpx.get(f"{base}/openapi.json").json()
+    assert "/admin/api/inboxes" in schema["paths"]
