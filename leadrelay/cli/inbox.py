@@ -1,7 +1,9 @@
-"""``leadrelay poll``: one pass over the configured inboxes, and what it did."""
+"""``leadrelay poll``: one pass over the configured inboxes, and what it did; ``leadrelay inbox
+authorize`` (an OAuth2 sign-in) and ``leadrelay inbox status`` (is each inbox being read)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -10,6 +12,7 @@ from rich.table import Table
 from leadrelay.cli.app import Json, app, console, errors, fail, print_json, routing_or_fail
 
 if TYPE_CHECKING:
+    from leadrelay.inbox_health import InboxHealth
     from leadrelay.worker.imap.poll import PollReport
 
 COLUMNS = ("new", "duplicate", "ignored", "failed")
@@ -187,3 +190,76 @@ def authorize(
         highlight=False,
         soft_wrap=True,
     )
+
+
+@inbox_app.command("status")
+def status(as_json: Json = False) -> None:
+    """Each configured inbox: ok, failing, stale or never polled, with its last error.
+
+    Exits 1 when an inbox is stale (not read for LEADRELAY_INBOX_STALE_INTERVALS poll intervals).
+    --json: {"inboxes": [{"inbox", "state", "last_poll_at", "last_success_at", "failures", ...}]}.
+    """
+    from leadrelay.cli.commands import ready_ledger
+    from leadrelay.inbox_health import intervals, read_inbox_health
+    from leadrelay.runtime import Runtime
+    from leadrelay.settings import get_settings
+
+    routing = routing_or_fail()
+    if not routing.inboxes:
+        fail("no inboxes configured: add an inboxes: section to the routing file (docs/inboxes.md)")
+    ready_ledger()
+    settings = get_settings()
+    runtime = Runtime.load(settings, routing)
+    try:
+        with runtime.sessions() as session:
+            found = read_inbox_health(
+                session, intervals(routing), stale_intervals=settings.inbox_stale_intervals
+            )
+    finally:
+        runtime.close()
+    if as_json:
+        print_json({"inboxes": [_health_row(health) for health in found]})
+    else:
+        console.print(_health_table(found))
+    if any(health.stale for health in found):
+        raise typer.Exit(1)
+
+
+def _when(at: datetime | None) -> str:
+    return f"{at:%Y-%m-%d %H:%M:%S}" if at else "–"
+
+
+def _health_row(health: InboxHealth) -> dict[str, object]:
+    return {
+        "inbox": health.inbox,
+        "state": health.state,
+        "last_poll_at": health.polled_at,
+        "last_success_at": health.last_ok_at,
+        "failures": health.failures,
+        "error_kind": health.error_kind,
+        "last_error": health.last_error,
+        "uidvalidity": health.uidvalidity,
+        "last_uid": health.last_uid,
+        "imported": health.imported,
+    }
+
+
+def _health_table(found: list[InboxHealth]) -> Table:
+    table = Table(title="Inboxes (times in UTC)", title_justify="left")
+    for column in ("inbox", "state", "last poll", "last success", "failures", "UIDVALIDITY", "imported"):
+        table.add_column(column, justify="right" if column in ("failures", "imported") else "left")
+    table.add_column("last error")
+    colour = {"ok": "green", "failing": "yellow", "stale": "red", "never polled": "dim"}
+    for health in found:
+        error = f"{health.error_kind}: {health.last_error}" if health.last_error else ""
+        table.add_row(
+            health.inbox,
+            f"[{colour[health.state]}]{health.state}[/]",
+            _when(health.polled_at),
+            _when(health.last_ok_at),
+            str(health.failures),
+            str(health.uidvalidity) if health.uidvalidity is not None else "–",
+            str(health.imported),
+            error,
+        )
+    return table

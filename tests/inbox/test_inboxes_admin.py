@@ -3,7 +3,10 @@ on a real Dovecot that are ok, failing, stale and never polled."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,16 +19,17 @@ from tests.conftest import ThreadedServer, make_settings
 from tests.inbox.conftest import Folders, inbox_routing
 from tests.inbox.dovecot import Dovecot
 from tests.inbox.mails import enquiries
-from tests.inbox.support import inbox, poll
+from tests.inbox.support import inbox, poll, routing_file
+from tests.processes import service_env
+from tests.test_cli import cli
 
 Site = tuple[str, Runtime]
 TOKEN = "admin-token-for-tests-0123456789"
 
 
 @pytest.fixture
-def site(
-    dovecot: Dovecot, folders: Folders, clean_db: str, redis_broker: str
-) -> Iterator[tuple[str, Runtime]]:
+def polled(dovecot: Dovecot, folders: Folders, clean_db: str) -> Iterator[tuple[dict[str, Any], Runtime]]:
+    """Four inboxes, one in each state; their passes are in the ledger."""
     [mail] = enquiries(1)
     inboxes = {
         "brokers": inbox(dovecot, folders(mail.raw)),
@@ -37,9 +41,15 @@ def site(
     assert poll(rt, "brokers").ok
     assert poll(rt, "lost").kind == poll(rt, "lost").kind == "folder"  # two in a row: stale
     assert poll(rt, "locked").kind == "auth"  # one: failing
+    yield inboxes, rt
+    rt.close()
+
+
+@pytest.fixture
+def site(polled: tuple[dict[str, Any], Runtime], redis_broker: str) -> Iterator[Site]:
+    _, rt = polled
     with ThreadedServer(create_app(rt)) as server:
         yield server.base_url, rt
-    rt.close()
 
 
 def test_the_api_lists_every_inbox_with_its_state(site: Site) -> None:
@@ -109,3 +119,26 @@ def test_readyz_names_the_stale_inbox_to_admins_only(site: Site) -> None:
     }
     schema = httpx.get(f"{base}/openapi.json").json()
     assert "/admin/api/inboxes" in schema["paths"]
+
+
+def test_inbox_status_prints_each_state_and_exits_1_for_a_stale_inbox(
+    polled: tuple[dict[str, Any], Runtime], clean_db: str, tmp_path: Path
+) -> None:
+    inboxes, _ = polled
+    env = service_env(
+        LEADRELAY_CONFIG=str(routing_file(tmp_path, inboxes)), LEADRELAY_DATABASE_URL=clean_db, COLUMNS="250"
+    )
+    table = cli("inbox", "status", env=env)
+    assert table.returncode == 1, table.stderr
+    rows = {line.split("│")[1].strip(): line for line in table.stdout.splitlines() if line.startswith("│ ")}
+    assert "stale" in rows["lost"] and "folder: folder 'no-such-folder' does not exist" in rows["lost"]
+    assert " ok " in rows["brokers"] and "never polled" in rows["fresh"] and "failing" in rows["locked"]
+    as_json = cli("inbox", "status", "--json", env=env)
+    assert as_json.returncode == 1
+    states = {row["inbox"]: (row["state"], row["imported"]) for row in json.loads(as_json.stdout)["inboxes"]}
+    assert states == {
+        "brokers": ("ok", 1),
+        "fresh": ("never polled", 0),
+        "locked": ("failing", 0),
+        "lost": ("stale", 0),
+    }
