@@ -97,6 +97,7 @@ class PollReport:
             "rescanned": self.rescanned,
             "rerouted": self.rerouted,
             "error": self.error,
+            "kind": self.kind,
         }
 
 
@@ -312,11 +313,11 @@ def poll_inbox(
             state.release(session, name, owner=p.owner, error=error, kind=kind, imported=p.report.new)
     count_poll(name, kind or "ok")
     if error:
-        log.warning("inbox_poll_failed", inbox=name, reason=error, **_counts(p.report))
+        log.warning("inbox_poll_failed", inbox=name, kind=kind, reason=error, **_counts(p.report))
     else:
         log.info("inbox_polled", inbox=name, **_counts(p.report))
     return p.report
 
 
 def _counts(report: PollReport) -> dict[str, Any]:
-    return {k: v for k, v in report.summary().items() if k not in ("inbox", "error")}
+    return {k: v for k, v in report.summary().items() if k not in ("inbox", "error", "kind")}
