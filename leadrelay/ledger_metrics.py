@@ -12,13 +12,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadrelay.runtime import Runtime
-from leadrelay.vitals import UNDELIVERED, Vitals, read_vitals
+from leadrelay.vitals import UNDELIVERED, Vitals, runtime_vitals
 
 QueueDepths = Callable[[], dict[str, int | None]]
 
@@ -57,7 +57,42 @@ def _families(vitals: Vitals, depths: dict[str, int | None]) -> list[Metric]:
     )
     if vitals.swept is not None:
         swept.add_metric([], vitals.swept.age)
-    return [age, undelivered, letters, logins, queue, swept]
+    return [age, undelivered, letters, logins, queue, swept, *_inbox_families(vitals)]
+
+
+def _inbox_families(vitals: Vitals) -> list[Metric]:
+    labels = ["inbox"]
+    up = GaugeMetricFamily(
+        "leadrelay_inbox_up",
+        "1 while the inbox is read (ok, or failing for less than LEADRELAY_INBOX_STALE_INTERVALS poll "
+        "intervals), 0 when stale (absent: never polled)",
+        labels=labels,
+    )
+    ok_age = GaugeMetricFamily(
+        "leadrelay_inbox_last_success_age_seconds",
+        "Seconds since the inbox's last poll pass that finished (absent: none yet)",
+        labels=labels,
+    )
+    failures = GaugeMetricFamily(
+        "leadrelay_inbox_consecutive_failures", "Poll passes of the inbox failed in a row", labels=labels
+    )
+    imported = CounterMetricFamily(
+        "leadrelay_inbox_messages_imported_total", "New messages the inbox's passes recorded", labels=labels
+    )
+    validity = GaugeMetricFamily(
+        "leadrelay_inbox_uidvalidity", "The folder's UIDVALIDITY (a change: re-scanned)", labels=labels
+    )
+    for health in vitals.inboxes:
+        if health.state == "never polled":
+            continue
+        up.add_metric([health.inbox], 0 if health.stale else 1)
+        failures.add_metric([health.inbox], health.failures)
+        imported.add_metric([health.inbox], health.imported)
+        if health.ok_age is not None:
+            ok_age.add_metric([health.inbox], health.ok_age)
+        if health.uidvalidity is not None:
+            validity.add_metric([health.inbox], health.uidvalidity)
+    return [up, ok_age, failures, imported, validity]
 
 
 class LedgerCollector(Collector):
@@ -79,7 +114,7 @@ class LedgerCollector(Collector):
         up = GaugeMetricFamily("leadrelay_ledger_up", "1 when the ledger answered the last scrape's queries")
         try:
             with self._rt.sessions() as session:
-                vitals = read_vitals(session, accounts=list(self._rt.routing.accounts))
+                vitals = runtime_vitals(session, self._rt)
         except SQLAlchemyError:
             up.add_metric([], 0)
             return [up]

@@ -63,6 +63,12 @@ NEXUDUS_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 
+INBOX_POLLS = Counter(
+    "leadrelay_inbox_polls_total",
+    "Poll passes of an inbox by outcome: ok, or the failure's kind (auth, consent, folder, network, ...)",
+    ["inbox", "outcome"],
+)
+
 _ID = re.compile(r"^\d+$")
 
 
@@ -110,6 +116,11 @@ def exposition_registry(*extra: Collector) -> CollectorRegistry:
     for collector in extra:
         registry.register(collector)
     return registry
+
+
+def count_poll(inbox: str, outcome: str) -> None:
+    """One poll pass of ``inbox`` ended: ``ok`` or the kind of its failure."""
+    INBOX_POLLS.labels(inbox=inbox, outcome=outcome).inc()
 
 
 def count_settled(channel: str, state: str, reason: str = "parse_error") -> None:

@@ -242,6 +242,30 @@ class MailboxState(Base):
     polled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # health (docs/runbook.md, "An inbox is stale or failing"): the last pass that finished,
+    # new messages imported over all passes, and the failures since the last success
+    last_ok_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    imported: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error_kind: Mapped[str | None] = mapped_column(String(20))
+    failing_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+class InboxToken(Base):
+    """An inbox's OAuth2 refresh token: stored by ``leadrelay inbox authorize``, replaced
+    whenever the token endpoint rotates it, read by every poller (never logged)."""
+
+    __tablename__ = "inbox_tokens"
+
+    inbox: Mapped[str] = mapped_column(String(100), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(300))  # the app it was issued to
+    refresh_token: Mapped[str] = mapped_column(Text)
+    authorized_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    rotations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # sha256 of the routing file's refresh token this one descends from (None: from `inbox authorize`);
+    # a different configured token is newer than this row, so the row is not used
+    seed: Mapped[str | None] = mapped_column(String(64))
 
 
 class NexudusAccount(Base):

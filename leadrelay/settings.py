@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     alert_backlog_seconds: int = Field(default=1800, gt=0, description="alert when a lead waits longer")
     alert_repeat_seconds: int = Field(default=6 * 3600, ge=0, description="remind while firing (0: never)")
 
+    inbox_stale_intervals: float = Field(
+        default=2,
+        gt=0,
+        description="an inbox not read for this many poll intervals is stale: /readyz, alert inbox:<name>",
+    )
+
     retention_days: int = Field(default=180, ge=0, description="purge personal data after (0: never)")
 
     scheduler_lease_seconds: float = Field(

@@ -1,9 +1,11 @@
 """The alerting hook: tell a person when something needs one.
 
-Four conditions, checked by the elected scheduler every ``LEADRELAY_ALERT_INTERVAL_SECONDS``:
+Five conditions, checked by the elected scheduler every ``LEADRELAY_ALERT_INTERVAL_SECONDS``:
 
 * ``dead_letters`` — dead letters are open; told again whenever newer ones appear;
 * ``nexudus_auth:<account>`` — Nexudus refused the account's last login;
+* ``inbox:<name>`` — the inbox has not been read for ``LEADRELAY_INBOX_STALE_INTERVALS``
+  poll intervals (leadrelay/inbox_health.py);
 * ``backlog`` — the oldest undelivered lead has waited longer than
   ``LEADRELAY_ALERT_BACKLOG_SECONDS``;
 * ``scheduler`` — no scheduler has swept the ledger for longer than
@@ -32,13 +34,14 @@ from leadrelay.models import Alert
 from leadrelay.notify import Notice, NotifyError, Send
 from leadrelay.runtime import Runtime
 from leadrelay.settings import Settings
-from leadrelay.vitals import Vitals, read_vitals
+from leadrelay.vitals import Vitals, runtime_vitals
 
 log = structlog.get_logger(__name__)
 DEAD_LETTERS = "dead_letters"
 BACKLOG = "backlog"
 SCHEDULER = "scheduler"
 AUTH = "nexudus_auth"
+INBOX = "inbox"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,16 @@ def conditions(vitals: Vitals, settings: Settings, *, now: datetime) -> list[Con
                 else f"the login of account {state.account!r} works",
             )
         )
+    for health in vitals.inboxes:
+        found.append(
+            Condition(
+                f"{INBOX}:{health.inbox}",
+                health.stale,
+                f'{health.summary()}. See docs/runbook.md, "An inbox is stale or failing".'
+                if health.stale
+                else f"inbox {health.inbox!r} is read again",
+            )
+        )
     return found
 
 
@@ -130,7 +143,7 @@ def check(rt: Runtime, *, send: Send, now: datetime | None = None) -> list[Notic
     """Check every condition once; send and remember what needs telling."""
     at = now or utcnow()
     with rt.sessions() as session:
-        vitals = read_vitals(session, accounts=list(rt.routing.accounts))
+        vitals = runtime_vitals(session, rt)
     repeat = timedelta(seconds=rt.settings.alert_repeat_seconds) or None
     sent = []
     for condition in conditions(vitals, rt.settings, now=at):

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from leadrelay import queries
+from leadrelay.api import admin_inboxes
 from leadrelay.api.admin_auth import (
     SESSION_COOKIE,
     SESSION_SECONDS,
@@ -315,6 +316,13 @@ async def introductions_page(request: Request) -> HTMLResponse:
         describe=describe,
         now=utcnow(),
     )
+
+
+@router.get("/inboxes")
+async def inboxes_page(request: Request) -> HTMLResponse:
+    _session(request)
+    rows = await run_in_threadpool(admin_inboxes.inboxes, request.app.state.runtime)
+    return _page(request, "inboxes.html", rows=rows, refresh=30)
 
 
 @router.get("/leads")

@@ -3,6 +3,7 @@
 ``/healthz`` says the process answers. ``/readyz`` says leadrelay is doing its job:
 the ledger and the broker answer, no Nexudus account's login is being refused, a
 scheduler has swept the ledger within ``LEADRELAY_READY_MAX_SCHEDULER_LAG_SECONDS``,
+every inbox has been read within ``LEADRELAY_INBOX_STALE_INTERVALS`` poll intervals,
 the oldest undelivered lead has not waited longer than
 ``LEADRELAY_READY_MAX_BACKLOG_SECONDS`` and no more than
 ``LEADRELAY_READY_MAX_OPEN_DEAD_LETTERS`` dead letters are open. docs/runbook.md
@@ -15,8 +16,8 @@ says what to do about each problem.
   computation, which runs under a thread limiter of its own, so a flood of probes
   never takes a thread the webhook door needs;
 * an anonymous caller learns the status and the kind of each problem
-  (``database``, ``broker``, ``nexudus auth``, ``scheduler``, ``backlog``,
-  ``dead letters``); the admin bearer token adds each problem's detail — account
+  (``database``, ``broker``, ``nexudus auth``, ``inbox``, ``scheduler``,
+  ``backlog``, ``dead letters``); the admin bearer token adds each problem's detail — account
   names, Nexudus's error text, which scheduler swept last — and what every check found.
 """
 
@@ -37,7 +38,7 @@ from sqlalchemy import text
 from leadrelay.api.admin_auth import token_matches
 from leadrelay.runtime import Runtime
 from leadrelay.settings import Settings
-from leadrelay.vitals import Vitals, read_vitals
+from leadrelay.vitals import Vitals, runtime_vitals
 from leadrelay.worker.celery_app import app as celery_app
 
 router = APIRouter()
@@ -108,7 +109,7 @@ def _check_broker() -> Problem | None:
 def _vitals(rt: Runtime) -> Vitals | Problem:
     try:
         with rt.sessions() as session:
-            return read_vitals(session, accounts=list(rt.routing.accounts))
+            return runtime_vitals(session, rt)
     except Exception as exc:
         return Problem("database", f"cannot read the ledger ({type(exc).__name__})")
 
@@ -143,6 +144,10 @@ def _judge(settings: Settings, vitals: Vitals, checks: dict[str, Any]) -> list[P
     }
     for state in vitals.failed_logins:
         problems.append(Problem("nexudus auth", f"account {state.account!r} login refused: {state.error}"))
+    checks["inboxes"] = {health.inbox: health.state for health in vitals.inboxes}
+    for health in vitals.inboxes:
+        if health.stale:
+            problems.append(Problem("inbox", health.summary()))
     scheduler = _scheduler(settings, vitals, checks)
     if scheduler is not None:
         problems.append(scheduler)
@@ -219,7 +224,7 @@ def _from_an_admin(request: Request) -> bool:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 async def readyz(request: Request) -> JSONResponse:
-    """Ledger, broker, Nexudus logins, the scheduler, backlog and dead letters; details for admins."""
+    """Ledger, broker, Nexudus logins, inboxes, scheduler, backlog, dead letters; details for admins."""
     report = await _cache(request).report()
     detailed = _from_an_admin(request)
     return JSONResponse(report.body(detailed=detailed), status_code=200 if report.ready else 503)

@@ -35,22 +35,40 @@ class OAuth2Config(StrictModel):
     refresh_token: SecretStr | None = None
     refresh_token_env: str | None = None
     refresh_token_file: Path | None = None
+    device_authorization_url: str | None = Field(
+        default=None,
+        description="for `leadrelay inbox authorize` (device code, RFC 8628; Microsoft 365: "
+        "https://login.microsoftonline.com/<tenant>/oauth2/v2.0/devicecode)",
+    )
+    authorization_url: str | None = Field(
+        default=None,
+        description="for `leadrelay inbox authorize --flow loopback` (installed app; Google: "
+        "https://accounts.google.com/o/oauth2/v2/auth)",
+    )
 
-    @field_validator("token_url")
+    @field_validator("token_url", "device_authorization_url", "authorization_url")
     @classmethod
-    def _https(cls, value: str) -> str:
+    def _https(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         url = urlsplit(value)
         if url.scheme == "https" or (url.scheme == "http" and _loopback(url.hostname)):
             return value
         raise ValueError(f"{value!r} must be an https:// URL (http:// only on a loopback host)")
 
+    @property
+    def authorizable(self) -> bool:
+        """``leadrelay inbox authorize`` can get (and store in the ledger) a refresh token."""
+        return bool(self.device_authorization_url or self.authorization_url)
+
     @model_validator(mode="after")
     def _grant_needs(self) -> OAuth2Config:
         if self.grant == "refresh_token" and not (
-            self.refresh_token or self.refresh_token_env or self.refresh_token_file
+            self.refresh_token or self.refresh_token_env or self.refresh_token_file or self.authorizable
         ):
             raise ValueError(
-                "grant refresh_token needs refresh_token, refresh_token_env or refresh_token_file"
+                "grant refresh_token needs refresh_token, refresh_token_env or refresh_token_file, or "
+                "device_authorization_url or authorization_url for `leadrelay inbox authorize`"
             )
         if self.grant == "client_credentials" and not (
             self.client_secret or self.client_secret_env or self.client_secret_file

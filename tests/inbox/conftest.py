@@ -17,6 +17,8 @@ from tests.conftest import UNTHROTTLED, make_settings, routing_with
 from tests.inbox.oauth_server import AuthServer
 
 HERE = Path(__file__).parent
+Folders = Callable[..., str]
+MakeRuntime = Callable[..., Runtime]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -19,7 +19,7 @@ from leadrelay.db import utcnow
 from leadrelay.models import DeadReason
 from leadrelay.notify import Notice
 from leadrelay.settings import SECRET_FILES, Settings
-from leadrelay.worker.alerts import AUTH, BACKLOG, DEAD_LETTERS, SCHEDULER
+from leadrelay.worker.alerts import AUTH, BACKLOG, DEAD_LETTERS, INBOX, SCHEDULER
 from tests.conftest import REPO
 
 RUNBOOK = (REPO / "docs" / "runbook.md").read_text()
@@ -42,7 +42,7 @@ def anchors(markdown: str) -> set[str]:
 
 
 def test_every_alert_links_to_a_section_of_the_runbook() -> None:
-    for key in (DEAD_LETTERS, BACKLOG, SCHEDULER, f"{AUTH}:main"):
+    for key in (DEAD_LETTERS, BACKLOG, SCHEDULER, f"{AUTH}:main", f"{INBOX}:leads"):
         link = Notice(key, "firing", "", utcnow()).payload()["runbook"]
         page, anchor = link.split("#")
         assert page == "docs/runbook.md"

@@ -73,10 +73,10 @@ def _open(config: InboxConfig, where: str) -> imaplib.IMAP4:
     return imap
 
 
-def _login(session: ImapSession) -> None:
+def _login(session: ImapSession, tokens: oauth.RefreshStore | None = None) -> None:
     config, where, imap = session.config, session.where, session.imap
     if config.oauth2 is not None:
-        _login_oauth2(session, config.oauth2)
+        _login_oauth2(session, config.oauth2, tokens)
         return
     try:
         password = config.resolved_password(where)
@@ -93,11 +93,13 @@ def _login(session: ImapSession) -> None:
         guarded(config, where, "login", lambda: imap.login(config.username, secret), refused=fix)
 
 
-def _login_oauth2(session: ImapSession, oauth2: OAuth2Config) -> None:
+def _login_oauth2(session: ImapSession, oauth2: OAuth2Config, tokens: oauth.RefreshStore | None) -> None:
     config, where = session.config, session.where
     fix = f"check {where}.username and the app's access to the mailbox (docs/inboxes.md)"
     for last_try in (False, True):
-        token = oauth.access_token(oauth2, where=f"{where}.oauth2", timeout=config.timeout_seconds)
+        token = oauth.access_token(
+            oauth2, where=f"{where}.oauth2", timeout=config.timeout_seconds, store=tokens
+        )
         sasl = _XOAuth2(config.username, token)
         try:
             guarded(
@@ -115,11 +117,16 @@ def _login_oauth2(session: ImapSession, oauth2: OAuth2Config) -> None:
 
 
 @contextmanager
-def open_session(name: str, config: InboxConfig) -> Iterator[ImapSession]:
-    """A logged-in session to inbox ``name``; logged out (or dropped) on exit."""
+def open_session(
+    name: str, config: InboxConfig, tokens: oauth.RefreshStore | None = None
+) -> Iterator[ImapSession]:
+    """A logged-in session to inbox ``name``; logged out (or dropped) on exit.
+
+    ``tokens``: where the inbox's newest OAuth2 refresh token is kept (the ledger).
+    """
     session = ImapSession(_open(config, f"inboxes.{name}"), name=name, config=config)
     try:
-        _login(session)
+        _login(session, tokens)
         session.refresh_capabilities()  # the post-login list is the one that names MOVE and UIDPLUS
         yield session
     except BaseException:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from leadrelay.routing import InboxConfig
-from leadrelay.worker.imap.errors import InboxError
+from leadrelay.worker.imap.errors import InboxError, Kind
 
 T = TypeVar("T")
 
@@ -24,18 +24,22 @@ def guarded(
     — when given; otherwise a server error, worth another try.
     """
     address = f"{config.host}:{config.port}"
+    kind: Kind = "network"
     try:
         return command()
     except TimeoutError:
         reason, retryable = f"{address} did not answer {what} within {config.timeout_seconds:g}s", True
+        kind = "timeout"
     except ssl.SSLCertVerificationError as exc:
         reason = f"the TLS certificate of {address} is not trusted ({exc.verify_message})"
         reason, retryable = f"{reason}: check {where}.host, or name a CA bundle in {where}.ca_file", False
+        kind = "tls"
     except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
         reason, retryable = f"{address} closed the TLS connection during {what}", True
     except ssl.SSLError as exc:
         reason = f"TLS with {address} failed ({exc.reason}): does the port speak IMAPS (tls: true, 993)"
         reason, retryable = f"{reason} or plain IMAP with STARTTLS (starttls: true, 143)?", False
+        kind = "tls"
     except socket.gaierror:
         reason, retryable = f"cannot resolve {config.host}: check {where}.host", True
     except ConnectionRefusedError:
@@ -45,11 +49,12 @@ def guarded(
     except imaplib.IMAP4.error as exc:
         if refused is not None:
             reason, retryable = f"the server refused the {what} ({_short(exc)}): {refused}", False
+            kind = "auth"
         else:
-            reason, retryable = f"the server rejected {what} ({_short(exc)})", True
+            reason, retryable, kind = f"the server rejected {what} ({_short(exc)})", True, "server"
     except (OSError, EOFError) as exc:
         reason, retryable = f"the connection to {address} broke during {what} ({type(exc).__name__})", True
-    raise InboxError(reason, retryable=retryable)
+    raise InboxError(reason, retryable=retryable, kind=kind)
 
 
 def _short(exc: Exception) -> str:

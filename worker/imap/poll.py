@@ -30,7 +30,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from leadrelay.db import transaction
-from leadrelay.metrics import count_intake, count_settled
+from leadrelay.metrics import count_intake, count_poll, count_settled
 from leadrelay.routing import InboxConfig
 from leadrelay.runtime import Runtime
 from leadrelay.unit_of_work import Publish, unit_of_work
@@ -41,6 +41,7 @@ from leadrelay.worker.imap.intake import UNROUTED, Outcome, Place, Recorded, Siz
 from leadrelay.worker.imap.preview import Reader
 from leadrelay.worker.imap.reroute import reroute
 from leadrelay.worker.imap.session import Fetched, ImapSession
+from leadrelay.worker.imap.tokens import LedgerTokens
 
 log = structlog.get_logger(__name__)
 
@@ -76,6 +77,7 @@ class PollReport:
     rerouted: int = 0  # earlier unrouted mail the routing file now assigns, replayed
     lead_ids: list[int] = field(default_factory=list)
     error: str | None = None
+    kind: str | None = None  # the error's class (errors.Kind)
     busy: bool = False
 
     @property
@@ -95,6 +97,7 @@ class PollReport:
             "rescanned": self.rescanned,
             "rerouted": self.rerouted,
             "error": self.error,
+            "kind": self.kind,
         }
 
 
@@ -123,12 +126,19 @@ class _Pass:
     marked: set[tuple[int, int]] = field(default_factory=set)
     found: set[tuple[int, int]] = field(default_factory=set)
 
+    @property
+    def tokens(self) -> LedgerTokens | None:
+        if self.config.oauth2 is None or self.config.oauth2.grant != "refresh_token":
+            return None
+        return LedgerTokens(self.rt.sessions, self.name, self.config.oauth2, f"inboxes.{self.name}.oauth2")
+
     def hold(self, session: Session) -> None:
         """Renew the lease, or stop: a pass that outlived it has been taken over."""
         if not state.renew(session, self.name, owner=self.owner, lease_seconds=lease_seconds(self.config)):
             raise InboxError(
                 "this pass outlived its lease and another poller took the inbox over; it continues there",
                 retryable=False,
+                kind="lease",
             )
 
     def renew(self) -> None:
@@ -220,7 +230,7 @@ def _run(p: _Pass) -> None:
     while True:
         handled = len(p.marked)
         try:
-            with open_session(p.name, p.config) as imap:
+            with open_session(p.name, p.config, p.tokens) as imap:
                 _drain(p, imap, batch_size)
             return
         except InboxError as err:
@@ -291,21 +301,23 @@ def poll_inbox(
             p.report.busy = True
             return p.report
     error: str | None = None
+    kind: str | None = None
     try:
         _reroute(p)
         _run(p)
     except InboxError as err:
-        error = p.report.error = str(err)
+        error, kind = p.report.error, p.report.kind = str(err), err.kind
     finally:
         _tally(p)
         with transaction(rt.sessions) as session:
-            state.release(session, name, owner=p.owner, error=error)
+            state.release(session, name, owner=p.owner, error=error, kind=kind, imported=p.report.new)
+    count_poll(name, kind or "ok")
     if error:
-        log.warning("inbox_poll_failed", inbox=name, reason=error, **_counts(p.report))
+        log.warning("inbox_poll_failed", inbox=name, kind=kind, reason=error, **_counts(p.report))
     else:
         log.info("inbox_polled", inbox=name, **_counts(p.report))
     return p.report
 
 
 def _counts(report: PollReport) -> dict[str, Any]:
-    return {k: v for k, v in report.summary().items() if k not in ("inbox", "error")}
+    return {k: v for k, v in report.summary().items() if k not in ("inbox", "error", "kind")}

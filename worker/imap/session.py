@@ -56,7 +56,8 @@ class ImapSession:
         """Run one command; a NO/BAD answer or a broken connection becomes an InboxError."""
         typ, data = guarded(self.config, self.where, what, command)
         if typ != "OK":
-            raise InboxError(f"the server refused {what}: {answer_text(data)[:200]}", retryable=True)
+            detail = answer_text(data)[:200]
+            raise InboxError(f"the server refused {what}: {detail}", retryable=True, kind="server")
         return data
 
     def refresh_capabilities(self) -> None:
@@ -72,8 +73,10 @@ class ImapSession:
                 raise InboxError(
                     f"folder {folder!r} does not exist on the server: check {self.where}.folder",
                     retryable=False,
+                    kind="folder",
                 )
-            raise InboxError(f"the server refused SELECT {folder!r}: {detail[:200]}", retryable=True)
+            reason = f"the server refused SELECT {folder!r}: {detail[:200]}"
+            raise InboxError(reason, retryable=True, kind="server")
         _, validity = self.imap.response("UIDVALIDITY")
         if not validity or not validity[0]:
             raise InboxError(
@@ -92,6 +95,7 @@ class ImapSession:
             raise InboxError(
                 f"folder {folder!r} does not exist on the server: create it or fix {self.where}.{key}",
                 retryable=False,
+                kind="folder",
             )
 
     def uids_after(self, last_uid: int, *, uidnext: int | None) -> list[int]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from leadrelay.db import insert_for, utcnow
@@ -115,6 +115,29 @@ def advance(session: Session, inbox: str, *, owner: str, uidvalidity: int, last_
     )
 
 
-def release(session: Session, inbox: str, *, owner: str, error: str | None) -> bool:
+def release(
+    session: Session, inbox: str, *, owner: str, error: str | None, kind: str | None = None, imported: int = 0
+) -> bool:
+    """End the pass: free the lease and keep its health — a success clears the failures, a
+    failure counts one more (and remembers since when the inbox has been failing)."""
     at = utcnow()
-    return _guarded(session, inbox, owner, lease_owner=None, lease_until=None, polled_at=at, last_error=error)
+    health: dict[str, Any]
+    if error is None:
+        health = {"last_ok_at": at, "failures": 0, "error_kind": None, "failing_since": None}
+    else:
+        health = {
+            "failures": MailboxState.failures + 1,
+            "error_kind": kind,
+            "failing_since": func.coalesce(MailboxState.failing_since, at),
+        }
+    return _guarded(
+        session,
+        inbox,
+        owner,
+        lease_owner=None,
+        lease_until=None,
+        polled_at=at,
+        last_error=error,
+        imported=MailboxState.imported + imported,
+        **health,
+    )
