@@ -79,4 +79,5 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.mount("/admin/static", StaticFiles(directory=static), name="admin_static")
     app.add_middleware(RequestLimits)
     document_query_parameters_as_sent(app)
+    webhooks.publish_canonical_schema(app)
     return app
