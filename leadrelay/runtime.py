@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from leadrelay.db import make_engine, make_session_factory
 from leadrelay.errors import ConfigurationError
+from leadrelay.metrics import ROUTING_RELOADS
 from leadrelay.nexudus.client import NexudusClient
 from leadrelay.routing import Routing, RoutingError, check_secrets, load_routing
 from leadrelay.routing.loading import parse_routing_text
@@ -97,9 +98,11 @@ class Runtime:
                 for problem in err.problems:
                     log.warning("routing_reload_refused", source=str(path), problem=problem)
                 log.warning("routing_kept", source=str(path), problems=len(err.problems))
+                ROUTING_RELOADS.labels(outcome="refused").inc()
                 return Reload("refused", err.problems)
             self._swap(routing)
             log.info("routing_reloaded", source=str(path), channels=len(routing.channels))
+            ROUTING_RELOADS.labels(outcome="reloaded").inc()
             return Reload("reloaded")
 
     def _validate(self, routing: Routing, *, logins: bool) -> None:

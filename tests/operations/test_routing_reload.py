@@ -16,6 +16,7 @@ import httpx
 import pytest
 import yaml
 
+from leadrelay.metrics import ROUTING_RELOADS
 from leadrelay.runtime import Runtime, current_runtime, reset_runtime
 from tests.conftest import free_port, make_settings
 from tests.helpers import wait_for
@@ -94,9 +95,11 @@ def test_a_broken_file_keeps_the_old_routing_and_says_why_once(
 ) -> None:
     rt, path = file_runtime
     before = rt.routing
+    refusals = ROUTING_RELOADS.labels(outcome="refused")._value.get()
     write(path, broken())
     result = rt.refresh_routing()
     assert result.outcome == "refused"
+    assert ROUTING_RELOADS.labels(outcome="refused")._value.get() == refusals + 1
     assert rt.routing is before
     assert any(
         p.startswith("channels.zapier.lead_source: 999 is not a Nexudus LeadSource") for p in result.problems
