@@ -30,7 +30,9 @@ def canonical_samples() -> list[Any]:
 
 
 @pytest.fixture
-def served(receiver) -> dict[str, Any]:  # /openapi.json over real HTTP, as a client generator reads it
+def served(
+    receiver: tuple[str, Any, str],
+) -> dict[str, Any]:  # /openapi.json over real HTTP, as a client generator reads it
     base, _rt, _secret = receiver
     response = httpx.get(f"{base}/openapi.json")
     assert response.status_code == 200

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
 
-from tests.conftest import free_port
+from leadrelay.children import free_port
 from tests.helpers import wait_for
 from tests.processes import Proc, service_env, wait_http
 
@@ -25,7 +26,7 @@ ZAP = {
 
 
 def test_a_token_authenticated_zapier_lead_becomes_one_opportunity(
-    clean_db: str, redis_broker: str, sandbox, tmp_path: Path
+    clean_db: str, redis_broker: str, sandbox: Any, tmp_path: Path
 ) -> None:
     data = yaml.safe_load(resources.files("leadrelay").joinpath("default_routing.yaml").read_text())
     data["channels"]["zapier"] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +15,7 @@ from leadrelay.api.app import create_app
 from leadrelay.intake.signatures import SignatureError, verify_token
 from leadrelay.logs import mask_personal
 from leadrelay.models import Lead
-from leadrelay.routing import RoutingError, parse_routing
+from leadrelay.routing import RoutingError
 from leadrelay.runtime import Runtime
 from tests.conftest import OPEN_BUDGET, ThreadedServer, make_settings, routing_with
 
@@ -56,7 +57,9 @@ def leads(rt: Runtime) -> int:
         return int(session.execute(select(func.count()).select_from(Lead)).scalar_one())
 
 
-def test_a_bearer_token_is_accepted_and_either_rotated_token_works(token_receiver) -> None:
+def test_a_bearer_token_is_accepted_and_either_rotated_token_works(
+    token_receiver: tuple[str, Runtime],
+) -> None:
     base, rt = token_receiver
     first = httpx.post(
         f"{base}/webhooks/zapier", content=BODY, headers={**JSON, "authorization": f"Bearer {TOKEN}"}
@@ -83,7 +86,7 @@ def test_a_bearer_token_is_accepted_and_either_rotated_token_works(token_receive
     ],
 )
 def test_a_wrong_or_missing_token_is_401_with_a_reason_and_nothing_stored(
-    token_receiver, headers: dict[str, str | bytes], reason: str
+    token_receiver: tuple[str, Runtime], headers: dict[str, Any], reason: str
 ) -> None:
     base, rt = token_receiver
     response = httpx.post(f"{base}/webhooks/zapier", content=BODY, headers={**JSON, **headers})
@@ -94,7 +97,9 @@ def test_a_wrong_or_missing_token_is_401_with_a_reason_and_nothing_stored(
     assert leads(rt) == 0
 
 
-def test_the_delivery_id_header_keys_a_token_delivery_else_the_body_hash(token_receiver) -> None:
+def test_the_delivery_id_header_keys_a_token_delivery_else_the_body_hash(
+    token_receiver: tuple[str, Runtime],
+) -> None:
     base, rt = token_receiver
     auth = {**JSON, "authorization": f"Bearer {TOKEN}"}
     one = httpx.post(f"{base}/webhooks/zapier", content=BODY, headers={**auth, "x-zap-id": "run-1"}).json()
@@ -111,7 +116,7 @@ def test_the_delivery_id_header_keys_a_token_delivery_else_the_body_hash(token_r
 
 
 def test_a_path_token_is_accepted_only_where_configured_and_never_logged(
-    token_receiver, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+    token_receiver: tuple[str, Runtime], caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     base, rt = token_receiver
     caplog.set_level(logging.DEBUG)
@@ -174,7 +179,9 @@ def test_a_bad_token_configuration_is_refused_at_load_by_its_key(
     assert any(p.startswith("channels.zapier.webhook") and problem in p for p in err.value.problems), (
         err.value
     )
-    assert "short" not in str(err.value).replace(problem, "") if webhook.get("token") == "short" else True
+    for key in ("token", "secret"):  # the values themselves are never quoted back
+        for value in webhook.get(key, "").split():
+            assert value not in str(err.value)
 
 
 def test_a_short_token_from_the_environment_is_refused_when_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -189,4 +196,3 @@ def test_a_short_token_from_the_environment_is_refused_when_resolved(monkeypatch
         'make one with: python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
     ]
     assert "abc123" not in str(err.value)
-    assert parse_routing  # the loader reports inline tokens the same way (test above)

@@ -16,9 +16,10 @@ import httpx
 import pytest
 import yaml
 
+from leadrelay.children import free_port
 from leadrelay.metrics import ROUTING_RELOADS
 from leadrelay.runtime import Runtime, current_runtime, reset_runtime
-from tests.conftest import free_port, make_settings
+from tests.conftest import make_settings
 from tests.helpers import wait_for
 from tests.processes import Proc, service_env, wait_http
 
