@@ -18,9 +18,11 @@ import yaml
 
 from leadrelay.children import free_port
 from leadrelay.metrics import ROUTING_RELOADS
+from leadrelay.routing import load_routing
 from leadrelay.runtime import Runtime, current_runtime, reset_runtime
 from tests.conftest import make_settings
-from tests.helpers import wait_for
+from tests.helpers import CANONICAL, wait_for
+from tests.intake.test_webhooks import signed
 from tests.processes import Proc, service_env, wait_http
 
 TOKEN = "reload_" + "Zq8x" * 10
@@ -29,6 +31,7 @@ BODY = json.dumps(
 ).encode()
 ZAPIER = {
     "lead_source": 11,
+    "agent_id": 3004,
     "adapter": "canonical",
     "webhook": {"scheme": "token", "token_env": "RELOAD_TOKEN"},
 }
@@ -167,7 +170,7 @@ def test_a_celery_process_looks_at_the_file_before_each_task(
 
 
 @contextlib.contextmanager
-def receiver_on(tmp_path: Path, *, watch_seconds: str) -> Iterator[tuple[Proc, str, Path]]:
+def receiver_on(tmp_path: Path, *, watch_seconds: str, **extra: str) -> Iterator[tuple[Proc, str, Path]]:
     """`leadrelay serve` in its own process, on the embedded routing copied to a file."""
     path = tmp_path / "routing.yaml"
     write(path, embedded())
@@ -176,6 +179,7 @@ def receiver_on(tmp_path: Path, *, watch_seconds: str) -> Iterator[tuple[Proc, s
         LEADRELAY_DATA_DIR=str(tmp_path),
         RELOAD_TOKEN=TOKEN,
         LEADRELAY_ROUTING_WATCH_SECONDS=watch_seconds,
+        **extra,
     )
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -222,3 +226,43 @@ def test_a_real_receiver_notices_the_file_change_without_a_signal(
         assert zap(base).status_code == 404
         write(path, with_zapier())
         wait_for(lambda: zap(base).status_code == 202, timeout=15, what="the new channel from the watch")
+
+
+@pytest.mark.services
+def test_a_prefork_worker_delivers_a_lead_of_a_channel_added_after_it_started(
+    clean_db: str, redis_broker: str, sandbox: Any, tmp_path: Path
+) -> None:
+    env = {
+        "NEXUDUS_BASE_URL": sandbox.base_url,
+        "NEXUDUS_USERNAME": "sandbox@leadrelay.local",
+        "NEXUDUS_PASSWORD": "sandbox",
+    }
+    with receiver_on(tmp_path, watch_seconds="0.2", **env) as (_receiver, base, path):
+        worker = Proc(
+            "worker",
+            ["worker", "--pool", "prefork", "--concurrency", "1", "--beat"],  # one child, kept
+            env=service_env(
+                LEADRELAY_CONFIG=str(path), LEADRELAY_DATA_DIR=str(tmp_path), RELOAD_TOKEN=TOKEN, **env
+            ),
+            logdir=tmp_path,
+        )
+        try:
+            # the child builds its runtime at its first task: one first, on the routing it started with
+            body = json.dumps(CANONICAL).encode()
+            secret = load_routing(None).channels["canonical"].webhook.secret.get_secret_value()  # type: ignore[union-attr]
+            assert (
+                httpx.post(
+                    f"{base}/webhooks/canonical", content=body, headers=signed(secret, body)
+                ).status_code
+                == 202
+            )
+            wait_for(lambda: len(sandbox.opportunities()) == 1, timeout=60, what="the first opportunity")
+            write(path, with_zapier())
+            wait_for(lambda: zap(base).status_code == 202, timeout=15, what="the new channel at the door")
+            wait_for(
+                lambda: len(sandbox.opportunities()) == 2, timeout=60, what="the zapier lead's opportunity"
+            )
+            emails = [c["Email"] for c in sandbox.coworkers()]
+            assert emails.count("ana@example.com") == 1  # the zapier lead, parsed by the reloaded child
+        finally:
+            worker.stop()
