@@ -47,6 +47,11 @@ _DECIMAL = re.compile(r"^\d+\.\d+$")  # a duration or a ratio, not a phone numbe
 _INPUT_VALUE = re.compile(r"input_value=(?:.*?(?=, input_type=)|\S+)", re.S)
 
 
+# a webhook URL's last segment may be a channel's token (``POST /webhooks/<channel>/<token>``):
+# whatever logs a path (an access log turned on, an exception) prints it without the token
+_PATH_TOKEN = re.compile(r"(/webhooks/[^/\s?#\"']{1,200}/)[^/\s?#\"']++")
+
+
 def _mask_phone(match: re.Match[str]) -> str:
     text = match.group(0)
     if _DECIMAL.match(text) or sum(c.isdigit() for c in text) < PHONE_MIN_DIGITS:
@@ -56,7 +61,7 @@ def _mask_phone(match: re.Match[str]) -> str:
 
 def mask_personal(text: str) -> str:
     """Anything in free text that looks like an e-mail address, a phone number or echoed input."""
-    masked = _INPUT_VALUE.sub(f"input_value={REDACTED}", text)
+    masked = _PATH_TOKEN.sub(rf"\g<1>{REDACTED}", _INPUT_VALUE.sub(f"input_value={REDACTED}", text))
     return _PHONE.sub(_mask_phone, _EMAIL.sub(REDACTED, masked))
 
 

@@ -41,6 +41,11 @@ DUPLICATES = Counter(
     "Repeats recognised: at the door (the same delivery or message) or by dedupe (the same lead)",
     ["channel", "stage"],
 )
+ROUTING_RELOADS = Counter(
+    "leadrelay_routing_reloads_total",
+    "Changed routing files read: reloaded, or refused (the old routing kept; the log says why)",
+    ["outcome"],
+)
 IGNORED = Counter("leadrelay_leads_ignored_total", "Inbound items that are not leads", ["channel"])
 DELIVERED = Counter(
     "leadrelay_leads_delivered_total",

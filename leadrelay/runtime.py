@@ -5,18 +5,34 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
+from typing import Literal
 
+import structlog
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadrelay.db import make_engine, make_session_factory
 from leadrelay.errors import ConfigurationError
+from leadrelay.metrics import ROUTING_RELOADS
 from leadrelay.nexudus.client import NexudusClient
-from leadrelay.routing import Routing, RoutingError, load_routing
+from leadrelay.routing import Routing, RoutingError, check_secrets, load_routing
+from leadrelay.routing.loading import parse_routing_text
+from leadrelay.routing.watch import RoutingWatch
 from leadrelay.settings import Settings, get_settings
+
+log = structlog.get_logger(__name__)
 
 SANDBOX_USERNAME = "sandbox@leadrelay.local"
 SANDBOX_PASSWORD = "sandbox"  # noqa: S105 (the local sandbox's published demo login)
+
+
+@dataclass(frozen=True, slots=True)
+class Reload:
+    """What :meth:`Runtime.refresh_routing` did; ``problems`` when it kept the old routing."""
+
+    outcome: Literal["unchanged", "reloaded", "refused"]
+    problems: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -28,6 +44,8 @@ class Runtime:
     _clients: dict[str, NexudusClient] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     pid: int = field(default_factory=os.getpid)
+    _watch: RoutingWatch | None = field(default=None, init=False, repr=False)
+    _reload_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
     def load(
@@ -35,9 +53,15 @@ class Runtime:
     ) -> Runtime:
         settings = settings or get_settings()
         settings.ensure_data_dir()
+        # looked at before the file is read: a change in between is read again, never missed
+        watch = RoutingWatch(settings.config) if routing is None and settings.config is not None else None
         routing = routing or load_routing(settings.config)
         engine = make_engine(settings.ledger_url(), pool_size=pool_size)
-        return cls(settings=settings, routing=routing, engine=engine, sessions=make_session_factory(engine))
+        runtime = cls(
+            settings=settings, routing=routing, engine=engine, sessions=make_session_factory(engine)
+        )
+        runtime._watch = watch
+        return runtime
 
     def nexudus(self, account: str) -> NexudusClient:
         """The client for a routing account, created on first use."""
@@ -47,8 +71,60 @@ class Runtime:
                 client = self._clients[account] = self._make_client(account)
             return client
 
-    def _make_client(self, account: str) -> NexudusClient:
-        config = self.routing.accounts[account]
+    def refresh_routing(self, *, force: bool = False, logins: bool = True) -> Reload:
+        """Read ``LEADRELAY_CONFIG`` again if it changed (always when ``force``: SIGHUP).
+
+        The new file is validated whole (the same loader, every webhook secret and account
+        login resolved) before it replaces the running routing; a bad file keeps the old
+        one and is logged, one line per problem (keys, never values), once per change.
+        ``logins``: the Nexudus logins must resolve too (not for the receiver, which needs none).
+        Cheap when nothing changed: one ``stat()``.
+        """
+        path = self.settings.config
+        if path is None:
+            return Reload("unchanged")  # the embedded routing does not change
+        with self._reload_lock:
+            if self._watch is None:  # the routing running now is the file as it is now
+                self._watch = RoutingWatch(path)
+                if not force:
+                    return Reload("unchanged")
+            text = self._watch.read_if_changed(force=force)
+            if text is None and not force:
+                return Reload("unchanged")
+            try:
+                routing = load_routing(path) if text is None else parse_routing_text(text, str(path))
+                self._validate(routing, logins=logins)
+            except RoutingError as err:
+                for problem in err.problems:
+                    log.warning("routing_reload_refused", source=str(path), problem=problem)
+                log.warning("routing_kept", source=str(path), problems=len(err.problems))
+                ROUTING_RELOADS.labels(outcome="refused").inc()
+                return Reload("refused", err.problems)
+            self._swap(routing)
+            log.info("routing_reloaded", source=str(path), channels=len(routing.channels))
+            ROUTING_RELOADS.labels(outcome="reloaded").inc()
+            return Reload("reloaded")
+
+    def _validate(self, routing: Routing, *, logins: bool) -> None:
+        problems = [check.problem for check in check_secrets(routing, parts=["webhooks"])]
+        for account in routing.accounts if logins else ():
+            try:
+                self._credentials(routing, account)
+            except ConfigurationError as err:
+                problems.append(str(err))
+        if problems:
+            raise RoutingError(str(self.settings.config), problems)
+
+    def _swap(self, routing: Routing) -> None:
+        with self._lock:
+            old = self.routing
+            self.routing = routing
+            for account in list(self._clients):  # a changed or removed account gets a new client
+                if routing.accounts.get(account) != old.accounts.get(account):
+                    self._clients.pop(account)  # not closed: a task may be using it; collected later
+
+    def _credentials(self, routing: Routing, account: str) -> tuple[str, SecretStr]:
+        config = routing.accounts[account]
         where = f"accounts.{account}"
         try:
             username = config.resolved_username(where, self.settings.nexudus_username)
@@ -60,6 +136,11 @@ class Runtime:
                 f"no Nexudus credentials for account {account!r}: set NEXUDUS_USERNAME and "
                 f"NEXUDUS_PASSWORD, or {where}.username and {where}.password_env in the routing file"
             )
+        return username, password
+
+    def _make_client(self, account: str) -> NexudusClient:
+        config = self.routing.accounts[account]
+        username, password = self._credentials(self.routing, account)
         from leadrelay.nexudus.auth_state import record_auth
         from leadrelay.nexudus.budget import budget_for
 

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         default=2 * 1024 * 1024, gt=0, description="decoded text read from one message's parts together"
     )
     webhook_tolerance_seconds: int = Field(default=300, gt=0)
+    routing_watch_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="how often the receiver looks for a changed routing file (0: SIGHUP only)",
+    )
     lease_seconds: int = Field(default=60, ge=5, description="how long a worker owns a lead")
     requeue_after_seconds: int = Field(default=60, ge=1, description="re-enqueue a lost message after")
     sweep_interval_seconds: float = Field(default=1.0, gt=0)

@@ -36,7 +36,14 @@ CONTROL_QUEUE = "leadrelay.control"
 ALERTS_TASK = "leadrelay.alerts"
 RETENTION_TASK = "leadrelay.retention"
 
-app = Celery("leadrelay", include=["leadrelay.worker.tasks", "leadrelay.worker.scheduling.in_worker"])
+app = Celery(
+    "leadrelay",
+    include=[
+        "leadrelay.worker.tasks",
+        "leadrelay.worker.scheduling.in_worker",
+        "leadrelay.worker.routing_reload",
+    ],
+)
 
 
 def celery_config() -> dict[str, Any]:

@@ -19,6 +19,7 @@ from leadrelay import __version__, errors, logs
 from leadrelay.api import admin_api, admin_inboxes, admin_web, health, metrics, webhooks
 from leadrelay.api.limits import LIMIT_RESPONSES, RequestLimits
 from leadrelay.api.openapi_doc import document_query_parameters_as_sent
+from leadrelay.api.routing_reload import ReceiverReload
 from leadrelay.intake.store import IntakeStore, PoolIntakeStore, Publisher, SessionIntakeStore, conninfo
 from leadrelay.intake.webhooks import open_doors
 from leadrelay.runtime import Runtime
@@ -54,9 +55,12 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         await store.open()
         app.state.intake_store = store
         app.state.publisher = Publisher(lambda ids: queue.enqueue(ids))
+        reload = app.state.routing_reload = ReceiverReload(app, rt)
+        reload.start()  # SIGHUP, and a look at the file every routing_watch_seconds
         try:
             yield
         finally:
+            await reload.stop()
             await store.close()
             if runtime is None:
                 rt.close()
@@ -80,4 +84,5 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.mount("/admin/static", StaticFiles(directory=static), name="admin_static")
     app.add_middleware(RequestLimits)
     document_query_parameters_as_sent(app)
+    webhooks.publish_canonical_schema(app)
     return app

@@ -1,8 +1,10 @@
 """``POST /webhooks/{channel}``: answer 202 only once the raw item is committed.
 
 Answers (DESIGN.md §3): 202 ``{"event_id", "duplicate"}``; 401 bad, missing or
-stale signature; 404 unknown channel; 400 unreadable JSON; 413 body too large.
+stale signature or token; 404 unknown channel; 400 unreadable JSON; 413 body too large.
 A rejected request stores nothing but a counter and a log line without the body.
+``POST /webhooks/{channel}/{token}`` is the same door for channels whose token is
+in the URL (``scheme: token``, ``token_in: path``); the token is never logged.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import json
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from leadrelay import logs
 from leadrelay.api.limits import Refusal
+from leadrelay.canonical import CanonicalLead
 from leadrelay.errors import InputError
 from leadrelay.intake.signatures import SignatureError
 from leadrelay.intake.store import Inbound
@@ -55,7 +58,7 @@ def _refuse(channel: str, status: int, error: str, message: str) -> JSONResponse
 
 
 _RESPONSES: dict[int | str, dict[str, object]] = {
-    401: {"model": Refusal, "description": "Bad, missing or stale signature"},
+    401: {"model": Refusal, "description": "Bad, missing or stale signature, or a wrong token"},
     404: {"model": Refusal, "description": "Unknown channel"},
     400: {"model": Refusal, "description": "Body is not JSON"},
     413: {"model": Refusal, "description": "Body larger than 256 KiB"},
@@ -66,20 +69,53 @@ _SIGNATURE_HEADERS = {
     "webhook-id": "Standard Webhooks: the delivery's id (a re-sent delivery keeps it)",
     "webhook-timestamp": "Standard Webhooks: Unix seconds, within ±5 minutes of now",
     "webhook-signature": "Standard Webhooks: `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated",
-    "x-signature": "channels configured for plain HMAC: `sha256=<hex HMAC-SHA256 of the body>`",
+    "x-signature": "channels configured for plain HMAC: `sha256=<hex HMAC-SHA256 of the body>` "
+    "(of `{timestamp}.{body}` when the channel has a timestamp_header)",
+    "authorization": "channels with scheme token: `Bearer <token>`",
 }
 # The body is read as raw bytes (they are what is signed), so FastAPI cannot describe it: this does.
-_REQUEST: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "description": "the partner's JSON, as it sends it (at most 256 KiB)",
-        "content": {"application/json": {"schema": {}}},
-    },
-    "parameters": [
-        {"name": name, "in": "header", "required": False, "description": text, "schema": {"type": "string"}}
-        for name, text in _SIGNATURE_HEADERS.items()
-    ],
-}
+PARTNER_BODY = (
+    "the partner's JSON, as it sends it (at most 256 KiB). A channel with `adapter: canonical` "
+    "takes a CanonicalLead (see POST /webhooks/canonical); the portals' channels take their own shape."
+)
+
+
+def _request(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {"application/json": {"schema": schema}},
+        },
+        "parameters": [
+            {
+                "name": name,
+                "in": "header",
+                "required": False,
+                "description": text,
+                "schema": {"type": "string"},
+            }
+            for name, text in _SIGNATURE_HEADERS.items()
+        ],
+    }
+
+
+CANONICAL_REF = {"$ref": "#/components/schemas/CanonicalLead"}
+_PARTNER = _request({"type": "object"}, PARTNER_BODY)
+_CANONICAL = _request(CANONICAL_REF, "a CanonicalLead (at most 256 KiB); its schema is checked by the worker")
+
+
+@router.post(
+    "/webhooks/canonical",
+    status_code=202,
+    response_model=Accepted,
+    responses=_RESPONSES,
+    openapi_extra=_CANONICAL,
+    summary="Receive a canonical lead",
+)
+async def receive_canonical(request: Request) -> JSONResponse:
+    """The ``canonical`` channel: the body is a CanonicalLead (Zapier, Make, forms, any partner)."""
+    return await _receive("canonical", request, None)
 
 
 @router.post(
@@ -87,9 +123,27 @@ _REQUEST: dict[str, Any] = {
     status_code=202,
     response_model=Accepted,
     responses=_RESPONSES,
-    openapi_extra=_REQUEST,
+    openapi_extra=_PARTNER,
+    summary="Receive a webhook",
 )
 async def receive_webhook(channel: str, request: Request) -> JSONResponse:
+    return await _receive(channel, request, None)
+
+
+@router.post(
+    "/webhooks/{channel}/{token}",
+    status_code=202,
+    response_model=Accepted,
+    responses=_RESPONSES,
+    openapi_extra=_PARTNER,
+    summary="Receive a webhook whose token is in the URL",
+)
+async def receive_webhook_with_token(channel: str, token: str, request: Request) -> JSONResponse:
+    """For senders that cannot set headers (an HTML form): ``scheme: token``, ``token_in: path``."""
+    return await _receive(channel, request, token)
+
+
+async def _receive(channel: str, request: Request, path_token: str | None) -> JSONResponse:
     state = request.app.state
     door = state.doors.get(channel)
     known = channel if door is not None else "unknown"
@@ -101,9 +155,15 @@ async def receive_webhook(channel: str, request: Request) -> JSONResponse:
     except TooLarge:
         return _refuse(known, 413, "too_large", f"the body is larger than {settings.max_body_bytes} bytes")
     try:
-        verified = door.verify(request.headers, body, tolerance_seconds=settings.webhook_tolerance_seconds)
+        verified = door.verify(
+            request.headers,
+            body,
+            tolerance_seconds=settings.webhook_tolerance_seconds,
+            path_token=path_token,
+        )
     except SignatureError as err:
-        return _refuse(known, 401, "invalid_signature", str(err))
+        error = "invalid_token" if door.config.scheme == "token" else "invalid_signature"
+        return _refuse(known, 401, error, str(err))
     try:
         json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -123,6 +183,28 @@ async def receive_webhook(channel: str, request: Request) -> JSONResponse:
     count_intake(channel, "webhook", duplicate=intake.duplicate)
     log.info("webhook_received", duplicate=intake.duplicate)
     return JSONResponse({"event_id": intake.lead_id, "duplicate": intake.duplicate}, status_code=202)
+
+
+def canonical_schemas() -> dict[str, Any]:
+    """``CanonicalLead`` and the parts it refers to, as OpenAPI component schemas."""
+    schema = CanonicalLead.model_json_schema(ref_template="#/components/schemas/{model}")
+    parts: dict[str, Any] = schema.pop("$defs", {})
+    return {**parts, "CanonicalLead": schema}
+
+
+def publish_canonical_schema(app: FastAPI) -> None:
+    """Make ``app.openapi()`` carry the CanonicalLead schema the canonical route refers to."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        document = generate()  # cached by FastAPI: the change below is made once and stays
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in canonical_schemas().items():
+            if components.setdefault(name, schema) != schema:
+                raise RuntimeError(f"two OpenAPI schemas are named {name}: rename one")
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 @functools.cache

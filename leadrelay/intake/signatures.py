@@ -1,4 +1,4 @@
-"""Webhook signature verification: Standard Webhooks, or a plain HMAC header.
+"""Webhook signature verification: Standard Webhooks, a plain HMAC header, or a bearer token.
 
 Written here rather than taken from the ``standardwebhooks`` package because the
 door needs what that package does not do: several secrets at once (rotation),
@@ -48,6 +48,21 @@ def decode_secret(secret: bytes | str) -> bytes:
     return text.encode()
 
 
+def _fresh_timestamp(header: str, text: str, tolerance_seconds: int, now: float | None) -> int:
+    """The Unix seconds in ``text``, refused unless within ``tolerance_seconds`` of now."""
+    if len(text) > 20 or not text.strip().isdigit():  # isdigit: no sign, no spaces inside, no "1e9"
+        raise SignatureError(f"{header} is not an integer (Unix seconds)")
+    timestamp = int(text)
+    current = time.time() if now is None else now
+    try:
+        skew = abs(current - timestamp)
+    except OverflowError:  # too far from now for a float to say how far
+        skew = math.inf
+    if skew > tolerance_seconds:
+        raise SignatureError(f"{header} is outside the allowed window (replayed or clock skew)")
+    return timestamp
+
+
 def sign_standard(secret: bytes | str, delivery_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value for a delivery (``v1,<base64>``)."""
     mac = hmac.new(decode_secret(secret), f"{delivery_id}.{timestamp}.".encode() + body, hashlib.sha256)
@@ -70,17 +85,7 @@ def verify_standard(
         raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature header")
     if len(delivery_id) > MAX_ID_LENGTH:
         raise SignatureError("webhook-id is too long")
-    try:
-        timestamp = int(timestamp_text)
-    except ValueError:
-        raise SignatureError("webhook-timestamp is not an integer") from None
-    current = time.time() if now is None else now
-    try:
-        skew = abs(current - timestamp)
-    except OverflowError:  # hundreds of digits: too far from now for a float to say how far
-        skew = math.inf
-    if skew > tolerance_seconds:
-        raise SignatureError("webhook-timestamp is outside the allowed window (replayed or clock skew)")
+    timestamp = _fresh_timestamp("webhook-timestamp", timestamp_text, tolerance_seconds, now)
 
     offered: list[bytes] = []
     for part in signature_header.split():
@@ -102,10 +107,11 @@ def verify_standard(
     raise SignatureError("no signature matches")
 
 
-def sign_hmac(secret: bytes | str, body: bytes) -> str:
-    """The ``X-Signature`` value for a body (``sha256=<hex>``)."""
+def sign_hmac(secret: bytes | str, body: bytes, timestamp: int | None = None) -> str:
+    """The ``X-Signature`` value for a body (``sha256=<hex>``), over ``"{timestamp}.{body}"`` if given."""
     key = secret if isinstance(secret, bytes) else secret.encode()
-    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+    signed = body if timestamp is None else f"{timestamp}.".encode() + body
+    return "sha256=" + hmac.new(key, signed, hashlib.sha256).hexdigest()
 
 
 def verify_hmac(
@@ -115,11 +121,26 @@ def verify_hmac(
     *,
     signature_header: str = "x-signature",
     id_header: str | None = None,
+    timestamp_header: str | None = None,
+    tolerance_seconds: int = 300,
+    now: float | None = None,
 ) -> Verified:
-    """Check a ``sha256=<hex>`` HMAC of the body; the delivery id is optional."""
+    """Check a ``sha256=<hex>`` HMAC of the body; the delivery id is optional.
+
+    With ``timestamp_header`` the HMAC is of ``"{timestamp}.{body}"`` and the timestamp
+    must be fresh: a captured request cannot be replayed once the window has passed.
+    """
     value = headers.get(signature_header.lower())
     if not value:
         raise SignatureError(f"missing {signature_header} header")
+    timestamp: int | None = None
+    signed = body
+    if timestamp_header:
+        text = headers.get(timestamp_header.lower())
+        if not text:
+            raise SignatureError(f"missing {timestamp_header} header")
+        timestamp = _fresh_timestamp(timestamp_header, text, tolerance_seconds, now)
+        signed = f"{timestamp}.".encode() + body
     algorithm, _, digest = value.strip().partition("=")
     if algorithm.lower() != "sha256" or not digest:
         raise SignatureError(f"{signature_header} must look like sha256=<hex>")
@@ -128,9 +149,48 @@ def verify_hmac(
     except ValueError:
         raise SignatureError(f"{signature_header} is not hexadecimal") from None
     for key in keys:
-        if hmac.compare_digest(hmac.new(key, body, hashlib.sha256).digest(), offered):
-            delivery_id = headers.get(id_header.lower()) if id_header else None
-            if delivery_id is not None and len(delivery_id) > MAX_ID_LENGTH:
-                raise SignatureError(f"{id_header} is too long")
-            return Verified(delivery_id=delivery_id or None, timestamp=None)
+        if hmac.compare_digest(hmac.new(key, signed, hashlib.sha256).digest(), offered):
+            return Verified(delivery_id=_delivery_id(headers, id_header), timestamp=timestamp)
     raise SignatureError("no signature matches")
+
+
+def _delivery_id(headers: Mapping[str, str], id_header: str | None) -> str | None:
+    delivery_id = headers.get(id_header.lower()) if id_header else None
+    if delivery_id is not None and len(delivery_id) > MAX_ID_LENGTH:
+        raise SignatureError(f"{id_header} is too long")
+    return delivery_id or None
+
+
+def verify_token(
+    headers: Mapping[str, str],
+    path_token: str | None,
+    tokens: Sequence[bytes],
+    *,
+    location: str = "header",
+    id_header: str | None = None,
+) -> Verified:
+    """Check a bearer token (``Authorization: Bearer <token>``) or the URL's token segment.
+
+    Compared as SHA-256 digests with :func:`hmac.compare_digest`: constant time, and
+    equal lengths whatever was offered. The token never appears in an error.
+    """
+    if location == "path":
+        if path_token is None:
+            raise SignatureError("this channel takes its token in the URL: POST /webhooks/<channel>/<token>")
+        offered = path_token
+    else:
+        if path_token is not None:
+            raise SignatureError(
+                "this channel takes its token in the Authorization header (Bearer), not in the URL"
+            )
+        scheme, _, offered = headers.get("authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not offered.strip():
+            raise SignatureError("missing Authorization: Bearer <token> header")
+        offered = offered.strip()
+    digest = hashlib.sha256(offered.encode("utf-8", "replace")).digest()
+    matched = False
+    for token in tokens:  # every token is compared: the time does not say which one matched
+        matched |= hmac.compare_digest(digest, hashlib.sha256(token).digest())
+    if not matched:
+        raise SignatureError("the token does not match")
+    return Verified(delivery_id=_delivery_id(headers, id_header), timestamp=None)

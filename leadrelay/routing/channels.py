@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from leadrelay.canonical import LeadKind, field_paths
 from leadrelay.intake.signatures import decode_secret
@@ -15,26 +15,85 @@ from leadrelay.routing.base import RoutingError, StrictModel
 from leadrelay.routing.patterns import nested_repeat
 from leadrelay.routing.secrets import resolve_secret
 
+TOKEN_MIN_LENGTH = 32
+TOKEN_MAX_LENGTH = 256
+_TOKEN_CHARS = re.compile(r"^[A-Za-z0-9._~-]+$")  # URL-safe: a token may be a path segment
+_HOW_TO_MAKE_ONE = 'python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def token_problem(token: str) -> str | None:
+    """Why ``token`` is not a usable bearer or path token (never quoting it), or None."""
+    if len(token) < TOKEN_MIN_LENGTH:
+        return (
+            f"a token must be at least {TOKEN_MIN_LENGTH} characters (this one has {len(token)}); "
+            f"make one with: {_HOW_TO_MAKE_ONE}"
+        )
+    if len(token) > TOKEN_MAX_LENGTH:
+        return f"a token must be at most {TOKEN_MAX_LENGTH} characters (this one has {len(token)})"
+    if not _TOKEN_CHARS.match(token):
+        return (
+            f"a token may hold only letters, digits and . _ ~ - (URL-safe); make one with: {_HOW_TO_MAKE_ONE}"
+        )
+    return None
+
 
 class WebhookConfig(StrictModel):
-    """How a channel signs its webhooks.
+    """How a channel proves its webhooks come from the partner.
 
     ``standard-webhooks``: ``webhook-id``/``-timestamp``/``-signature`` headers.
     ``hmac-sha256``: ``X-Signature: sha256=<hex>`` of the body (header name
-    configurable), the delivery id from ``id_header`` when the partner sends one.
-    ``secret``/``secret_env``/``secret_file`` may hold several secrets separated by spaces, so a
-    key can be rotated without downtime.
+    configurable), the delivery id from ``id_header`` when the partner sends one;
+    with ``timestamp_header`` the signature covers ``"{timestamp}.{body}"`` and the
+    timestamp must be within ``webhook_tolerance_seconds`` of now (replay protection).
+    ``token``: for senders that cannot compute an HMAC (Zapier, Make, website forms):
+    a long random token, in ``Authorization: Bearer <token>`` (``token_in: header``) or
+    as the last segment of the URL, ``/webhooks/<channel>/<token>`` (``token_in: path``).
+    ``secret``/``token`` (inline, ``*_env`` or ``*_file``) may hold several values separated
+    by spaces, so a key can be rotated without downtime.
     """
 
-    scheme: Literal["standard-webhooks", "hmac-sha256"] = "standard-webhooks"
+    scheme: Literal["standard-webhooks", "hmac-sha256", "token"] = "standard-webhooks"
     secret: SecretStr | None = None
     secret_env: str | None = None
     secret_file: Path | None = None
     signature_header: str = "X-Signature"
+    timestamp_header: str | None = Field(
+        default=None, description="hmac-sha256: the header with Unix seconds, signed as '{timestamp}.{body}'"
+    )
     id_header: str | None = None
+    token: SecretStr | None = None
+    token_env: str | None = None
+    token_file: Path | None = None
+    token_in: Literal["header", "path"] = Field(
+        default="header",
+        description="token: 'header' (Authorization: Bearer) or 'path' (/webhooks/<channel>/<token>)",
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        for part in value.get_secret_value().split() if value is not None else []:
+            problem = token_problem(part)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _scheme_fields(self) -> WebhookConfig:
+        token_given = self.token is not None or self.token_env is not None or self.token_file is not None
+        secret_given = self.secret is not None or self.secret_env is not None or self.secret_file is not None
+        if self.scheme == "token" and secret_given:
+            raise ValueError("the token scheme takes token, token_env or token_file, not secret")
+        if self.scheme != "token" and token_given:
+            raise ValueError(f"token, token_env and token_file are for scheme: token, not {self.scheme}")
+        if self.timestamp_header is not None and self.scheme != "hmac-sha256":
+            raise ValueError("timestamp_header is for scheme: hmac-sha256 (Standard Webhooks signs its own)")
+        return self
 
     def keys(self, where: str) -> list[bytes]:
-        """The HMAC keys, decoded (``whsec_`` secrets are base64 after the prefix)."""
+        """The HMAC keys, decoded (``whsec_`` secrets are base64 after the prefix), or the tokens."""
+        if self.scheme == "token":
+            return self._tokens(where)
         value = resolve_secret(self.secret, self.secret_env, self.secret_file, f"{where}.secret")
         if value is None:
             raise RoutingError("routing", [f"{where}: give secret, secret_env or secret_file"])
@@ -45,6 +104,18 @@ class WebhookConfig(StrictModel):
             return [decode_secret(part) for part in parts]
         except ValueError as err:
             raise RoutingError("routing", [f"{where}.secret: {err}"]) from None
+
+    def _tokens(self, where: str) -> list[bytes]:
+        value = resolve_secret(self.token, self.token_env, self.token_file, f"{where}.token")
+        if value is None:
+            raise RoutingError("routing", [f"{where}: give token, token_env or token_file"])
+        parts = value.get_secret_value().split()
+        if not parts:
+            raise RoutingError("routing", [f"{where}.token: empty"])
+        problems = [f"{where}.token: {problem}" for part in parts if (problem := token_problem(part))]
+        if problems:
+            raise RoutingError("routing", problems)
+        return [part.encode() for part in parts]
 
 
 def _as_list(value: Any) -> Any:

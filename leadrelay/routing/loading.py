@@ -45,6 +45,11 @@ def load_routing(path: Path | None) -> Routing:
         except OSError as err:
             raise RoutingError(str(path), [f"cannot read the routing file: {err.strerror}"]) from None
         source = str(path)
+    return parse_routing_text(text, source)
+
+
+def parse_routing_text(text: str, source: str) -> Routing:
+    """A routing file's text, read and validated whole (every problem by its key)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:

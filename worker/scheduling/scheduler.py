@@ -20,6 +20,7 @@ from datetime import timedelta
 import structlog
 
 from leadrelay.db import transaction
+from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
 from leadrelay.worker.scheduling.jobs import Claim, Job, claim_due, finish
 from leadrelay.worker.scheduling.lease import Leadership, resign, take_or_renew
@@ -38,7 +39,7 @@ class Scheduler:
         self.name = name or candidate_name()
         self._runtime = runtime
         self._jobs_for = jobs
-        self._jobs: tuple[Runtime, Sequence[Job]] | None = None
+        self._jobs: tuple[Runtime, Routing, Sequence[Job]] | None = None
         self._term: int | None = None  # the term we lead in, None while following
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -55,6 +56,7 @@ class Scheduler:
     def tick(self) -> list[str]:
         """Take or renew the lease; while leading, run what is due. Returns the jobs run."""
         rt = self._runtime()
+        rt.refresh_routing()  # a changed routing file: new inboxes polled from this tick on
         lease_seconds = rt.settings.scheduler_lease_seconds
         with transaction(rt.sessions) as session:
             lead = take_or_renew(session, holder=self.name, seconds=lease_seconds)
@@ -68,9 +70,9 @@ class Scheduler:
         return [claim.job.name for claim in claims if self._run(rt, claim)]
 
     def _jobs_of(self, rt: Runtime) -> Sequence[Job]:
-        if self._jobs is None or self._jobs[0] is not rt:
-            self._jobs = (rt, self._jobs_for(rt))
-        return self._jobs[1]
+        if self._jobs is None or self._jobs[0] is not rt or self._jobs[1] is not rt.routing:
+            self._jobs = (rt, rt.routing, self._jobs_for(rt))
+        return self._jobs[2]
 
     def _note(self, lead: Leadership | None) -> None:
         term = None if lead is None else lead.term

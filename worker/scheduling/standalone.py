@@ -1,5 +1,7 @@
 """``leadrelay beat``: a scheduler candidate in a process of its own, until SIGTERM or SIGINT.
 
+SIGHUP reloads the routing file (validated first; a bad one is kept out and logged).
+
 It is the same loop the workers run: a hot standby while a worker leads, the
 leader while none does. Deployments without it lose nothing.
 """
@@ -11,6 +13,7 @@ import threading
 from types import FrameType
 
 from leadrelay.runtime import current_runtime
+from leadrelay.worker.routing_reload import on_sighup
 from leadrelay.worker.scheduling.periodic import leadrelay_jobs
 from leadrelay.worker.scheduling.scheduler import Scheduler
 
@@ -23,4 +26,5 @@ def run_until_signalled() -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
+    signal.signal(signal.SIGHUP, on_sighup)  # reload the routing now (each tick looks anyway)
     Scheduler(runtime=current_runtime, jobs=leadrelay_jobs).run(stop)
