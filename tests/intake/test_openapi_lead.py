@@ -10,7 +10,7 @@ import jsonschema_rs
 import pytest
 
 from leadrelay.api.webhooks import canonical_schemas
-from tests.partners import PARTNERS, expected_entries, items
+from leadrelay.testing.partners import PARTNERS, expected_entries, items
 
 
 def lead_validator(document: dict[str, Any]) -> Any:

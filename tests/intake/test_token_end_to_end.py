@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import yaml
 
-from leadrelay.children import free_port
+from leadrelay.children import Child, free_port, wait_http
+from leadrelay.testing.processes import service_env
 from tests.helpers import wait_for
-from tests.processes import Proc, service_env, wait_http
 
 TOKEN = "e2e_" + "Hk2p" * 10
 # what "Webhooks by Zapier" sends with Unflatten on and every value typed as text
@@ -48,8 +48,8 @@ def test_a_token_authenticated_zapier_lead_becomes_one_opportunity(
     )
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    receiver = Proc("receiver", ["serve", "--port", str(port)], env=env, logdir=tmp_path)
-    worker = Proc("worker", ["worker", "--concurrency", "2", "--beat"], env=env, logdir=tmp_path)
+    receiver = Child("receiver", ["serve", "--port", str(port)], env=env, logdir=tmp_path)
+    worker = Child("worker", ["worker", "--concurrency", "2", "--beat"], env=env, logdir=tmp_path)
     try:
         wait_http(f"{base}/healthz", receiver)
         body = json.dumps(ZAP).encode()

@@ -16,14 +16,14 @@ import httpx
 import pytest
 import yaml
 
-from leadrelay.children import free_port
+from leadrelay.children import Child, free_port, wait_http
 from leadrelay.metrics import ROUTING_RELOADS
 from leadrelay.routing import load_routing
 from leadrelay.runtime import Runtime, current_runtime, reset_runtime
+from leadrelay.testing.processes import service_env
 from tests.conftest import make_settings
 from tests.helpers import CANONICAL, wait_for
 from tests.intake.test_webhooks import signed
-from tests.processes import Proc, service_env, wait_http
 
 TOKEN = "reload_" + "Zq8x" * 10
 BODY = json.dumps(
@@ -170,7 +170,7 @@ def test_a_celery_process_looks_at_the_file_before_each_task(
 
 
 @contextlib.contextmanager
-def receiver_on(tmp_path: Path, *, watch_seconds: str, **extra: str) -> Iterator[tuple[Proc, str, Path]]:
+def receiver_on(tmp_path: Path, *, watch_seconds: str, **extra: str) -> Iterator[tuple[Child, str, Path]]:
     """`leadrelay serve` in its own process, on the embedded routing copied to a file."""
     path = tmp_path / "routing.yaml"
     write(path, embedded())
@@ -183,7 +183,7 @@ def receiver_on(tmp_path: Path, *, watch_seconds: str, **extra: str) -> Iterator
     )
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    receiver = Proc("receiver", ["serve", "--port", str(port)], env=env, logdir=tmp_path)
+    receiver = Child("receiver", ["serve", "--port", str(port)], env=env, logdir=tmp_path)
     try:
         wait_http(f"{base}/healthz", receiver)
         yield receiver, base, path
@@ -238,7 +238,7 @@ def test_a_prefork_worker_delivers_a_lead_of_a_channel_added_after_it_started(
         "NEXUDUS_PASSWORD": "sandbox",
     }
     with receiver_on(tmp_path, watch_seconds="0.2", **env) as (_receiver, base, path):
-        worker = Proc(
+        worker = Child(
             "worker",
             ["worker", "--pool", "prefork", "--concurrency", "1", "--beat"],  # one child, kept
             env=service_env(
