@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from leadrelay.config_check import configured_routing
 from leadrelay.db import make_engine, make_session_factory
 from leadrelay.errors import ConfigurationError
 from leadrelay.nexudus.client import NexudusClient
-from leadrelay.routing import Routing, RoutingError, load_routing
+from leadrelay.routing import Routing, RoutingError
 from leadrelay.settings import Settings, get_settings
 
 SANDBOX_USERNAME = "sandbox@leadrelay.local"
@@ -35,7 +36,7 @@ class Runtime:
     ) -> Runtime:
         settings = settings or get_settings()
         settings.ensure_data_dir()
-        routing = routing or load_routing(settings.config)
+        routing = routing or configured_routing(settings)
         engine = make_engine(settings.ledger_url(), pool_size=pool_size)
         return cls(settings=settings, routing=routing, engine=engine, sessions=make_session_factory(engine))
 
