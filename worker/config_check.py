@@ -19,7 +19,8 @@ from pydantic import SecretStr
 from leadrelay.config_check import CheckReport, light_check
 from leadrelay.errors import LeadRelayError
 from leadrelay.nexudus import client as api
-from leadrelay.nexudus.client import NexudusClient, Paced
+from leadrelay.nexudus.client import NexudusClient
+from leadrelay.nexudus.lookups import Paced, record
 from leadrelay.routing import Routing, RoutingError
 from leadrelay.settings import Settings
 from leadrelay.worker.imap.connection import open_session
@@ -39,7 +40,7 @@ class _Lookups:
     def record(self, path: str, record_id: int) -> dict[str, Any] | None:
         key = (path, record_id)
         if key not in self.records:
-            result = self.client.get(path, record_id)
+            result = record(self.client, path, record_id)
             if not result.ok:
                 self.failures.append(f"GET {path}/{record_id}: {result.message or result.outcome.value}")
             value = result.value if result.ok and isinstance(result.value, dict) else None
@@ -85,14 +86,15 @@ def _client(settings: Settings, routing: Routing, account: str) -> NexudusClient
 
 def _location_problems(name: str, loc: Any, look: _Lookups) -> list[str]:
     where, problems = f"locations.{name}", []
-    if look.record(api.BUSINESSES, loc.business_id) is None:
+    business = look.record(api.BUSINESSES, loc.business_id)
+    if business is None:
         problems.append(f"{where}.business_id: {loc.business_id} is not a business (location) in Nexudus")
     column = look.record(api.BOARD_COLUMNS, loc.board_column_id)
     if column is None:
         problems.append(
             f"{where}.board_column_id: {loc.board_column_id} is not a CRM board column in Nexudus"
         )
-    else:
+    elif business is not None:  # else the column's owner cannot be wrong: the business is
         board = look.record(api.BOARDS, int(column.get("CrmBoardId") or 0))
         if board is None or board.get("BusinessId") != loc.business_id:
             problems.append(

@@ -103,9 +103,12 @@ def routing_or_fail() -> Routing:
 
 def light_check_or_fail() -> Routing:
     """The routing, parsed and every secret resolvable (no network), else one line per problem."""
-    from leadrelay.config_check import light_check, remember
+    from leadrelay.config_check import DEMO_ROUTING_REFUSED, demo_routing_refused, light_check, remember
 
-    routing, report = light_check(settings_or_fail())
+    settings = settings_or_fail()
+    if demo_routing_refused(settings):
+        fail(DEMO_ROUTING_REFUSED)
+    routing, report = light_check(settings)
     remember(report)
     if routing is None or report.problems:
         fail(

@@ -28,7 +28,9 @@ def schema_routing() -> None:
 
 
 def _records(client: Any, path: str) -> list[dict[str, Any]]:
-    result = client.records(path)
+    from leadrelay.nexudus.lookups import records
+
+    result = records(client, path)
     if not result.ok:
         fail(f"Nexudus answered GET {path} with {result.message or result.outcome.value}")
     return list(result.value or [])
@@ -63,6 +65,7 @@ def init(
 ) -> None:
     """Log in to Nexudus, list its businesses and CRM boards, and write a starter routing file."""
     from leadrelay.nexudus import client as api
+    from leadrelay.nexudus.lookups import Paced, records
     from leadrelay.routing import parse_routing
 
     settings = settings_or_fail()
@@ -84,7 +87,7 @@ def init(
             f"(got {', '.join(unknown) or 'none'})"
         )
     client = api.NexudusClient(
-        budget=api.Paced(), account="main", base_url=url, username=user, password=SecretStr(secret), totp=totp
+        budget=Paced(), account="main", base_url=url, username=user, password=SecretStr(secret), totp=totp
     )
     try:
         auth = client.check_auth()
@@ -94,7 +97,7 @@ def init(
         businesses = _records(client, api.BUSINESSES)
         boards = _records(client, api.BOARDS)
         columns = _records(client, api.BOARD_COLUMNS)
-        countries = client.records(api.COUNTRIES)
+        countries = records(client, api.COUNTRIES)
         codes = {
             int(c["Id"]): str(c.get("TwoLetterCode") or "").upper()
             for c in (countries.value or [] if countries.ok else [])

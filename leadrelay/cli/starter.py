@@ -43,7 +43,7 @@ def new_secret() -> str:
 
 
 def secret_env(channel: str) -> str:
-    return f"LEADRELAY_{re.sub(r'[^A-Z0-9]+', '_', channel.upper())}_WEBHOOK_SECRET"
+    return f"{re.sub(r'[^A-Z0-9]+', '_', channel.upper())}_WEBHOOK_SECRET"
 
 
 def slug(name: str, taken: set[str]) -> str:
@@ -60,7 +60,7 @@ def first_new_lead_column(columns: list[dict[str, Any]]) -> dict[str, Any] | Non
     open_ = [c for c in columns if not c.get("WinOpportunity") and not c.get("LoseOpportunity")]
     open_.sort(key=lambda c: (c.get("CrmBoardId") or 0, c.get("Position") or 0, c.get("Id") or 0))
     named = [c for c in open_ if _NEW_LEAD.search(str(c.get("Name") or ""))]
-    return (named or open_ or [None])[0]
+    return (named or open_)[0] if named or open_ else None
 
 
 def plan_locations(

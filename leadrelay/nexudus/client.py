@@ -81,20 +81,6 @@ class Unlimited:
         return None
 
 
-class Paced(Unlimited):
-    """One request per ``interval`` seconds, for a one-off command (``leadrelay init``, ``check``)."""
-
-    def __init__(self, interval: float = 0.15) -> None:
-        self._interval = interval
-        self._next = 0.0
-
-    def pace_send(self) -> float:
-        now = time.monotonic()
-        wait = max(0.0, self._next - now)
-        self._next = max(now, self._next) + self._interval
-        return wait
-
-
 class NexudusClient:
     def __init__(
         self,
@@ -287,41 +273,6 @@ class NexudusClient:
             return listed
         ids = {r["Id"] for r in (listed.value or {}).get("Records") or [] if r.get("CrmBoardId") == board}
         return Result(Outcome.ok, listed.status_code, value=ids | {column_id})
-
-    def get(self, path: str, record_id: int, *, guard: SendGuard | None = None) -> Result:
-        """``value``: the record, or None when Nexudus answers 404 (no such id)."""
-        result = self._patiently("GET", f"{path}/{record_id}", None, guard)
-        if result.status_code == 404:
-            return Result(Outcome.ok, 404, value=None)
-        return result
-
-    def records(
-        self, path: str, params: dict[str, Any] | None = None, *, guard: SendGuard | None = None
-    ) -> Result:
-        """``value``: every record of a search (all pages, up to ``MAX_PAGES``)."""
-        found: list[dict[str, Any]] = []
-        result = Result(Outcome.ok, None)
-        for page in range(1, MAX_PAGES + 1):
-            paged = {**(params or {}), "page": page, "size": PAGE_SIZE}
-            result = self._patiently("GET", path, paged, guard)
-            if not result.ok:
-                return result
-            envelope = result.value if isinstance(result.value, dict) else {}
-            found.extend(r for r in envelope.get("Records") or [] if isinstance(r, dict))
-            if not envelope.get("HasNextPage"):
-                break
-        return Result(Outcome.ok, result.status_code, value=found)
-
-    def _patiently(
-        self, method: str, path: str, params: dict[str, Any] | None, guard: SendGuard | None
-    ) -> Result:
-        """A read that waits out up to three throttled answers (a few seconds each at most)."""
-        for _ in range(3):
-            result = self.call(method, path, params=params, guard=guard)
-            if result.outcome is not Outcome.throttle:
-                return result
-            time.sleep(min(result.retry_after or 1.0, 5.0))
-        return self.call(method, path, params=params, guard=guard)
 
 
 def _with_id(result: Result) -> Result:
