@@ -12,10 +12,13 @@ from typing import Any
 import yaml
 
 from leadrelay.config_check import remembered
-from leadrelay.worker.config_check import full_check
+from leadrelay.routing import parse_routing
+from leadrelay.worker.config_check import full_check, inbox_problems, nexudus_problems
 from tests.conftest import make_settings
 from tests.inbox.dovecot import Dovecot
+from tests.inbox.oauth_server import AuthServer
 from tests.inbox.support import inbox
+from tests.inbox.test_oauth import oauth_inbox
 from tests.processes import service_env
 
 SECRET = "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQ="
@@ -124,9 +127,6 @@ def test_a_good_file_passes_in_process(sandbox: Any, dovecot: Dovecot, folders: 
         nexudus_username="sandbox@leadrelay.local",
         nexudus_password="sandbox",
     )
-    from leadrelay.routing import parse_routing
-    from leadrelay.worker.config_check import inbox_problems, nexudus_problems
-
     routing = parse_routing(good, "test")
     assert nexudus_problems(settings, routing) == ([], {"main": "ok"})
     assert inbox_problems(routing) == ([], {"good": "ok"})
@@ -134,3 +134,26 @@ def test_a_good_file_passes_in_process(sandbox: Any, dovecot: Dovecot, folders: 
     assert report.ok, report.problems
     assert report.form == "full" and report.details["accounts"] == {"main": "ok"}
     assert remembered() == {} or "full" not in remembered()  # only the CLI records a check
+
+
+def test_check_logs_in_to_an_oauth2_inbox(
+    dovecot: Dovecot, auth_server: AuthServer, folders: Callable[..., str]
+) -> None:
+    folder = folders()
+    routing = parse_routing(
+        {
+            "inboxes": {
+                "m365": oauth_inbox(dovecot, folder, auth_server),
+                "revoked": oauth_inbox(
+                    dovecot, folder, auth_server, client_id="not-our-app", client_secret="wrong"
+                ),
+            }
+        },
+        "test",
+    )
+    problems, states = inbox_problems(routing)
+    assert states == {"m365": "ok", "revoked": "failed"}
+    assert "method=XOAUTH2" in dovecot.log()
+    (problem,) = problems
+    assert problem.startswith("inboxes.revoked: the token endpoint ")
+    assert "check inboxes.revoked.oauth2.client_id, client_secret, scope" in problem

@@ -165,3 +165,23 @@ def test_serve_stops_at_the_light_check_naming_each_key(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "channels.hubblehq.webhook.secret_env: environment variable NO_SUCH_SECRET_VAR" in result.stderr
     assert "accounts.main.password_env: environment variable NO_SUCH_PASSWORD_VAR" in result.stderr
+
+
+def test_check_light_reads_the_file_and_secrets_without_the_network(tmp_path: Path) -> None:
+    routing = tmp_path / "routing.yaml"
+    data = yaml.safe_load((Path(__file__).parents[2] / "routing.example.yaml").read_text())
+    data["accounts"]["main"]["base_url"] = "http://127.0.0.1:1"  # never called
+    routing.write_text(yaml.safe_dump(data))
+    env = service_env(LEADRELAY_CONFIG=str(routing), NEXUDUS_PASSWORD="x", LEADS_IMAP_PASSWORD="x")
+    result = leadrelay("check", "--light", "--json", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["form"] == "light"
+    assert sorted(report["problems"]) == [
+        "channels.canonical.webhook.secret_env: environment variable CANONICAL_WEBHOOK_SECRET is not set",
+        "channels.hubblehq.webhook.secret_env: environment variable HUBBLEHQ_WEBHOOK_SECRET is not set",
+    ]
+    secrets = {"CANONICAL_WEBHOOK_SECRET": "whsec_c2VjcmV0", "HUBBLEHQ_WEBHOOK_SECRET": "whsec_c2VjcmV0"}
+    passed = leadrelay("check", "--light", env={**env, **secrets}, cwd=tmp_path)
+    assert passed.returncode == 0, passed.stderr
+    assert "the light check found no problem" in passed.stdout
