@@ -102,5 +102,14 @@ def test_the_configuration_page_names_the_modeline() -> None:
     assert "leadrelay schema routing" in page
 
 
+def test_the_configuration_page_lists_every_channel_init_offers() -> None:
+    from leadrelay.cli.starter import CHANNEL_CHOICES
+
+    page = (REPO / "docs" / "configuration.md").read_text()
+    assert len(CHANNEL_CHOICES) == 11  # LeadSource 17 HubbleHq … 26 Valve, and canonical
+    for name in CHANNEL_CHOICES:
+        assert f"`{name}`" in page, name
+
+
 if __name__ == "__main__":
     Path(ENV_EXAMPLE).write_text(env_example())
