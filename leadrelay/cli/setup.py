@@ -116,7 +116,11 @@ def init(
     sys.stdout.write("\n# .env snippet\n" + "".join(f"{k}={v}\n" for k, v in secrets_.items()))
     sys.stdout.write("NEXUDUS_PASSWORD=...\n")
     sys.stdout.write(f"LEADRELAY_CONFIG={output.resolve()}\n\n")
-    console.print("Next: fill in the agent_id TODOs, then `leadrelay check`.", highlight=False)
+    console.print(
+        "Next: fill in the agent_id TODOs, then `leadrelay check`. For autocompletion in your editor: "
+        "`leadrelay schema routing > leadrelay-routing.schema.json` next to the file.",
+        highlight=False,
+    )
 
 
 def _show_locations(planned: Any, boards: list[dict[str, Any]], columns: list[dict[str, Any]]) -> None:
@@ -126,7 +130,12 @@ def _show_locations(planned: Any, boards: list[dict[str, Any]], columns: list[di
         ids = {b["Id"] for b in own}
         count = len([c for c in columns if c.get("CrmBoardId") in ids])
         column = f"{loc.column['Id']} {loc.column.get('Name')}" if loc.column else "none (add a board)"
-        boards_text = ", ".join(f"{b['Id']} {b.get('Name')}" for b in own) + f" ({count} columns)"
+        stages = ", ".join(
+            f"{c['Id']} {c.get('Name')}"
+            for c in sorted(columns, key=lambda c: (c.get("CrmBoardId") or 0, c.get("Position") or 0))
+            if c.get("CrmBoardId") in ids
+        )
+        boards_text = ", ".join(f"{b['Id']} {b.get('Name')}" for b in own) + f" ({count} columns: {stages})"
         table.add_row(loc.name, f"{loc.business.get('Id')} {loc.business.get('Name')}", boards_text, column)
     console.print(table)
 
