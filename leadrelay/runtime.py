@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from leadrelay.config_check import configured_routing
 from leadrelay.db import make_engine, make_session_factory
 from leadrelay.errors import ConfigurationError
 from leadrelay.metrics import ROUTING_RELOADS
@@ -55,7 +56,7 @@ class Runtime:
         settings.ensure_data_dir()
         # looked at before the file is read: a change in between is read again, never missed
         watch = RoutingWatch(settings.config) if routing is None and settings.config is not None else None
-        routing = routing or load_routing(settings.config)
+        routing = routing or configured_routing(settings)
         engine = make_engine(settings.ledger_url(), pool_size=pool_size)
         runtime = cls(
             settings=settings, routing=routing, engine=engine, sessions=make_session_factory(engine)

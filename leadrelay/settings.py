@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL of the ledger")
     broker_url: str | None = Field(default=None, description="Celery broker URL")
     config: Path | None = Field(default=None, description="routing YAML file")
+    allow_demo_routing: bool = Field(
+        default=False,
+        description="with a real database and no LEADRELAY_CONFIG, use the embedded demo routing anyway "
+        "(its webhook secrets are public: tests and throwaway set-ups only)",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="the receiver's public base URL, for the webhook URLs `leadrelay check` prints",
+    )
     data_dir: Path = Field(default=Path(".leadrelay"), description="embedded-mode files")
     admin_token: SecretStr | None = None
     admin_token_file: Path | None = None

@@ -35,6 +35,8 @@ os.environ.update(
         # an unanswered create is given no extra time to land beyond its deadline
         # (the tests that are about late landings set their own)
         "LEADRELAY_WRITE_LANDING_SECONDS": "0",
+        # the tests use the embedded demo routing with a Postgres ledger (its refusal has its own test)
+        "LEADRELAY_ALLOW_DEMO_ROUTING": "1",
     }
 )
 for var in ("LEADRELAY_CONFIG", "NEXUDUS_BASE_URL", "NEXUDUS_USERNAME", "NEXUDUS_PASSWORD"):

@@ -1,7 +1,9 @@
 """Liveness and readiness.
 
 ``/healthz`` says the process answers. ``/readyz`` says leadrelay is doing its job:
-the ledger and the broker answer, no Nexudus account's login is being refused, a
+the ledger and the broker answer, every secret the routing names can be resolved
+(the light ``leadrelay check``; a full one run in this process is shown too), no
+Nexudus account's login is being refused, a
 scheduler has swept the ledger within ``LEADRELAY_READY_MAX_SCHEDULER_LAG_SECONDS``,
 every inbox has been read within ``LEADRELAY_INBOX_STALE_INTERVALS`` poll intervals,
 the oldest undelivered lead has not waited longer than
@@ -16,7 +18,7 @@ says what to do about each problem.
   computation, which runs under a thread limiter of its own, so a flood of probes
   never takes a thread the webhook door needs;
 * an anonymous caller learns the status and the kind of each problem
-  (``database``, ``broker``, ``nexudus auth``, ``inbox``, ``scheduler``,
+  (``database``, ``broker``, ``config``, ``nexudus auth``, ``inbox``, ``scheduler``,
   ``backlog``, ``dead letters``); the admin bearer token adds each problem's detail — account
   names, Nexudus's error text, which scheduler swept last — and what every check found.
 """
@@ -36,6 +38,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from leadrelay.api.admin_auth import token_matches
+from leadrelay.config_check import CheckReport, remembered, routing_problems
 from leadrelay.runtime import Runtime
 from leadrelay.settings import Settings
 from leadrelay.vitals import Vitals, runtime_vitals
@@ -162,6 +165,16 @@ def _judge(settings: Settings, vitals: Vitals, checks: dict[str, Any]) -> list[P
     return problems
 
 
+def _check_config(rt: Runtime, checks: dict[str, Any]) -> Problem | None:
+    """The light check of the routing in use (no network), and this process's last full check."""
+    report = CheckReport("light", routing_problems(rt.routing))
+    checks["config"] = {form: r.summary() for form, r in {**remembered(), "light": report}.items()}
+    if report.ok:
+        return None
+    more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+    return Problem("config", f"{report.problems[0]}{more}: run `leadrelay check`")
+
+
 def readiness(rt: Runtime) -> Report:
     """Every problem that makes this deployment not ready, and what each check found."""
     database, broker = _check_database(rt), _check_broker()
@@ -169,7 +182,7 @@ def readiness(rt: Runtime) -> Report:
         "database": database.detail if database else "ok",
         "broker": broker.detail if broker else "ok",
     }
-    problems = [p for p in (database, broker) if p]
+    problems = [p for p in (database, broker, _check_config(rt, checks)) if p]
     if database is None:
         vitals = _vitals(rt)
         if isinstance(vitals, Problem):

@@ -11,7 +11,8 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from leadrelay.routing import Routing, RoutingError, load_routing
+from leadrelay.errors import ConfigurationError
+from leadrelay.routing import Routing, RoutingError
 from leadrelay.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -90,10 +91,31 @@ def settings_or_fail() -> Settings:
 
 
 def routing_or_fail() -> Routing:
+    from leadrelay.config_check import configured_routing
+
     try:
-        return load_routing(settings_or_fail().config)
+        return configured_routing(settings_or_fail())
     except RoutingError as err:
         fail(f"{err.source}:\n  " + "\n  ".join(err.problems))
+    except ConfigurationError as err:
+        fail(str(err))
+
+
+def light_check_or_fail() -> Routing:
+    """The routing, parsed and every secret resolvable (no network), else one line per problem."""
+    from leadrelay.config_check import DEMO_ROUTING_REFUSED, demo_routing_refused, light_check, remember
+
+    settings = settings_or_fail()
+    if demo_routing_refused(settings):
+        fail(DEMO_ROUTING_REFUSED)
+    routing, report = light_check(settings)
+    remember(report)
+    if routing is None or report.problems:
+        fail(
+            "the configuration has problems (`leadrelay check` tells more):\n  "
+            + "\n  ".join(report.problems)
+        )
+    return routing
 
 
 def cli_runtime() -> Runtime:

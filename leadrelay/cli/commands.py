@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from leadrelay.cli.app import app, console, fail, routing_or_fail
-from leadrelay.routing import check_secrets
+from leadrelay.cli.app import app, console, fail, light_check_or_fail, routing_or_fail
 from leadrelay.settings import get_settings
 
 
@@ -62,10 +61,7 @@ def serve(
 
     from leadrelay import logs
 
-    routing = routing_or_fail()
-    problems = check_secrets(routing, parts=["webhooks"])
-    if problems:
-        fail("webhook secrets missing:\n  " + "\n  ".join(p.problem for p in problems))
+    light_check_or_fail()
     ready_ledger()
     logs.configure()
     settings = get_settings()
@@ -110,7 +106,7 @@ def worker(
     from leadrelay.worker.celery_app import app as celery_app
     from leadrelay.worker.scheduling.in_worker import join_election
 
-    routing = routing_or_fail()
+    routing = light_check_or_fail()
     ready_ledger()
     settings = get_settings()
     runtime = Runtime.load(settings, routing)
@@ -147,7 +143,7 @@ def run_beat() -> None:
     from leadrelay import logs
     from leadrelay.worker.scheduling.standalone import run_until_signalled
 
-    routing_or_fail()
+    light_check_or_fail()
     ready_ledger()
     logs.configure()
     run_until_signalled()

@@ -31,6 +31,11 @@ from leadrelay.nexudus.tokens import AuthReport, Tokens
 COWORKERS = "/api/spaces/coworkers"
 OPPORTUNITIES = "/api/crm/crmopportunities"
 BOARD_COLUMNS = "/api/crm/crmboardcolumns"
+BOARDS = "/api/crm/crmboards"
+BUSINESSES = "/api/sys/businesses"
+# not in NEXUDUS.md: Nexudus's system lists, by the same naming as /api/sys/businesses
+COUNTRIES = "/api/sys/countries"
+TIME_ZONES = "/api/sys/simpletimezones"
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 PAGE_SIZE = 100
 MAX_PAGES = 50  # a lookup reads at most this many pages of matches
@@ -89,6 +94,7 @@ class NexudusClient:
         max_inline_wait: float = 1.0,
         transport: httpx.BaseTransport | None = None,
         on_auth: AuthReport | None = None,
+        totp: str | None = None,
     ) -> None:
         self.account = account
         self.base_url = base_url.rstrip("/")
@@ -103,7 +109,7 @@ class NexudusClient:
             follow_redirects=False,
         )
         self._tokens = Tokens(
-            self._http, account=account, username=username, password=password, on_auth=on_auth
+            self._http, account=account, username=username, password=password, on_auth=on_auth, totp=totp
         )
 
     def close(self) -> None:

@@ -41,8 +41,10 @@ class Tokens:
         username: str,
         password: SecretStr,
         on_auth: AuthReport | None = None,
+        totp: str | None = None,
     ) -> None:
         self._http = http
+        self._totp = totp  # a two-factor code: good for one login (``leadrelay init --totp``)
         self._account = account
         self._username = username
         self._password = password
@@ -90,13 +92,14 @@ class Tokens:
             if token and token.refresh:
                 fresh = self._grant({"grant_type": "refresh_token", "refresh_token": token.refresh})
             if not isinstance(fresh, _Token):
-                fresh = self._grant(
-                    {
-                        "grant_type": "password",
-                        "username": self._username,
-                        "password": self._password.get_secret_value(),
-                    }
-                )
+                form = {
+                    "grant_type": "password",
+                    "username": self._username,
+                    "password": self._password.get_secret_value(),
+                }
+                if self._totp:
+                    form["totp"] = self._totp
+                fresh = self._grant(form)
             if isinstance(fresh, Result):
                 self._token = None
                 return fresh

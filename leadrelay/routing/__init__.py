@@ -21,7 +21,7 @@ from leadrelay.routing.base import RoutingError
 from leadrelay.routing.channels import ChannelConfig, ParseConfig, WebhookConfig
 from leadrelay.routing.inboxes import InboxConfig, OAuth2Config
 from leadrelay.routing.loading import load_routing, parse_routing
-from leadrelay.routing.model import Routing
+from leadrelay.routing.model import Routing, routing_json_schema
 from leadrelay.routing.secrets import check_secrets
 
 __all__ = [
@@ -37,4 +37,5 @@ __all__ = [
     "check_secrets",
     "load_routing",
     "parse_routing",
+    "routing_json_schema",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field, model_validator
 
 from leadrelay.routing.accounts import AccountConfig, LocationConfig
@@ -89,3 +91,17 @@ class Routing(StrictModel):
             if days is not None:
                 return days
         return self.defaults.protection_days
+
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def routing_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the routing file, generated from these models (``leadrelay schema routing``)."""
+    schema = Routing.model_json_schema()
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "title": "leadrelay routing file",
+        "description": "Nexudus accounts, locations, channels and inboxes (docs/configuration.md)",
+        **{key: value for key, value in schema.items() if key not in ("title", "description")},
+    }

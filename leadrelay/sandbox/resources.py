@@ -344,6 +344,13 @@ READ_ONLY = (
             *_fields(Kind.BOOL, "WinOpportunity", "LoseOpportunity"),
         ],
     ),
+    Resource("Country", tables.COUNTRIES, "/api/sys/countries", _fields(Kind.TEXT, "Name", "TwoLetterCode")),
+    Resource(
+        "SimpleTimeZone",
+        tables.TIME_ZONES,
+        "/api/sys/simpletimezones",
+        _fields(Kind.TEXT, "Name", "DisplayName"),
+    ),
 )
 
 RESOURCES: dict[str, Resource] = {r.path: r for r in (COWORKERS, OPPORTUNITIES, *READ_ONLY)}

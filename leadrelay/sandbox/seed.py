@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from leadrelay.sandbox.resources import COWORKERS
-from leadrelay.sandbox.tenant import BOARDS, BUSINESSES, COLUMNS, Tenant
+from leadrelay.sandbox.tenant import BOARDS, BUSINESSES, COLUMNS, COUNTRIES, TIME_ZONES, Tenant
 
 LOCATIONS = (
     # business, name, town, country id, time zone id, board
@@ -18,6 +18,22 @@ STAGES = (
     (2200, "Won", True, False),
     (2300, "Lost", False, True),
 )
+COUNTRY_LIST = (  # id, ISO code, name (the ids the seeded locations and the demo routing use)
+    (1, "GB", "United Kingdom"),
+    (2, "US", "United States"),
+    (3, "DE", "Germany"),
+    (4, "FR", "France"),
+    (5, "ES", "Spain"),
+    (6, "NL", "Netherlands"),
+    (7, "IE", "Ireland"),
+)
+TIME_ZONE_LIST = (  # id, name
+    (12, "Pacific Standard Time"),
+    (20, "Eastern Standard Time"),
+    (31, "W. Europe Standard Time"),
+    (33, "Romance Standard Time"),
+    (52, "GMT Standard Time"),
+)
 BROKERS = (
     (3001, "HubbleHq", "hubblehq"),
     (3002, "LiquidSpace", "liquidspace"),
@@ -29,6 +45,10 @@ BROKERS = (
 
 def seed(tenant: Tenant) -> None:
     """Three locations, a board each with four stages, and five broker coworkers (``AgentId``)."""
+    for country_id, code, country in COUNTRY_LIST:
+        tenant.insert(COUNTRIES, {"Name": country, "TwoLetterCode": code}, country_id)
+    for zone_id, zone in TIME_ZONE_LIST:
+        tenant.insert(TIME_ZONES, {"Name": zone, "DisplayName": zone}, zone_id)
     for index, (business_id, name, town, country_id, timezone_id, board_id) in enumerate(LOCATIONS, 1):
         business = {"Name": name, "TownCity": town, "CountryId": country_id, "SimpleTimeZoneId": timezone_id}
         tenant.insert(BUSINESSES, business, business_id)

@@ -15,7 +15,17 @@ BOARDS = "crmboards"
 COLUMNS = "crmboardcolumns"
 COWORKERS = "coworkers"
 OPPORTUNITIES = "crmopportunities"
-FIRST_IDS = {COWORKERS: 100_001, OPPORTUNITIES: 500_001, BUSINESSES: 9_001, BOARDS: 9_501, COLUMNS: 9_801}
+COUNTRIES = "countries"
+TIME_ZONES = "simpletimezones"
+FIRST_IDS = {
+    COWORKERS: 100_001,
+    OPPORTUNITIES: 500_001,
+    BUSINESSES: 9_001,
+    BOARDS: 9_501,
+    COLUMNS: 9_801,
+    COUNTRIES: 901,
+    TIME_ZONES: 951,
+}
 
 
 @dataclass

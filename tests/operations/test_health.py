@@ -226,3 +226,40 @@ def test_readiness_never_takes_a_thread_of_the_webhook_doors_pool(
         assert counted == [{"thread": counted[0]["thread"], "default_busy": 0}]
     finally:
         rt.close()
+
+
+def test_an_unresolvable_secret_is_a_config_problem_and_the_last_check_a_detail(
+    clean_db, redis_broker, sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leadrelay.config_check import CheckReport, remember
+    from tests.conftest import routing_with
+
+    monkeypatch.setattr("leadrelay.config_check._last", {})
+    remember(CheckReport("full", ["locations.x.business_id: 4242 is not a business"]))
+    leads = {"host": "127.0.0.1", "tls": False, "username": "leads", "password_env": "UNSET_INBOX_PASSWORD"}
+    rt = runtime_with(clean_db, sandbox, routing_with(inboxes={"leads": leads}))
+    try:
+        swept(rt, seconds_ago=1)
+        with receiver(rt) as base:
+            answer = httpx.get(f"{base}/readyz", headers=ADMIN)
+            anonymous = httpx.get(f"{base}/readyz")
+        assert answer.status_code == 503
+        (problem,) = answer.json()["problems"]
+        assert problem.startswith("config: inboxes.leads.password_env: environment variable UNSET_INBOX_")
+        assert problem.endswith("run `leadrelay check`")
+        config = answer.json()["checks"]["config"]
+        assert config["light"]["ok"] is False and config["full"]["problems"] == [
+            "locations.x.business_id: 4242 is not a business"
+        ]
+        assert time.time() - config["light"]["at"] < 60
+        assert anonymous.json()["problems"] == ["config"]
+    finally:
+        rt.close()
+    fine = runtime_with(clean_db, sandbox)
+    try:
+        swept(fine, seconds_ago=1)
+        with receiver(fine) as base:
+            body = httpx.get(f"{base}/readyz", headers=ADMIN).json()
+        assert body["problems"] == [] and body["checks"]["config"]["light"]["ok"] is True
+    finally:
+        fine.close()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from leadrelay.routing import Routing, RoutingError, load_routing
+from leadrelay.config_check import configured_routing
+from leadrelay.errors import ConfigurationError
+from leadrelay.routing import Routing
 from leadrelay.settings import Settings
 
 POLL_TASK = "leadrelay.poll_inbox"
@@ -34,6 +36,6 @@ def inbox_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     and stop with the problems, so an unreadable file never gets this far there.
     """
     try:
-        return beat_entries(load_routing(settings.config))
-    except RoutingError:
+        return beat_entries(configured_routing(settings))
+    except ConfigurationError:  # a RoutingError too
         return {}
