@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from rich.table import Table
 
 from leadrelay.cli.app import Json, app, console, errors, fail, print_json, settings_or_fail
-from leadrelay.cli.starter import CHANNEL_CHOICES, new_secret, plan_locations, render, secret_env
+from leadrelay.cli.starter import CHANNEL_CHOICES, new_secret, new_token, plan_locations, render, secret_env
 
 schema_app = typer.Typer(help="Print JSON Schemas (editors autocomplete the routing file with them).")
 app.add_typer(schema_app, name="schema")
@@ -61,6 +61,13 @@ def init(
     totp: Annotated[
         str | None, typer.Option(help="the current two-factor code, for accounts that use it")
     ] = None,
+    token: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--token",
+            help="a channel whose sender cannot sign (Zapier, Make, a form): a bearer token instead (repeat)",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
 ) -> None:
     """Log in to Nexudus, list its businesses and CRM boards, and write a starter routing file."""
@@ -86,6 +93,9 @@ def init(
             f"--channel must name one or more of {', '.join(CHANNEL_CHOICES)} "
             f"(got {', '.join(unknown) or 'none'})"
         )
+    tokens = frozenset(c.lower() for c in token or [])
+    if stray := sorted(tokens - set(chosen)):
+        fail(f"--token names a channel that is not chosen with --channel: {', '.join(stray)}")
     client = api.NexudusClient(
         budget=Paced(), account="main", base_url=url, username=user, password=SecretStr(secret), totp=totp
     )
@@ -105,13 +115,18 @@ def init(
     finally:
         client.close()
     planned = plan_locations(businesses, boards, columns, codes)
-    text = render(base_url=url, username=user, locations=planned, channels=list(dict.fromkeys(chosen)))
+    names = list(dict.fromkeys(chosen))
+    text = render(base_url=url, username=user, locations=planned, channels=names, tokens=tokens)
     parse_routing(yaml.safe_load(text), str(output))  # what is written must load
     _show_locations(planned, boards, columns)
     output.write_text(text, "utf-8")
-    secrets_ = {secret_env(name): new_secret() for name in dict.fromkeys(chosen)}
+    secrets_ = {
+        secret_env(name, token=name in tokens): new_token() if name in tokens else new_secret()
+        for name in names
+    }
     console.print(
-        f"\nWrote {output}. Webhook secrets, shown once (give each to its portal):", highlight=False
+        f"\nWrote {output}. Webhook secrets and tokens, shown once (give each to its sender):",
+        highlight=False,
     )
     sys.stdout.write("\n# .env snippet\n" + "".join(f"{k}={v}\n" for k, v in secrets_.items()))
     sys.stdout.write("NEXUDUS_PASSWORD=...\n")

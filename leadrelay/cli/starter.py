@@ -42,8 +42,21 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-def secret_env(channel: str) -> str:
-    return f"{re.sub(r'[^A-Z0-9]+', '_', channel.upper())}_WEBHOOK_SECRET"
+def new_token() -> str:
+    """A bearer token for a no-code sender (Zapier, Make, a form): 43 URL-safe characters."""
+    return secrets.token_urlsafe(32)
+
+
+def secret_env(channel: str, *, token: bool = False) -> str:
+    kind = "TOKEN" if token else "SECRET"
+    return f"{re.sub(r'[^A-Z0-9]+', '_', channel.upper())}_WEBHOOK_{kind}"
+
+
+def webhook_block(channel: str, *, token: bool) -> str:
+    """The channel's ``webhook:`` line: Standard Webhooks, or a bearer token for no-code senders."""
+    if token:
+        return f"webhook: {{scheme: token, token_env: {secret_env(channel, token=True)}}}"
+    return f"webhook: {{scheme: standard-webhooks, secret_env: {secret_env(channel)}}}"
 
 
 def slug(name: str, taken: set[str]) -> str:
@@ -91,6 +104,7 @@ def render(
     username: str,
     locations: list[StarterLocation],
     channels: list[str],
+    tokens: frozenset[str] = frozenset(),
     schema_hint: str = "leadrelay-routing.schema.json",
 ) -> str:
     lines = [
@@ -131,7 +145,7 @@ def render(
             f"  {name}:",
             f"    lead_source: {int(source)}  # {source.name}",
             "    " + AGENT_TODO.rstrip("\n"),
-            f"    webhook: {{scheme: standard-webhooks, secret_env: {secret_env(name)}}}",
+            "    " + webhook_block(name, token=name in tokens),
         ]
     if not channels:
         lines[-1] = "channels: {}"
