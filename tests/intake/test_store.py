@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine
 
-from leadrelay.intake.store import APPLICATION_NAME, Inbound, PoolIntakeStore, Publisher, conninfo
+from leadrelay.intake.store import APPLICATION_NAME, Inbound, Intake, PoolIntakeStore, Publisher, conninfo
 from leadrelay.models import Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
@@ -91,20 +91,33 @@ def test_a_store_opened_before_a_fork_opens_its_own_pool_in_the_child(clean_db: 
         await store.open()
         await store.record(inbound("parent"))
 
-    asyncio.run(parent_record())
-    parent_pool = store._pool
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child's coverage is not collected
-        signal.alarm(10)
-        code = 1
+    async def child_record() -> tuple[Intake, bool]:
         try:
-            intake, _ = asyncio.run(store.record(inbound("child")))
-            code = 0 if store._pool is not parent_pool and not intake.duplicate else 2
-        except BaseException:
-            why.write_text(traceback.format_exc())
+            intake, _ = await store.record(inbound("child"))
+            return intake, store._pool is not parent_pool  # a pool of its own
         finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
+            await store.close()  # never left to a closing loop's cancellations
+
+    # the parent's loop outlives the fork, so the parent's pool is closed by it, not abandoned
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(parent_record())
+        parent_pool = store._pool
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child's coverage is not collected
+            signal.alarm(20)
+            code = 1
+            try:
+                intake, own_pool = asyncio.run(child_record())
+                code = 0 if own_pool and not intake.duplicate else 2
+            except BaseException:
+                why.write_text(traceback.format_exc())
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        loop.run_until_complete(asyncio.wait_for(store.close(), 10))
+        loop.close()
     assert os.waitstatus_to_exitcode(status) == 0, why.read_text() if why.exists() else "no traceback"
 
 
