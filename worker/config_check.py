@@ -20,7 +20,7 @@ from leadrelay.config_check import CheckReport, light_check
 from leadrelay.errors import LeadRelayError
 from leadrelay.nexudus import client as api
 from leadrelay.nexudus.client import NexudusClient
-from leadrelay.nexudus.lookups import Paced, record
+from leadrelay.nexudus.lookups import Paced, record, records_page
 from leadrelay.routing import Routing, RoutingError
 from leadrelay.settings import Settings
 from leadrelay.worker.imap.connection import open_session
@@ -36,6 +36,18 @@ class _Lookups:
     client: NexudusClient
     records: dict[tuple[str, int], dict[str, Any] | None] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    unchecked: dict[str, str] = field(default_factory=dict)  # path -> why its ids were not looked up
+    _listable: dict[str, bool] = field(default_factory=dict)
+
+    def listable(self, path: str) -> bool:
+        """Whether this Nexudus answers ``path`` at all: the list of countries and of time
+        zones are not in NEXUDUS.md, so a 404 there says "cannot check", not "no such id"."""
+        if path not in self._listable:
+            answer = records_page(self.client, path)
+            self._listable[path] = answer.status_code != 404
+            if answer.status_code == 404:
+                self.unchecked[path] = "this Nexudus does not answer it: the ids were not checked"
+        return self._listable[path]
 
     def record(self, path: str, record_id: int) -> dict[str, Any] | None:
         key = (path, record_id)
@@ -101,7 +113,7 @@ def _location_problems(name: str, loc: Any, look: _Lookups) -> list[str]:
                 f"{where}.board_column_id: {loc.board_column_id} is not a column of business "
                 f"{loc.business_id}'s boards"
             )
-    country = look.record(api.COUNTRIES, loc.country_id)
+    country = look.record(api.COUNTRIES, loc.country_id) if look.listable(api.COUNTRIES) else {}
     if country is None:
         problems.append(f"{where}.country_id: {loc.country_id} is not a country in Nexudus")
     elif str(country.get("TwoLetterCode") or loc.country).upper() != loc.country:
@@ -109,7 +121,7 @@ def _location_problems(name: str, loc: Any, look: _Lookups) -> list[str]:
             f"{where}.country: {loc.country}, but country_id {loc.country_id} is "
             f"{country.get('TwoLetterCode')}"
         )
-    if look.record(api.TIME_ZONES, loc.timezone_id) is None:
+    if look.listable(api.TIME_ZONES) and look.record(api.TIME_ZONES, loc.timezone_id) is None:
         problems.append(f"{where}.timezone_id: {loc.timezone_id} is not a time zone in Nexudus")
     for channel, agent in loc.agent_ids.items():
         if look.record(api.COWORKERS, agent) is None:
@@ -120,7 +132,8 @@ def _location_problems(name: str, loc: Any, look: _Lookups) -> list[str]:
 
 
 def nexudus_problems(settings: Settings, routing: Routing) -> tuple[list[str], dict[str, str]]:
-    """Every id the routing file names, looked up in its account; and each account's login."""
+    """Every id the routing file names, looked up in its account; and each account's login
+    (``ok``, ``refused``, …, with what could not be checked there)."""
     problems: list[str] = []
     logins: dict[str, str] = {}
     lookups: dict[str, _Lookups] = {}
@@ -156,6 +169,10 @@ def nexudus_problems(settings: Settings, routing: Routing) -> tuple[list[str], d
                     )
         for account, look in lookups.items():
             problems.extend(f"accounts.{account}: {failure}" for failure in look.failures)
+            if look.unchecked:
+                logins[account] += "; not checked: " + ", ".join(
+                    f"{p} ({why})" for p, why in look.unchecked.items()
+                )
     finally:
         for look in lookups.values():
             look.client.close()

@@ -42,6 +42,11 @@ def record(client: NexudusClient, path: str, record_id: int) -> Result:
     return result
 
 
+def records_page(client: NexudusClient, path: str) -> Result:
+    """The first record of a search: whether (and how) Nexudus answers ``path`` at all."""
+    return _patiently(client, path, {"page": 1, "size": 1})
+
+
 def records(client: NexudusClient, path: str, params: dict[str, Any] | None = None) -> Result:
     """``value``: every record of a search (all pages, up to ``MAX_PAGES``)."""
     found: list[dict[str, Any]] = []
