@@ -133,7 +133,8 @@ def test_a_stopped_imap_server_is_reported_within_two_intervals_and_cleared_on_r
     after, ticks, seen = reported
     assert after <= 2 * INTERVAL, f"reported only after {after:.1f}s ({ticks} ticks)"
     assert "refused the connection" in seen["readyz"][0] and "'leads'" in seen["readyz"][0]
-    assert seen["up"] == 0.0 and seen["alert"] == ["firing"] and seen["failures"] >= 2
+    # stale after two failed passes, or sooner when a slow pass already let two intervals go by
+    assert seen["up"] == 0.0 and seen["alert"] == ["firing"] and seen["failures"] >= 1
     firing = [n for n in watch.notices if n.key == "inbox:leads"][-1]
     assert "refused the connection" in firing.summary and "runbook" in firing.summary
     assert watch.alert() == []  # told once, not at every check
