@@ -87,3 +87,22 @@ def test_suggest_refuses_unreadable_samples_with_one_line(tmp_path: Path) -> Non
     result = cli("channels", "suggest", str(junk))
     assert result.returncode == 2
     assert "junk.json: the body is not a JSON object" in result.stderr
+
+
+def test_parse_warns_about_a_labelled_value_it_left_out(tmp_path: Path) -> None:
+    suggested = cli("channels", "suggest", "--lead-source", "20", *map(str, SAMPLES))
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING_HEAD + textwrap.indent(suggested.stdout, "    "), "utf-8")
+    vague = tmp_path / "vague.eml"
+    vague.write_bytes(
+        (DESKBRIDGE / "enquiry-forwarded.eml").read_bytes().replace("£11,000 per month".encode(), b"ask me")
+    )
+    env = {**os.environ, "LEADRELAY_CONFIG": str(routing)}
+    parsed = cli("parse", "--channel", "deskbridge", str(vague), env=env)
+    assert parsed.returncode == 0, parsed.stderr
+    assert "requirements.budget: 'ask me' (label 'Spend ceiling') is not an amount: left out" in parsed.stderr
+    [lead] = documents(parsed.stdout)
+    assert (
+        lead["requirements"]["budget"] is None
+        and lead["contact"]["email"] == "hannah@northwind-studio.example"
+    )

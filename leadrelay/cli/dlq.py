@@ -271,7 +271,7 @@ def edit_command(
     try:
         if file is None:
             with rt.sessions() as session:
-                initial = dead_letters.editable_lead(session, letter_id)
+                initial = dead_letters.editable_lead(session, letter_id, routing=rt.routing)
             file = _edit_in_editor(initial)
             console.print(f"Edited lead saved in {file}")
         try:
