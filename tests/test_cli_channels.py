@@ -60,6 +60,18 @@ def test_suggest_then_parse_reads_an_unknown_portal_from_its_own_samples(tmp_pat
     assert {lead["requirements"]["budget"]["currency"] for lead in leads} == {"GBP"}
     assert {lead["requirements"]["budget"]["period"] for lead in leads} == {"month"}
 
+    unseen = cli("parse", "--channel", "deskbridge", str(DESKBRIDGE / "unseen" / "html-only.eml"), env=env)
+    assert unseen.returncode == 0, unseen.stderr  # an HTML-only mail in windows-1252 it was not built from
+    [lead] = documents(unseen.stdout)
+    assert (lead["external_id"], lead["contact"]["email"], lead["contact"]["phone"]) == (
+        "DB-53390",
+        "renee@atelier-fournier.example",
+        "+442079460958",
+    )
+    assert lead["contact"]["full_name"] == "Renée Fournier"
+    assert (lead["requirements"]["desks"]["max"], lead["requirements"]["budget"]["max"]) == (4, 2400)
+    assert lead["requirements"]["start_date"] == "2027-02-02"
+
     detected = cli("parse", str(SAMPLES[0]), env=env)  # the suggested senders: detection finds it
     assert detected.returncode == 0, detected.stderr
     assert "channel deskbridge" in detected.stderr
