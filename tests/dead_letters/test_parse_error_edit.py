@@ -69,7 +69,11 @@ def test_a_mail_without_an_email_names_contact_email_and_dlq_edit_delivers_it_on
 
         shown = cli("dlq", "show", str(letter.id), env=env_for(routing))
         assert shown.returncode == 0, shown.stderr
-        assert "contact.email" in " ".join(shown.stdout.split())
+        said = " ".join(shown.stdout.split())
+        assert "Fields to fix" in said
+        for field in ("contact.email", "contact.phone", "requirements.budget"):
+            assert field in said
+        assert f"leadrelay dlq edit {letter.id}" in said
 
         editor = tmp_path / "editor.py"
         editor.write_text(EDITOR)
