@@ -28,6 +28,7 @@ _EXACT = 3
 _SECTIONS = ("contact", "listing", "broker")
 _BROKER_FIELD = {"email": "broker.email", "phone": "broker.phone", "full_name": "broker.contact"}
 _SECOND_LEVEL = frozenset(("co", "com", "org", "net", "ac", "gov", "ltd", "plc"))
+_EVENT_KEYS = frozenset(("event", "eventtype", "type", "action", "topic", "eventname", "trigger"))
 _SAMPLE_LIMITS = Limits(message_bytes=10_000_000, part_text_bytes=1_000_000, mail_text_bytes=2_000_000)
 
 
@@ -69,6 +70,7 @@ class Suggestion:
     reference_pattern: str | None
     reference_in_subject: bool
     unread: tuple[str, ...]  # samples that could not be read, with why
+    events: tuple[str, tuple[str, ...]] | None = None  # a webhook's event path and the types seen
 
     def parse_block(self) -> dict[str, Any]:
         """The ``parse:`` block as data (what :mod:`.render` writes with comments)."""
@@ -111,6 +113,7 @@ class _Reading:
         self.bodies: list[str] = []
         self.senders: list[str] = []
         self.unread: list[str] = []
+        self.events: dict[str, list[str]] = {}
 
     def see(self, key: str, label: str, value: str, index: int, owner: str | None = None) -> None:
         entry = self.observed.setdefault(key, Observed(label, owner=owner))
@@ -138,6 +141,9 @@ class _Reading:
             raise ValueError("the body is not a JSON object")
         self.subjects.append("")
         self.bodies.append(json.dumps(data, ensure_ascii=False))
+        for key, value in data.items():
+            if isinstance(value, str) and normalise_label(str(key)).replace(" ", "") in _EVENT_KEYS:
+                self.events.setdefault(str(key), []).append(value)
         pending: list[tuple[Any, tuple[str, ...], str | None]] = [(data, (), None)]
         while pending:
             node, where, owner = pending.pop()
@@ -235,6 +241,14 @@ def suggest(samples: Sequence[Sample]) -> Suggestion:
         reference_pattern=reference.pattern if reference else None,
         reference_in_subject=bool(reference and reference.in_subject),
         unread=tuple(reading.unread),
+        events=next(
+            (
+                (key, tuple(dict.fromkeys(values)))
+                for key, values in reading.events.items()
+                if len(values) == read and read > 0
+            ),
+            None,
+        ),
     )
 
 

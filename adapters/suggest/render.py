@@ -38,7 +38,7 @@ def to_yaml(suggestion: Suggestion, channel: str = "newportal", lead_source: int
     ]
     if suggestion.senders:
         lines.append(f"  senders: [{', '.join(scalar(s) for s in suggestion.senders)}]")
-    else:
+    elif suggestion.kind != "webhook":
         lines.append("  # senders: no sender domain found in the samples")
     if suggestion.reference_pattern:
         where = "subject and body" if suggestion.reference_in_subject else "body"
@@ -63,6 +63,11 @@ def to_yaml(suggestion: Suggestion, channel: str = "newportal", lead_source: int
         if mapping.field is None:
             where = f"{mapping.seen_in}/{n} samples"
             lines.append(f"  # not mapped: {mapping.label!r} ({mapping.value_type}, {where}): {mapping.why}")
+    if suggestion.events:
+        path, seen = suggestion.events
+        handled = ", ".join(f"{scalar(event)}: null" for event in seen)
+        lines.append(f"  # every sample says its event type in {path!r}; to make other types parse errors:")
+        lines.append(f"  # events: {{paths: [{scalar(path)}], handled: {{{handled}}}}}")
     for unread in suggestion.unread:
         lines.append(f"  # not read: {unread}")
     return "\n".join(lines) + "\n"
@@ -88,6 +93,9 @@ def to_json(suggestion: Suggestion) -> dict[str, Any]:
             for m in suggestion.mappings
         ],
         "unread": list(suggestion.unread),
+        "events": None
+        if suggestion.events is None
+        else {"path": suggestion.events[0], "seen": list(suggestion.events[1])},
         "parse": suggestion.parse_block(),
     }
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import yaml
+
 from leadrelay.adapters import RawItem
 from leadrelay.adapters.base import ParseContext
 from leadrelay.adapters.configurable import build
 from leadrelay.adapters.suggest import Sample, suggest
+from leadrelay.adapters.suggest.render import to_yaml
 from leadrelay.adapters.suggest.values import value_type
 from leadrelay.routing import ChannelConfig, ParseConfig
 
@@ -47,6 +50,15 @@ def test_webhook_samples_become_json_paths_that_the_configurable_adapter_reads()
     assert lead.broker.email == "desk@broker.example"
     assert lead.requirements.desks is not None and lead.requirements.desks.max == 14
     assert lead.requirements.budget is not None and lead.requirements.budget.max == 7800
+
+
+def test_the_event_type_of_every_webhook_sample_is_offered_as_a_comment() -> None:
+    suggestion = suggest(HOOKS)
+    assert suggestion.events == ("event", ("lead.created",))
+    text = to_yaml(suggestion, "roomly", 20)
+    assert "  # events: {paths: [event], handled: {lead.created: null}}" in text
+    assert "senders" not in text  # webhooks have no senders to suggest
+    assert yaml.safe_load(text)["parse"]["json_paths"]["contact.email"] == ["lead.person.mail"]
 
 
 def test_a_token_that_is_the_same_in_every_sample_is_not_a_reference() -> None:
