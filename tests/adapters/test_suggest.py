@@ -84,3 +84,16 @@ def test_value_types() -> None:
         "date",
     ]
     assert [value_type(v) for v in ("8-10", "https://a.example/x", "ask me")] == ["integer", "url", "text"]
+
+
+def test_junk_samples_are_said_unread_and_never_raise() -> None:
+    junk = [
+        Sample("empty.eml", b"", "email"),
+        Sample("binary.eml", bytes(range(256)) * 64, "email"),
+        Sample("deep.json", b"[" * 100_000 + b"]" * 100_000, "webhook"),
+        Sample("list.json", b"[1, 2]", "webhook"),
+        Sample("latin1.json", b'{"name": "\xe9"}', "webhook"),
+    ]
+    suggestion = suggest(junk)
+    assert [why.split(":")[0] for why in suggestion.unread] == ["deep.json", "list.json", "latin1.json"]
+    assert suggestion.reference_pattern is None and suggestion.parse_block() == {}
