@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.test_cli import cli, documents
 
-DESKBRIDGE = Path(__file__).parent / "fixtures" / "deskbridge"
+DESKBRIDGE = Path(__file__).parent / "fixtures" / "configurable" / "deskbridge"
 SAMPLES = sorted(DESKBRIDGE.glob("*.eml"))
 ROUTING_HEAD = """\
 accounts:

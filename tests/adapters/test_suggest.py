@@ -12,7 +12,8 @@ from leadrelay.adapters.configurable import build
 from leadrelay.adapters.suggest import Sample, suggest
 from leadrelay.adapters.suggest.render import to_yaml
 from leadrelay.adapters.suggest.values import value_type
-from leadrelay.routing import ChannelConfig, ParseConfig
+from leadrelay.routing import ChannelConfig, ParseConfig, load_routing
+from tests.adapters.support import FIXTURES
 
 
 def _hook(ref: str, email: str, phone: str, team: int, budget: int, start: str) -> Sample:
@@ -97,3 +98,12 @@ def test_junk_samples_are_said_unread_and_never_raise() -> None:
     suggestion = suggest(junk)
     assert [why.split(":")[0] for why in suggestion.unread] == ["deep.json", "list.json", "latin1.json"]
     assert suggestion.reference_pattern is None and suggestion.parse_block() == {}
+
+
+def test_the_deskbridge_block_in_the_fixture_routing_is_what_suggest_prints() -> None:
+    folder = FIXTURES / "configurable" / "deskbridge"
+    samples = [Sample(p.name, p.read_bytes(), "email") for p in sorted(folder.glob("*.eml"))]
+    printed = yaml.safe_load(to_yaml(suggest(samples), "deskbridge", 99))
+    routing = load_routing(FIXTURES / "configurable" / "routing.yaml")
+    assert ParseConfig.model_validate(printed["parse"]) == routing.channels["deskbridge"].parse
+    assert printed["adapter"] == routing.channels["deskbridge"].adapter == "configurable"
