@@ -107,7 +107,13 @@ def _drop(draft: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
     return False
 
 
-def finish(draft: dict[str, Any], ctx: ParseContext, *, drop_invalid: bool = False) -> CanonicalLead:
+def finish(
+    draft: dict[str, Any],
+    ctx: ParseContext,
+    *,
+    drop_invalid: bool = False,
+    model: type[CanonicalLead] = CanonicalLead,
+) -> CanonicalLead:
     """Validate an adapter's draft into a lead, with the listing's phone region.
 
     With ``drop_invalid`` a value the model rejects (a malformed broker e-mail, a
@@ -124,7 +130,7 @@ def finish(draft: dict[str, Any], ctx: ParseContext, *, drop_invalid: bool = Fal
     }
     while True:
         try:
-            return CanonicalLead.model_validate(draft, context={"region": region})
+            return model.model_validate(draft, context={"region": region})
         except ValidationError as err:
             locs = [tuple(e.get("loc", ())) for e in err.errors()]
             if not drop_invalid or not all(loc and _drop(draft, loc) for loc in locs):

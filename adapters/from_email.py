@@ -12,13 +12,14 @@ import fnmatch
 import re
 
 from leadrelay.adapters.base import Limits, NotALead, ParseError
-from leadrelay.adapters.fields import Found, as_text
+from leadrelay.adapters.fields import Found, as_text, build_draft
 from leadrelay.adapters.mail.classify import looks_like_newsletter, not_a_lead, without_forward_prefix
 from leadrelay.adapters.mail.forwards import Layer, unwrap
 from leadrelay.adapters.mail.message import Mail, read_mail
 from leadrelay.adapters.mail.pairs import pairs_in
 from leadrelay.adapters.parsing.text import emails_in, kind_in
 from leadrelay.adapters.spec import PortalSpec
+from leadrelay.adapters.unread import unreachable
 
 _GUESS = (0, 0, 0)
 _PATTERN = (10, 0, 0)
@@ -87,7 +88,7 @@ def too_big(size: int, limit: int, *, kept: int | None = None) -> str:
     )
 
 
-def read_email(body: bytes, spec: PortalSpec, limits: Limits) -> Found:
+def read_email(body: bytes, spec: PortalSpec, limits: Limits, *, require_contact: bool = True) -> Found:
     if len(body) > limits.message_bytes:
         raise ParseError(too_big(len(body), limits.message_bytes))
     mail = read_mail(body, limits)
@@ -114,8 +115,8 @@ def read_email(body: bytes, spec: PortalSpec, limits: Limits) -> Found:
     found.offer("received_at", lead.date or mail.date, "date", _GUESS)
     if not found.has("contact.email"):
         _client_email(found, spec, mail, layers)
-    if not any(found.has(field) for field in _CONTACT_FIELDS):
+    if require_contact and not any(found.has(field) for field in _CONTACT_FIELDS):
         if looks_like_newsletter(mail, subject):
             raise NotALead("looks like a newsletter or marketing mail, not a lead")
-        raise ParseError("no e-mail address or phone number found")
+        raise ParseError(unreachable(found, build_draft(found, spec.reading), spec.labels, door="email"))
     return found

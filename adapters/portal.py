@@ -7,14 +7,26 @@ item lands in the dead-letter queue instead of crashing a worker.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from leadrelay.adapters.base import AdapterError, NotALead, ParseContext, ParseError, RawItem, finish
 from leadrelay.adapters.fields import build_draft
 from leadrelay.adapters.from_email import read_email
 from leadrelay.adapters.from_webhook import read_webhook
 from leadrelay.adapters.spec import PortalSpec
+from leadrelay.adapters.unread import ReadSoFar, unreachable, unread_fields
 from leadrelay.canonical import CanonicalLead
 
+UNREACHABLE = "neither an e-mail address nor a usable phone number"  # the model's words (canonical.py)
+
 _DOORS = {"webhook": "webhook", "email": "e-mail"}
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    lead: CanonicalLead
+    unread: tuple[str, ...] = ()  # one note per field given but not readable, by field path
 
 
 class PortalAdapter:
@@ -31,6 +43,23 @@ class PortalAdapter:
         return f"PortalAdapter({self.name!r})"
 
     def parse(self, item: RawItem, ctx: ParseContext) -> CanonicalLead:
+        return self.parse_noting(item, ctx).lead
+
+    def read_so_far(self, item: RawItem, ctx: ParseContext) -> dict[str, Any] | None:
+        """The canonical JSON of whatever the item holds, reachable or not; None when nothing reads."""
+        try:
+            found = (
+                read_webhook(item.body, self.spec)
+                if item.kind == "webhook"
+                else read_email(item.body, self.spec, ctx.limits, require_contact=False)
+            )
+            draft = build_draft(found, self.spec.reading)
+            return finish(draft, ctx, drop_invalid=True, model=ReadSoFar).to_json_dict()
+        except Exception:  # anything unreadable: the form is filled by hand instead
+            return None
+
+    def parse_noting(self, item: RawItem, ctx: ParseContext) -> Parsed:
+        """The lead and what the item held that could not be read (``requirements.budget: …``)."""
         door = _DOORS.get(item.kind, str(item.kind))
         try:
             found = (
@@ -41,7 +70,13 @@ class PortalAdapter:
             draft = build_draft(found, self.spec.reading)
             if self.spec.broker_name:
                 draft.setdefault("broker", {}).setdefault("name", self.spec.broker_name)
-            return finish(draft, ctx, drop_invalid=True)
+            try:
+                lead = finish(draft, ctx, drop_invalid=True)
+            except ParseError as err:
+                if UNREACHABLE not in str(err):
+                    raise
+                raise ParseError(unreachable(found, draft, self.spec.labels, door=item.kind)) from None
+            return Parsed(lead, tuple(unread_fields(found, lead.to_json_dict())))
         except NotALead as err:
             raise NotALead(_one_line(f"{self.name} {door}: {err}")) from None
         except (ParseError, AdapterError) as err:
@@ -52,5 +87,5 @@ class PortalAdapter:
             ) from err
 
 
-def _one_line(message: str, limit: int = 300) -> str:
+def _one_line(message: str, limit: int = 600) -> str:
     return " ".join(message.split())[:limit]

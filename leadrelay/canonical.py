@@ -277,7 +277,10 @@ class CanonicalLead(_Part):
     @model_validator(mode="after")
     def _reachable(self) -> CanonicalLead:
         if not self.contact.email and not self.contact.phone:
-            raise ValueError("the lead has neither an e-mail address nor a usable phone number")
+            raise ValueError(
+                "the lead has neither an e-mail address nor a usable phone number "
+                "(contact.email, contact.phone)"
+            )
         return self
 
     def identity(self) -> str:

@@ -248,6 +248,7 @@ SERVICE_PATHS = (
     "operations/test_alerts.py",  # an alert receiver over HTTP
     "adapters/test_linear_time.py",  # CPU timings: wants a machine of its own
     "test_cli.py",  # the CLI in subprocesses
+    "test_cli_channels.py",  # the CLI in subprocesses
 )
 SERVICE_MARKERS = ("chaos", "browser", "imap")
 

@@ -35,7 +35,7 @@ from leadrelay.nexudus.payloads import channel_label
 from leadrelay.queries import pretty_lead
 from leadrelay.routing import ChannelConfig, Routing
 from leadrelay.worker import dedupe
-from leadrelay.worker.normalise import accept
+from leadrelay.worker.normalise import accept, read_so_far
 
 _Ts = TypeVarTuple("_Ts")  # the columns a filtered select returns
 
@@ -289,11 +289,13 @@ def discard(session: Session, letter_id: int, *, actor: str, why: str) -> None:
     )
 
 
-def editable_lead(session: Session, letter_id: int) -> dict[str, Any]:
-    """The canonical lead to edit: the one on record, or an empty form for a parse error."""
+def editable_lead(session: Session, letter_id: int, *, routing: Routing | None = None) -> dict[str, Any]:
+    """The canonical lead to edit: the one on record; for a parse error, what the raw item does
+    hold (with ``routing``: the field the error names left empty), else an empty form."""
     found = detail(session, letter_id)
-    if found.lead.lead:
-        lead = dict(found.lead.lead)
+    so_far = read_so_far(routing, found.lead) if routing is not None and not found.lead.lead else None
+    if found.lead.lead or so_far:
+        lead = dict(found.lead.lead or so_far or {})
         for computed in ("channel", "lead_source"):
             lead.pop(computed, None)
         return lead

@@ -15,6 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from leadrelay import logs
 from leadrelay.adapters import NotALead, ParseError, RawItem
+from leadrelay.adapters.portal import PortalAdapter
 from leadrelay.adapters.registry import context_for
 from leadrelay.canonical import CanonicalLead
 from leadrelay.db import utcnow
@@ -51,6 +52,20 @@ def read(routing: Routing, lead: Lead) -> CanonicalLead:
     if canonical.received_at is None:
         canonical = canonical.model_copy(update={"received_at": lead.received_at})
     return canonical
+
+
+def read_so_far(routing: Routing, lead: Lead) -> dict[str, Any] | None:
+    """What a lead that could not be read does hold (the form for ``dlq edit``); None when nothing."""
+    if lead.channel not in routing.channels or lead.raw_body is None:
+        return None
+    try:
+        ctx, adapter = context_for(routing, lead.channel)
+    except KeyError:
+        return None
+    if not isinstance(adapter, PortalAdapter):
+        return None
+    item = RawItem(kind="email" if lead.source == "email" else "webhook", body=lead.raw_body)
+    return adapter.read_so_far(item, ctx)
 
 
 def normalise(session: Session, lead_id: int, *, routing: Routing, reader: str | None = None) -> Normalised:

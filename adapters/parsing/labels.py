@@ -121,6 +121,12 @@ class LabelTable:
     def fields(self) -> frozenset[str]:
         return frozenset(s.field for s in self._synonyms)
 
+    def synonyms(self, field: str, *, custom: bool | None = None) -> tuple[str, ...]:
+        """The (normalised) labels that name ``field``: all, or only the routing file's own (``custom``)."""
+        return tuple(
+            dict.fromkeys(s.text for s in self._synonyms if s.field == field and custom in (None, s.custom))
+        )
+
     def match(self, label: str) -> LabelMatch | None:
         """The field a label names, or None when it names none we know."""
         text = normalise_label(label)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shlex
 import subprocess
 import tempfile
@@ -118,6 +119,17 @@ def list_command(
     console.print(f"Open: {summary or 'none'}. Inspect one with [bold]leadrelay dlq show ID[/].")
 
 
+_FIELD_NOTE = re.compile(
+    r"(?:^|[—;:] )((?:contact|requirements|listing|broker|external_id|received_at|viewing_at)"
+    r"[a-z_.]*): ([^;]+)"
+)
+
+
+def _fields_named(message: str) -> list[tuple[str, str]]:
+    """The ``field.path: problem`` notes of a parse error's message, in order."""
+    return [(m.group(1), m.group(2).strip()) for m in _FIELD_NOTE.finditer(message)]
+
+
 @dlq.command("show")
 def show_command(
     letter_id: Annotated[int, typer.Argument(help="dead letter id")],
@@ -144,6 +156,17 @@ def show_command(
     ):
         summary.add_row(f"[bold]{key}[/]", escape(str(value)))
     console.print(Panel(summary, title=f"Dead letter {letter.id}", title_align="left"))
+    fields = _fields_named(letter.message) if letter.reason == DeadReason.parse_error else []
+    if fields:
+        table = Table(title="Fields to fix", title_justify="left")
+        table.add_column("field")
+        table.add_column("problem", overflow="fold")
+        for path, problem in fields:
+            table.add_row(path, escape(problem))
+        console.print(table)
+        console.print(
+            f"Fix them with [bold]leadrelay dlq edit {letter.id}[/]: the lead opens as far as it was read."
+        )
     errors = letter.detail.get("errors") or []
     if errors:
         table = Table(title="Nexudus errors", title_justify="left")
@@ -271,7 +294,7 @@ def edit_command(
     try:
         if file is None:
             with rt.sessions() as session:
-                initial = dead_letters.editable_lead(session, letter_id)
+                initial = dead_letters.editable_lead(session, letter_id, routing=rt.routing)
             file = _edit_in_editor(initial)
             console.print(f"Edited lead saved in {file}")
         try:

@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from leadrelay.adapters import AdapterError, RawItem
 from leadrelay.adapters.detect import detect
+from leadrelay.adapters.portal import PortalAdapter
 from leadrelay.adapters.registry import context_for
 from leadrelay.cli.app import errors
 from leadrelay.routing import Routing
@@ -61,13 +62,19 @@ def parse_one(routing: Routing, path: Path, *, channel: str | None, kind: str | 
         return False
     try:
         ctx, adapter = context_for(routing, chosen)
-        lead = adapter.parse(item, ctx)
+        if isinstance(adapter, PortalAdapter):
+            parsed = adapter.parse_noting(item, ctx)
+            lead, unread = parsed.lead, parsed.unread
+        else:
+            lead, unread = adapter.parse(item, ctx), ()
     except KeyError as err:
         say("error", str(err.args[0]) if err.args else "no adapter for this channel")
         return False
     except AdapterError as err:
         say("error", f"{path.name}: {err}")
         return False
+    for note in unread:
+        say("warning", f"{path.name}: {note}: left out")
     sys.stdout.write(json.dumps(lead.to_json_dict(), indent=2, ensure_ascii=False) + "\n")
     return True
 

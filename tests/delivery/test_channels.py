@@ -88,7 +88,7 @@ def test_an_unreadable_notification_is_a_parse_error_with_the_raw_mail_kept(
     assert process(runtime, lead_id, owner="w") == "dead"
     [letter] = dead_letters(runtime, lead_id)
     assert letter.reason == "parse_error"
-    assert "no e-mail address or phone number" in letter.message
+    assert "contact.email: no e-mail address (looked for labels" in letter.message  # names the field to fix
     assert lead(runtime, lead_id).raw_body == body
 
 
