@@ -10,6 +10,7 @@ from __future__ import annotations
 from leadrelay.adapters.base import AdapterError, NotALead, ParseContext, ParseError, RawItem, finish
 from leadrelay.adapters.fields import build_draft
 from leadrelay.adapters.from_email import read_email
+from leadrelay.adapters.from_row import ROW_CONTENT_TYPE, read_row
 from leadrelay.adapters.from_webhook import read_webhook
 from leadrelay.adapters.spec import PortalSpec
 from leadrelay.canonical import CanonicalLead
@@ -33,11 +34,12 @@ class PortalAdapter:
     def parse(self, item: RawItem, ctx: ParseContext) -> CanonicalLead:
         door = _DOORS.get(item.kind, str(item.kind))
         try:
-            found = (
-                read_webhook(item.body, self.spec)
-                if item.kind == "webhook"
-                else read_email(item.body, self.spec, ctx.limits)
-            )
+            if item.kind == "webhook":
+                found = read_webhook(item.body, self.spec)
+            elif item.content_type == ROW_CONTENT_TYPE:  # a row of an attached table (adapters/pieces.py)
+                found = read_row(item.body, self.spec)
+            else:
+                found = read_email(item.body, self.spec, ctx.limits)
             draft = build_draft(found, self.spec.reading)
             if self.spec.broker_name:
                 draft.setdefault("broker", {}).setdefault("name", self.spec.broker_name)

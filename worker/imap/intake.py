@@ -9,6 +9,14 @@ was fetched), routed by its headers alone, as a ``parse_error`` dead letter. Mai
 of a channel that verifies its senders and whose sender is not proven
 (worker/imap/trust.py) is recorded as an ``unverified_sender`` dead letter: held,
 never handed to a worker, until an admin replays it.
+
+A mail that holds several leads — a digest, a CSV or XLSX of leads attached
+(adapters/pieces.py) — is recorded as it is, settled as ``ignored`` with a note
+naming its parts, and each lead is recorded beside it as a ledger item of its
+own (``raw_meta.parent``, ``raw_meta.part``) for the worker: each is
+deduplicated, delivered or dead-lettered alone. A table that cannot be read
+makes the mail a ``parse_error`` dead letter that says why (its other leads are
+still recorded). Every mail's attachments are listed in ``raw_meta.attachments``.
 """
 
 from __future__ import annotations
@@ -20,16 +28,20 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from leadrelay.adapters.base import configured_limits
 from leadrelay.adapters.detect import detect_channel
 from leadrelay.adapters.from_email import too_big
+from leadrelay.adapters.mail.attachments import described
 from leadrelay.adapters.mail.classify import not_a_lead
 from leadrelay.adapters.mail.forwards import unwrap
 from leadrelay.adapters.mail.message import read_mail
+from leadrelay.adapters.pieces import Split, split_item
+from leadrelay.adapters.registry import adapter_for
 from leadrelay.intake.store import Intake, record_inbound
 from leadrelay.ledger import kill, transition
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
-from leadrelay.worker.imap.keys import MailKeys, body_sha256, header_block, mail_keys
+from leadrelay.worker.imap.keys import MailKeys, body_sha256, header_block, mail_keys, piece_key
 from leadrelay.worker.imap.trust import MailTrust, verify
 
 UNROUTED = "unrouted"  # the channel of mail no sender, content or inbox default assigns
@@ -41,6 +53,7 @@ class Outcome(StrEnum):
     duplicate = "duplicate"  # already in the ledger: not recorded again
     ignored = "ignored"  # recorded, but not a lead (auto-reply, newsletter, bounce…)
     failed = "failed"  # recorded, but cannot become a lead as it is: a dead letter
+    several = "several"  # recorded, and its several leads beside it (a digest, a table of leads)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +84,17 @@ class Recorded:
     channel: str | None  # None: nothing said which channel
     settled: Outcome | None = None  # known at the door (a duplicate, unrouted mail); else the worker's
     reason: DeadReason = DeadReason.parse_error  # of a dead letter opened at the door
+    parts: tuple[int, ...] = ()  # the new leads recorded from a mail that holds several
 
     @property
     def queued(self) -> bool:
         """A new lead for the worker (unrouted mail is settled at the door)."""
         return self.settled is None
+
+    @property
+    def for_worker(self) -> tuple[int, ...]:
+        """The ids to enqueue: the mail's own, or the leads split from it."""
+        return (self.lead_id,) if self.queued else self.parts
 
 
 def unrouted_message(inbox: str) -> str:
@@ -142,6 +161,9 @@ def record_message(
     if channel is not None and not oversized:
         trust = trust or MailTrust.of(place.inbox, routing.inboxes.get(place.inbox))
         verdict = verify(raw, channel=channel, routing=routing, trust=trust)
+    split = Split()
+    if channel is not None and not oversized and (verdict is None or verdict.trusted):
+        split = _split(raw, channel, routing)
     meta = {
         "inbox": place.inbox,
         "folder": place.folder,
@@ -151,10 +173,13 @@ def record_message(
         "channel_from": "mail" if detected else ("inbox" if default else None),
         **({"size": size.total, "truncated": len(raw) < size.total} if size and oversized else {}),
         **({"sender_check": verdict.check} if verdict else {}),
+        **described(list(split.attachments)),
     }
-    intake = _record(session, raw, keys.primary, channel, meta)
+    key = keys.primary
+    intake = _record(session, raw, key, channel, meta)
     if intake.duplicate and keys.reused_id and not _same_message(session, intake.lead_id, keys.body_sha256):
-        intake = _record(session, raw, keys.reused_id, channel, meta)
+        key = keys.reused_id
+        intake = _record(session, raw, key, channel, meta)
     if intake.duplicate:
         return Recorded(place.uid, intake.lead_id, channel, settled=Outcome.duplicate)
     if size is not None and oversized:
@@ -176,7 +201,56 @@ def record_message(
         return Recorded(
             place.uid, intake.lead_id, channel, settled=Outcome.failed, reason=DeadReason.unverified_sender
         )
+    if split.kind is not None:
+        return _record_parts(session, intake.lead_id, key, channel, split, meta, place)
     return Recorded(place.uid, intake.lead_id, channel)
+
+
+def _split(raw: bytes, channel: str, routing: Routing) -> Split:
+    try:
+        adapter = adapter_for(channel, routing.channels[channel])
+    except Exception:  # no adapter: the worker says so in a dead letter
+        return Split()
+    return split_item(adapter, raw, configured_limits())
+
+
+def _record_parts(
+    session: Session, lead_id: int, key: str, channel: str, split: Split, meta: dict[str, Any], place: Place
+) -> Recorded:
+    """Each lead of a mail that holds several, as a ledger item of its own; the mail settled."""
+    kept = {k: v for k, v in meta.items() if k != "body_sha256"}
+    parts: list[int] = []
+    known = 0
+    for piece in split.pieces:
+        recorded = record_inbound(
+            session,
+            channel=channel,
+            source="email",
+            intake_key=piece_key(key, channel, piece.key, by_content=piece.by_content),
+            body=piece.body,
+            content_type=piece.content_type,
+            meta={**kept, "parent": lead_id, "part": piece.part},
+        )
+        if recorded.duplicate:
+            known += 1
+        else:
+            parts.append(recorded.lead_id)
+    what = "a digest of" if split.kind == "digest" else "a table of"
+    note = f"{what} {len(split.pieces)} leads, recorded one by one" + (
+        f" ({known} already in the ledger)" if known else ""
+    )
+    if split.problems:
+        kill(
+            session,
+            lead_id,
+            from_states=[LeadState.received],
+            reason=DeadReason.parse_error,
+            message="; ".join(split.problems)[:500] + (f" ({note})" if split.pieces else ""),
+            detail={"inbox": place.inbox, "source": "email", "channel": channel, "parts": len(split.pieces)},
+        )
+        return Recorded(place.uid, lead_id, channel, settled=Outcome.failed, parts=tuple(parts))
+    transition(session, lead_id, from_states=[LeadState.received], to=LeadState.ignored, note=note)
+    return Recorded(place.uid, lead_id, channel, settled=Outcome.several, parts=tuple(parts))
 
 
 def _refuse(session: Session, lead_id: int, kept: int, size: Size, place: Place, channel: str | None) -> None:
