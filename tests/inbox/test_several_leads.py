@@ -13,7 +13,8 @@ from email.policy import SMTP
 
 from sqlalchemy import select
 
-from leadrelay.models import DeadLetter, Lead, LeadState
+from leadrelay.db import transaction
+from leadrelay.models import DeadLetter, DeadReason, Lead, LeadState
 from leadrelay.testing import partners
 from leadrelay.testing.dovecot import Dovecot, received
 from leadrelay.testing.several import (
@@ -24,6 +25,8 @@ from leadrelay.testing.several import (
     hubble_digest,
     people,
 )
+from leadrelay.worker.dead_letters import replay
+from leadrelay.worker.pipeline import process
 from tests.inbox.support import Enqueued, inbox, mail_leads, poll
 from tests.inbox.workers import process_all
 
@@ -155,3 +158,23 @@ def test_a_pdf_is_kept_with_the_lead_and_listed_in_its_raw_meta(
         {"name": "floor-plan.pdf", "type": "application/pdf", "bytes": 19}
     ]
     assert list(enqueued) == [lead.id]  # one lead: the PDF is kept, not read
+
+
+def test_a_digest_held_for_its_sender_and_replayed_is_split_by_the_worker(
+    dovecot: Dovecot, folders, make_runtime, sandbox
+) -> None:
+    digest = received(hubble_digest(people(3, start=600), message_id="<held@x.example>"), authenticated=False)
+    rt = _runtime(make_runtime, dovecot, folders(digest), sandbox)
+    enqueued = Enqueued()
+    assert poll(rt, enqueue=enqueued).failed == 1  # held: unverified_sender, nothing enqueued
+    assert list(enqueued) == []
+    with transaction(rt.sessions) as session:
+        letter = session.execute(select(DeadLetter)).scalar_one()
+        assert letter.reason == DeadReason.unverified_sender
+        assert replay(session, letter.id, actor="admin:test", routing=rt.routing).enqueue
+    assert process(rt, letter.lead_id, owner="test") == "ignored"  # the mail; its leads went on
+    with rt.sessions() as session:
+        parts = session.execute(select(Lead).where(Lead.id != letter.lead_id)).scalars().all()
+        assert sorted(p.raw_meta["part"] for p in parts) == ["lead 1 of 3", "lead 2 of 3", "lead 3 of 3"]
+        assert {p.state for p in parts} == {LeadState.delivered}
+    assert len(sandbox.opportunities()) == 3

@@ -41,8 +41,9 @@ from leadrelay.intake.store import Intake, record_inbound
 from leadrelay.ledger import kill, transition
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
-from leadrelay.worker.imap.keys import MailKeys, body_sha256, header_block, mail_keys, piece_key
+from leadrelay.worker.imap.keys import MailKeys, body_sha256, header_block, mail_keys
 from leadrelay.worker.imap.trust import MailTrust, verify
+from leadrelay.worker.several import SPLIT_CHECKED, record_parts
 
 UNROUTED = "unrouted"  # the channel of mail no sender, content or inbox default assigns
 CONTENT_TYPE = "message/rfc822"
@@ -162,7 +163,8 @@ def record_message(
         trust = trust or MailTrust.of(place.inbox, routing.inboxes.get(place.inbox))
         verdict = verify(raw, channel=channel, routing=routing, trust=trust)
     split = Split()
-    if channel is not None and not oversized and (verdict is None or verdict.trusted):
+    checked = channel is not None and not oversized and (verdict is None or verdict.trusted)
+    if channel is not None and checked:
         split = _split(raw, channel, routing)
     meta = {
         "inbox": place.inbox,
@@ -174,6 +176,7 @@ def record_message(
         **({"size": size.total, "truncated": len(raw) < size.total} if size and oversized else {}),
         **({"sender_check": verdict.check} if verdict else {}),
         **described(list(split.attachments)),
+        **({SPLIT_CHECKED: len(split.pieces)} if checked else {}),
     }
     key = keys.primary
     intake = _record(session, raw, key, channel, meta)
@@ -202,7 +205,11 @@ def record_message(
             place.uid, intake.lead_id, channel, settled=Outcome.failed, reason=DeadReason.unverified_sender
         )
     if split.kind is not None:
-        return _record_parts(session, intake.lead_id, key, channel, split, meta, place)
+        parts = record_parts(
+            session, lead_id=intake.lead_id, key=key, channel=channel, split=split, meta=meta
+        )
+        settled = Outcome.failed if parts.failed else Outcome.several
+        return Recorded(place.uid, intake.lead_id, channel, settled=settled, parts=parts.lead_ids)
     return Recorded(place.uid, intake.lead_id, channel)
 
 
@@ -212,45 +219,6 @@ def _split(raw: bytes, channel: str, routing: Routing) -> Split:
     except Exception:  # no adapter: the worker says so in a dead letter
         return Split()
     return split_item(adapter, raw, configured_limits())
-
-
-def _record_parts(
-    session: Session, lead_id: int, key: str, channel: str, split: Split, meta: dict[str, Any], place: Place
-) -> Recorded:
-    """Each lead of a mail that holds several, as a ledger item of its own; the mail settled."""
-    kept = {k: v for k, v in meta.items() if k != "body_sha256"}
-    parts: list[int] = []
-    known = 0
-    for piece in split.pieces:
-        recorded = record_inbound(
-            session,
-            channel=channel,
-            source="email",
-            intake_key=piece_key(key, channel, piece.key, by_content=piece.by_content),
-            body=piece.body,
-            content_type=piece.content_type,
-            meta={**kept, "parent": lead_id, "part": piece.part},
-        )
-        if recorded.duplicate:
-            known += 1
-        else:
-            parts.append(recorded.lead_id)
-    what = "a digest of" if split.kind == "digest" else "a table of"
-    note = f"{what} {len(split.pieces)} leads, recorded one by one" + (
-        f" ({known} already in the ledger)" if known else ""
-    )
-    if split.problems:
-        kill(
-            session,
-            lead_id,
-            from_states=[LeadState.received],
-            reason=DeadReason.parse_error,
-            message="; ".join(split.problems)[:500] + (f" ({note})" if split.pieces else ""),
-            detail={"inbox": place.inbox, "source": "email", "channel": channel, "parts": len(split.pieces)},
-        )
-        return Recorded(place.uid, lead_id, channel, settled=Outcome.failed, parts=tuple(parts))
-    transition(session, lead_id, from_states=[LeadState.received], to=LeadState.ignored, note=note)
-    return Recorded(place.uid, lead_id, channel, settled=Outcome.several, parts=tuple(parts))
 
 
 def _refuse(session: Session, lead_id: int, kept: int, size: Size, place: Place, channel: str | None) -> None:
