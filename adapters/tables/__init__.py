@@ -68,7 +68,10 @@ def framed(name: str, lines: list[tuple[int, list[str]]], header_row: int) -> Ta
         raise TableError(f"{name}: it has no row {header_row} to read the column names from")
     if len(lines) - header_row > MAX_ROWS:
         raise TableError(f"{name}: over {MAX_ROWS:,} rows below the header: split it into smaller files")
-    headers = tuple(cell_text(c) for c in lines[header_row - 1][1][:MAX_COLUMNS])
+    named = [cell_text(c) for c in lines[header_row - 1][1][:MAX_COLUMNS]]
+    while named and not named[-1]:  # a sheet's blank columns to the right
+        named.pop()
+    headers = tuple(named)
     if not any(headers):
         raise TableError(f"{name}: row {header_row} (the header row) is empty")
     rows = []

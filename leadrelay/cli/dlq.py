@@ -119,6 +119,19 @@ def list_command(
 
 
 @dlq.command("show")
+def _mail_parts(meta: dict[str, Any]) -> list[tuple[str, str]]:
+    """Which lead of a mail that held several, and the files attached to the mail (kept, not read)."""
+    rows = []
+    if meta.get("part"):
+        rows.append(("part", f"{meta['part']} of the mail recorded as lead {meta.get('parent', '?')}"))
+    files = meta.get("attachments") or []
+    if files:
+        listed = ", ".join(f"{f.get('name')} ({f.get('type')}, {f.get('bytes', 0):,} bytes)" for f in files)
+        more = meta.get("attachments_more")
+        rows.append(("attachments", listed + (f" and {more} more" if more else "")))
+    return rows
+
+
 def show_command(
     letter_id: Annotated[int, typer.Argument(help="dead letter id")],
     raw: Annotated[bool, typer.Option(help="print the whole raw input")] = False,
@@ -141,6 +154,7 @@ def show_command(
         ("received", lead.received_at.isoformat(timespec="seconds")),
         ("died", letter.created_at.isoformat(timespec="seconds")),
         ("resolution", letter.resolution or "-"),
+        *_mail_parts(lead.raw_meta or {}),
     ):
         summary.add_row(f"[bold]{key}[/]", escape(str(value)))
     console.print(Panel(summary, title=f"Dead letter {letter.id}", title_align="left"))
