@@ -5,10 +5,12 @@ rules (``-----``, ``=====``, ``*****``, ``_____``) and numbered headings
 ("Enquiry 2 of 5", "Lead #3", "Anfrage 2"), else — for HTML digests whose rules
 rendered to nothing — before each repeat of the first labelled field. A block is a
 lead's when it has a labelled contact field (a name, an e-mail, a phone, a
-company); the intro ("You have 5 new enquiries") and the footer are left out.
-The mail is a digest when two or more blocks are leads' and a contact name,
-e-mail or phone is labelled in at least two of them (a notification whose
-sections hold different fields is not one). Linear in the text's lines.
+company) and at least half the fields of the fullest block; a section unlike a
+whole lead (a consultant's name and e-mail) joins the block before it, and the
+intro ("You have 5 new enquiries") is left out. The mail is a digest when two or
+more blocks are leads', two of them with an e-mail or phone, and a contact's
+name, e-mail or phone is labelled in at least two (a notification whose sections
+hold different fields is not one). Linear in the text's lines.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ _HEADING = re.compile(
     re.IGNORECASE,
 )
 _LABEL_END = re.compile(r"[:：\t]")
-_REPEATED = ("contact.name", "contact.email", "contact.phone")
+_REPEATED = ("contact.name", "contact.full_name", "contact.email", "contact.phone")
+_REACHABLE = ("contact.email", "contact.phone", "contact")
 MAX_BLOCKS = 200
 
 
@@ -64,15 +67,27 @@ def _by_repeat(lines: list[str], field_of: FieldOf) -> list[str]:
     return _cut(lines, lambda line: _line_field(line, field_of) == first, lambda _line: False)
 
 
+def _alike(fields: set[str], whole: set[str]) -> bool:
+    """A block that holds at least half of a whole lead's fields is a lead of its own."""
+    return len(fields & whole) * 2 >= len(fields | whole)
+
+
 def _leads(blocks: list[str], field_of: FieldOf) -> list[str]:
-    chosen: list[str] = []
-    shared: Counter[str] = Counter()
-    for block in blocks:
-        fields = _fields(block, field_of)
-        if any(f.startswith("contact") for f in fields):
-            chosen.append(block)
-            shared.update(set(fields) & set(_REPEATED))
-    return chosen if len(chosen) >= 2 and any(count >= 2 for count in shared.values()) else []
+    """The leads' blocks; a section unlike a whole lead (a consultant's contact) joins the one before."""
+    labelled = [(block, set(_fields(block, field_of))) for block in blocks]
+    whole = max((fields for _, fields in labelled), key=len, default=set())
+    chosen: list[tuple[str, set[str]]] = []
+    for block, fields in labelled:
+        if chosen and not _alike(fields, whole):
+            previous, known = chosen[-1]
+            chosen[-1] = (f"{previous}\n\n{block}", known | fields)
+        elif any(f.startswith("contact") for f in fields) and _alike(fields, whole):
+            chosen.append((block, fields))
+    reachable = sum(bool(fields & set(_REACHABLE)) for _, fields in chosen)
+    shared = Counter(f for _, fields in chosen for f in fields & set(_REPEATED))
+    if len(chosen) < 2 or reachable < 2 or not any(count >= 2 for count in shared.values()):
+        return []
+    return [block for block, _ in chosen]
 
 
 def digest_blocks(text: str, field_of: FieldOf, separator: re.Pattern[str] | None = None) -> list[str]:

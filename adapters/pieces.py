@@ -31,12 +31,11 @@ from leadrelay.adapters.mail.classify import not_a_lead
 from leadrelay.adapters.mail.forwards import Layer, unwrap
 from leadrelay.adapters.mail.message import Mail, read_mail
 from leadrelay.adapters.parsing.labels import fold
-from leadrelay.adapters.portal import PortalAdapter
+from leadrelay.adapters.portal import PART_HEADER, PortalAdapter
 from leadrelay.adapters.spec import PortalSpec
 from leadrelay.adapters.tables import Row, Table, TableError, read_table, table_format
 
 MAIL_CONTENT_TYPE = "message/rfc822"
-PART_HEADER = "X-LeadRelay-Part"
 
 
 @dataclass(frozen=True, slots=True)

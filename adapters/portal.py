@@ -7,6 +7,8 @@ item lands in the dead-letter queue instead of crashing a worker.
 
 from __future__ import annotations
 
+import re
+
 from leadrelay.adapters.base import AdapterError, NotALead, ParseContext, ParseError, RawItem, finish
 from leadrelay.adapters.fields import build_draft
 from leadrelay.adapters.from_email import read_email
@@ -16,6 +18,16 @@ from leadrelay.adapters.spec import PortalSpec
 from leadrelay.canonical import CanonicalLead
 
 _DOORS = {"webhook": "webhook", "email": "e-mail"}
+PART_HEADER = "X-LeadRelay-Part"  # on a digest's lead, written by adapters/pieces.py: "lead 2 of 5"
+_PART = re.compile(rb"(?im)^x-leadrelay-part:[ \t]*([^\r\n]{1,40})")
+_HEADER_BYTES = 2048
+
+
+def _door(item: RawItem) -> str:
+    """How the item came, for messages: ``e-mail (lead 2 of 5)`` for a digest's lead."""
+    door = _DOORS.get(item.kind, str(item.kind))
+    found = _PART.search(item.body[:_HEADER_BYTES]) if item.kind == "email" else None
+    return f"{door} ({found.group(1).decode('ascii', 'replace').strip()})" if found else door
 
 
 class PortalAdapter:
@@ -32,7 +44,7 @@ class PortalAdapter:
         return f"PortalAdapter({self.name!r})"
 
     def parse(self, item: RawItem, ctx: ParseContext) -> CanonicalLead:
-        door = _DOORS.get(item.kind, str(item.kind))
+        door = _door(item)
         try:
             if item.kind == "webhook":
                 found = read_webhook(item.body, self.spec)

@@ -94,7 +94,7 @@ def _several(path: Path, adapter: Adapter, ctx: ParseContext, body: bytes) -> bo
         try:
             leads.append(adapter.parse(RawItem("email", piece.body, piece.content_type), ctx).to_json_dict())
         except AdapterError as err:
-            say("error", f"{path.name} ({piece.part}): {err}")
+            say("error", f"{path.name}: {err}")
     sys.stdout.write(json.dumps(leads, indent=2, ensure_ascii=False) + "\n")
     return len(leads) == len(split.pieces) and not split.problems
 

@@ -47,6 +47,15 @@ def test_a_notification_whose_rules_separate_sections_is_not_a_digest() -> None:
     assert digest_blocks(text, _hubble_field) == []
 
 
+def test_a_consultants_section_under_a_rule_is_not_a_second_lead() -> None:
+    text = (
+        "Name: Amara Okafor\nCompany: Brightlane Ltd\nEmail: amara@brightlane.example\nPhone: 07700 900123\n"
+        "Desks: 12\nBudget: £6,500 per month\n\n----------\n\nYour consultant\nName: Tom Reeves\n"
+        "Email: tom.reeves@hubblehq.com\n"
+    )
+    assert digest_blocks(text, _hubble_field) == []
+
+
 def test_a_digest_is_cut_at_rules_headings_or_a_configured_separator() -> None:
     block = "Name: {n}\nEmail: {n}@x.example\nDesks: 4"
     ruled = "Hello\n=====\n" + "\n=====\n".join(block.format(n=n) for n in "abc") + "\n=====\nBye"
