@@ -118,7 +118,6 @@ def list_command(
     console.print(f"Open: {summary or 'none'}. Inspect one with [bold]leadrelay dlq show ID[/].")
 
 
-@dlq.command("show")
 def _mail_parts(meta: dict[str, Any]) -> list[tuple[str, str]]:
     """Which lead of a mail that held several, and the files attached to the mail (kept, not read)."""
     rows = []
@@ -132,6 +131,7 @@ def _mail_parts(meta: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+@dlq.command("show")
 def show_command(
     letter_id: Annotated[int, typer.Argument(help="dead letter id")],
     raw: Annotated[bool, typer.Option(help="print the whole raw input")] = False,

@@ -29,6 +29,7 @@ from leadrelay.worker.dead_letters import replay
 from leadrelay.worker.pipeline import process
 from tests.inbox.support import Enqueued, inbox, mail_leads, poll
 from tests.inbox.workers import process_all
+from tests.test_cli import cli
 
 CSV = "text/csv"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -86,7 +87,7 @@ def test_a_digest_of_5_and_a_csv_of_50_polled_twice_end_as_5_and_50_opportunitie
 
 
 def test_a_digest_with_an_unreadable_block_dead_letters_that_block_and_delivers_the_others(
-    dovecot: Dovecot, folders, make_runtime, sandbox
+    dovecot: Dovecot, folders, make_runtime, sandbox, clean_db: str
 ) -> None:
     digest = received(
         hubble_digest(people(3, start=300), message_id="<digest-3@mail.hubblehq.com>", without_contact=2)
@@ -99,8 +100,12 @@ def test_a_digest_with_an_unreadable_block_dead_letters_that_block_and_delivers_
         dead = session.execute(select(Lead).where(Lead.state == LeadState.dead)).scalar_one()
         letter = session.execute(select(DeadLetter).where(DeadLetter.lead_id == dead.id)).scalar_one()
         assert dead.raw_meta["part"] == "lead 2 of 3"
-        assert "no e-mail address or phone number" in letter.message
+        assert "e-mail (lead 2 of 3): no e-mail address or phone number" in letter.message
     assert len(sandbox.opportunities()) == 2
+    env = {**os.environ, "LEADRELAY_DATABASE_URL": clean_db, "COLUMNS": "200"}
+    shown = cli("dlq", "show", str(letter.id), env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert f"lead 2 of 3 of the mail recorded as lead {dead.raw_meta['parent']}" in shown.stdout
 
 
 def test_a_broker_resending_the_same_csv_in_a_new_mail_adds_nothing(
