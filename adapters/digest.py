@@ -25,7 +25,7 @@ FieldOf = Callable[[str], str | None]  # a label's field when it is exactly one 
 
 _RULE = re.compile(r"^[\s>]*[-=_*~#+•·—–─━═]{3,}\s*$")
 _HEADING = re.compile(
-    r"^[\s>#*]*(?:(?:new|neue[rs]?|nouvelle|nieuwe|nueva)\s+)?"
+    r"^[\s>#*=\-─━_~|\[(]*(?:(?:new|neue[rs]?|nouvelle|nieuwe|nueva)\s+)?"
     r"(?:enquiry|inquiry|lead|request|booking|viewing|tour|anfrage|demande|aanvraag|solicitud|consulta)"
     r"\s*(?:no\.?|nr\.?|n°|#)?\s*\d{1,3}(?:\s*(?:of|/|von|sur|van|de)\s*\d{1,3})?\b[^\n]{0,80}$",
     re.IGNORECASE,

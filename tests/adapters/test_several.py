@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 import pytest
@@ -63,7 +64,6 @@ def test_a_digest_is_cut_at_rules_headings_or_a_configured_separator() -> None:
     headed = "\n".join(f"Lead #{i}\n" + block.format(n=n) for i, n in enumerate("ab", 1))
     assert [b.splitlines()[0] for b in digest_blocks(headed, _hubble_field)] == ["Lead #1", "Lead #2"]
     custom = "\n".join(f">>> {n}\n" + block.format(n=n) for n in "ab")
-    import re
 
     assert len(digest_blocks(custom, _hubble_field, re.compile(r"^>>>"))) == 2
 
@@ -162,3 +162,42 @@ def test_a_digest_block_is_a_mail_of_its_own_without_the_digests_message_id() ->
     assert split.kind == "digest"
     assert [p.key for p in split.pieces] == ["lead-1", "lead-2"]
     assert all(b"Message-ID" not in p.body and b"X-LeadRelay-Part" in p.body for p in split.pieces)
+
+
+def test_a_configured_separator_cuts_a_digest_the_default_rules_miss() -> None:
+    channel = {
+        "lead_source": 20,
+        "adapter": "configurable",
+        "parse": {"senders": ["spacepool.example"], "digest": {"separator": r"^\s*>>> Enquirer \d+"}},
+    }
+    ctx, adapter = context("spacepool", routing_with(channels={"spacepool": channel}))
+    blocks = [f">>> Enquirer {i}\nName: P{i}\nEmail: p{i}@x.example\nDesks: {i + 2}" for i in (1, 2, 3)]
+    raw = (
+        "From: SpacePool <alerts@spacepool.example>\nTo: leads@foundry.example\nSubject: Today's enquiries\n"
+        "Message-ID: <sp-digest@spacepool.example>\nContent-Type: text/plain; charset=utf-8\n\n"
+        "Today on SpacePool:\n" + "\n".join(blocks) + "\n"
+    ).encode()
+    split = split_item(adapter, raw, ctx.limits)
+    assert split.kind == "digest"
+    emails = [
+        adapter.parse(RawItem("email", p.body, p.content_type), ctx).contact.email for p in split.pieces
+    ]
+    assert emails == ["p1@x.example", "p2@x.example", "p3@x.example"]
+
+
+@pytest.mark.parametrize(
+    ("parse", "says"),
+    [
+        ({"digest": {"separator": "(a+)+"}}, "repeats a repetition"),
+        ({"digest": {"separator": "("}}, "is not a regular expression"),
+        ({"attachments": {"columns": {"contact.mail": "Email"}}}, "unknown field contact.mail"),
+        ({"attachments": {"header_row": 0}}, "greater than or equal to 1"),
+    ],
+)
+def test_the_digest_and_attachments_settings_are_checked_when_the_routing_is_read(
+    parse: dict, says: str
+) -> None:
+    from leadrelay.routing import RoutingError
+
+    with pytest.raises(RoutingError, match=re.escape(says)):
+        routing_with(channels={"spacepool": {"lead_source": 20, "adapter": "configurable", "parse": parse}})
