@@ -83,7 +83,13 @@ def test_a_digest_of_5_and_a_csv_of_50_polled_twice_end_as_5_and_50_opportunitie
     with rt.sessions() as session:
         parts = session.execute(select(Lead.raw_meta).where(Lead.content_type != "message/rfc822")).scalars()
         rows = sorted(int(meta["part"].rsplit(" ", 1)[1]) for meta in parts)
+        delivered = session.execute(
+            select(Lead.channel, Lead.opportunity_id).where(Lead.state == LeadState.delivered)
+        ).all()
     assert rows == list(range(2, 52))  # the header is row 1: the dead letter of a row names it so
+    by_channel = {c: sum(1 for ch, _ in delivered if ch == c) for c in ("hubblehq", "northbridge")}
+    assert by_channel == {"hubblehq": 5, "northbridge": 50}
+    assert len({opportunity for _, opportunity in delivered}) == 55
 
 
 def test_a_digest_with_an_unreadable_block_dead_letters_that_block_and_delivers_the_others(
