@@ -50,6 +50,13 @@ def extend(spec: PortalSpec, parse: ParseConfig) -> PortalSpec:
         )
         + spec.ignored_subjects,
         broker_name=parse.broker_name or spec.broker_name,
+        digest_separator=re.compile(parse.digest.separator, re.IGNORECASE)
+        if parse.digest.separator
+        else spec.digest_separator,
+        columns={**spec.columns, **{f: tuple(names) for f, names in parse.attachments.columns.items()}},
+        header_row=parse.attachments.header_row
+        if "header_row" in parse.attachments.model_fields_set
+        else spec.header_row,
         reading=replace(
             spec.reading,
             currency=parse.currency or spec.reading.currency,

@@ -38,6 +38,12 @@ def sender_matches(address: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(domain, pattern) or fnmatch.fnmatchcase(domain, f"*.{pattern}")
 
 
+def exact_field(spec: PortalSpec, label: str) -> str | None:
+    """The field ``label`` names when it is exactly one of the portal's labels."""
+    match = spec.labels.match(label)
+    return match.field if match is not None and match.score[0] == _EXACT else None
+
+
 def _labelled(found: Found, spec: PortalSpec, lead: Layer) -> None:
     def is_label(line: str) -> bool:
         match = spec.labels.match(line)

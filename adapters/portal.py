@@ -7,12 +7,14 @@ item lands in the dead-letter queue instead of crashing a worker.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from leadrelay.adapters.base import AdapterError, NotALead, ParseContext, ParseError, RawItem, finish
 from leadrelay.adapters.fields import build_draft
 from leadrelay.adapters.from_email import read_email
+from leadrelay.adapters.from_row import ROW_CONTENT_TYPE, read_row
 from leadrelay.adapters.from_webhook import read_webhook
 from leadrelay.adapters.spec import PortalSpec
 from leadrelay.adapters.unread import ReadSoFar, unreachable, unread_fields
@@ -21,6 +23,16 @@ from leadrelay.canonical import CanonicalLead
 UNREACHABLE = "neither an e-mail address nor a usable phone number"  # the model's words (canonical.py)
 
 _DOORS = {"webhook": "webhook", "email": "e-mail"}
+PART_HEADER = "X-LeadRelay-Part"  # on a digest's lead, written by adapters/pieces.py: "lead 2 of 5"
+_PART = re.compile(rb"(?im)^x-leadrelay-part:[ \t]*([^\r\n]{1,40})")
+_HEADER_BYTES = 2048
+
+
+def _door(item: RawItem) -> str:
+    """How the item came, for messages: ``e-mail (lead 2 of 5)`` for a digest's lead."""
+    door = _DOORS.get(item.kind, str(item.kind))
+    found = _PART.search(item.body[:_HEADER_BYTES]) if item.kind == "email" else None
+    return f"{door} ({found.group(1).decode('ascii', 'replace').strip()})" if found else door
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +72,14 @@ class PortalAdapter:
 
     def parse_noting(self, item: RawItem, ctx: ParseContext) -> Parsed:
         """The lead and what the item held that could not be read (``requirements.budget: …``)."""
-        door = _DOORS.get(item.kind, str(item.kind))
+        door = _door(item)
         try:
-            found = (
-                read_webhook(item.body, self.spec)
-                if item.kind == "webhook"
-                else read_email(item.body, self.spec, ctx.limits)
-            )
+            if item.kind == "webhook":
+                found = read_webhook(item.body, self.spec)
+            elif item.content_type == ROW_CONTENT_TYPE:  # a row of an attached table (adapters/pieces.py)
+                found = read_row(item.body, self.spec)
+            else:
+                found = read_email(item.body, self.spec, ctx.limits)
             draft = build_draft(found, self.spec.reading)
             if self.spec.broker_name:
                 draft.setdefault("broker", {}).setdefault("name", self.spec.broker_name)

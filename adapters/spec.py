@@ -69,6 +69,9 @@ class PortalSpec:
     listing_patterns: tuple[re.Pattern[str], ...] = ()
     ignored_subjects: tuple[tuple[re.Pattern[str], str], ...] = ()
     broker_name: str | None = None
+    digest_separator: re.Pattern[str] | None = None  # a line it matches starts a digest's lead block
+    columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # attached tables: field -> columns
+    header_row: int = 1  # attached tables: the row that names the columns
 
 
 def patterns(*sources: str, flags: int = 0) -> tuple[re.Pattern[str], ...]:

@@ -91,6 +91,14 @@ def strip_detail(detail: dict[str, Any] | None, needles: Iterable[str] = ()) -> 
     return kept
 
 
+def _unnamed_attachments(meta: dict[str, Any]) -> dict[str, Any]:
+    """``raw_meta`` without the attached files' names (``Jane Doe CV.pdf``): their types and sizes stay."""
+    if not isinstance(meta.get("attachments"), list):
+        return meta
+    files = [{k: v for k, v in f.items() if k != "name"} for f in meta["attachments"] if isinstance(f, dict)]
+    return {**meta, "attachments": files}
+
+
 @dataclass(frozen=True, slots=True)
 class Purged:
     leads: int
@@ -106,6 +114,8 @@ def purge_leads(
     needles: dict[int, set[str]] = {row.id: people_in(row.lead) for row in rows}
     for row in rows:
         row.raw_body = None
+        if row.raw_meta:
+            row.raw_meta = _unnamed_attachments(row.raw_meta)
         row.lead = strip_lead(row.lead)
         row.identity = None
         row.company_key = None

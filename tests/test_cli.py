@@ -210,3 +210,18 @@ def test_demo_keep_leaves_the_stack_up_with_the_admin_page_until_ctrl_c() -> Non
     assert "Stopping the receiver, the worker and the sandbox" in rest
     with pytest.raises(httpx.ConnectError):
         httpx.get(admin[1], timeout=5)
+
+
+@pytest.mark.parametrize("case", [c for c in partner_cases("variations") if c.several], ids=lambda c: c.key)
+def test_parse_prints_the_leads_of_a_digest_or_a_table_as_one_array(case: Case) -> None:
+    result = cli("parse", str(case.path))
+    failing = [n for n, lead in enumerate(case.leads, start=1) if "_raises" in lead]
+    assert result.returncode == (2 if failing else 0), result.stderr
+    (leads,) = documents(result.stdout)
+    readable = [lead for lead in case.leads if "_raises" not in lead]
+    assert [
+        {path: dotted(got, path) for path in want} for got, want in zip(leads, readable, strict=True)
+    ] == readable
+    assert f"{len(case.leads)} leads, read one by one" in result.stderr
+    for n in failing:
+        assert f"(lead {n} of {len(case.leads)})" in result.stderr

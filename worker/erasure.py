@@ -29,7 +29,9 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadrelay.adapters.base import Limits
+from leadrelay.adapters.mail.attachments import attachments_of
 from leadrelay.adapters.mail.message import Mail, read_mail
+from leadrelay.adapters.tables import TableError, read_table, table_format
 from leadrelay.canonical import normalise_email
 from leadrelay.db import transaction
 from leadrelay.errors import Refused
@@ -114,7 +116,23 @@ def _names(raw: bytes, content_type: str | None, pattern: re.Pattern[str]) -> bo
         return False
     # every part, whole: decoded text is never longer than the raw bytes it came from
     whole = Limits(message_bytes=len(raw) + 1, part_text_bytes=len(raw), mail_text_bytes=len(raw))
-    return any(pattern.search(text) for text in _mail_texts(read_mail(raw, whole)))
+    return any(pattern.search(text) for text in _mail_texts(read_mail(raw, whole))) or any(
+        pattern.search(text) for text in _table_texts(raw)
+    )
+
+
+def _table_texts(raw: bytes) -> Iterator[str]:
+    """The cells of the CSV and XLSX files attached to a mail, row by row (a broker's table of leads)."""
+    for attachment in attachments_of(raw):
+        if table_format(attachment.name, attachment.content_type) is None:
+            continue
+        try:
+            table = read_table(attachment.name, attachment.content_type, attachment.data)
+        except TableError:
+            yield attachment.data.decode("utf-8", errors="replace")  # unread: searched as it is
+            continue
+        yield "\t".join(table.headers)
+        yield from ("\t".join(row.cells) for row in table.rows)
 
 
 def _mentioning(session: Session, address: str) -> list[int]:

@@ -15,6 +15,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from leadrelay import logs
 from leadrelay.adapters import NotALead, ParseError, RawItem
+from leadrelay.adapters.pieces import split_item
 from leadrelay.adapters.portal import PortalAdapter
 from leadrelay.adapters.registry import context_for
 from leadrelay.canonical import CanonicalLead
@@ -23,6 +24,7 @@ from leadrelay.ledger import kill, transition
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.worker import dedupe, introductions
+from leadrelay.worker.several import record_parts, unsplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,7 @@ class Normalised:
     duplicate_of: int | None = None
     channel: str | None = None  # set when this call moved the lead (for metrics, after commit)
     account: str | None = None  # the routing account, when this call made the lead normalised
+    parts: tuple[int, ...] = ()  # the leads recorded from a mail that holds several (worker/several.py)
 
 
 def read(routing: Routing, lead: Lead) -> CanonicalLead:
@@ -68,6 +71,32 @@ def read_so_far(routing: Routing, lead: Lead) -> dict[str, Any] | None:
     return adapter.read_so_far(item, ctx)
 
 
+def _several(session: Session, lead: Lead, routing: Routing) -> Normalised | None:
+    """A whole mail that holds several leads (a rerouted or replayed digest): recorded one by one."""
+    if lead.source != "email" or lead.raw_body is None or not unsplit(lead.raw_meta, lead.content_type):
+        return None
+    try:
+        ctx, adapter = context_for(routing, lead.channel)
+    except Exception:  # no channel, no adapter: read() says so in a dead letter
+        return None
+    split = split_item(adapter, lead.raw_body, ctx.limits)
+    if split.kind is None:
+        return None
+    parts = record_parts(
+        session,
+        lead_id=lead.id,
+        key=lead.intake_key,
+        channel=lead.channel,
+        split=split,
+        meta=lead.raw_meta or {},
+        unfinished_runs=0,
+        lease_owner=None,
+        lease_until=None,
+    )
+    state = LeadState.dead if parts.failed else LeadState.ignored
+    return Normalised(state=state, channel=lead.channel, parts=parts.lead_ids)
+
+
 def normalise(session: Session, lead_id: int, *, routing: Routing, reader: str | None = None) -> Normalised:
     """Read, dedupe and move a ``received`` lead on; a no-op for any other state.
 
@@ -81,6 +110,9 @@ def normalise(session: Session, lead_id: int, *, routing: Routing, reader: str |
         return Normalised(state=LeadState(lead.state) if lead else LeadState.dead)
     if reader is not None and lead.lease_owner != reader:
         return Normalised(state=LeadState.received)  # another worker is reading it
+    several = _several(session, lead, routing)
+    if several is not None:
+        return several
     try:
         canonical = read(routing, lead)
     except NotALead as err:

@@ -62,6 +62,8 @@ def _process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None) 
         result = normalise(session, lead_id, routing=rt.routing, reader=owner)
     if result.channel is not None:
         count_settled(result.channel, result.state)
+    for part in result.parts:  # a whole mail that held several leads: each read and delivered now
+        process(rt, part, owner=owner, enqueue=enqueue)
     state = result.state
     if state is LeadState.received:
         return Outcome.skipped  # another worker is reading it

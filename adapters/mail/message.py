@@ -212,7 +212,7 @@ def read_mail(raw: bytes, limits: Limits | None = None) -> Mail:
     ``limits``: the process's settings when not given.
     """
     chosen = limits or configured_limits()
-    if _too_many_parts(raw):
+    if too_many_parts(raw):
         headers_only = _HEADERS_END.split(raw, maxsplit=1)[0] + b"\r\n\r\n"
         msg: EmailMessage | Message = email.message_from_bytes(headers_only, policy=_POLICY)
         read = _read(msg, 0, _Budget(chosen, chosen.mail_text_bytes, messages=0))
@@ -221,7 +221,7 @@ def read_mail(raw: bytes, limits: Limits | None = None) -> Mail:
     return _read(msg, 0, _Budget(chosen, chosen.mail_text_bytes, messages=_MAX_MESSAGES - 1))
 
 
-def _too_many_parts(raw: bytes) -> bool:
+def too_many_parts(raw: bytes) -> bool:
     """More Content-Type headers than a mail a person or a portal sends (counted in one pass)."""
     # one Content-Type for the message itself, one for each part
     return next(islice(_PART_HEADER.finditer(raw), MAX_PARTS + 1, None), None) is not None

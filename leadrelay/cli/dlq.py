@@ -130,6 +130,19 @@ def _fields_named(message: str) -> list[tuple[str, str]]:
     return [(m.group(1), m.group(2).strip()) for m in _FIELD_NOTE.finditer(message)]
 
 
+def _mail_parts(meta: dict[str, Any]) -> list[tuple[str, str]]:
+    """Which lead of a mail that held several, and the files attached to the mail (kept, not read)."""
+    rows = []
+    if meta.get("part"):
+        rows.append(("part", f"{meta['part']} of the mail recorded as lead {meta.get('parent', '?')}"))
+    files = meta.get("attachments") or []
+    if files:
+        listed = ", ".join(f"{f.get('name')} ({f.get('type')}, {f.get('bytes', 0):,} bytes)" for f in files)
+        more = meta.get("attachments_more")
+        rows.append(("attachments", listed + (f" and {more} more" if more else "")))
+    return rows
+
+
 @dlq.command("show")
 def show_command(
     letter_id: Annotated[int, typer.Argument(help="dead letter id")],
@@ -153,6 +166,7 @@ def show_command(
         ("received", lead.received_at.isoformat(timespec="seconds")),
         ("died", letter.created_at.isoformat(timespec="seconds")),
         ("resolution", letter.resolution or "-"),
+        *_mail_parts(lead.raw_meta or {}),
     ):
         summary.add_row(f"[bold]{key}[/]", escape(str(value)))
     console.print(Panel(summary, title=f"Dead letter {letter.id}", title_align="left"))

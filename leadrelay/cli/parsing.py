@@ -1,8 +1,10 @@
 """``leadrelay parse``: payload files read as the worker would, the channel detected or checked.
 
-Each lead goes to stdout as JSON, in the order of the files; which channel was
-detected, a channel given that the payload contradicts, and every file that cannot
-be read go to stderr, one line each. A file that fails does not stop the others.
+Each lead goes to stdout as JSON, in the order of the files; a mail that holds
+several leads (a digest, a CSV or XLSX of leads attached) as a JSON array of them,
+split as the inbox poller splits it. Which channel was detected, a channel given
+that the payload contradicts, and every file (or lead of a file) that cannot be
+read go to stderr, one line each. A file that fails does not stop the others.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pathlib import Path
 from rich.markup import escape
 
 from leadrelay.adapters import AdapterError, RawItem
+from leadrelay.adapters.base import Adapter, ParseContext
 from leadrelay.adapters.detect import detect
+from leadrelay.adapters.pieces import split_item
 from leadrelay.adapters.portal import PortalAdapter
 from leadrelay.adapters.registry import context_for
 from leadrelay.cli.app import errors
@@ -62,6 +66,10 @@ def parse_one(routing: Routing, path: Path, *, channel: str | None, kind: str | 
         return False
     try:
         ctx, adapter = context_for(routing, chosen)
+        if item.kind == "email":
+            several = _several(path, adapter, ctx, body)
+            if several is not None:
+                return several
         if isinstance(adapter, PortalAdapter):
             parsed = adapter.parse_noting(item, ctx)
             lead, unread = parsed.lead, parsed.unread
@@ -77,6 +85,25 @@ def parse_one(routing: Routing, path: Path, *, channel: str | None, kind: str | 
         say("warning", f"{path.name}: {note}: left out")
     sys.stdout.write(json.dumps(lead.to_json_dict(), indent=2, ensure_ascii=False) + "\n")
     return True
+
+
+def _several(path: Path, adapter: Adapter, ctx: ParseContext, body: bytes) -> bool | None:
+    """Print the leads of a mail that holds several as one JSON array; None when it holds one."""
+    split = split_item(adapter, body, ctx.limits)
+    if split.kind is None:
+        return None
+    what = "a digest" if split.kind == "digest" else "a table of leads attached"
+    say("note", f"{path}: {what}: {len(split.pieces)} leads, read one by one")
+    leads = []
+    for problem in split.problems:
+        say("error", f"{path.name}: {problem}")
+    for piece in split.pieces:
+        try:
+            leads.append(adapter.parse(RawItem("email", piece.body, piece.content_type), ctx).to_json_dict())
+        except AdapterError as err:
+            say("error", f"{path.name}: {err}")
+    sys.stdout.write(json.dumps(leads, indent=2, ensure_ascii=False) + "\n")
+    return len(leads) == len(split.pieces) and not split.problems
 
 
 def parse_files(routing: Routing, files: Sequence[Path], *, channel: str | None, kind: str | None) -> bool:

@@ -138,6 +138,63 @@ class EventsConfig(StrictModel):
         return _as_list(value)
 
 
+def _readable(value: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``value``, when each of its keys is a field an adapter can read."""
+    unknown = ", ".join(sorted(set(value) - _READABLE_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown field {unknown} (fields: {', '.join(sorted(_READABLE_FIELDS))})")
+    return value
+
+
+def _regex_problem(pattern: str) -> str | None:
+    try:
+        re.compile(pattern)
+    except re.error as err:
+        return f"{pattern!r} is not a regular expression: {err}"
+    if nested_repeat(pattern):
+        return (
+            f"{pattern!r} repeats a repetition (like (a+)+): on a long line of mail it can take "
+            "minutes; write it with one repetition, e.g. (a+) or (?:ab)+"
+        )
+    return None
+
+
+class DigestConfig(StrictModel):
+    """How a digest (one mail, several leads) is cut into one block per lead (docs/channels.md)."""
+
+    separator: str | None = Field(
+        default=None,
+        description="regex: a line it matches starts a lead's block (default: rules and numbered headings)",
+    )
+
+    @field_validator("separator")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        problem = _regex_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class AttachmentsConfig(StrictModel):
+    """How a CSV or XLSX of leads attached to a mail is read: one lead per row (docs/channels.md)."""
+
+    columns: dict[str, list[str]] = Field(
+        default_factory=dict, description="field path -> column names (compared without case or punctuation)"
+    )
+    header_row: int = Field(default=1, ge=1, le=50, description="the row that names the columns (1 = first)")
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return {k: _as_list(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    @field_validator("columns")
+    @classmethod
+    def _known_fields(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return _readable(value)
+
+
 class ParseConfig(StrictModel):
     """How the configurable adapter reads a portal without code (docs/channels.md)."""
 
@@ -151,6 +208,8 @@ class ParseConfig(StrictModel):
     dayfirst: bool | None = None
     broker_name: str | None = None
     ignored_subjects: list[str] = Field(default_factory=list, description="regexes: mail that is not a lead")
+    digest: DigestConfig = Field(default_factory=DigestConfig)
+    attachments: AttachmentsConfig = Field(default_factory=AttachmentsConfig)
 
     @field_validator("senders", "ignored_subjects", mode="before")
     @classmethod
@@ -165,10 +224,7 @@ class ParseConfig(StrictModel):
     @field_validator("labels", "json_paths")
     @classmethod
     def _known_fields(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        unknown = ", ".join(sorted(set(value) - _READABLE_FIELDS))
-        if unknown:
-            raise ValueError(f"unknown field {unknown} (fields: {', '.join(sorted(_READABLE_FIELDS))})")
-        return value
+        return _readable(value)
 
     @field_validator("reference_pattern", "listing_pattern", "ignored_subjects")
     @classmethod

@@ -44,7 +44,7 @@ class Template:
 
 def templates() -> list[Template]:
     """Every partner's mails: all the samples, then all the variations, each by channel and name."""
-    mails = [c for c in partners.partner_cases() if c.kind == "email"]
+    mails = [c for c in partners.partner_cases() if c.kind == "email" and not c.several]
     return [
         Template(
             path=case.path,

@@ -42,8 +42,19 @@ class Case:
 
     @property
     def lead(self) -> bool:
-        """False for an item the adapter must refuse (``_raises`` in its entry)."""
-        return "_raises" not in self.expected
+        """False for an item the adapter must refuse (``_raises`` in its entry) or that holds several."""
+        return "_raises" not in self.expected and not self.several
+
+    @property
+    def several(self) -> bool:
+        """A mail that holds several leads (a digest, a table attached): ``_leads`` lists them."""
+        return "_leads" in self.expected
+
+    @property
+    def leads(self) -> list[dict[str, Any]]:
+        """The expected fields of each lead of a mail that holds several, in order."""
+        found = self.expected.get("_leads", [])
+        return found if isinstance(found, list) else []
 
     def item(self) -> RawItem:
         return RawItem(kind=self.kind, body=self.path.read_bytes())

@@ -6,8 +6,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from leadrelay.adapters import ParseContext
+from leadrelay.adapters import AdapterError, ParseContext, RawItem
 from leadrelay.adapters.base import Adapter
+from leadrelay.adapters.pieces import split_item
 from leadrelay.adapters.registry import context_for
 from leadrelay.canonical import CanonicalLead
 from leadrelay.routing import Routing, load_routing
@@ -30,6 +31,19 @@ def context(channel: str, routes: Routing | None = None) -> tuple[ParseContext, 
 def parse(case: Case) -> CanonicalLead:
     ctx, adapter = context(case.channel)
     return adapter.parse(case.item(), ctx)
+
+
+def parse_several(case: Case) -> list[CanonicalLead | AdapterError]:
+    """Each lead of a mail that holds several, as the door splits it (or what reading it raised)."""
+    ctx, adapter = context(case.channel)
+    split = split_item(adapter, case.path.read_bytes(), ctx.limits)
+    found: list[CanonicalLead | AdapterError] = []
+    for piece in split.pieces:
+        try:
+            found.append(adapter.parse(RawItem("email", piece.body, piece.content_type), ctx))
+        except AdapterError as err:
+            found.append(err)
+    return found
 
 
 def at(data: Any, dotted: str) -> Any:

@@ -27,11 +27,12 @@ from leadrelay.testing.partners import (
     partner_folders,
     sample,
 )
-from tests.adapters.support import mismatches, parse
+from tests.adapters.support import mismatches, parse, parse_several
 
 CASES = partner_cases()
 LEADS = [c for c in CASES if c.lead]
-NOT_LEADS = [c for c in CASES if not c.lead]
+NOT_LEADS = [c for c in CASES if not c.lead and not c.several]
+SEVERAL = [c for c in CASES if c.several]
 SAMPLES = [c for c in CASES if c.group == "samples"]
 ERRORS = {"NotALead": NotALead, "ParseError": ParseError}
 GROUPS = {"samples", "variations"}
@@ -50,6 +51,20 @@ def test_fixture_that_is_not_a_lead_is_refused_with_a_reason(case: Case) -> None
         parse(case)
     assert str(caught.value).startswith(f"{case.channel} ")
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("case", SEVERAL, ids=lambda c: c.key)
+def test_fixture_that_holds_several_leads_splits_into_them(case: Case) -> None:
+    """A digest or a mail with a table of leads: ``_leads`` lists each lead's fields, in order."""
+    found = parse_several(case)
+    assert len(found) == len(case.leads)
+    for lead, expected in zip(found, case.leads, strict=True):
+        if "_raises" in expected:
+            assert isinstance(lead, ERRORS[expected["_raises"]]), lead
+            assert "\n" not in str(lead)
+        else:
+            assert not isinstance(lead, Exception), lead
+            assert mismatches(lead, expected) == {}
 
 
 def test_every_registered_adapter_has_a_folder_of_fixtures() -> None:
@@ -93,10 +108,21 @@ def _right_fields(case: Case) -> int:
         return 0
 
 
+def _right_fields_of_several(case: Case) -> int:
+    leads = parse_several(case)
+    return sum(
+        len(want) - len(mismatches(got, want))
+        for got, want in zip(leads, case.leads, strict=False)
+        if "_raises" not in want and not isinstance(got, Exception)
+    )
+
+
 def test_key_field_accuracy_over_all_variations(capsys: pytest.CaptureFixture[str]) -> None:
     variations = [c for c in LEADS if c.group == "variations"]
+    several = [c for c in SEVERAL if c.group == "variations"]
     expected = sum(len(c.expected) for c in variations)
-    right = sum(_right_fields(c) for c in variations)
+    expected += sum(len(want) for c in several for want in c.leads if "_raises" not in want)
+    right = sum(_right_fields(c) for c in variations) + sum(_right_fields_of_several(c) for c in several)
     with capsys.disabled():
         print(f"\nvariation key-field accuracy: {right}/{expected} = {right / expected:.1%}")
     assert right / expected >= TARGET_ACCURACY

@@ -176,3 +176,26 @@ def test_erasing_something_that_is_no_address_is_refused_in_one_line(runtime) ->
     assert result.returncode == 1
     assert "'zebulon' is not an e-mail address" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_erasure_finds_a_person_named_only_in_a_table_attached_to_a_mail(clean_db: str, sandbox) -> None:
+    """A broker's CSV, base64 in the mail: erasure finds the mail and the person's row, not the others'."""
+    from leadrelay.testing.several import BROKER_CHANNEL, broker_csv, broker_mail, people
+    from tests.conftest import routing_with, sandbox_settings
+
+    clients = people(3, start=700)
+    raw = broker_mail([("leads.csv", "text/csv", broker_csv(clients))], message_id="<erase-csv@nb.example>")
+    assert clients[1].email.encode() not in raw  # base64: only a reader of the table finds the person
+    rt = Runtime.load(
+        sandbox_settings(clean_db, sandbox), routing_with(channels={"northbridge": BROKER_CHANNEL})
+    )
+    try:
+        with transaction(rt.sessions) as session:
+            place = Place(inbox="leads", folder="INBOX", uidvalidity=1, uid=1)
+            recorded = record_message(session, raw, place=place, routing=rt.routing, default=None)
+        assert recorded.settled is Outcome.several and len(recorded.parts) == 3
+        with rt.sessions() as session:
+            found = find_leads(session, clients[1].email)
+        assert found == [recorded.lead_id, recorded.parts[1]]  # the mail, and the person's row
+    finally:
+        rt.close()

@@ -9,6 +9,14 @@ was fetched), routed by its headers alone, as a ``parse_error`` dead letter. Mai
 of a channel that verifies its senders and whose sender is not proven
 (worker/imap/trust.py) is recorded as an ``unverified_sender`` dead letter: held,
 never handed to a worker, until an admin replays it.
+
+A mail that holds several leads — a digest, a CSV or XLSX of leads attached
+(adapters/pieces.py) — is recorded as it is, settled as ``ignored`` with a note
+naming its parts, and each lead is recorded beside it as a ledger item of its
+own (``raw_meta.parent``, ``raw_meta.part``) for the worker: each is
+deduplicated, delivered or dead-lettered alone. A table that cannot be read
+makes the mail a ``parse_error`` dead letter that says why (its other leads are
+still recorded). Every mail's attachments are listed in ``raw_meta.attachments``.
 """
 
 from __future__ import annotations
@@ -20,17 +28,22 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from leadrelay.adapters.base import configured_limits
 from leadrelay.adapters.detect import detect_channel
 from leadrelay.adapters.from_email import too_big
+from leadrelay.adapters.mail.attachments import described
 from leadrelay.adapters.mail.classify import not_a_lead
 from leadrelay.adapters.mail.forwards import unwrap
 from leadrelay.adapters.mail.message import read_mail
+from leadrelay.adapters.pieces import Split, split_item
+from leadrelay.adapters.registry import adapter_for
 from leadrelay.intake.store import Intake, record_inbound
 from leadrelay.ledger import kill, transition
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.worker.imap.keys import MailKeys, body_sha256, header_block, mail_keys
 from leadrelay.worker.imap.trust import MailTrust, verify
+from leadrelay.worker.several import SPLIT_CHECKED, record_parts
 
 UNROUTED = "unrouted"  # the channel of mail no sender, content or inbox default assigns
 CONTENT_TYPE = "message/rfc822"
@@ -41,6 +54,7 @@ class Outcome(StrEnum):
     duplicate = "duplicate"  # already in the ledger: not recorded again
     ignored = "ignored"  # recorded, but not a lead (auto-reply, newsletter, bounce…)
     failed = "failed"  # recorded, but cannot become a lead as it is: a dead letter
+    several = "several"  # recorded, and its several leads beside it (a digest, a table of leads)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +85,17 @@ class Recorded:
     channel: str | None  # None: nothing said which channel
     settled: Outcome | None = None  # known at the door (a duplicate, unrouted mail); else the worker's
     reason: DeadReason = DeadReason.parse_error  # of a dead letter opened at the door
+    parts: tuple[int, ...] = ()  # the new leads recorded from a mail that holds several
 
     @property
     def queued(self) -> bool:
         """A new lead for the worker (unrouted mail is settled at the door)."""
         return self.settled is None
+
+    @property
+    def for_worker(self) -> tuple[int, ...]:
+        """The ids to enqueue: the mail's own, or the leads split from it."""
+        return (self.lead_id,) if self.queued else self.parts
 
 
 def unrouted_message(inbox: str) -> str:
@@ -142,6 +162,10 @@ def record_message(
     if channel is not None and not oversized:
         trust = trust or MailTrust.of(place.inbox, routing.inboxes.get(place.inbox))
         verdict = verify(raw, channel=channel, routing=routing, trust=trust)
+    split = Split()
+    checked = channel is not None and not oversized and (verdict is None or verdict.trusted)
+    if channel is not None and checked:
+        split = _split(raw, channel, routing)
     meta = {
         "inbox": place.inbox,
         "folder": place.folder,
@@ -151,10 +175,14 @@ def record_message(
         "channel_from": "mail" if detected else ("inbox" if default else None),
         **({"size": size.total, "truncated": len(raw) < size.total} if size and oversized else {}),
         **({"sender_check": verdict.check} if verdict else {}),
+        **described(list(split.attachments)),
+        **({SPLIT_CHECKED: len(split.pieces)} if checked else {}),
     }
-    intake = _record(session, raw, keys.primary, channel, meta)
+    key = keys.primary
+    intake = _record(session, raw, key, channel, meta)
     if intake.duplicate and keys.reused_id and not _same_message(session, intake.lead_id, keys.body_sha256):
-        intake = _record(session, raw, keys.reused_id, channel, meta)
+        key = keys.reused_id
+        intake = _record(session, raw, key, channel, meta)
     if intake.duplicate:
         return Recorded(place.uid, intake.lead_id, channel, settled=Outcome.duplicate)
     if size is not None and oversized:
@@ -176,7 +204,21 @@ def record_message(
         return Recorded(
             place.uid, intake.lead_id, channel, settled=Outcome.failed, reason=DeadReason.unverified_sender
         )
+    if split.kind is not None:
+        parts = record_parts(
+            session, lead_id=intake.lead_id, key=key, channel=channel, split=split, meta=meta
+        )
+        settled = Outcome.failed if parts.failed else Outcome.several
+        return Recorded(place.uid, intake.lead_id, channel, settled=settled, parts=parts.lead_ids)
     return Recorded(place.uid, intake.lead_id, channel)
+
+
+def _split(raw: bytes, channel: str, routing: Routing) -> Split:
+    try:
+        adapter = adapter_for(channel, routing.channels[channel])
+    except Exception:  # no adapter: the worker says so in a dead letter
+        return Split()
+    return split_item(adapter, raw, configured_limits())
 
 
 def _refuse(session: Session, lead_id: int, kept: int, size: Size, place: Place, channel: str | None) -> None:

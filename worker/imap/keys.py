@@ -8,7 +8,12 @@ mailbox, folder or UIDVALIDITY it is found under.
 * ``mail-id:<digest>#<body digest>`` — a *different* message reusing a
   Message-ID (some mailers do): recorded, never mistaken for the first;
 * ``mail-sha256:<digest>`` — no Message-ID: sender, recipients, date, subject
-  and body, leaving out the trace headers each mailbox adds on delivery.
+  and body, leaving out the trace headers each mailbox adds on delivery;
+* ``<mail key>#lead-<n>`` — the n-th lead of a digest (adapters/pieces.py):
+  re-polling the digest finds its own key first and adds nothing;
+* ``mail-row:<digest>`` — a row of an attached table of leads, by the channel and
+  the row's content (column names and cells) alone: a broker who re-sends the same
+  CSV in a new mail adds nothing either, and two identical rows are one lead.
 """
 
 from __future__ import annotations
@@ -86,3 +91,10 @@ def mail_keys(raw: bytes) -> MailKeys:
     identity = "\n".join(_header(headers, name) for name in _IDENTITY_HEADERS)
     content = _sha256(f"{identity}\n{digest}".encode("utf-8", "surrogateescape"))
     return MailKeys(f"mail-sha256:{content}", None, digest, None)
+
+
+def piece_key(mail_key: str, channel: str, piece: str, *, by_content: bool) -> str:
+    """The intake key of one lead of a mail that holds several (see the module's note)."""
+    if by_content:
+        return "mail-row:" + _sha256(f"{channel}\n{piece}".encode("utf-8", "surrogateescape"))
+    return f"{mail_key}#{piece}"

@@ -173,7 +173,7 @@ class _Pass:
                 )
                 for uid, message in sorted(fetched.items())
             ]
-            uow.enqueue(*(r.lead_id for r in recorded if r.queued))
+            uow.enqueue(*(i for r in recorded for i in r.for_worker))
         return recorded
 
     def mark(self, imap: ImapSession, uids: list[int]) -> None:
@@ -204,7 +204,7 @@ def _drain(p: _Pass, imap: ImapSession, batch_size: int) -> None:
         fetched = imap.fetch_within(chunk, p.rt.settings.max_message_bytes)
         recorded = p.commit(validity, fetched) if fetched else []
         _count(recorded)
-        p.report.lead_ids.extend(r.lead_id for r in recorded if r.queued)
+        p.report.lead_ids.extend(i for r in recorded for i in r.for_worker)
         if recorded:
             p.mark(imap, [r.uid for r in recorded])
             p.marked.update((validity, r.uid) for r in recorded)
@@ -254,7 +254,7 @@ def _reroute(p: _Pass) -> None:
 def _tally(p: _Pass) -> None:
     counts = Counter(p.outcomes.values())
     report = p.report
-    report.new, report.duplicate = counts[Outcome.new], counts[Outcome.duplicate]
+    report.new, report.duplicate = counts[Outcome.new] + counts[Outcome.several], counts[Outcome.duplicate]
     report.ignored, report.failed = counts[Outcome.ignored], counts[Outcome.failed]
     report.marked = len(p.marked)
     report.left = len(p.found - p.marked)
