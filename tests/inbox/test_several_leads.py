@@ -106,7 +106,8 @@ def test_a_digest_with_an_unreadable_block_dead_letters_that_block_and_delivers_
         dead = session.execute(select(Lead).where(Lead.state == LeadState.dead)).scalar_one()
         letter = session.execute(select(DeadLetter).where(DeadLetter.lead_id == dead.id)).scalar_one()
         assert dead.raw_meta["part"] == "lead 2 of 3"
-        assert "e-mail (lead 2 of 3): no e-mail address or phone number" in letter.message
+        assert "e-mail (lead 2 of 3): the lead has neither an e-mail address" in letter.message
+        assert "contact.email" in letter.message  # the field to fix with dlq edit
     assert len(sandbox.opportunities()) == 2
     env = {**os.environ, "LEADRELAY_DATABASE_URL": clean_db, "COLUMNS": "200"}
     shown = cli("dlq", "show", str(letter.id), env=env)
