@@ -16,12 +16,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# the verb ends the attribution line: "… wrote:", "… a écrit :", "… schreef:"
-_ATTRIBUTION_END = re.compile(
-    r"(?:\bwrote|\bwrites|\bschrieb|\ba écrit|\bescribió|\bescribio|\bschreef|\bha scritto|\bskrev"
-    r"|\bgeschreven|\bécrit)\s*:\s*$",
+# the verb ends the attribution ("… wrote:", "… a écrit :") or names the sender before the colon
+# ("… schrieb Hubble <…>:", "… schreef Hubble <…>:", "Hubble wrote on 27/11/2026 09:14:")
+_ATTRIBUTION = re.compile(
+    r"(?:\b(?:wrote|writes|a écrit|écrit|escribió|escribio|ha scritto|skrev|geschreven)\s*:"
+    r"|\b(?:schrieb|schreef|wrote\s+on|escribió\s+el)\b[^\n]{0,300}:)\s*$",
     re.IGNORECASE,
 )
+_DIGIT = re.compile(r"\d")  # every client's attribution has a date or a time
 _MAX_ATTRIBUTION_LINES = 3  # Gmail wraps "On <date>, <name> <address> wrote:" at about 76 characters
 _MAX_ATTRIBUTION_CHARS = 400
 _MIN_BARE_QUOTE = 2  # lines of a ">" block with no attribution above it
@@ -60,7 +62,8 @@ def _quoted_block(lines: list[str], start: int) -> list[str]:
     """The ``>`` lines from ``start`` (blank lines inside kept), one level of quoting off."""
     block: list[str] = []
     pending_blank = 0
-    for line in lines[start:]:
+    for index in range(start, len(lines)):  # no slice: a copy of the rest at every quote is quadratic
+        line = lines[index]
         if not line.strip():
             pending_blank += 1
             continue
@@ -72,25 +75,26 @@ def _quoted_block(lines: list[str], start: int) -> list[str]:
     return block
 
 
-def _attribution(lines: list[str], end: int) -> tuple[int, str]:
-    """Where the attribution ending on line ``end`` begins, and its text (wrapped lines joined)."""
-    start = end
-    while (
-        start > 0
-        and end - start + 1 < _MAX_ATTRIBUTION_LINES
-        and lines[start - 1].strip()
-        and not _quoted(lines[start - 1])
-        and not re.match(r"\s*(on|am|le|el|op|il|den)\b", lines[start], re.IGNORECASE)
-    ):
-        start -= 1
-    return start, " ".join(line.strip() for line in lines[start : end + 1])
+def _attribution(lines: list[str], end: int) -> tuple[int, str] | None:
+    """The attribution that ends on line ``end`` (clients wrap it over up to three lines):
+    the line it begins on and its text, or None."""
+    for start in range(end, max(-1, end - _MAX_ATTRIBUTION_LINES), -1):
+        line = lines[start]
+        if not line.strip() or _quoted(line) or len(line) > _MAX_ATTRIBUTION_CHARS:
+            return None
+        text = " ".join(part.strip() for part in lines[start : end + 1])
+        if _ATTRIBUTION.search(text) and _DIGIT.search(text):
+            return start, text
+    return None
 
 
 def _after_attribution(lines: list[str], end: int) -> str:
-    rest = lines[end + 1 :]
-    first = next((line for line in rest if line.strip()), "")
-    body = _quoted_block(rest, 0) if _quoted(first) else rest  # a rendered <blockquote> has no ">"
-    return "\n".join(body).strip("\n")
+    first = next((i for i in range(end + 1, len(lines)) if lines[i].strip()), None)
+    if first is None:
+        return ""
+    if _quoted(lines[first]):
+        return "\n".join(_quoted_block(lines, first)).strip("\n")
+    return "\n".join(lines[first:]).strip("\n")  # a rendered <blockquote> has no ">"; read to the end
 
 
 def find_quote(lines: list[str], before: int) -> Quote | None:
@@ -98,8 +102,9 @@ def find_quote(lines: list[str], before: int) -> Quote | None:
     bare: int | None = None
     run = 0
     for index, line in enumerate(lines[:before]):
-        if len(line) <= _MAX_ATTRIBUTION_CHARS and not _quoted(line) and _ATTRIBUTION_END.search(line):
-            start, text = _attribution(lines, index)
+        found = _attribution(lines, index) if line.rstrip().endswith(":") else None
+        if found is not None:
+            start, text = found
             inner = _after_attribution(lines, index)
             if inner.strip() and (bare is None or start <= bare):
                 return Quote(start, text, inner)
