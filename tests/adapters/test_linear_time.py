@@ -74,6 +74,7 @@ UNITS = (
     "a\n:\n",
     "<blockquote>On 1 wrote:<br>",
     "<tr><th>Desks</th><td>1",
+    "Phone\tEmail\n",
 )
 CHANNELS = ("hubblehq", "liquidspace", "workthere", "kontor")
 HELPERS: tuple[Callable[[str], object], ...] = (
@@ -204,7 +205,8 @@ SHAPES = st.builds(
 @example(Shape("> x\n", "e-mail text", "hubblehq"))
 @example(Shape("1 schrieb a:\n>\n", "e-mail text", "kontor"))  # attributions quoting nothing
 @example(Shape("On 1 a <a@b.co> wrote:\n", "e-mail text", "hubblehq"))  # replies to replies
-@example(Shape("a\n:\n", "e-mail text", "workthere"))  # every line a possible attribution's end
+@example(Shape("a\n:\n", "e-mail text", "workthere"))
+@example(Shape("Phone\tEmail\n", "e-mail text", "hubblehq"))  # header rows over header rows  # every line a possible attribution's end
 @example(Shape("<blockquote>On 1 wrote:<br>", "e-mail html", "liquidspace"))
 @example(Shape("<dt>", "e-mail html", "hubblehq"))
 @example(Shape("<a x", "e-mail html", "kontor"))
