@@ -205,8 +205,8 @@ SHAPES = st.builds(
 @example(Shape("> x\n", "e-mail text", "hubblehq"))
 @example(Shape("1 schrieb a:\n>\n", "e-mail text", "kontor"))  # attributions quoting nothing
 @example(Shape("On 1 a <a@b.co> wrote:\n", "e-mail text", "hubblehq"))  # replies to replies
-@example(Shape("a\n:\n", "e-mail text", "workthere"))
-@example(Shape("Phone\tEmail\n", "e-mail text", "hubblehq"))  # header rows over header rows  # every line a possible attribution's end
+@example(Shape("a\n:\n", "e-mail text", "workthere"))  # every line a possible attribution's end
+@example(Shape("Phone\tEmail\n", "e-mail text", "hubblehq"))  # header rows over header rows
 @example(Shape("<blockquote>On 1 wrote:<br>", "e-mail html", "liquidspace"))
 @example(Shape("<dt>", "e-mail html", "hubblehq"))
 @example(Shape("<a x", "e-mail html", "kontor"))
