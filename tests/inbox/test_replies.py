@@ -20,7 +20,7 @@ def _variation(channel: str, name: str) -> bytes:
 
 
 REPLY = ("hubblehq", "email-reply-gmail-on-wrote.eml")  # staff answer the viewing request, quoting it
-CLIENT_REPLY = ("hubblehq", "email-reply-bare-quote.eml")  # the client answers, quoting two lines
+BARE_QUOTE = ("hubblehq", "email-reply-bare-quote.eml")  # staff answer, quoting two lines, no attribution
 JUNK = {
     ("hubblehq", "notalead-out-of-office.eml"): "an automatic reply",
     ("kontor", "notalead-bounce-dsn.eml"): "a delivery status notification",
@@ -44,7 +44,7 @@ def test_a_reply_to_a_delivered_notification_is_a_duplicate_and_junk_is_ignored(
     [opportunity] = sandbox.opportunities()
 
     dovecot.deliver(folder, _variation(*REPLY))
-    dovecot.deliver(folder, _variation(*CLIENT_REPLY))
+    dovecot.deliver(folder, _variation(*BARE_QUOTE))
     for key in JUNK:
         dovecot.deliver(folder, _variation(*key))
     later = Enqueued()
@@ -54,10 +54,10 @@ def test_a_reply_to_a_delivered_notification_is_a_duplicate_and_junk_is_ignored(
     outcomes = _settle(rt, later)
 
     rows = mail_leads(rt)
-    original, reply, client_reply, *junk = rows
+    original, reply, bare_quote, *junk = rows
     assert len(junk) == len(JUNK)
     assert original.state == LeadState.delivered
-    for row in (reply, client_reply):  # both read as the quoted lead, and known as its repeat
+    for row in (reply, bare_quote):  # both read as the quoted lead, and known as its repeat
         assert row.state == LeadState.duplicate, row.note
         assert outcomes[row.id] == "duplicate"
     for row, reason in zip(junk, JUNK.values(), strict=True):
@@ -68,3 +68,23 @@ def test_a_reply_to_a_delivered_notification_is_a_duplicate_and_junk_is_ignored(
 
     again = poll(rt)
     assert (again.new, again.duplicate, again.marked) == (0, 0, 0)
+
+
+def test_a_reply_quoting_a_notification_from_an_unproven_sender_is_held(
+    dovecot: Dovecot, folders, make_runtime, sandbox
+) -> None:
+    """A quoted notification is read as a lead, so a reply is no way around the sender check."""
+    forged = _variation(*REPLY).replace(
+        b"From: Jess Morgan <jess@foundry-workspace.example>", b"From: Someone <someone@stranger.example>", 1
+    )
+    assert b"someone@stranger.example" in forged
+    rt = make_runtime({"leads": inbox(dovecot, folders(forged))}, sandbox=sandbox)
+    enqueued = Enqueued()
+    report = poll(rt, enqueue=enqueued)
+    assert (report.new, report.failed, report.ignored) == (0, 1, 0)
+    assert enqueued == []  # never handed to a worker
+    [row] = mail_leads(rt)
+    assert row.state == LeadState.dead
+    [letter] = dead_letters(rt, row.id)
+    assert letter.reason == "unverified_sender"
+    assert sandbox.opportunities() == []
