@@ -22,7 +22,7 @@ from leadrelay.adapters.mail.replies import Quote, find_quote, without_reply_pre
 from leadrelay.adapters.parsing.dates import parse_datetime
 from leadrelay.adapters.parsing.text import emails_in
 
-_HEADER_LINE = re.compile(r"^\s*(?P<name>[A-Za-zÄÖÜäöü][\w \-]{0,18}?)\s*:\s*(?P<value>.*)$")
+_HEADER_LINE = re.compile(r"^\s*(?P<name>[^\W\d_][\w \-]{0,18}?)\s*:\s*(?P<value>.*)$")
 _HEADER_NAMES = {
     "from": "from",
     "von": "from",

@@ -90,6 +90,28 @@ def test_a_reply_to_a_reply_reaches_the_notification() -> None:
     assert (lead.external_id, lead.contact.phone) == ("enq_8F2KQ7XW", "+447700900123")
 
 
+OUTLOOK_BLOCKS = {
+    "english": "From: Hubble <enquiries@hubblehq.com>\nSent: Friday, November 27, 2026 9:14 AM\n"
+    "To: leads@foundry.example\nSubject: New enquiry\n",
+    "french": "De : Hubble <enquiries@hubblehq.com>\nEnvoyé : vendredi 27 novembre 2026 09:14\n"
+    "À : leads@foundry.example\nObjet : Nouvelle demande\n",
+    "dutch": "Van: Hubble <enquiries@hubblehq.com>\nVerzonden: vrijdag 27 november 2026 09:14\n"
+    "Aan: leads@foundry.example\nOnderwerp: Nieuwe aanvraag\n",
+    "spanish": "De: Hubble <enquiries@hubblehq.com>\nEnviado el: viernes, 27 de noviembre de 2026 9:14\n"
+    "Para: leads@foundry.example\nAsunto: Nueva solicitud\n",
+    "german": "Von: Hubble <enquiries@hubblehq.com>\nGesendet: Freitag, 27. November 2026 09:14\n"
+    "An: leads@foundry.example\nBetreff: Neue Anfrage\n",
+}
+
+
+@pytest.mark.parametrize("language", sorted(OUTLOOK_BLOCKS))
+def test_an_outlook_reply_reads_the_original_below_its_header_block(language: str) -> None:
+    body = REPLIER + "-----Original Message-----\n" + OUTLOOK_BLOCKS[language] + "\n" + NOTIFICATION
+    layers = unwrap(read_mail(_mail(body, subject="RE: New enquiry")))
+    assert [layer.sender for layer in layers] == ["jess@foundry.example", "enquiries@hubblehq.com"]
+    assert layers[-1].texts[0].startswith("Name: Amara Okafor")
+
+
 def test_a_reply_that_quotes_no_notification_is_no_lead() -> None:
     ctx, adapter = context("hubblehq")
     body = (
