@@ -31,8 +31,9 @@ SUBJECT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(
             r"^\s*(undeliverable|undelivered mail|delivery status notification|mail delivery failed|"
             r"returned mail|delivery failure|failure notice|mail delivery (failure|subsystem)|unzustellbar|"
-            r"nicht zustellbar|non remis|non distribuable|échec de (la )?remise|onbestelbaar|"
-            r"niet bezorgd|no se puede entregar|no entregado|error de entrega)",
+            r"nicht zustellbar|zustellung fehlgeschlagen|non remis|non distribuable|échec de (la )?remise|"
+            r"onbestelbaar|niet bezorgd|no se puede entregar|no entregado|mensaje no entregado|"
+            r"error de entrega|delivery delayed|delivery has failed|mail system error)",
             re.I,
         ),
         "a delivery status notification",
