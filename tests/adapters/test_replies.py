@@ -9,11 +9,12 @@ from email.message import EmailMessage
 import pytest
 
 from leadrelay.adapters import NotALead, ParseError, RawItem
+from leadrelay.adapters.detect import detect_channel
 from leadrelay.adapters.mail.classify import not_a_lead
 from leadrelay.adapters.mail.forwards import unwrap
 from leadrelay.adapters.mail.message import read_mail
 from leadrelay.adapters.mail.replies import without_reply_prefix
-from tests.adapters.support import context
+from tests.adapters.support import context, routing
 
 NOTIFICATION = (
     "Name: Amara Okafor\nCompany: Brightlane Ltd\nEmail: amara.okafor@brightlane.io\n"
@@ -110,6 +111,13 @@ def test_an_outlook_reply_reads_the_original_below_its_header_block(language: st
     layers = unwrap(read_mail(_mail(body, subject="RE: New enquiry")))
     assert [layer.sender for layer in layers] == ["jess@foundry.example", "enquiries@hubblehq.com"]
     assert layers[-1].texts[0].startswith("Name: Amara Okafor")
+
+
+@pytest.mark.parametrize("style", sorted(ATTRIBUTIONS))
+def test_a_replys_channel_is_the_quoted_portals_not_the_repliers(style: str) -> None:
+    """Sender of the quoted original, else its content (the portal's reference): never the replier."""
+    raw = _mail(REPLIER + ATTRIBUTIONS[style] + _quoted(NOTIFICATION), subject="Re: your message")
+    assert detect_channel(raw, routing().channels) == "hubblehq"
 
 
 def test_a_reply_that_quotes_no_notification_is_no_lead() -> None:
