@@ -13,10 +13,16 @@ import re
 
 from leadrelay.adapters.base import Limits, NotALead, ParseError
 from leadrelay.adapters.fields import Found, as_text, build_draft
-from leadrelay.adapters.mail.classify import looks_like_newsletter, not_a_lead, without_forward_prefix
+from leadrelay.adapters.mail.classify import (
+    REPLY,
+    is_reply,
+    looks_like_newsletter,
+    not_a_lead,
+)
 from leadrelay.adapters.mail.forwards import Layer, unwrap
 from leadrelay.adapters.mail.message import Mail, read_mail
 from leadrelay.adapters.mail.pairs import pairs_in
+from leadrelay.adapters.mail.replies import without_reply_prefix
 from leadrelay.adapters.parsing.text import emails_in, kind_in
 from leadrelay.adapters.spec import PortalSpec
 from leadrelay.adapters.unread import unreachable
@@ -25,6 +31,8 @@ _GUESS = (0, 0, 0)
 _PATTERN = (10, 0, 0)
 _EXACT = 3
 _CONTACT_FIELDS = ("contact.email", "contact.phone", "contact")
+_NAME_FIELDS = ("contact", "contact.full_name", "contact.first_name", "contact.last_name")
+_NOTIFICATION_LABELS = 2  # labelled values that make quoted or bulk-sent text a portal's notification
 
 
 def sender_matches(address: str, pattern: str) -> bool:
@@ -44,7 +52,10 @@ def exact_field(spec: PortalSpec, label: str) -> str | None:
     return match.field if match is not None and match.score[0] == _EXACT else None
 
 
-def _labelled(found: Found, spec: PortalSpec, lead: Layer) -> None:
+def _labelled(found: Found, spec: PortalSpec, lead: Layer) -> int:
+    """Offers every value the portal's labels name; how many there were."""
+    count = 0
+
     def is_label(line: str) -> bool:
         match = spec.labels.match(line)
         return match is not None and match.score[0] == _EXACT
@@ -55,6 +66,8 @@ def _labelled(found: Found, spec: PortalSpec, lead: Layer) -> None:
             if match is not None:
                 value = pair.full_value() if match.field == "message" else pair.value
                 found.offer(match.field, value, pair.label, match.score)
+                count += 1
+    return count
 
 
 def _by_pattern(
@@ -85,6 +98,18 @@ def _client_email(found: Found, spec: PortalSpec, mail: Mail, layers: list[Layer
             return
 
 
+def _names_a_client(found: Found, spec: PortalSpec) -> bool:
+    """Whether a mail with newsletter signals still reads as a notification: it carries the
+    portal's reference, or names a person with an address or number that is not the portal's own."""
+    if found.has("external_id"):
+        return True
+    named = any(found.has(path) for path in _NAME_FIELDS)
+    addresses = emails_in(as_text(found.first("contact.email"))) if found.has("contact.email") else []
+    client = any(not any(sender_matches(a.lower(), s) for s in spec.senders) for a in addresses)
+    reachable = client or found.has("contact.phone")
+    return named and reachable
+
+
 def too_big(size: int, limit: int, *, kept: int | None = None) -> str:
     """Why a message is not read, for the dead letter; ``kept``: the bytes kept of a longer one."""
     what = "its raw bytes are kept" if kept is None else f"its first {kept:,} bytes are kept"
@@ -102,16 +127,18 @@ def read_email(body: bytes, spec: PortalSpec, limits: Limits, *, require_contact
         raise ParseError(f"the message is not read: {mail.unread}; its raw bytes are kept")
     layers = unwrap(mail)
     lead = layers[-1]
-    reason = not_a_lead(mail, tuple(layer.subject for layer in layers))
+    reason = not_a_lead(mail, tuple(layer.subject for layer in layers), quotes_original=len(layers) > 1)
     if reason:
         raise NotALead(f"this is {reason}")
-    subject = without_forward_prefix(lead.subject or mail.subject)
+    subject = without_reply_prefix(lead.subject or mail.subject)
     for pattern, why in spec.ignored_subjects:
         if pattern.search(subject):
             raise NotALead(why)
 
     found = Found()
-    _labelled(found, spec, lead)
+    labelled = _labelled(found, spec, lead)
+    if labelled < _NOTIFICATION_LABELS and any(is_reply(layer.subject) for layer in layers):
+        raise NotALead(f"this is {REPLY} that quotes no {spec.name} notification")
     outer = [text for layer in reversed(layers[:-1]) for text in (layer.subject, *layer.texts)]
     haystacks = [subject, *lead.texts, lead.message_id, *lead.links, *outer, *mail.links]
     _by_pattern(found, "external_id", spec.references, haystacks)
@@ -121,8 +148,8 @@ def read_email(body: bytes, spec: PortalSpec, limits: Limits, *, require_contact
     found.offer("received_at", lead.date or mail.date, "date", _GUESS)
     if not found.has("contact.email"):
         _client_email(found, spec, mail, layers)
+    if looks_like_newsletter(mail, subject) and not _names_a_client(found, spec):
+        raise NotALead("looks like a newsletter or marketing mail, not a lead")
     if require_contact and not any(found.has(field) for field in _CONTACT_FIELDS):
-        if looks_like_newsletter(mail, subject):
-            raise NotALead("looks like a newsletter or marketing mail, not a lead")
         raise ParseError(unreachable(found, build_draft(found, spec.reading), spec.labels, door="email"))
     return found

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from leadrelay.adapters.base import ParseError
+from leadrelay.adapters.base import NotALead, ParseError
 from leadrelay.adapters.fields import Found
 from leadrelay.adapters.parsing.labels import LabelTable, fold
 from leadrelay.adapters.spec import PortalSpec
@@ -128,7 +128,21 @@ def _by_meaning(data: Any, spec: PortalSpec, consumed: set[Location], found: Fou
         found.offer(match.field, leaf.value, leaf.name, (min(tier, _FALLBACK_SCORE_CAP) - 4, custom, length))
 
 
-def read_webhook(body: bytes, spec: PortalSpec) -> Found:
+def _kind_of_json(data: Any) -> str:
+    if data is None:
+        return "null"
+    if isinstance(data, list):
+        return "an empty array" if not data else "an array"
+    if isinstance(data, str):
+        return "a string"
+    return "a boolean" if isinstance(data, bool) else "a number"
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """The body's JSON object. An empty body, ``{}`` or JSON that is no object is no lead
+    (:class:`NotALead`, recorded as ignored); a body that is not JSON cannot be read."""
+    if not body.strip():
+        raise NotALead("the body is empty")
     try:
         data: Any = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -136,7 +150,14 @@ def read_webhook(body: bytes, spec: PortalSpec) -> Found:
     except RecursionError:
         raise ParseError("body is JSON nested too deeply to read") from None
     if not isinstance(data, dict):
-        raise ParseError("body must be a JSON object")
+        raise NotALead(f"the body is {_kind_of_json(data)}, not a JSON object")
+    if not data:
+        raise NotALead("the body is an empty JSON object")
+    return data
+
+
+def read_webhook(body: bytes, spec: PortalSpec) -> Found:
+    data = json_object(body)
     fold_key = functools.cache(_key)  # every key meets every path: folded once per body
     event = next(
         (v for p in spec.events.paths for _, v in lookup(data, p, fold_key) if isinstance(v, str | int)), None

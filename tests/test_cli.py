@@ -118,6 +118,44 @@ def test_parse_exits_2_with_one_line_when_it_cannot_read(tmp_path: Path, content
     assert "Traceback" not in result.stderr
 
 
+JUNK = [case for case in partner_cases("variations") if case.expected.get("_raises") == "NotALead"]
+
+
+@pytest.mark.parametrize("case", [c for c in JUNK if c.path.suffix == ".eml"], ids=lambda c: c.key)
+def test_parse_refuses_bounces_auto_replies_and_newsletters_with_one_line(case: Case) -> None:
+    """Detected or not, junk mail exits 2 with one line that says what it is."""
+    result = cli("parse", str(case.path))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "Traceback" not in result.stderr
+    assert re.search(
+        r"automatic reply|delivery status|newsletter|reply in a conversation|update", error[0]
+    ), error
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "the body is empty"),
+        (b"{}", "the body is an empty JSON object"),
+        (b"[]", "the body is an empty array, not a JSON object"),
+        (b'"hello"', "the body is a string, not a JSON object"),
+    ],
+)
+@pytest.mark.parametrize("told", [None, "hubblehq"])
+def test_parse_refuses_empty_and_non_object_bodies_with_one_line(
+    tmp_path: Path, content: bytes, reason: str, told: str | None
+) -> None:
+    payload = tmp_path / "payload.json"
+    payload.write_bytes(content)
+    result = cli("parse", *(["--channel", told] if told else []), str(payload))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: payload.json: ") and line.endswith(reason)
+
+
 def test_parse_names_the_known_channels_when_given_an_unknown_one(tmp_path: Path) -> None:
     result = cli("parse", "--channel", "nosuch", str(CANONICAL))
     assert result.returncode == 2

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar, get_args
+from typing import ClassVar, get_args
 
 from pydantic import BaseModel
 
-from leadrelay.adapters.base import NotALead, ParseContext, ParseError, RawItem, finish
+from leadrelay.adapters.base import NotALead, ParseContext, RawItem, finish
+from leadrelay.adapters.from_webhook import json_object
 from leadrelay.canonical import CanonicalLead
 
 
@@ -32,14 +32,7 @@ class CanonicalAdapter:
     def parse(self, item: RawItem, ctx: ParseContext) -> CanonicalLead:
         if item.kind != "webhook":
             raise NotALead("the canonical channel takes JSON webhooks only, not e-mail")
-        try:
-            data: Any = json.loads(item.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ParseError(f"body is not JSON: {err}") from None
-        except RecursionError:
-            raise ParseError("body is JSON nested too deeply to read") from None
-        if not isinstance(data, dict):
-            raise ParseError("body must be a JSON object")
+        data = json_object(item.body)
         return finish(data, ctx)
 
 

@@ -1,10 +1,14 @@
-"""Forwarded mail: find the notification a person passed on, and who really sent it.
+"""Forwarded and replied-to mail: find the notification a person passed on or
+answered, and who really sent it.
 
 Handles the inline styles of Gmail (``---------- Forwarded message ---------``),
 Outlook (``-----Original Message-----`` or a bare ``From:/Sent:/To:/Subject:``
-block, also German ``Von:/Gesendet:/An:/Betreff:``), Apple Mail (``Begin forwarded
-message:``) and Thunderbird, with or without ``>`` quoting, and messages attached
-as ``message/rfc822``. The result is a list of layers, outermost first.
+block, also in German, French, Dutch and Spanish), Apple Mail (``Begin forwarded
+message:``) and Thunderbird, with or without ``>`` quoting, messages attached as
+``message/rfc822``, and replies that quote the original under an attribution line
+(``On … wrote:``, ``Am … schrieb …:``, ``Le … a écrit :``, ``El … escribió:``,
+``Op … schreef …:``) or as a bare ``>`` block (see :mod:`.replies`). The result is
+a list of layers, outermost first: the reply's own text is never part of the last.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from leadrelay.adapters.mail.message import Mail
+from leadrelay.adapters.mail.replies import Quote, find_quote, without_reply_prefix
 from leadrelay.adapters.parsing.dates import parse_datetime
 from leadrelay.adapters.parsing.text import emails_in
 
-_HEADER_LINE = re.compile(r"^\s*(?P<name>[A-Za-zÄÖÜäöü][\w \-]{0,18}?)\s*:\s*(?P<value>.*)$")
+_HEADER_LINE = re.compile(r"^\s*(?P<name>[^\W\d_][\w \-]{0,18}?)\s*:\s*(?P<value>.*)$")
 _HEADER_NAMES = {
     "from": "from",
     "von": "from",
@@ -28,13 +33,22 @@ _HEADER_NAMES = {
     "gesendet": "date",
     "datum": "date",
     "envoyé": "date",
+    "envoyé le": "date",
+    "verzonden": "date",
+    "enviado": "date",
+    "enviado el": "date",
+    "fecha": "date",
     "to": "to",
     "an": "to",
     "à": "to",
+    "aan": "to",
+    "para": "to",
     "cc": "cc",
     "subject": "subject",
     "betreff": "subject",
     "objet": "subject",
+    "onderwerp": "subject",
+    "asunto": "subject",
     "reply-to": "reply-to",
     "antwort an": "reply-to",
 }
@@ -61,6 +75,7 @@ class Layer:
 class _Split:
     headers: dict[str, str]
     inner: str
+    start: int = 0  # the line it begins on: the earliest of a forward and a quote is the outer one
 
 
 def _unquoted(match: re.Match[str]) -> str:
@@ -87,31 +102,42 @@ def _header_block(lines: list[str], start: int) -> tuple[dict[str, str], int]:
     return headers, end
 
 
-def _split_forward(text: str) -> _Split | None:
-    """The forwarded header block and what follows it, if ``text`` forwards a message."""
-    lines = text.splitlines()
+def _split_forward(lines: list[str]) -> _Split | None:
+    """The forwarded header block and what follows it, if the lines forward a message."""
     start = 0
     while start < len(lines):
         headers, end = _header_block(lines, start)
         if "from" in headers and len(headers.keys() & {"date", "to", "subject", "cc"}) >= 2:
-            return _Split(headers, _unquote("\n".join(lines[end:])).strip("\n"))
+            return _Split(headers, _unquote("\n".join(lines[end:])).strip("\n"), start)
         start = max(end, start + 1)
     return None
 
 
+def _from_quote(quote: Quote) -> _Split:
+    return _Split({"from": quote.attribution}, quote.inner, quote.start)
+
+
+def _split(text: str) -> _Split | None:
+    """What ``text`` passes on: the forward or quoted original that begins first."""
+    lines = text.splitlines()
+    forward = _split_forward(lines)
+    quote = find_quote(lines, before=forward.start if forward else len(lines))
+    return _from_quote(quote) if quote is not None else forward
+
+
 def _inner_layer(layer: Layer) -> Layer | None:
-    splits = [(split, text) for text in layer.texts if (split := _split_forward(text))]
+    splits = [split for text in layer.texts if (split := _split(text)) and split.inner.strip()]
     if not splits:
         return None
-    headers = splits[0][0].headers
+    headers = splits[0].headers
     addresses = emails_in(headers.get("from", ""))
     date_text = headers.get("date", "")
     return Layer(
         sender=addresses[0].lower() if addresses else "",
-        subject=headers.get("subject", ""),
+        subject=headers.get("subject", "") or without_reply_prefix(layer.subject),
         date=parse_datetime(date_text) if date_text else None,
         message_id="",
-        texts=tuple(split.inner for split, _ in splits),
+        texts=tuple(split.inner for split in splits),
         links=layer.links,
     )
 

@@ -40,6 +40,8 @@ _HEADERS_KEPT = (
     "list-unsubscribe",
     "x-autoreply",
     "x-autorespond",
+    "x-autoresponder",
+    "x-auto-reply",
     "x-auto-response-suppress",
     "content-type",
 )

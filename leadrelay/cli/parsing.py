@@ -16,9 +16,13 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from leadrelay.adapters import AdapterError, RawItem
+from leadrelay.adapters import AdapterError, NotALead, RawItem
 from leadrelay.adapters.base import Adapter, ParseContext
 from leadrelay.adapters.detect import detect
+from leadrelay.adapters.from_webhook import json_object
+from leadrelay.adapters.mail.classify import not_a_lead
+from leadrelay.adapters.mail.forwards import unwrap
+from leadrelay.adapters.mail.message import read_mail
 from leadrelay.adapters.pieces import split_item
 from leadrelay.adapters.portal import PortalAdapter
 from leadrelay.adapters.registry import context_for
@@ -33,12 +37,29 @@ def say(level: str, message: str) -> None:
     errors.print(f"[{_STYLES[level]}]{level}:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
+def surely_no_lead(item: RawItem) -> str | None:
+    """Why an item no channel claims is no lead (a bounce, an auto-reply, an empty body), or None."""
+    if item.kind == "webhook":
+        try:
+            json_object(item.body)
+        except NotALead as err:
+            return str(err)
+        except AdapterError:
+            return None
+        return None
+    mail = read_mail(item.body)
+    reason = not_a_lead(mail, tuple(layer.subject for layer in unwrap(mail)))
+    return f"this is {reason}" if reason else None
+
+
 def _channel(routing: Routing, path: Path, item: RawItem, told: str | None) -> str | None:
     """The channel to read ``item`` as: ``told``, or the detected one; None (said why) when neither."""
     found = detect(item, routing.channels)
     clue = "sender or content" if item.kind == "email" else "shape"
     if told is None:
-        if found is None:
+        if found is None and (reason := surely_no_lead(item)):
+            say("error", f"{path.name}: not a lead: {reason}")
+        elif found is None:
             known = ", ".join(sorted(routing.channels))
             say(
                 "error",

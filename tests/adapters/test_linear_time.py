@@ -68,6 +68,13 @@ UNITS = (
     "enq_",
     "hubblehq.com/listings/1",
     "From: a@b.co\nTo: c@d.co\nSubject: x\n\n",
+    "On 1 a <a@b.co> wrote:\n",
+    "1 schrieb a:\n>\n",
+    "> > 1 wrote:\n",
+    "a\n:\n",
+    "<blockquote>On 1 wrote:<br>",
+    "<tr><th>Desks</th><td>1",
+    "Phone\tEmail\n",
 )
 CHANNELS = ("hubblehq", "liquidspace", "workthere", "kontor")
 HELPERS: tuple[Callable[[str], object], ...] = (
@@ -196,6 +203,11 @@ SHAPES = st.builds(
 @example(Shape("(", "helpers", "hubblehq"))
 @example(Shape("Phone: 1\n", "e-mail text", "liquidspace"))
 @example(Shape("> x\n", "e-mail text", "hubblehq"))
+@example(Shape("1 schrieb a:\n>\n", "e-mail text", "kontor"))  # attributions quoting nothing
+@example(Shape("On 1 a <a@b.co> wrote:\n", "e-mail text", "hubblehq"))  # replies to replies
+@example(Shape("a\n:\n", "e-mail text", "workthere"))  # every line a possible attribution's end
+@example(Shape("Phone\tEmail\n", "e-mail text", "hubblehq"))  # header rows over header rows
+@example(Shape("<blockquote>On 1 wrote:<br>", "e-mail html", "liquidspace"))
 @example(Shape("<dt>", "e-mail html", "hubblehq"))
 @example(Shape("<a x", "e-mail html", "kontor"))
 @example(Shape('"', "e-mail sender", "hubblehq"))

@@ -7,6 +7,7 @@ import os
 import random
 import time
 
+from leadrelay.adapters.detect import detect_channel
 from leadrelay.testing.dovecot import Dovecot
 from leadrelay.testing.mails import enquiries, templates, unrouted, vary
 from tests.inbox.support import Enqueued, inbox, mail_leads, poll
@@ -60,7 +61,11 @@ def test_500_messages_become_exactly_the_right_opportunities(
     assert len(mail_leads(rt)) == 500 - REPEATS
 
     outcomes = process_all(rt, enqueued, workers=max(2, min(4, os.cpu_count() or 2)))
-    assert outcomes == {"delivered": DISTINCT, "duplicate": RESENT, "ignored": NOT_LEADS // 2}
+    # junk a channel claims (its sender or content names a portal) is the worker's to
+    # ignore; the rest (a bounce from a stranger) was ignored at the door
+    routed = sum(detect_channel(raw, rt.routing.channels) is not None for raw in others)
+    assert 0 < routed < NOT_LEADS
+    assert outcomes == {"delivered": DISTINCT, "duplicate": RESENT, "ignored": routed}
 
     names = [opportunity["Name"] for opportunity in sandbox.opportunities()]
     assert len(names) == len(set(names)) == DISTINCT  # no duplicates

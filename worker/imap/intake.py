@@ -192,7 +192,7 @@ def record_message(
         return Recorded(
             place.uid, intake.lead_id, channel, settled=_park(session, intake.lead_id, raw, place)
         )
-    if verdict is not None and not verdict.trusted and _not_a_lead(raw) is None:
+    if verdict is not None and not verdict.trusted and _not_a_lead(raw, read_quotes=True) is None:
         kill(
             session,
             intake.lead_id,
@@ -233,11 +233,18 @@ def _refuse(session: Session, lead_id: int, kept: int, size: Size, place: Place,
     )
 
 
-def _not_a_lead(raw: bytes) -> str | None:
-    """What the mail surely is when it is no lead (a bounce, a reply): the adapter ignores it too."""
+def _not_a_lead(raw: bytes, *, read_quotes: bool = False) -> str | None:
+    """What the mail surely is when it is no lead (a bounce, a reply): the adapter ignores it too.
+
+    ``read_quotes``: a reply that quotes another message may be read as the lead it
+    quotes, so it is not surely no lead — from an unproven sender it is held like
+    any other lead. Without a channel a reply is ignored whatever it quotes.
+    """
     try:
         mail = read_mail(raw)
-        return not_a_lead(mail, tuple(layer.subject for layer in unwrap(mail)))
+        layers = unwrap(mail)
+        subjects = tuple(layer.subject for layer in layers)
+        return not_a_lead(mail, subjects, quotes_original=read_quotes and len(layers) > 1)
     except Exception:  # unreadable mail is for an operator to look at
         return None
 
