@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 
-from leadrelay.adapters.parsing.labels import LabelTable
-from leadrelay.adapters.parsing.synonyms import ENGLISH
+from leadrelay.adapters.parsing.languages import multilingual
 from leadrelay.adapters.spec import EventTable, PortalSpec, patterns, reading_for
 from leadrelay.canonical import LeadKind
 from leadrelay.nexudus.enums import LeadSource
 
-LABELS = LabelTable(ENGLISH).extended(
+LABELS = multilingual().extended(
     {
         "contact": ("member", "liquidspace member", "requested by"),
         "listing": ("venue", "location"),
