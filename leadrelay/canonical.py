@@ -94,6 +94,8 @@ def normalise_phone(value: str | None, region: str | None) -> str | None:
     raw = value.strip()
     if not raw:
         return None
+    if raw.startswith("00") and raw[2:3].isdigit() and raw[2] != "0":
+        raw = "+" + raw[2:]  # "0049 30 …": the international prefix of most of the world, not the US's
     try:
         parsed = phonenumbers.parse(raw, (region or "GB").upper())
     except phonenumbers.NumberParseException:

@@ -18,6 +18,8 @@ hold a worker for minutes.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import email
 import email.header
 import email.utils
@@ -121,7 +123,13 @@ def _header(msg: Message, name: str) -> str:
 
 
 def _decode(payload: bytes, charset: str | None) -> str:
+    """Text in its declared charset; UTF-8 first when a single-byte one is declared
+    (or an unknown one) and the bytes are valid UTF-8 beyond ASCII — a mislabelled
+    part, since Latin-1 text is almost never valid UTF-8 by chance."""
     declared = (charset or "").lower()
+    if not payload.isascii() and _single_byte_or_unknown(declared):
+        with contextlib.suppress(UnicodeDecodeError):
+            return payload.decode("utf-8")
     candidates = ["cp1252" if declared in _LATIN1_ALIASES else declared, "utf-8", "cp1252"]
     for name in filter(None, candidates):
         try:
@@ -129,6 +137,16 @@ def _decode(payload: bytes, charset: str | None) -> str:
         except (LookupError, UnicodeDecodeError):
             continue
     return payload.decode("latin-1")
+
+
+def _single_byte_or_unknown(declared: str) -> bool:
+    if declared in _LATIN1_ALIASES:
+        return True
+    try:
+        name = codecs.lookup(declared).name
+    except LookupError:
+        return True
+    return name.startswith(("cp125", "iso8859", "latin", "ascii", "windows-125", "mac-"))
 
 
 def _part_text(part: Message, budget: _Budget) -> str:
