@@ -51,6 +51,9 @@ UNITS = (
     "a@",
     "a.",
     "1 ",
+    "1 000 ",
+    "000 0",
+    "1 000,5",
     "(",
     "#1",
     '"',
@@ -194,6 +197,8 @@ SHAPES = st.builds(
 @example(Shape("1", "helpers", "workthere"))
 @example(Shape("#1", "helpers", "hubblehq"))
 @example(Shape("(", "helpers", "hubblehq"))
+@example(Shape("000 0", "helpers", "kontor"))  # space-grouped thousands, a run of groups that ends badly
+@example(Shape("1 000,5", "helpers", "workthere"))
 @example(Shape("Phone: 1\n", "e-mail text", "liquidspace"))
 @example(Shape("> x\n", "e-mail text", "hubblehq"))
 @example(Shape("<dt>", "e-mail html", "hubblehq"))
