@@ -134,7 +134,7 @@ DUTCH: dict[str, tuple[str, ...]] = {
     "contact.first_name": ("voornaam",),
     "contact.last_name": ("achternaam",),
     "contact.email": ("e-mailadres", "emailadres", "uw e-mail"),
-    "contact.phone": ("telefoon", "telefoonnummer", "mobiel", "mobiel nummer", "tel nr"),
+    "contact.phone": ("gsm", "telefoon", "telefoonnummer", "mobiel", "mobiel nummer", "tel nr"),
     "contact.company": ("bedrijf", "bedrijfsnaam", "organisatie", "onderneming"),
     "requirements.desks": (
         "werkplekken",

@@ -141,6 +141,9 @@ def test_a_time_after_a_localized_date_is_kept(text: str, expected: datetime) ->
         ("jusqu'à 4 000 €", None, 4000, "EUR", None),
         ("hasta 3.500 €", None, 3500, "EUR", None),
         ("max. € 4.000", None, 4000, "EUR", None),
+        # short words of one language are not periods in another
+        ("an estimate of £5,000 per month", 5000, 5000, "GBP", "month"),
+        ("4.500 € pour mes bureaux", 4500, 4500, "EUR", None),
     ],
 )
 def test_budgets_with_decimal_commas_space_thousands_and_periods(
