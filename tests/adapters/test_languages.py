@@ -69,6 +69,13 @@ LABELS = multilingual()
         ("Votre chargé de compte", "broker"),
         ("Référence", "external_id"),
         ("Aanvraagnummer", "external_id"),
+        # a name that is not the client's
+        ("Nom de l'espace", "listing.name"),
+        ("Nom du conseiller", "broker.contact"),
+        ("Naam locatie", "listing.name"),
+        ("Nombre del asesor", "broker.contact"),
+        ("Nombre del centro", "listing.name"),
+        ("GSM", "contact.phone"),
         # English keeps its meaning where a word is shared
         ("Email", "contact.email"),
         ("Name", "contact.full_name"),
