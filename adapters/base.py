@@ -107,12 +107,20 @@ def _drop(draft: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
     return False
 
 
-def finish(draft: dict[str, Any], ctx: ParseContext, *, drop_invalid: bool = False) -> CanonicalLead:
+def finish(
+    draft: dict[str, Any],
+    ctx: ParseContext,
+    *,
+    drop_invalid: bool = False,
+    language_region: str | None = None,
+) -> CanonicalLead:
     """Validate an adapter's draft into a lead, with the listing's phone region.
 
     With ``drop_invalid`` a value the model rejects (a malformed broker e-mail, a
     start date it cannot read) is left out rather than losing the whole lead; a
-    lead that stays unreachable still raises.
+    lead that stays unreachable still raises. ``language_region``: the country the
+    item's language points to, tried for a national phone number the listing's
+    region calls invalid (``06 12 34 56 78`` in a French mail to a London listing).
     """
     listing = draft.get("listing")
     listing_id = listing.get("id") if isinstance(listing, dict) else None
@@ -124,7 +132,9 @@ def finish(draft: dict[str, Any], ctx: ParseContext, *, drop_invalid: bool = Fal
     }
     while True:
         try:
-            return CanonicalLead.model_validate(draft, context={"region": region})
+            return CanonicalLead.model_validate(
+                draft, context={"region": region, "language_region": language_region}
+            )
         except ValidationError as err:
             locs = [tuple(e.get("loc", ())) for e in err.errors()]
             if not drop_invalid or not all(loc and _drop(draft, loc) for loc in locs):

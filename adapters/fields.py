@@ -14,6 +14,7 @@ from typing import Any
 
 from leadrelay.adapters.parsing.dates import parse_date, parse_datetime
 from leadrelay.adapters.parsing.labels import fold
+from leadrelay.adapters.parsing.languages import region_of_labels
 from leadrelay.adapters.parsing.money import currency_in, parse_money, per_head, period_in
 from leadrelay.adapters.parsing.quantities import parse_area_sqm, parse_count_range, parse_term_months
 from leadrelay.adapters.parsing.text import (
@@ -264,6 +265,11 @@ def _nest(flat: Values) -> dict[str, Any]:
             node = node.setdefault(key, {})
         node[leaf] = value
     return draft
+
+
+def language_region(found: Found) -> str | None:
+    """The country the found labels' language points to (a hint for national phone numbers)."""
+    return region_of_labels(c.label for _, candidates in found.items() for c in candidates if c.label)
 
 
 def build_draft(found: Found, reading: Reading) -> dict[str, Any]:

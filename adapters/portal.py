@@ -8,7 +8,7 @@ item lands in the dead-letter queue instead of crashing a worker.
 from __future__ import annotations
 
 from leadrelay.adapters.base import AdapterError, NotALead, ParseContext, ParseError, RawItem, finish
-from leadrelay.adapters.fields import build_draft
+from leadrelay.adapters.fields import build_draft, language_region
 from leadrelay.adapters.from_email import read_email
 from leadrelay.adapters.from_webhook import read_webhook
 from leadrelay.adapters.spec import PortalSpec
@@ -41,7 +41,7 @@ class PortalAdapter:
             draft = build_draft(found, self.spec.reading)
             if self.spec.broker_name:
                 draft.setdefault("broker", {}).setdefault("name", self.spec.broker_name)
-            return finish(draft, ctx, drop_invalid=True)
+            return finish(draft, ctx, drop_invalid=True, language_region=language_region(found))
         except NotALead as err:
             raise NotALead(_one_line(f"{self.name} {door}: {err}")) from None
         except (ParseError, AdapterError) as err:

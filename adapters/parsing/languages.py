@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from leadrelay.adapters.parsing.labels import LabelTable
+from leadrelay.adapters.parsing.labels import LabelTable, normalise_label
 from leadrelay.adapters.parsing.synonyms import ENGLISH, GERMAN
 
 FRENCH: dict[str, tuple[str, ...]] = {
@@ -269,3 +269,27 @@ def multilingual(*, german_first: bool = False) -> LabelTable:
         table = table.extended(language)
     first, second = (ENGLISH, GERMAN) if german_first else (GERMAN, ENGLISH)
     return table.extended(first).extended(second)
+
+
+def _words(table: Mapping[str, Iterable[str]]) -> frozenset[str]:
+    return frozenset(normalise_label(label) for labels in table.values() for label in labels)
+
+
+_ENGLISH_LABELS = _words(ENGLISH)
+_LABELS_BY_REGION = tuple(
+    (region, _words(table) - _ENGLISH_LABELS)
+    for region, table in (("FR", FRENCH), ("NL", DUTCH), ("ES", SPANISH), ("DE", GERMAN))
+)
+
+
+def region_of_labels(labels: Iterable[str]) -> str | None:
+    """The country whose language at least two of ``labels`` are in (``Téléphone``,
+    ``Société`` → FR), when one language clearly leads; None for English or a mix.
+
+    A hint for reading national phone numbers, never a replacement for the
+    listing's or channel's country.
+    """
+    folded = {normalise_label(label) for label in labels}
+    counts = sorted(((len(folded & words), region) for region, words in _LABELS_BY_REGION), reverse=True)
+    (best, region), (second, _) = counts[0], counts[1]
+    return region if best >= 2 and best > second else None

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from leadrelay.adapters import RawItem
 from leadrelay.adapters.mail.message import read_mail
 from leadrelay.adapters.parsing.dates import parse_date, parse_datetime
-from leadrelay.adapters.parsing.languages import multilingual
+from leadrelay.adapters.parsing.languages import multilingual, region_of_labels
 from leadrelay.adapters.parsing.money import parse_money
 from leadrelay.adapters.parsing.quantities import parse_count_range, parse_term_months
 from leadrelay.adapters.parsing.text import kind_in, phone_in, workspace_type
@@ -262,6 +262,37 @@ def test_phones_with_a_trunk_zero_an_extension_or_a_00_prefix(text: str, region:
     found = phone_in(text)
     assert found is not None
     assert normalise_phone(found, region) == expected
+
+
+@pytest.mark.parametrize(
+    ("labels", "region"),
+    [
+        (["Nom", "Société", "Téléphone portable", "Budget"], "FR"),
+        (["Naam", "Bedrijfsnaam", "Telefoonnummer"], "NL"),
+        (["Nombre", "Empresa", "Teléfono"], "ES"),
+        (["Vorname", "Firma", "Telefon"], "DE"),
+        (["Name", "Company", "Phone", "Budget"], None),  # English: the channel's country stands
+        (["Société", "Name", "Phone"], None),  # one foreign label is no language
+    ],
+)
+def test_the_language_of_the_labels_points_to_a_country(labels: list[str], region: str | None) -> None:
+    assert region_of_labels(labels) == region
+
+
+@pytest.mark.parametrize(
+    ("text", "region", "language_region", "expected"),
+    [
+        ("06 12 34 56 78", "GB", "FR", "+33612345678"),  # invalid in GB, a French mobile
+        ("612 345 678", "GB", "ES", "+34612345678"),
+        ("020 7946 0000", "GB", "FR", "+442079460000"),  # valid in GB: the listing's country stands
+        ("+44 7700 900123", "GB", "FR", "+447700900123"),  # international: no hint needed
+        ("06 12 34 56 78", "GB", None, "+44612345678"),  # no hint: as before, possible in GB
+    ],
+)
+def test_a_national_phone_invalid_in_the_listing_country_is_read_in_the_mail_language(
+    text: str, region: str, language_region: str | None, expected: str
+) -> None:
+    assert normalise_phone(text, region, language_region) == expected
 
 
 def _mail(body: bytes, *, charset: str, cte: str = "8bit", subject: str = "New lead") -> bytes:
