@@ -114,12 +114,27 @@ def _header(msg: Message, name: str) -> str:
     if value is None:
         return ""
     try:
-        return " ".join(str(value).split())
+        text = " ".join(str(value).split())
+        return _redecoded(msg, name) or text if "\ufffd" in text else text
     except Exception:
         parts = email.header.decode_header(str(value))
         return " ".join(
             p.decode(c or "utf-8", "replace") if isinstance(p, bytes) else p for p, c in parts
         ).strip()
+
+
+def _redecoded(msg: Message, name: str) -> str | None:
+    """A header whose encoded words name a charset Python lacks (``=?x-unknown?q?Caf=E9?=``),
+    decoded as a text part would be: UTF-8 when valid, else windows-1252."""
+    raw = next((str(v)[:_MAX_HEADER_CHARS] for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+    if raw is None or "=?" not in raw:
+        return None
+    try:
+        parts = email.header.decode_header(raw)
+    except Exception:
+        return None
+    text = "".join(_decode(p, c) if isinstance(p, bytes) else p for p, c in parts)
+    return " ".join(text.split())
 
 
 def _decode(payload: bytes, charset: str | None) -> str:

@@ -340,6 +340,14 @@ def test_encoded_subjects_in_any_charset_never_crash(subject: str) -> None:
     assert "Nouvelle demande" in mail.subject or "broken" in mail.subject
 
 
+@pytest.mark.parametrize("charset", ["x-no-such-charset", "iso-8859-1", "windows-1252"])
+def test_encoded_words_in_a_charset_python_lacks_read_as_a_part_would_be(charset: str) -> None:
+    raw = _mail(b"Email: ann@example.com\r\n", charset="utf-8", subject=f"=?{charset}?q?Demande_Caf=E9?=")
+    raw = raw.replace(b"=?utf-8?q?Caf=C3=A9_Leads?=", f"=?{charset}?q?Caf=E9_Leads?=".encode())
+    mail = read_mail(raw)
+    assert (mail.subject, mail.sender_name) == ("Demande Café", "Café Leads")
+
+
 ROUTING = """
 accounts: {main: {}}
 locations:

@@ -60,6 +60,7 @@ UNITS = (
     "\\",
     "a,",
     "re ",
+    "=?x?q?=E9?= ",
     "<a x",
     "<dt>",
     "<div>",
@@ -205,6 +206,7 @@ SHAPES = st.builds(
 @example(Shape("<a x", "e-mail html", "kontor"))
 @example(Shape('"', "e-mail sender", "hubblehq"))
 @example(Shape("re ", "e-mail subject", "workthere"))
+@example(Shape("=?x?q?=E9?= ", "e-mail sender", "kontor"))  # encoded words in a charset Python lacks
 @example(Shape("hubblehq.com/listings/1", "e-mail text", "hubblehq"))
 @example(Shape("a", "webhook keys", "liquidspace"))
 @example(Shape("a@", "webhook values", "hubblehq"))
