@@ -27,8 +27,10 @@ _LISTING_ID = re.compile(
     re.IGNORECASE,
 )
 _ID_LIKE = re.compile(r"^#?([A-Za-z]{0,6}[_\-]?\d[\w\-]*+)$")
-# A house number first, or a UK or German postcode: names rarely have either.
-_ADDRESS_LIKE = re.compile(r"^\d+[a-z]?\s|\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b|\b\d{5}\s+[A-ZÄÖÜ]")
+# A house number first, or a UK, German/French/Spanish or Dutch postcode: names rarely have either.
+_ADDRESS_LIKE = re.compile(
+    r"^\d+[a-z]?\s|\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b|\b\d{5}\s+[A-ZÄÖÜ]|\b[1-9]\d{3}\s?[A-Z]{2}\b"
+)
 # Spaces before a separator are taken only from where their run starts: a match
 # tried inside the run would rescan the rest of it (quadratic on a long run).
 _SECTIONS = re.compile(r"(?:(?<!\s)\s++)?(?:·|\||•|\u2022)\s*")
