@@ -55,6 +55,7 @@ CURRENCY_WORDS = {
 PERIOD_WORDS = {
     "month": (
         "pcm",
+        "p.c.m.",
         "pm",
         "p.m.",
         "p/m",

@@ -140,6 +140,7 @@ def test_a_time_after_a_localized_date_is_kept(text: str, expected: datetime) ->
         ("1.800 €/mes", 1800, 1800, "EUR", "month"),
         ("£5k–£6.5k pcm", 5000, 6500, "GBP", "month"),
         ("£5,000 p/m", 5000, 5000, "GBP", "month"),
+        ("£4,500 p.c.m.", 4500, 4500, "GBP", "month"),
         ("$120k per year", 120_000, 120_000, "USD", "year"),
         ("$120k p.a.", 120_000, 120_000, "USD", "year"),
         ("€ 48.000 par an", 48_000, 48_000, "EUR", "year"),
