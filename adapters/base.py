@@ -113,12 +113,15 @@ def finish(
     *,
     drop_invalid: bool = False,
     model: type[CanonicalLead] = CanonicalLead,
+    language_region: str | None = None,
 ) -> CanonicalLead:
     """Validate an adapter's draft into a lead, with the listing's phone region.
 
     With ``drop_invalid`` a value the model rejects (a malformed broker e-mail, a
     start date it cannot read) is left out rather than losing the whole lead; a
-    lead that stays unreachable still raises.
+    lead that stays unreachable still raises. ``language_region``: the country the
+    item's language points to, tried for a national phone number the listing's
+    region calls invalid (``06 12 34 56 78`` in a French mail to a London listing).
     """
     listing = draft.get("listing")
     listing_id = listing.get("id") if isinstance(listing, dict) else None
@@ -130,7 +133,7 @@ def finish(
     }
     while True:
         try:
-            return model.model_validate(draft, context={"region": region})
+            return model.model_validate(draft, context={"region": region, "language_region": language_region})
         except ValidationError as err:
             locs = [tuple(e.get("loc", ())) for e in err.errors()]
             if not drop_invalid or not all(loc and _drop(draft, loc) for loc in locs):

@@ -2,7 +2,7 @@
 
 The operator adds ``adapter: configurable`` and a ``parse:`` block to a channel
 (docs/channels.md shows the YAML); the result reads webhooks and e-mails exactly
-like the hand-written portals, with the shared English and German vocabulary
+like the hand-written portals, with the shared English, German, French, Dutch and Spanish vocabulary
 underneath the channel's own labels. A registered portal's ``parse:`` block
 extends that portal the same way.
 """
@@ -12,15 +12,14 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from leadrelay.adapters.parsing.labels import LabelTable
-from leadrelay.adapters.parsing.synonyms import ENGLISH, GERMAN
+from leadrelay.adapters.parsing.languages import multilingual
 from leadrelay.adapters.portal import PortalAdapter
 from leadrelay.adapters.spec import EventTable, PortalSpec, patterns, reading_for
 from leadrelay.nexudus.enums import LeadSource
 from leadrelay.routing import ChannelConfig, ParseConfig
 
 CONFIGURABLE = "configurable"
-VOCABULARY = LabelTable(ENGLISH).extended(GERMAN)
+VOCABULARY = multilingual(german_first=True)
 
 
 def _events(parse: ParseConfig) -> EventTable:

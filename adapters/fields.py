@@ -14,7 +14,8 @@ from typing import Any
 
 from leadrelay.adapters.parsing.dates import parse_date, parse_datetime
 from leadrelay.adapters.parsing.labels import fold
-from leadrelay.adapters.parsing.money import currency_in, parse_money, period_in
+from leadrelay.adapters.parsing.languages import region_of_labels
+from leadrelay.adapters.parsing.money import currency_in, parse_money, per_head, period_in
 from leadrelay.adapters.parsing.quantities import parse_area_sqm, parse_count_range, parse_term_months
 from leadrelay.adapters.parsing.text import (
     clean,
@@ -31,6 +32,8 @@ from leadrelay.canonical import BudgetPeriod, LeadKind
 Values = dict[str, Any]
 Interpreter = Callable[[str, str, Reading], Values]
 _TOP = (9, 0, 0)
+_PER_DESK = "requirements.budget._per_desk"  # a marker, taken out by _monthly
+_TO_MONTH = {"year": 1 / 12, "week": 52 / 12}
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,7 @@ def _budget(text: str, label: str, reading: Reading) -> Values:
         or currency_in(fold(label))
         or reading.currency,
         "requirements.budget.period": money.period or period_in(fold(label)) or reading.period,
+        _PER_DESK: per_head(text) or per_head(label) or None,
     }
 
 
@@ -263,6 +267,11 @@ def _nest(flat: Values) -> dict[str, Any]:
     return draft
 
 
+def language_region(found: Found) -> str | None:
+    """The country the found labels' language points to (a hint for national phone numbers)."""
+    return region_of_labels(c.label for _, candidates in found.items() for c in candidates if c.label)
+
+
 def build_draft(found: Found, reading: Reading) -> dict[str, Any]:
     """The nested draft dict :func:`adapters.base.finish` validates."""
     strong: Values = {}
@@ -277,4 +286,24 @@ def build_draft(found: Found, reading: Reading) -> dict[str, Any]:
             for key, value in values.items():
                 weak.setdefault(key, value)
             break
-    return _nest({**weak, **strong})
+    return _nest(_monthly({**weak, **strong}))
+
+
+def _monthly(flat: Values) -> Values:
+    """Budgets per month: a yearly or weekly amount converted, a per-desk one times the desks."""
+    low, high = flat.get("requirements.budget.min"), flat.get("requirements.budget.max")
+    if flat.pop(_PER_DESK, None):
+        desks_low = flat.get("requirements.desks.min") or flat.get("requirements.desks.max")
+        desks_high = flat.get("requirements.desks.max") or desks_low
+        if desks_low and desks_high:
+            low = None if low is None else low * desks_low
+            high = None if high is None else high * desks_high
+    factor = _TO_MONTH.get(str(flat.get("requirements.budget.period")))
+    if factor is not None:
+        low = None if low is None else low * factor
+        high = None if high is None else high * factor
+        flat["requirements.budget.period"] = "month"
+    for key, value in (("requirements.budget.min", low), ("requirements.budget.max", high)):
+        if value is not None:
+            flat[key] = round(value, 2)
+    return flat

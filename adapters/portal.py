@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from leadrelay.adapters.base import AdapterError, NotALead, ParseContext, ParseError, RawItem, finish
-from leadrelay.adapters.fields import build_draft
+from leadrelay.adapters.fields import build_draft, language_region
 from leadrelay.adapters.from_email import read_email
 from leadrelay.adapters.from_row import ROW_CONTENT_TYPE, read_row
 from leadrelay.adapters.from_webhook import read_webhook
@@ -66,7 +66,10 @@ class PortalAdapter:
                 else read_email(item.body, self.spec, ctx.limits, require_contact=False)
             )
             draft = build_draft(found, self.spec.reading)
-            return finish(draft, ctx, drop_invalid=True, model=ReadSoFar).to_json_dict()
+            region = language_region(found)
+            return finish(
+                draft, ctx, drop_invalid=True, model=ReadSoFar, language_region=region
+            ).to_json_dict()
         except Exception:  # anything unreadable: the form is filled by hand instead
             return None
 
@@ -84,7 +87,7 @@ class PortalAdapter:
             if self.spec.broker_name:
                 draft.setdefault("broker", {}).setdefault("name", self.spec.broker_name)
             try:
-                lead = finish(draft, ctx, drop_invalid=True)
+                lead = finish(draft, ctx, drop_invalid=True, language_region=language_region(found))
             except ParseError as err:
                 if UNREACHABLE not in str(err):
                     raise

@@ -17,6 +17,7 @@ from the routing file, never trusted from the body).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import date, datetime
 from enum import StrEnum
@@ -87,17 +88,29 @@ def normalise_email(value: str | None) -> str | None:
     return cleaned
 
 
-def normalise_phone(value: str | None, region: str | None) -> str | None:
-    """E.164 for a possible number, None for an impossible one (never guessed)."""
+def normalise_phone(value: str | None, region: str | None, language_region: str | None = None) -> str | None:
+    """E.164 for a possible number, None for an impossible one.
+
+    A national number (no ``+`` or ``00``) that is not valid in ``region`` but is
+    valid in ``language_region`` (the country of the language it was written in)
+    is read there.
+    """
     if value is None:
         return None
     raw = value.strip()
     if not raw:
         return None
+    if raw.startswith("00") and raw[2:3].isdigit() and raw[2] != "0":
+        raw = "+" + raw[2:]  # "0049 30 …": the international prefix of most of the world, not the US's
     try:
         parsed = phonenumbers.parse(raw, (region or "GB").upper())
     except phonenumbers.NumberParseException:
         return None
+    if language_region and not raw.startswith("+") and not phonenumbers.is_valid_number(parsed):
+        with contextlib.suppress(phonenumbers.NumberParseException):
+            local = phonenumbers.parse(raw, language_region.upper())
+            if phonenumbers.is_valid_number(local):
+                parsed = local
     if not phonenumbers.is_possible_number(parsed):
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
@@ -121,8 +134,8 @@ class Contact(_Part):
     def _phone(cls, value: Any, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        region = (info.context or {}).get("region")
-        return normalise_phone(str(value), region)
+        context = info.context or {}
+        return normalise_phone(str(value), context.get("region"), context.get("language_region"))
 
     @model_validator(mode="after")
     def _names(self) -> Contact:

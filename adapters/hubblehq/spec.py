@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 
-from leadrelay.adapters.parsing.labels import LabelTable
-from leadrelay.adapters.parsing.synonyms import ENGLISH
+from leadrelay.adapters.parsing.languages import multilingual
 from leadrelay.adapters.spec import EventTable, PortalSpec, patterns, reading_for
 from leadrelay.nexudus.enums import LeadSource
 
-LABELS = LabelTable(ENGLISH).extended(
+LABELS = multilingual().extended(
     {
         "broker": ("your account manager", "hubble account manager", "hubble contact"),
         "listing": ("listing", "office listing", "hubble listing"),

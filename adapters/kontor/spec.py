@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import re
 
-from leadrelay.adapters.parsing.labels import LabelTable
-from leadrelay.adapters.parsing.synonyms import ENGLISH, GERMAN
+from leadrelay.adapters.parsing.languages import multilingual
 from leadrelay.adapters.spec import EventTable, PortalSpec, patterns, reading_for
 from leadrelay.nexudus.enums import LeadSource
 
-LABELS = (
-    LabelTable(ENGLISH)
-    .extended(GERMAN)
-    .extended(
-        {
-            "listing": ("objekt", "space", "fläche", "angefragtes objekt", "büro"),
-            "broker": ("ihr kontor team", "kontor ansprechpartner", "agent"),
-            "requirements.budget": ("budget eur monat", "budget monat", "budget pro monat"),
-        }
-    )
+LABELS = multilingual(german_first=True).extended(
+    {
+        "listing": ("objekt", "space", "fläche", "angefragtes objekt", "büro"),
+        "broker": ("ihr kontor team", "kontor ansprechpartner", "agent"),
+        "requirements.budget": ("budget eur monat", "budget monat", "budget pro monat"),
+    }
 )
 
 EVENTS = EventTable(

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 
-from leadrelay.adapters.parsing.labels import LabelTable
-from leadrelay.adapters.parsing.synonyms import ENGLISH
+from leadrelay.adapters.parsing.languages import multilingual
 from leadrelay.adapters.spec import EventTable, PortalSpec, patterns, reading_for
 from leadrelay.canonical import LeadKind
 from leadrelay.nexudus.enums import LeadSource
 
-LABELS = LabelTable(ENGLISH).extended(
+LABELS = multilingual().extended(
     {
         "contact": ("member", "liquidspace member", "requested by"),
         "listing": ("venue", "location"),
@@ -78,11 +77,14 @@ SPEC = PortalSpec(
     events=EVENTS,
     senders=("liquidspace.com",),
     references=patterns(
-        r"(?i)\b(?:tour|inquiry|enquiry|request|lead)(?:\s+request)?\s*(?:#|no\.?|number|id:?)\s*(\d{4,})",
+        r"(?i)\b(?:tour|inquiry|enquiry|request|lead|visite|demande|rondleiding|aanvraag|visita|solicitud"
+        r"|besichtigung|anfrage)(?:\s+request)?\s*(?:#|no\.?|n°|nr\.?|number|id:?)\s*(\d{4,})",
         r"liquidspace\.com/[\w/]*?(?:tours|inquiries|requests)/(\d{4,})",
         r"\b(?:tour|inquiry)-(\d{4,})@",
     ),
-    listing_patterns=patterns(r"(?i)\bvenue\b[^()\n]{0,80}\((?:id:?\s*)?(\d{3,})\)"),
+    listing_patterns=patterns(
+        r"(?i)\b(?:venue|lieu|espace|locatie|centro|espacio|standort)\b[^()\n]{0,80}\((?:id:?\s*)?(\d{3,})\)"
+    ),
     ignored_subjects=(
         (
             re.compile(r"\btour\s+(cancell?ed|confirmed|rescheduled|reminder)\b", re.I),

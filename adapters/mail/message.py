@@ -18,6 +18,8 @@ hold a worker for minutes.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import email
 import email.header
 import email.utils
@@ -114,7 +116,8 @@ def _header(msg: Message, name: str) -> str:
     if value is None:
         return ""
     try:
-        return " ".join(str(value).split())
+        text = " ".join(str(value).split())
+        return _redecoded(msg, name) or text if "\ufffd" in text else text
     except Exception:
         parts = email.header.decode_header(str(value))
         return " ".join(
@@ -122,8 +125,28 @@ def _header(msg: Message, name: str) -> str:
         ).strip()
 
 
+def _redecoded(msg: Message, name: str) -> str | None:
+    """A header whose encoded words name a charset Python lacks (``=?x-unknown?q?Caf=E9?=``),
+    decoded as a text part would be: UTF-8 when valid, else windows-1252."""
+    raw = next((str(v)[:_MAX_HEADER_CHARS] for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+    if raw is None or "=?" not in raw:
+        return None
+    try:
+        parts = email.header.decode_header(raw)
+    except Exception:
+        return None
+    text = "".join(_decode(p, c) if isinstance(p, bytes) else p for p, c in parts)
+    return " ".join(text.split())
+
+
 def _decode(payload: bytes, charset: str | None) -> str:
+    """Text in its declared charset; UTF-8 first when a single-byte one is declared
+    (or an unknown one) and the bytes are valid UTF-8 beyond ASCII — a mislabelled
+    part, since Latin-1 text is almost never valid UTF-8 by chance."""
     declared = (charset or "").lower()
+    if not payload.isascii() and _single_byte_or_unknown(declared):
+        with contextlib.suppress(UnicodeDecodeError):
+            return payload.decode("utf-8")
     candidates = ["cp1252" if declared in _LATIN1_ALIASES else declared, "utf-8", "cp1252"]
     for name in filter(None, candidates):
         try:
@@ -131,6 +154,16 @@ def _decode(payload: bytes, charset: str | None) -> str:
         except (LookupError, UnicodeDecodeError):
             continue
     return payload.decode("latin-1")
+
+
+def _single_byte_or_unknown(declared: str) -> bool:
+    if declared in _LATIN1_ALIASES:
+        return True
+    try:
+        name = codecs.lookup(declared).name
+    except LookupError:
+        return True
+    return name.startswith(("cp125", "iso8859", "latin", "ascii", "windows-125", "mac-"))
 
 
 def _part_text(part: Message, budget: _Budget) -> str:

@@ -1,8 +1,9 @@
-"""Dates and times as portals write them, day-first where the portal is (UK, DE).
+"""Dates and times as portals write them, day-first where the portal is (UK, DE, FR, NL, ES).
 
 ``27/11/2026``, ``01.02.2027``, ``January 2027`` (→ the 1st), ``15 January 2027``,
-``1. Februar 2027``, ``Jan 15, 2027``, ``Q1 2027``, ISO 8601 with offsets, and a time
-after the date (``16:45``, ``at 11:00 AM EST``, ``um 10:30 Uhr``).
+``1. Februar 2027``, ``1er février 2027``, ``1 februari 2027``, ``1 de febrero de 2027``,
+``Jan 15, 2027``, ``Q1 2027``, ISO 8601 with offsets, and a time
+after the date (``16:45``, ``at 11:00 AM EST``, ``um 10:30 Uhr``, ``à 10h30``, ``om 10:30 uur``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,52 @@ MONTHS = {
     "dec": 12,
     "dezember": 12,
     "dez": 12,
+    # French
+    "janvier": 1,
+    "janv": 1,
+    "février": 2,
+    "fevrier": 2,
+    "févr": 2,
+    "fevr": 2,
+    "mars": 3,
+    "avril": 4,
+    "avr": 4,
+    "juin": 6,
+    "juillet": 7,
+    "juil": 7,
+    "août": 8,
+    "aout": 8,
+    "septembre": 9,
+    "octobre": 10,
+    "novembre": 11,
+    "décembre": 12,
+    "decembre": 12,
+    "déc": 12,
+    # Dutch
+    "januari": 1,
+    "februari": 2,
+    "maart": 3,
+    "mrt": 3,
+    "mei": 5,
+    "augustus": 8,
+    # Spanish
+    "enero": 1,
+    "ene": 1,
+    "febrero": 2,
+    "marzo": 3,
+    "abril": 4,
+    "abr": 4,
+    "mayo": 5,
+    "junio": 6,
+    "julio": 7,
+    "agosto": 8,
+    "ago": 8,
+    "septiembre": 9,
+    "setiembre": 9,
+    "octubre": 10,
+    "noviembre": 11,
+    "diciembre": 12,
+    "dic": 12,
 }
 ZONES = {
     "utc": 0,
@@ -75,12 +122,18 @@ _ISO = re.compile(
 )
 _NUMERIC = re.compile(r"(?<![\d.])(\d{1,2})[./-](\d{1,2})[./-](\d{4}|\d{2})(?![\d])")
 _YEAR_FIRST = re.compile(r"(?<![\d])(\d{4})[./](\d{1,2})[./](\d{1,2})(?![\d])")
-_DAY_MONTH = re.compile(r"(?<![\d])(\d{1,2})(?:st|nd|rd|th|\.)?\s+(?:of\s+)?" + _M + r",?\s+(\d{4})\b", re.I)
+# "1st of", "1. Februar", "1er février", "1 de febrero de 2027", "1º de"
+_DAY_MONTH = re.compile(
+    r"(?<![\d])(\d{1,2})(?:st|nd|rd|th|er|e|ème|º|°|\.)?\s+(?:of\s+|de\s+)?"
+    + _M
+    + r",?\s+(?:de\s+)?(\d{4})\b",
+    re.I,
+)
 _MONTH_DAY = re.compile(r"\b" + _M + r"\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b", re.I)
-_MONTH_YEAR = re.compile(r"\b" + _M + r",?\s+(\d{4})\b", re.I)
+_MONTH_YEAR = re.compile(r"\b" + _M + r",?\s+(?:de\s+)?(\d{4})\b", re.I)
 _QUARTER = re.compile(r"\bQ([1-4])\s*(?:/|\s)?\s*(\d{4})\b", re.I)
 _TIME = re.compile(
-    r"(?<![\d])(\d{1,2})(?:[:.h](\d{2}))?\s*(am|pm|a\.m\.|p\.m\.|uhr)?(?:\s*\(?([A-Z]{1,4}|[+-]\d{2}:?\d{2})\)?)?",
+    r"(?<![\d])(\d{1,2})(?:[:.h](\d{2}))?\s*(am|pm|a\.m\.|p\.m\.|uhr|uur)?(?:\s*\(?([A-Z]{1,4}|[+-]\d{2}:?\d{2})\)?)?",
     re.I,
 )
 
@@ -140,7 +193,7 @@ def _zone(token: str | None) -> timezone | None:
 def _time_after(text: str) -> tuple[time, timezone | None] | None:
     for match in _TIME.finditer(text):
         hour, minute, meridiem = int(match.group(1)), int(match.group(2) or 0), (match.group(3) or "").lower()
-        if match.group(2) is None and meridiem in ("", "uhr"):
+        if match.group(2) is None and meridiem in ("", "uhr", "uur"):
             continue  # a bare number is not a time
         if meridiem.startswith("p") and hour < 12:
             hour += 12

@@ -1,4 +1,4 @@
-"""Numbers as people write them: ``4,000``, ``2.500`` (German thousands), ``1.200,50``, ``6.5k``."""
+"""Numbers as people write them: ``4,000``, ``2.500`` (German thousands), ``1.200,50``, ``3 000``, ``6k``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-_TOKEN = re.compile(r"(?<![\w.,])(\d+(?:[.,'’\u202f]\d+)*)(?:\s?([kKmM])\b)?")
+# French and Spanish group thousands with a space (``3 000``, ``12 500,50``): taken
+# only as whole groups of three, so ``8 10`` stays two numbers. Each group checks
+# its own end, so a run is never rescanned from a later start (linear time).
+_TOKEN = re.compile(
+    r"(?<![\w.,])(\d{1,3}(?:[ \u00a0\u202f]\d{3}(?!\d))++(?:,\d{1,2}(?!\d))?|\d+(?:[.,'’\u202f]\d+)*)"
+    r"(?:\s?([kKmM])\b)?"
+)
 NUMBER_WORDS = {
     "one": 1,
     "two": 2,
@@ -33,19 +39,53 @@ NUMBER_WORDS = {
     "neun": 9,
     "zehn": 10,
     "zwölf": 12,
+    "deux": 2,
+    "trois": 3,
+    "quatre": 4,
+    "cinq": 5,
+    "huit": 8,
+    "neuf": 9,
+    "dix": 10,
+    "douze": 12,
+    "twee": 2,
+    "drie": 3,
+    "vijf": 5,
+    "zes": 6,
+    "zeven": 7,
+    "negen": 9,
+    "tien": 10,
+    "twaalf": 12,
+    "dos": 2,
+    "tres": 3,
+    "cuatro": 4,
+    "cinco": 5,
+    "seis": 6,
+    "siete": 7,
+    "ocho": 8,
+    "nueve": 9,
+    "diez": 10,
+    "doce": 12,
 }
 _WORD_TOKEN = re.compile(
     r"\b(" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")\b", re.IGNORECASE
 )
 _MULTIPLIERS = {"k": 1_000, "m": 1_000_000}
-_RANGE_GAP = re.compile(r"^\s*(?:-|–|—|to|bis|and|und|or|oder|/)\s*$", re.IGNORECASE)
+_RANGE_GAP = re.compile(
+    r"^\s*(?:-|–|—|to|bis|and|und|or|oder|/|à|a|et|ou|tot|en|of|y|o|hasta)\s*$", re.IGNORECASE
+)
 _UPPER_ONLY = re.compile(
     r"\b(up to|upto|max(?:imum)?|under|below|fewer than|less than|no more than"
-    r"|bis(?: zu)?|höchstens|maximal)\b",
+    r"|bis(?: zu)?|höchstens|maximal"
+    r"|jusqu['’] ?à|au plus|au maximum|maxi|moins de|pas plus de"
+    r"|tot|maximaal|hooguit|minder dan|ten hoogste"
+    r"|hasta|máximo|como máximo|menos de|no más de)(?!\w)",
     re.IGNORECASE,
 )
 _LOWER_ONLY = re.compile(
-    r"\b(from|min(?:imum)?|at least|over|above|more than|ab|mindestens)\b", re.IGNORECASE
+    r"\b(from|min(?:imum)?|at least|over|above|more than|ab|mindestens"
+    r"|à partir de|au moins|plus de|vanaf|minimaal|minstens|ten minste|meer dan"
+    r"|desde|al menos|mínimo|más de)(?!\w)",
+    re.IGNORECASE,
 )
 _NO_GAP = re.compile(r"$^")
 
@@ -65,7 +105,9 @@ def to_number(token: str) -> float | None:
     groups thousands when it repeats or is followed by exactly three digits
     (``2.500`` is two thousand five hundred, ``6.5`` six and a half).
     """
-    cleaned = token.replace("'", "").replace("’", "").replace("\u202f", "")
+    cleaned = token
+    for grouping in ("'", "’", "\u202f", "\u00a0", " "):
+        cleaned = cleaned.replace(grouping, "")
     if not cleaned or not cleaned[0].isdigit():
         return None
     dots, commas = cleaned.count("."), cleaned.count(",")

@@ -1,4 +1,8 @@
-"""Budgets: ``£6.5k``, ``£4,000 - £6,000 pcm``, ``2.500 €``, ``$4,800/month``, ``1.200,50 EUR``."""
+"""Budgets: ``£6.5k``, ``£4,000 - £6,000 pcm``, ``2.500 €``, ``$4,800/month``, ``1.200,50 EUR``.
+
+Periods in English, German, French, Dutch and Spanish: ``pcm``, ``monatlich``,
+``par mois``, ``per maand``, ``al mes``, ``p.a.``, ``par an``, ``per jaar``, ``al año``.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +55,7 @@ CURRENCY_WORDS = {
 PERIOD_WORDS = {
     "month": (
         "pcm",
+        "p.c.m.",
         "pm",
         "p.m.",
         "p/m",
@@ -69,6 +74,21 @@ PERIOD_WORDS = {
         "monate",
         "pro monat",
         "im monat",
+        "par mois",
+        "mois",
+        "mensuel",
+        "mensuels",
+        "mensuelle",
+        "per maand",
+        "maand",
+        "maandelijks",
+        "p/mnd",
+        "mnd",
+        "al mes",
+        "por mes",
+        "mensual",
+        "mensuales",
+        "/mes",
     ),
     "year": (
         "pa",
@@ -85,11 +105,95 @@ PERIOD_WORDS = {
         "jahr",
         "pro jahr",
         "im jahr",
+        "par an",
+        "/an",
+        "annuel",
+        "annuelle",
+        "par année",
+        "per jaar",
+        "jaar",
+        "jaarlijks",
+        "p/j",
+        "al año",
+        "por año",
+        "año",
+        "anual",
     ),
-    "week": ("pw", "p.w.", "per week", "a week", "weekly", "week", "wk", "woche", "wöchentlich"),
-    "day": ("per day", "a day", "daily", "day", "tag", "täglich", "pro tag"),
-    "total": ("total", "in total", "gesamt", "insgesamt", "one-off", "one off"),
+    "week": (
+        "pw",
+        "p.w.",
+        "per week",
+        "a week",
+        "weekly",
+        "week",
+        "wk",
+        "woche",
+        "wöchentlich",
+        "par semaine",
+        "semaine",
+        "per week",
+        "wekelijks",
+        "a la semana",
+        "por semana",
+        "semana",
+        "semanal",
+    ),
+    "day": (
+        "per day",
+        "a day",
+        "daily",
+        "day",
+        "tag",
+        "täglich",
+        "pro tag",
+        "par jour",
+        "per dag",
+        "al día",
+        "por día",
+        "día",
+    ),
+    "total": (
+        "total",
+        "in total",
+        "gesamt",
+        "insgesamt",
+        "one-off",
+        "one off",
+        "au total",
+        "totaal",
+        "en total",
+    ),
 }
+PER_HEAD_WORDS = (
+    "per desk",
+    "a desk",
+    "per person",
+    "per head",
+    "per seat",
+    "per workstation",
+    "/desk",
+    "/person",
+    "pro arbeitsplatz",
+    "pro platz",
+    "pro person",
+    "pro kopf",
+    "par poste",
+    "par personne",
+    "/poste",
+    "per werkplek",
+    "per persoon",
+    "per plek",
+    "/werkplek",
+    "por puesto",
+    "por persona",
+    "/puesto",
+)
+_PER_HEAD = re.compile(
+    r"(?<![\w])("
+    + "|".join(re.escape(w) for w in sorted(PER_HEAD_WORDS, key=len, reverse=True))
+    + r")(?![\w])",
+    re.IGNORECASE,
+)
 _PERIOD_OF = {word: period for period, words in PERIOD_WORDS.items() for word in words}
 _PERIOD = re.compile(
     r"(?<![\w])(" + "|".join(re.escape(w) for w in sorted(_PERIOD_OF, key=len, reverse=True)) + r")(?![\w])",
@@ -123,6 +227,11 @@ def period_in(text: str) -> str | None:
     """``month``, ``year``, ``week``, ``day`` or ``total`` when the text says which."""
     match = _PERIOD.search(text)
     return _PERIOD_OF[match.group(1).lower()] if match else None
+
+
+def per_head(text: str) -> bool:
+    """Whether an amount is per desk or per person (``£650 per desk per month``)."""
+    return _PER_HEAD.search(text) is not None
 
 
 def _range(numbers: list[Number], text: str) -> tuple[float | None, float | None]:

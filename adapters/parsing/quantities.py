@@ -34,8 +34,28 @@ _TERM_UNITS = {
     "wks": 12 / 52,
     "woche": 12 / 52,
     "wochen": 12 / 52,
+    "mois": 1,
+    "an": 12,
+    "ans": 12,
+    "année": 12,
+    "années": 12,
+    "semaine": 12 / 52,
+    "semaines": 12 / 52,
+    "maand": 1,
+    "maanden": 1,
+    "mnd": 1,
+    "jaar": 12,
+    "jaren": 12,
+    "weken": 12 / 52,
+    "mes": 1,
+    "meses": 1,
+    "año": 12,
+    "años": 12,
+    "semana": 12 / 52,
+    "semanas": 12 / 52,
 }
-_TERM_WORDS = {**NUMBER_WORDS, "ein": 1, "eine": 1, "einem": 1}  # "ein Jahr"; too loose for counts
+# "ein Jahr", "un an", "een jaar", "un año": too loose for counts
+_TERM_WORDS = {**NUMBER_WORDS, "ein": 1, "eine": 1, "einem": 1, "un": 1, "une": 1, "een": 1, "uno": 1}
 _TERM = re.compile(
     # (?<!\d): a number starts where its digits start; tried from every digit of a
     # long run with no unit after it, the search is quadratic
@@ -82,7 +102,7 @@ def parse_count_range(text: str) -> tuple[int | None, int | None] | None:
 
 
 def parse_term_months(text: str) -> int | None:
-    """A contract term in whole months: ``12 months``, ``2 years``, ``24 Monate``, ``6 mo``."""
+    """A contract term in whole months: ``12 months``, ``2 years``, ``24 Monate``, ``6 mois``, ``un año``."""
     match = _TERM.search(text)
     if match:
         amount, unit = match.group(1).lower(), match.group(2).lower()

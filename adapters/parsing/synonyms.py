@@ -440,7 +440,7 @@ GERMAN: dict[str, tuple[str, ...]] = {
     ),
     "kind": ("art der anfrage", "anfrageart", "anfragetyp"),
     "received_at": ("eingegangen", "eingang", "datum der anfrage", "erstellt", "erstellt am", "gesendet am"),
-    "contact": ("kunde", "interessent", "kontakt", "mieter", "anfragender"),
+    "contact": ("kunde", "interessent", "kontakt", "mieter", "anfragender", "mitglied"),
     "contact.full_name": (
         "ihr name",
         "name des kunden",

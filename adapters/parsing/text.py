@@ -27,8 +27,10 @@ _LISTING_ID = re.compile(
     re.IGNORECASE,
 )
 _ID_LIKE = re.compile(r"^#?([A-Za-z]{0,6}[_\-]?\d[\w\-]*+)$")
-# A house number first, or a UK or German postcode: names rarely have either.
-_ADDRESS_LIKE = re.compile(r"^\d+[a-z]?\s|\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b|\b\d{5}\s+[A-ZÄÖÜ]")
+# A house number first, or a UK, German/French/Spanish or Dutch postcode: names rarely have either.
+_ADDRESS_LIKE = re.compile(
+    r"^\d+[a-z]?\s|\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b|\b\d{5}\s+[A-ZÄÖÜ]|\b[1-9]\d{3}\s?[A-Z]{2}\b"
+)
 # Spaces before a separator are taken only from where their run starts: a match
 # tried inside the run would rescan the rest of it (quadratic on a long run).
 _SECTIONS = re.compile(r"(?:(?<!\s)\s++)?(?:·|\||•|\u2022)\s*")
@@ -43,6 +45,19 @@ KIND_WORDS: tuple[tuple[str, LeadKind], ...] = (
     ("enquiry", LeadKind.enquiry),
     ("inquiry", LeadKind.enquiry),
     ("anfrage", LeadKind.enquiry),
+    ("demande de rappel", LeadKind.callback_request),
+    ("etre rappele", LeadKind.callback_request),
+    ("terugbel", LeadKind.callback_request),
+    ("llamada", LeadKind.callback_request),
+    ("demande de visite", LeadKind.viewing_request),
+    ("visite", LeadKind.viewing_request),
+    ("bezichtiging", LeadKind.viewing_request),
+    ("visita", LeadKind.viewing_request),
+    ("rondleiding", LeadKind.tour_request),
+    ("demande", LeadKind.enquiry),
+    ("aanvraag", LeadKind.enquiry),
+    ("solicitud", LeadKind.enquiry),
+    ("consulta", LeadKind.enquiry),
     ("lead", LeadKind.enquiry),
 )
 WORKSPACE_TYPES: tuple[tuple[str, str], ...] = (
@@ -74,7 +89,40 @@ WORKSPACE_TYPES: tuple[tuple[str, str], ...] = (
     ("flexdesk", "hot_desk"),
     ("konferenzraum", "meeting_room"),
     ("besprechungsraum", "meeting_room"),
+    ("bureau prive", "private_office"),
+    ("bureau ferme", "private_office"),
+    ("bureau d equipe", "team_office"),
+    ("poste fixe", "dedicated_desk"),
+    ("poste dedie", "dedicated_desk"),
+    ("poste flexible", "hot_desk"),
+    ("bureau flexible", "hot_desk"),
+    ("salle de reunion", "meeting_room"),
+    ("bureau opere", "managed_office"),
+    ("domiciliation", "virtual_office"),
+    ("bureau virtuel", "virtual_office"),
+    ("prive kantoor", "private_office"),
+    ("privekantoor", "private_office"),
+    ("eigen kantoor", "private_office"),
+    ("teamkantoor", "team_office"),
+    ("vaste werkplek", "dedicated_desk"),
+    ("flexplek", "hot_desk"),
+    ("flexwerkplek", "hot_desk"),
+    ("flexibele werkplek", "hot_desk"),
+    ("vergaderruimte", "meeting_room"),
+    ("virtueel kantoor", "virtual_office"),
+    ("oficina privada", "private_office"),
+    ("despacho privado", "private_office"),
+    ("despacho", "private_office"),
+    ("oficina de equipo", "team_office"),
+    ("puesto fijo", "dedicated_desk"),
+    ("puesto flexible", "hot_desk"),
+    ("puesto de trabajo flexible", "hot_desk"),
+    ("sala de reuniones", "meeting_room"),
+    ("oficina virtual", "virtual_office"),
     ("buro", "private_office"),
+    ("bureau", "private_office"),
+    ("kantoor", "private_office"),
+    ("oficina", "private_office"),
     ("office", "private_office"),
 )
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 
-from leadrelay.adapters.parsing.labels import LabelTable
-from leadrelay.adapters.parsing.synonyms import ENGLISH
+from leadrelay.adapters.parsing.languages import multilingual
 from leadrelay.adapters.spec import EventTable, PortalSpec, patterns, reading_for
 from leadrelay.nexudus.enums import LeadSource
 
-LABELS = LabelTable(ENGLISH).extended(
+LABELS = multilingual().extended(
     {
         "broker": ("consultant", "your consultant", "workthere consultant", "savills consultant"),
         "listing": ("property", "building", "property of interest"),

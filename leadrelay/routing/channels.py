@@ -122,6 +122,14 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+def _by_language(value: Any) -> Any:
+    """Labels grouped by language (``{fr: [Postes], nl: [Werkplekken]}``) as one list; any
+    other value as given. The language keys are for the reader: every label is read in any mail."""
+    if not isinstance(value, dict):
+        return value
+    return [label for labels in value.values() for label in (_as_list(labels) or [])]
+
+
 _READABLE_FIELDS = field_paths() - {"channel", "lead_source", "requirements", "utm"}
 
 
@@ -219,7 +227,7 @@ class ParseConfig(StrictModel):
     @field_validator("labels", "json_paths", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
-        return {k: _as_list(v) for k, v in value.items()} if isinstance(value, dict) else value
+        return {k: _by_language(_as_list(v)) for k, v in value.items()} if isinstance(value, dict) else value
 
     @field_validator("labels", "json_paths")
     @classmethod

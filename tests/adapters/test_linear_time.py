@@ -51,12 +51,16 @@ UNITS = (
     "a@",
     "a.",
     "1 ",
+    "1 000 ",
+    "000 0",
+    "1 000,5",
     "(",
     "#1",
     '"',
     "\\",
     "a,",
     "re ",
+    "=?x?q?=E9?= ",
     "<a x",
     "<dt>",
     "<div>",
@@ -201,6 +205,8 @@ SHAPES = st.builds(
 @example(Shape("1", "helpers", "workthere"))
 @example(Shape("#1", "helpers", "hubblehq"))
 @example(Shape("(", "helpers", "hubblehq"))
+@example(Shape("000 0", "helpers", "kontor"))  # space-grouped thousands, a run of groups that ends badly
+@example(Shape("1 000,5", "helpers", "workthere"))
 @example(Shape("Phone: 1\n", "e-mail text", "liquidspace"))
 @example(Shape("> x\n", "e-mail text", "hubblehq"))
 @example(Shape("1 schrieb a:\n>\n", "e-mail text", "kontor"))  # attributions quoting nothing
@@ -212,6 +218,7 @@ SHAPES = st.builds(
 @example(Shape("<a x", "e-mail html", "kontor"))
 @example(Shape('"', "e-mail sender", "hubblehq"))
 @example(Shape("re ", "e-mail subject", "workthere"))
+@example(Shape("=?x?q?=E9?= ", "e-mail sender", "kontor"))  # encoded words in a charset Python lacks
 @example(Shape("hubblehq.com/listings/1", "e-mail text", "hubblehq"))
 @example(Shape("a", "webhook keys", "liquidspace"))
 @example(Shape("a@", "webhook values", "hubblehq"))
