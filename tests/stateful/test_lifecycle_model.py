@@ -2,8 +2,9 @@
 
 Hypothesis drives sequences of what happens to enquiries in production — partners
 send and re-send them, Nexudus loses answers and fails lookups, retries run out,
-admins replay, edit and discard dead letters, a person asks to be erased, a worker
-stalls past its lease while another takes the lead over — and after every step
+admins replay, edit and discard dead letters, a portal's mail from an unproven sender
+is held until an admin replays it (overriding the sender check), a person asks to be
+erased, a worker stalls past its lease while another takes the lead over — and after every step
 checks the promise: **Nexudus never holds two opportunities made for one enquiry**.
 When a sequence ends, Nexudus recovers, the workers catch up, an admin replays every
 dead letter (as after an incident) and the workers catch up again: then **every lead
@@ -45,8 +46,11 @@ from sqlalchemy import select, text
 from leadrelay.db import Base, transaction
 from leadrelay.models import TERMINAL_STATES, DeadLetter, DeadLetterStatus, Lead, LeadState
 from leadrelay.runtime import Runtime
+from leadrelay.testing.mails import enquiries as portal_mails
+from leadrelay.testing.mails import new_email
 from leadrelay.worker import dead_letters as dlq
 from leadrelay.worker.erasure import InFlight, erase_when_idle
+from leadrelay.worker.imap.intake import Place, record_message
 from leadrelay.worker.pipeline import process
 from tests.conftest import sandbox_settings
 from tests.delivery.stall import expire_lease, stalled_before_send
@@ -80,7 +84,7 @@ INCIDENTS: dict[str, tuple[Fault, ...]] = {
     "customer search flaky": (COWORKER_SEARCH_DROPS,),
     "throttling": (THROTTLED,),
 }
-OPTIONAL = ("stall", "replay", "edit", "discard", "erase")  # rules a sequence may leave out
+OPTIONAL = ("stall", "replay", "edit", "discard", "erase", "held")  # rules a sequence may leave out
 
 
 def enabled(name: str) -> Any:
@@ -94,6 +98,7 @@ class Enquiry:
     email: str
     erased: bool = False
     leads: list[int] = field(default_factory=list)
+    mail: bytes | None = None  # a portal's notification e-mail, instead of a canonical webhook
 
 
 class Lifecycle(RuleBasedStateMachine):
@@ -184,9 +189,30 @@ class Lifecycle(RuleBasedStateMachine):
         pick = st.one_of(st.sampled_from(chased), st.sampled_from(recent), st.sampled_from(everyone))
         self._arrives(data.draw(pick), picked_up=picked_up)
 
+    @precondition(lambda self: "held" in self.optional)
+    @rule(picked_up=st.booleans())
+    def a_portal_mail_arrives_from_an_unproven_sender(self, picked_up: bool) -> None:
+        """No Authentication-Results the inbox trusts: held as ``unverified_sender`` until replayed."""
+        number = next(self.numbers)
+        mail = portal_mails(1, first=number)[0]
+        email = new_email(mail.template.email or "", number)
+        enquiry = Enquiry(number, {"contact": {}}, email, mail=mail.raw)
+        self.enquiries.append(enquiry)
+        self._arrives(enquiry, picked_up=picked_up)
+
     def _arrives(self, enquiry: Enquiry, *, picked_up: bool) -> None:
         """Recorded at the door; a worker may pick it up at once (it usually does)."""
-        lead_id = ingest(self.rt, enquiry.body)
+        if enquiry.mail is None:
+            lead_id = ingest(self.rt, enquiry.body)
+        else:  # as the inbox poller records a fetched message (a re-sent one is the same message)
+            with transaction(self.rt.sessions) as session:
+                place = Place("model", "INBOX", 1, enquiry.number)
+                recorded = record_message(
+                    session, enquiry.mail, place=place, routing=self.rt.routing, default=None
+                )
+            assert recorded.lead_id is not None
+            lead_id = recorded.lead_id
+            self.seen[f"mail: {self._state(lead_id)}"] += 1
         self._record(enquiry, lead_id)
         if picked_up:
             self._run(lead_id)
@@ -460,6 +486,7 @@ def test_no_sequence_of_events_makes_a_second_opportunity_or_a_stuck_lead(clean_
         "an edit": seen["edit: queued"],
         "a replay": seen["replay: queued"] + seen["replayed after the incident"],
         "an erasure": seen["erase"],
+        "a held mail replayed": seen["dead letter: unverified_sender, replayed"],
         "an unanswered write": seen["create or write answered unknown"],
     }
     assert all(reached.values()), f"paths no sequence reached: {[k for k, v in reached.items() if not v]}"
