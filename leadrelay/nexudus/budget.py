@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -106,7 +107,7 @@ class Slot:
     at: float | None  # None: not reserved (the wait was longer than allowed)
 
 
-class LedgerBudget:
+class LedgerBudget(ABC):
     """The account's budget in the ledger (:class:`leadrelay.nexudus.client.Budget`).
 
     Two implementations of one contract (``tests/budget/test_budget.py`` runs the
@@ -124,17 +125,17 @@ class LedgerBudget:
     def acquire(self, *, write: bool, max_wait: float) -> float:
         return self.reserve(write=write, max_wait=max_wait).wait
 
+    @abstractmethod
     def reserve(self, *, write: bool, max_wait: float) -> Slot:
         """The next slot; reserved (``at`` set, on the database clock) only if within ``max_wait``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def pace_send(self) -> float:
         """Record a send happening now; seconds to wait first if another just went out."""
-        raise NotImplementedError
 
+    @abstractmethod
     def penalise(self, seconds: float) -> None:
         """Nexudus said wait: nobody sends for this account until then."""
-        raise NotImplementedError
 
     def _caps(self) -> tuple[float, float, float]:
         """Requests per hour, per day and writes per day, with the safety margin."""
