@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, event, select, text
 
-from leadrelay.db import make_engine, make_session_factory, utcnow
-from leadrelay.ledger import search
+from leadrelay.db import make_engine, make_session_factory, transaction, utcnow
+from leadrelay.ledger import audit, audit_search, search
 from leadrelay.ledger.search import Criteria
 from leadrelay.models import DeadLetter, Lead
+from leadrelay.schema import upgrade
 from leadrelay.testing.seed import FIRST_NAMES, LAST_NAMES, Seeded, seed_leads, seed_name, seed_phone
 from tests.admin.test_admin_api import admin  # noqa: F401 - the fixture
 
@@ -232,3 +233,37 @@ def test_seeding_is_spread_over_time_and_channels(engine: Engine) -> None:
         ).one()
     assert last - first == timedelta(hours=89) and channels == 3
     assert seeded.email(0) == "spread.0@example.test"
+
+
+def test_the_same_filters_work_on_the_demo_s_sqlite(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    upgrade(url)
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    with transaction(sessions) as session:
+        for i in range(5):
+            contact = {"full_name": f"Ada Okafor{i}", "email": f"a{i}@x.com", "phone": "+442079460000"}
+            lead = Lead(
+                channel="canonical",
+                source="webhook",
+                intake_key=f"k{i}",
+                raw_sha256="x",
+                state="dead",
+                lead={"contact": contact},
+                external_id=f"R{i}",
+            )
+            session.add(lead)
+            session.flush()
+            session.add(DeadLetter(lead_id=lead.id, reason="validation", message="m"))
+        audit(session, actor="web:Jess", action="dead_letter.discard", target="dead_letter:2", result="ok")
+    with sessions() as session:
+        [row] = search.find_leads(session, Criteria(email="A1@x.com")).rows
+        assert (row.external_id, row.name) == ("R1", "Ada Okafor1")
+        assert search.count_leads(session, Criteria(email="a")) == 5
+        assert search.count_leads(session, Criteria(name="ada oka")) == 5
+        page = search.find_letters(session, Criteria(phone="020 7946 0000", status="open"), limit=2)
+        assert [r.id for r in page.rows] == [5, 4] and page.next_cursor == 4
+        assert search.count_letters(session, Criteria(reference="R3")) == 1
+        [entry] = audit_search.find_audit(session, audit_search.AuditCriteria(lead_id=2, actor="web:")).rows
+        assert entry.action == "dead_letter.discard"
+    engine.dispose()
