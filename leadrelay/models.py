@@ -142,7 +142,19 @@ class Lead(Base):
         Index("ix_leads_identity_location", "identity", "location"),
         Index("ix_leads_location_company_key", "location", "company_key"),
         Index("ix_leads_first_introduction", "first_introduction"),
+        # search (leadrelay/ledger/search.py); the contact's e-mail, phone and name are indexed
+        # as expressions on Postgres only: migration 0010_search, SEARCH_EXPRESSION_INDEXES
+        Index("ix_leads_external_id", "external_id"),
+        Index("ix_leads_opportunity_id", "opportunity_id"),
+        Index("ix_leads_coworker_id", "coworker_id"),
     )
+
+
+# Expression indexes the migrations create on Postgres and the models do not declare
+# (a JSONB path is not portable): autogenerate leaves them alone (migrations/env.py).
+SEARCH_EXPRESSION_INDEXES = frozenset(
+    {"ix_search_leads_email", "ix_search_leads_phone", "ix_search_leads_name"}
+)
 
 
 class DedupeKey(Base):
@@ -209,7 +221,7 @@ class AuditEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     result: Mapped[str] = mapped_column(String(200))
 
-    __table_args__ = (Index("ix_audit_log_at", "at"),)
+    __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_target", "target"))
 
 
 class CoworkerCache(Base):

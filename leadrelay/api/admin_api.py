@@ -19,7 +19,7 @@ from leadrelay import errors, queries
 from leadrelay.api.admin_auth import bearer, require_token
 from leadrelay.api.limits import LIMIT_RESPONSES
 from leadrelay.durations import in_utc
-from leadrelay.models import DeadLetterStatus, DeadReason, LeadState
+from leadrelay.models import DeadReason
 from leadrelay.worker import dead_letters, introductions
 from leadrelay.worker.dead_letters import Filter, Replayed
 from leadrelay.worker.queue import unit_of_work
@@ -203,19 +203,7 @@ def _raw(body: bytes | None) -> str:
     return "(purged by the retention policy)" if body is None else body.decode("utf-8", errors="replace")
 
 
-@router.get("/dead-letters", response_model=list[DeadLetterOut])
-async def list_dead_letters(
-    request: Request,
-    _: Actor,
-    channel: Channel = None,
-    reason: DeadReason | None = None,
-    since: DateTime | None = None,
-    status_: Annotated[DeadLetterStatus | None, Query(alias="status")] = DeadLetterStatus.open,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> Any:
-    """Dead letters, newest first (``status`` open by default)."""
-    flt = Filter(channel=channel, reason=reason, since=since, status=status_, limit=limit)
-    return await run_in_threadpool(_read, request, lambda s: dead_letters.list_letters(s, flt))
+# The lists (filters, keyset pages, CSV) are in admin_search.py.
 
 
 @router.get("/dead-letters/{letter_id:int}", response_model=DeadLetterDetailOut, responses=_NOT_FOUND)
@@ -304,20 +292,6 @@ async def edit_dead_letter(
         _write, request, lambda s: dead_letters.edit(s, letter_id, lead, actor=who, routing=_routing(request))
     )
     return _replay_out(result)
-
-
-@router.get("/leads", response_model=list[LeadOut])
-async def list_leads(
-    request: Request,
-    _: Actor,
-    state: LeadState | None = None,
-    channel: Channel = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-) -> Any:
-    """Recent leads, newest first."""
-    return await run_in_threadpool(
-        _read, request, lambda s: queries.recent_leads(s, state=state, channel=channel, limit=limit)
-    )
 
 
 @router.get("/leads/{lead_id:int}", response_model=LeadDetailOut, responses=_NOT_FOUND)

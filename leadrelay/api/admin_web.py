@@ -325,23 +325,7 @@ async def inboxes_page(request: Request) -> HTMLResponse:
     return _page(request, "inboxes.html", rows=rows, refresh=30)
 
 
-@router.get("/leads")
-async def leads_page(request: Request, state: str | None = None, channel: str | None = None) -> HTMLResponse:
-    _session(request)
-    chosen = state if state in LeadState.__members__ else None
-    with _sessions(request)() as session:
-        leads = await run_in_threadpool(
-            lambda: queries.recent_leads(session, state=chosen, channel=channel or None, limit=200)
-        )
-    return _page(
-        request,
-        "leads.html",
-        leads=leads,
-        state=chosen,
-        channel=channel,
-        states=[s.value for s in LeadState],
-        channels=sorted(request.app.state.runtime.routing.channels),
-    )
+# /admin/leads, /admin/dead-letters and /admin/audit (search, pages, CSV): admin_lists.py
 
 
 @router.get("/leads/{lead_id}")

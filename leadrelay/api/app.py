@@ -16,7 +16,16 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from leadrelay import __version__, errors, logs
-from leadrelay.api import admin_api, admin_inboxes, admin_web, health, metrics, webhooks
+from leadrelay.api import (
+    admin_api,
+    admin_inboxes,
+    admin_lists,
+    admin_search,
+    admin_web,
+    health,
+    metrics,
+    webhooks,
+)
 from leadrelay.api.limits import LIMIT_RESPONSES, RequestLimits
 from leadrelay.api.openapi_doc import document_query_parameters_as_sent
 from leadrelay.api.routing_reload import ReceiverReload
@@ -75,7 +84,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(health.router, tags=["health"], responses=LIMIT_RESPONSES)
     app.include_router(metrics.router)
     app.include_router(admin_api.router)
+    app.include_router(admin_search.router)  # lists, pages of them, CSV
     app.include_router(admin_inboxes.router)
+    app.include_router(admin_lists.router)  # before admin_web: /admin/leads/export.csv is not a lead id
     app.include_router(admin_web.router)
     app.add_exception_handler(admin_web.LoginRequired, admin_web.login_required)
     app.add_exception_handler(errors.Refused, admin_api.answer_refusal)  # 409; 404 for a NotFound

@@ -10,7 +10,7 @@ from leadrelay.cli.app import app, say_error
 
 def main() -> None:
     metrics_dir.prepare(sys.argv)  # before any import that loads prometheus_client
-    from leadrelay.cli import channels, commands, dlq, inbox, introductions, privacy, setup  # noqa: F401
+    from leadrelay.cli import channels, commands, dlq, inbox, introductions, leads, privacy, setup  # noqa: F401
     from leadrelay.errors import LeadRelayError
 
     try:

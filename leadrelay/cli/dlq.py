@@ -10,6 +10,7 @@ import shlex
 import subprocess
 import tempfile
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,12 +19,14 @@ import typer
 from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.syntax import Syntax
 from rich.table import Table
 
+from leadrelay.cli import filters
 from leadrelay.cli.app import Json, app, cli_actor, cli_runtime, console, fail, print_json
+from leadrelay.cli.views import print_story
 from leadrelay.db import transaction, utcnow
 from leadrelay.durations import parse_since
+from leadrelay.ledger import search
 from leadrelay.models import DeadLetterStatus, DeadReason
 from leadrelay.runtime import Runtime
 from leadrelay.worker import dead_letters
@@ -31,8 +34,6 @@ from leadrelay.worker.dead_letters import ActionRefused, Filter, Replayed
 
 dlq = typer.Typer(help="List, inspect, replay, edit and discard dead letters.", no_args_is_help=True)
 app.add_typer(dlq, name="dlq")
-
-RAW_PREVIEW = 4000
 
 
 def _since(text: str | None) -> datetime | None:
@@ -68,28 +69,56 @@ def list_command(
     reason: Reason = None,
     since: Since = None,
     status: Annotated[str, typer.Option(help="open, replayed, discarded, superseded or all")] = "open",
-    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    email: filters.Email = None,
+    phone: filters.Phone = None,
+    name: filters.Name = None,
+    reference: filters.Reference = None,
+    opportunity: filters.Opportunity = None,
+    coworker: filters.Coworker = None,
+    state: filters.State = None,
+    until: filters.Until = None,
+    after: filters.After = None,
+    limit: filters.Limit = 50,
     as_json: Json = False,
 ) -> None:
-    """Dead letters, newest first (--json: {"dead_letters": [...], "open_by_reason": {...}})."""
+    """Dead letters, newest first, one page (--json: dead_letters, count, next_cursor, open_by_reason)."""
     if status != "all" and status not in DeadLetterStatus.__members__:
         fail(f"--status {status!r}: use one of {', '.join(DeadLetterStatus.__members__)} or all")
+    c = filters.criteria(
+        email=email,
+        phone=phone,
+        name=name,
+        reference=reference,
+        opportunity=opportunity,
+        coworker=coworker,
+        channel=channel,
+        state=state,
+        since=since,
+        until=until,
+    )
+    c = replace(c, reason=reason.value if reason else None, status=None if status == "all" else status)
     rt = cli_runtime()
     try:
         with rt.sessions() as session:
-            rows = dead_letters.list_letters(session, _filter(channel, reason, since, status, limit))
+            page = search.find_letters(session, c, after=after, limit=limit)
+            total = search.count_letters(session, c)
             by_reason = dead_letters.counts(session)
     finally:
         rt.close()
+    rows = page.rows
     if as_json:
-        print_json({"dead_letters": [dataclasses.asdict(row) for row in rows], "open_by_reason": by_reason})
+        print_json(
+            {
+                "dead_letters": [dataclasses.asdict(row) for row in rows],
+                "count": total,
+                "next_cursor": page.next_cursor,
+                "open_by_reason": by_reason,
+            }
+        )
         return
     if not rows:
-        console.print(
-            "No dead letters match."
-            if status != "open" or channel or reason or since
-            else "No open dead letters."
-        )
+        narrowed = set(c.described()) - {"status"}
+        console.print("No dead letters match." if status != "open" or narrowed else "No open dead letters.")
         return
     table = Table(title=f"Dead letters ({status})", title_justify="left")
     for column, style in (
@@ -115,6 +144,7 @@ def list_command(
             escape(row.message[:120]),
         )
     console.print(table)
+    console.print(filters.next_page_hint("leadrelay dlq list", page.next_cursor, len(rows), total))
     summary = ", ".join(f"{n} {reason}" for reason, n in sorted(by_reason.items()))
     console.print(f"Open: {summary or 'none'}. Inspect one with [bold]leadrelay dlq show ID[/].")
 
@@ -189,36 +219,7 @@ def show_command(
         for error in errors:
             table.add_row(*(escape(str(error.get(k))) for k in ("PropertyName", "Message", "AttemptedValue")))
         console.print(table)
-    if found.attempts:
-        table = Table(title="Attempts", title_justify="left")
-        for column in ("when", "call", "status", "outcome", "error / response"):
-            table.add_column(column, overflow="fold")
-        for attempt in found.attempts:
-            table.add_row(
-                attempt.started_at.isoformat(timespec="seconds"),
-                attempt.call,
-                str(attempt.status_code or "-"),
-                attempt.outcome or "in flight",
-                escape((attempt.error or attempt.response or "")[:200]),
-            )
-        console.print(table)
-    if found.canonical_json:
-        console.print(
-            Panel(
-                Syntax(found.canonical_json, "json", word_wrap=True),
-                title="Canonical lead",
-                title_align="left",
-            )
-        )
-    text = found.raw_text
-    shown = (
-        text
-        if raw or len(text) <= RAW_PREVIEW
-        else text[:RAW_PREVIEW] + f"\n… ({len(text)} characters; --raw)"
-    )
-    console.print(
-        Panel(escape(shown), title=f"Raw input ({lead.content_type or 'unknown type'})", title_align="left")
-    )
+    print_story(found.attempts, found.canonical_json, found.raw_text, lead.content_type, whole=raw)
 
 
 def _replay_all(rt: Runtime, ids: list[int], *, dry_run: bool) -> list[Replayed]:
