@@ -10,15 +10,24 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from leadrelay.api import door_probe
-from leadrelay.api.admin_api import TEXT, Actor
+from leadrelay.api import admin_api, door_probe
+from leadrelay.api.admin_api import TEXT, Actor, Problem
 from leadrelay.api.admin_web import _acting, _back, _page, _session
 from leadrelay.db import transaction
 from leadrelay.intake import door_log
 from leadrelay.ledger import audit
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
-api_router = APIRouter(prefix="/admin/api", tags=["admin"])
+# the admin API's conventions: one value per query parameter, the same documented refusals
+api_router = APIRouter(
+    prefix="/admin/api",
+    tags=["admin"],
+    dependencies=admin_api.router.dependencies,
+    responses=admin_api.router.responses,
+)
+_NO_CHANNEL: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No channel of that name accepts webhooks"}
+}
 
 
 def _channels(request: Request) -> list[dict[str, Any]]:
@@ -117,7 +126,7 @@ async def list_rejections(
     return await run_in_threadpool(_recent, request, channel, limit)
 
 
-@api_router.post("/door/{channel}/test", response_model=ProbeOut)
+@api_router.post("/door/{channel}/test", response_model=ProbeOut, responses=_NO_CHANNEL)
 async def test_lead(request: Request, channel: str, who: Actor) -> Any:
     """Sign the channel's sample with its secret and send it through the door over HTTP (operators)."""
     probe = await _probe(request, channel, who)

@@ -42,7 +42,7 @@ class TooLarge(InputError):
 
 async def _read_capped(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise TooLarge()
     body = bytearray()
     async for chunk in request.stream():
@@ -67,7 +67,9 @@ def _refuse(
         source=request.client.host if request.client else None,
         headers=request.headers.items(),
         body=body,
-        declared_bytes=int(declared) if declared.isdigit() and len(declared) < 19 else None,
+        declared_bytes=int(declared)
+        if declared.isascii() and declared.isdigit() and len(declared) < 19
+        else None,
     )
     door_log(request.app.state).record(rejection)
     return JSONResponse({"error": error, "message": message}, status_code=status)

@@ -130,3 +130,15 @@ def test_send_a_test_lead_signs_the_sample_and_sends_it_through_the_door(door: S
     again = api.post("/admin/api/door/canonical/test").json()
     assert again["status"] == 202 and again["lead_id"] != lead_id  # a fresh delivery id: a new intake
     assert api.post("/admin/api/door/nowhere/test").status_code == 404
+
+
+def test_a_timestamp_of_non_ascii_digits_is_refused_and_logged_not_a_server_error(door: Site) -> None:
+    body = json.dumps(SAMPLE).encode()
+    headers = {
+        **signed("whsec_d3JvbmctZG9vci1zZWNyZXQtLi4u", body),
+        "webhook-timestamp": "²".encode("latin-1"),
+    }
+    response = httpx.post(f"{door.base}/webhooks/canonical", content=body, headers=headers)
+    assert response.status_code == 401  # "²".isdigit() is true, int("²") fails: it was a 500
+    [row] = rows(door, "canonical")
+    assert row.message == "webhook-timestamp is not an integer (Unix seconds)"
