@@ -377,3 +377,8 @@ class ScheduledJob(Base):
     last_run_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_done_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_runner: Mapped[str | None] = mapped_column(String(200))
+
+
+from leadrelay.admin_models import AdminSession as AdminSession  # noqa: E402  (registers its table)
+from leadrelay.admin_models import LoginFailure as LoginFailure  # noqa: E402
+from leadrelay.intake.door_log import DoorRejection as DoorRejection  # noqa: E402  (registers its table)

@@ -10,19 +10,58 @@ once, at start.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
+from ipaddress import ip_network
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, NamedTuple
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from leadrelay.secret_files import read_secret_file
 
+ADMIN_ROLES = ("viewer", "operator")
+MIN_ADMIN_TOKEN_CHARS = 16
+_ADMIN_NAME = re.compile(r"[\w.@+-]{1,80}")
+
+
+class AdminUser(NamedTuple):
+    """One named admin from ``LEADRELAY_ADMIN_USERS`` (or the single ``LEADRELAY_ADMIN_TOKEN``)."""
+
+    name: str
+    role: str  # viewer | operator
+    token: SecretStr
+
+
+def parse_admin_users(text: str) -> tuple[AdminUser, ...]:
+    """``name:role:token`` entries, one per line or separated by commas; the message never shows a token."""
+    users: list[AdminUser] = []
+    for number, entry in enumerate((e.strip() for e in text.replace(",", "\n").splitlines()), 1):
+        if not entry or entry.startswith("#"):
+            continue
+        name, _, rest = entry.partition(":")
+        role, _, token = rest.partition(":")
+        where = f"LEADRELAY_ADMIN_USERS entry {number} ({name.strip() or 'no name'})"
+        if not _ADMIN_NAME.fullmatch(name.strip()):
+            raise ValueError(f"{where}: give name:role:token, the name in letters, digits, . _ - @ +")
+        if role.strip() not in ADMIN_ROLES:
+            raise ValueError(f"{where}: the role must be viewer or operator")
+        if len(token.strip()) < MIN_ADMIN_TOKEN_CHARS:
+            raise ValueError(f"{where}: the token must be at least {MIN_ADMIN_TOKEN_CHARS} characters")
+        users.append(AdminUser(name.strip(), role.strip(), SecretStr(token.strip())))
+    if len({u.name for u in users}) < len(users):
+        raise ValueError("LEADRELAY_ADMIN_USERS: a name is given twice")
+    if len({u.token.get_secret_value() for u in users}) < len(users):
+        raise ValueError("LEADRELAY_ADMIN_USERS: two users share a token; each needs its own")
+    return tuple(users)
+
+
 DEFAULT_RETRY_SCHEDULE = (0, 30, 120, 600, 1800, 7200, 21600, 43200, 86400)
 # setting -> (its *_file twin, the variable an operator sets)
 SECRET_FILES = {
     "admin_token": ("admin_token_file", "LEADRELAY_ADMIN_TOKEN_FILE"),
+    "admin_users": ("admin_users_file", "LEADRELAY_ADMIN_USERS_FILE"),
     "nexudus_password": ("nexudus_password_file", "NEXUDUS_PASSWORD_FILE"),
     "database_url": ("database_url_file", "LEADRELAY_DATABASE_URL_FILE"),
     "broker_url": ("broker_url_file", "LEADRELAY_BROKER_URL_FILE"),
@@ -30,7 +69,85 @@ SECRET_FILES = {
 }
 
 
-class Settings(BaseSettings):
+class AdminSettings(BaseSettings):
+    """Who may use the admin page and API (docs/admin.md), and the door log it shows."""
+
+    model_config = SettingsConfigDict(env_prefix="LEADRELAY_", extra="ignore", populate_by_name=True)
+
+    admin_token: SecretStr | None = Field(
+        default=None, description="the admin API's and page's token: one operator named admin"
+    )
+    admin_token_file: Path | None = None
+    admin_users: SecretStr | None = Field(
+        default=None,
+        description="named admins, name:role:token (role: viewer or operator), by line or comma-separated",
+    )
+    admin_users_file: Path | None = None
+    admin_sso: Literal["off", "oauth2-proxy", "cloudflare-access"] = Field(
+        default="off",
+        description="believe the identity headers of this SSO proxy (from admin_trusted_proxies only)",
+    )
+    admin_trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="addresses or networks of the SSO proxy, comma-separated"
+    )
+    admin_sso_roles: str = Field(
+        default="",
+        description="each SSO identity's role: e-mail=role, *@domain=role, comma-separated (others: refused)",
+    )
+    admin_session_seconds: int = Field(default=8 * 3600, ge=60, description="an admin session's lifetime")
+    admin_login_attempts: int = Field(
+        default=10, ge=1, description="failed logins per address (and per user name) within the window"
+    )
+    admin_login_window_seconds: int = Field(default=900, ge=1, description="the failed-login window")
+    door_log_size: int = Field(
+        default=200, ge=1, description="rejected webhook requests kept per channel (the admin's door log)"
+    )
+    test_lead_url: str | None = Field(
+        default=None,
+        description="where the admin's 'send a test lead' posts (the door's base URL; default public_url)",
+    )
+
+    @field_validator("admin_trusted_proxies", mode="before")
+    @classmethod
+    def _addresses(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("admin_trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for part in value:
+            try:
+                ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not an address or network") from None
+        return value
+
+    @field_validator("admin_sso_roles")
+    @classmethod
+    def _sso_roles(cls, value: str) -> str:
+        for entry in filter(None, (e.strip() for e in value.split(","))):
+            who, _, role = entry.rpartition("=")
+            if not who.strip() or role.strip() not in ADMIN_ROLES:
+                raise ValueError(f"{entry!r}: give e-mail=viewer|operator or *@domain=viewer|operator")
+        return value
+
+    def admin_identities(self) -> tuple[AdminUser, ...]:
+        """Who may log in with a token: the named users, and ``admin`` for LEADRELAY_ADMIN_TOKEN."""
+        users = parse_admin_users(self.admin_users.get_secret_value()) if self.admin_users else ()
+        if self.admin_token is not None and self.admin_token.get_secret_value():
+            if any(u.name == "admin" for u in users):
+                raise ValueError(
+                    "LEADRELAY_ADMIN_USERS names an 'admin': it would shadow LEADRELAY_ADMIN_TOKEN"
+                )
+            if any(u.token == self.admin_token for u in users):
+                raise ValueError("LEADRELAY_ADMIN_TOKEN is also a named user's token; each needs its own")
+            users = (*users, AdminUser("admin", "operator", self.admin_token))
+        return users
+
+
+class Settings(AdminSettings):
     model_config = SettingsConfigDict(env_prefix="LEADRELAY_", extra="ignore", populate_by_name=True)
 
     database_url: str | None = Field(default=None, description="SQLAlchemy URL of the ledger")
@@ -46,8 +163,6 @@ class Settings(BaseSettings):
         description="the receiver's public base URL, for the webhook URLs `leadrelay check` prints",
     )
     data_dir: Path = Field(default=Path(".leadrelay"), description="embedded-mode files")
-    admin_token: SecretStr | None = None
-    admin_token_file: Path | None = None
     database_url_file: Path | None = None
     broker_url_file: Path | None = None
 
@@ -185,6 +300,7 @@ class Settings(BaseSettings):
             value = read_secret_file(path, where=env)
             setattr(self, name, SecretStr(value) if name not in ("database_url", "broker_url") else value)
             setattr(self, file_field, None)  # read once: the value is what is kept
+        self.admin_identities()  # a bad LEADRELAY_ADMIN_USERS stops the start, not the first login
         return self
 
     @property

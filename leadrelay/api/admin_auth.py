@@ -1,97 +1,166 @@
-"""Who may use the admin API and page: the holder of ``LEADRELAY_ADMIN_TOKEN``.
+"""Who may use the admin API and page, and as whom (docs/admin.md).
 
-No token configured means the admin surface is disabled. Tokens are compared in
-constant time. The page keeps a signed session cookie (HMAC with the token, so
-rotating the token logs everyone out) and a CSRF token derived from it.
+Identities come from :mod:`leadrelay.api.admin_identity`: named tokens
+(``LEADRELAY_ADMIN_USERS``, and ``LEADRELAY_ADMIN_TOKEN`` as the operator
+``admin``) or a trusted SSO proxy's headers. No identity configured means the
+admin surface is disabled. The audit actor is the identity's name, never a name
+the client typed.
+
+Roles: a ``viewer`` may look; only an ``operator`` may change anything. The API
+checks it for every method but GET/HEAD/OPTIONS in :func:`require_token`, the page
+in ``admin_web._acting``, the one helper every form post goes through.
+
+The page keeps a server-side session: the cookie holds a random id, the ledger
+its SHA-256 (``admin_sessions``) with the CSRF token. Logout deletes the row, so
+the old cookie is refused; a session also ends when its user's token changes or
+its SSO identity stops matching the proxy's headers.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
-import re
-import time
+import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from fastapi import HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import delete
+
+from leadrelay.api.admin_identity import (
+    OPERATOR,
+    Identity,
+    admin_enabled,
+    by_name,
+    by_sso,
+    by_token,
+    settings_of,
+    token_users,
+)
+from leadrelay.db import transaction, utcnow
+from leadrelay.models import AdminSession
 
 SESSION_COOKIE = "leadrelay_admin"
-SESSION_SECONDS = 8 * 3600
-_ACTOR = re.compile(r"[^\w .@+-]")
-bearer = HTTPBearer(auto_error=False, description="LEADRELAY_ADMIN_TOKEN")
+SESSION_SECONDS = 8 * 3600  # the default of LEADRELAY_ADMIN_SESSION_SECONDS
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+VIEWER_REFUSED = "your role is viewer: you may look, but only an operator may replay, edit, discard or erase"
+bearer = HTTPBearer(
+    auto_error=False, description="an admin's token (LEADRELAY_ADMIN_USERS or LEADRELAY_ADMIN_TOKEN)"
+)
 
 
 def admin_token(request: Request) -> bytes | None:
-    token = request.app.state.runtime.settings.admin_token
+    """``LEADRELAY_ADMIN_TOKEN`` as bytes (the operator ``admin``), or None."""
+    token = settings_of(request).admin_token
     return token.get_secret_value().encode() if token is not None and token.get_secret_value() else None
 
 
-def _as_bytes(offered: str) -> bytes:
-    """What a client sent, as bytes: ``compare_digest`` refuses a ``str`` that is not ASCII."""
-    return offered.encode("utf-8", "surrogatepass")
-
-
 def token_matches(request: Request, offered: str | None) -> bool:
-    expected = admin_token(request)
-    return expected is not None and offered is not None and hmac.compare_digest(expected, _as_bytes(offered))
-
-
-def clean_actor(name: str | None, default: str) -> str:
-    cleaned = _ACTOR.sub("", (name or "").strip())[:80]
-    return cleaned or default
+    return by_token(request, offered) is not None
 
 
 def require_token(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str:
-    """The API's check; returns the actor named in the audit log."""
-    if admin_token(request) is None:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "the admin API is disabled: set LEADRELAY_ADMIN_TOKEN")
-    if credentials is None or not token_matches(request, credentials.credentials):
+    """The API's check; returns the actor named in the audit log (``api:<user name>``).
+
+    A viewer is refused (403) for every method that may change something.
+    """
+    if not token_users(request):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "the admin API is disabled: set LEADRELAY_ADMIN_TOKEN or LEADRELAY_ADMIN_USERS",
+        )
+    identity = by_token(request, credentials.credentials) if credentials is not None else None
+    if identity is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "a valid admin bearer token is required",
             {"WWW-Authenticate": "Bearer"},
         )
-    return "api:" + clean_actor(request.headers.get("x-leadrelay-actor"), "admin")
+    request.state.admin_identity = identity
+    if request.method not in SAFE_METHODS and not identity.may_change:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, VIEWER_REFUSED)
+    return "api:" + identity.name
 
 
 @dataclass(frozen=True, slots=True)
 class WebSession:
-    actor: str
+    actor: str  # web:<user name>: the audit log's actor
     csrf: str
+    name: str = ""
+    role: str = OPERATOR
+
+    @property
+    def may_change(self) -> bool:
+        return self.role == OPERATOR
 
 
-def _sign(key: bytes, payload: bytes) -> str:
-    return base64.urlsafe_b64encode(hmac.new(key, payload, hashlib.sha256).digest()).decode().rstrip("=")
+def _hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def session_cookie(request: Request, actor: str) -> str:
-    key = admin_token(request)
-    assert key is not None
-    payload = json.dumps({"actor": actor, "exp": int(time.time()) + SESSION_SECONDS}).encode()
-    body = base64.urlsafe_b64encode(payload).decode().rstrip("=")
-    return f"{body}.{_sign(key, payload)}"
+def start_session(request: Request, identity: Identity) -> str:
+    """A new session for ``identity``; returns the cookie's value (its id). Expired rows are swept."""
+    session_id = secrets.token_urlsafe(32)
+    now = utcnow()
+    lifetime = timedelta(seconds=settings_of(request).admin_session_seconds)
+    with transaction(request.app.state.runtime.sessions) as db:
+        db.execute(delete(AdminSession).where(AdminSession.expires_at < now))
+        db.add(
+            AdminSession(
+                id_sha256=_hash(session_id),
+                user_name=identity.name,
+                via=identity.via,
+                credential=identity.credential,
+                csrf=secrets.token_urlsafe(32),
+                created_at=now,
+                expires_at=now + lifetime,
+            )
+        )
+    return session_id
+
+
+def end_session(request: Request) -> None:
+    """Logout: the session's row is deleted, so its cookie is refused from now on."""
+    raw = request.cookies.get(SESSION_COOKIE)
+    if raw:
+        with transaction(request.app.state.runtime.sessions) as db:
+            db.execute(delete(AdminSession).where(AdminSession.id_sha256 == _hash(raw)))
+    request.state.admin_session = None
+
+
+def _current(request: Request, row: AdminSession) -> Identity | None:
+    """The session's identity as the configuration (or the SSO proxy) says now."""
+    if row.via == "sso":
+        sso = by_sso(request)
+        return sso if sso is not None and sso.name == row.user_name else None
+    return by_name(request, row.user_name, row.credential)
+
+
+def _load(request: Request) -> WebSession | None:
+    raw = request.cookies.get(SESSION_COOKIE)
+    if not raw or len(raw) > 100 or not admin_enabled(request):
+        return None
+    with request.app.state.runtime.sessions() as db:
+        row = db.get(AdminSession, _hash(raw))
+        if row is None or row.expires_at <= utcnow():
+            return None
+        identity = _current(request, row)
+        csrf = row.csrf
+    if identity is None:
+        return None
+    return WebSession(actor="web:" + identity.name, csrf=csrf, name=identity.name, role=identity.role)
 
 
 def web_session(request: Request) -> WebSession | None:
-    key = admin_token(request)
-    raw = request.cookies.get(SESSION_COOKIE)
-    if key is None or not raw or "." not in raw:
-        return None
-    body, signature = raw.rsplit(".", 1)
-    try:
-        payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        data = json.loads(payload)
-    except (ValueError, json.JSONDecodeError):
-        return None
-    if not hmac.compare_digest(_sign(key, payload).encode(), _as_bytes(signature)):
-        return None
-    if not isinstance(data, dict) or data.get("exp", 0) < time.time():
-        return None
-    return WebSession(actor=str(data.get("actor", "web")), csrf=_sign(key, b"csrf:" + payload))
+    """The page's logged-in session, looked up once per request."""
+    if not hasattr(request.state, "admin_session"):
+        request.state.admin_session = _load(request)
+    found: WebSession | None = request.state.admin_session
+    return found
 
 
 def csrf_ok(session: WebSession, offered: str | None) -> bool:
-    return bool(offered) and hmac.compare_digest(session.csrf.encode(), _as_bytes(offered or ""))
+    return bool(offered) and hmac.compare_digest(
+        session.csrf.encode(), (offered or "").encode("utf-8", "surrogatepass")
+    )

@@ -20,17 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from leadrelay import queries
 from leadrelay.api import admin_inboxes
-from leadrelay.api.admin_auth import (
-    SESSION_COOKIE,
-    SESSION_SECONDS,
-    WebSession,
-    admin_token,
-    clean_actor,
-    csrf_ok,
-    session_cookie,
-    token_matches,
-    web_session,
-)
+from leadrelay.api.admin_auth import VIEWER_REFUSED, WebSession, csrf_ok, web_session
 from leadrelay.db import utcnow
 from leadrelay.durations import parse_since
 from leadrelay.errors import Refused
@@ -95,76 +85,20 @@ def _since(text: str | None) -> datetime | None:
 
 
 def _acting(request: Request, csrf: str | None) -> WebSession | Response:
-    """The logged-in session of a form post, or the page that says why not."""
+    """The logged-in operator of a form post, or the page that says why not.
+
+    Every form that changes something goes through here: a viewer is refused (403).
+    """
     session = _session(request)
     if not csrf_ok(session, csrf):
         return _page(
             request, "error.html", 403, title="Form expired", message="Reload the page and try again."
         )
+    if not session.may_change:
+        return _page(
+            request, "error.html", 403, title="Not allowed", message=VIEWER_REFUSED.capitalize() + "."
+        )
     return session
-
-
-def _nearest(request: Request, header: str) -> str:
-    """A proxy header's first element: the one the proxy nearest the browser wrote."""
-    return request.headers.get(header, "").split(",")[0].strip()
-
-
-def _proto_in(forwarded: str) -> str:
-    """``proto`` of one ``Forwarded`` element (``for=198.51.100.7;proto=https``)."""
-    for pair in forwarded.split(";"):
-        name, _, value = pair.partition("=")
-        if name.strip().lower() == "proto":
-            return value.strip().strip('"')
-    return ""
-
-
-def _over_https(request: Request) -> bool:
-    """HTTPS as the browser sees it: here, or at a TLS proxy that says so.
-
-    uvicorn believes ``X-Forwarded-Proto`` only from the addresses it is told to
-    trust, and ``Forwarded`` never. Believing either here is safe: at worst it
-    makes the cookie stricter than it had to be.
-    """
-    said = (
-        request.url.scheme,
-        _nearest(request, "x-forwarded-proto"),
-        _proto_in(_nearest(request, "forwarded")),
-    )
-    return any(scheme.lower() == "https" for scheme in said)
-
-
-@router.get("/login")
-async def login_form(request: Request) -> HTMLResponse:
-    return _page(request, "login.html", disabled=admin_token(request) is None, session=None)
-
-
-@router.post("/login")
-async def login(request: Request, token: Annotated[str, Form()], name: Annotated[str, Form()]) -> Response:
-    if admin_token(request) is None:
-        return _page(request, "login.html", 403, disabled=True, session=None)
-    if not token_matches(request, token):
-        return _page(request, "login.html", 401, error="That token is not the admin token.", session=None)
-    response = _back("/admin")
-    response.set_cookie(
-        SESSION_COOKIE,
-        session_cookie(request, "web:" + clean_actor(name, "admin")),
-        max_age=SESSION_SECONDS,
-        httponly=True,
-        samesite="strict",
-        secure=_over_https(request),
-        path="/admin",
-    )
-    return response
-
-
-@router.post("/logout")
-async def logout(request: Request, csrf: Annotated[str, Form()]) -> Response:
-    session = _acting(request, csrf)
-    if isinstance(session, Response):
-        return session
-    response = _back("/admin/login")
-    response.delete_cookie(SESSION_COOKIE, path="/admin")
-    return response
 
 
 @router.get("")

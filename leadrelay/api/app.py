@@ -18,8 +18,10 @@ from fastapi.staticfiles import StaticFiles
 from leadrelay import __version__, errors, logs
 from leadrelay.api import (
     admin_api,
+    admin_door,
     admin_inboxes,
     admin_lists,
+    admin_login,
     admin_search,
     admin_web,
     health,
@@ -88,6 +90,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(admin_inboxes.router)
     app.include_router(admin_lists.router)  # before admin_web: /admin/leads/export.csv is not a lead id
     app.include_router(admin_web.router)
+    app.include_router(admin_login.router)
+    app.include_router(admin_door.router)
+    app.include_router(admin_door.api_router)
     app.add_exception_handler(admin_web.LoginRequired, admin_web.login_required)
     app.add_exception_handler(errors.Refused, admin_api.answer_refusal)  # 409; 404 for a NotFound
     app.add_exception_handler(errors.NotFound, admin_api.answer_refusal)

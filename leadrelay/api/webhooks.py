@@ -22,6 +22,7 @@ from leadrelay import logs
 from leadrelay.api.limits import Refusal
 from leadrelay.canonical import CanonicalLead
 from leadrelay.errors import InputError
+from leadrelay.intake.door_log import UNKNOWN_CHANNEL, Rejection, door_log
 from leadrelay.intake.signatures import SignatureError
 from leadrelay.intake.store import Inbound
 from leadrelay.metrics import WEBHOOKS, count_intake
@@ -41,7 +42,7 @@ class TooLarge(InputError):
 
 async def _read_capped(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise TooLarge()
     body = bytearray()
     async for chunk in request.stream():
@@ -51,9 +52,26 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _refuse(channel: str, status: int, error: str, message: str) -> JSONResponse:
+def _refuse(
+    request: Request, channel: str, status: int, error: str, message: str, body: bytes | None = None
+) -> JSONResponse:
+    """The refusal, counted, logged without the body, and kept in the door log (in the background)."""
     WEBHOOKS.labels(channel=channel, status=str(status)).inc()
     log.info("webhook_refused", channel=channel, status=status, error=error)
+    declared = request.headers.get("content-length", "")
+    rejection = Rejection.of(
+        channel if channel in request.app.state.doors else UNKNOWN_CHANNEL,
+        status,
+        error,
+        message,
+        source=request.client.host if request.client else None,
+        headers=request.headers.items(),
+        body=body,
+        declared_bytes=int(declared)
+        if declared.isascii() and declared.isdigit() and len(declared) < 19
+        else None,
+    )
+    door_log(request.app.state).record(rejection)
     return JSONResponse({"error": error, "message": message}, status_code=status)
 
 
@@ -148,12 +166,14 @@ async def _receive(channel: str, request: Request, path_token: str | None) -> JS
     door = state.doors.get(channel)
     known = channel if door is not None else "unknown"
     if door is None:
-        return _refuse(known, 404, "unknown_channel", f"no channel named {channel!r} accepts webhooks here")
+        message = f"no channel named {channel[:100]!r} accepts webhooks here"
+        return _refuse(request, known, 404, "unknown_channel", message)
     settings = state.runtime.settings
     try:
         body = await _read_capped(request, settings.max_body_bytes)
     except TooLarge:
-        return _refuse(known, 413, "too_large", f"the body is larger than {settings.max_body_bytes} bytes")
+        too_large = f"the body is larger than {settings.max_body_bytes} bytes"
+        return _refuse(request, known, 413, "too_large", too_large)
     try:
         verified = door.verify(
             request.headers,
@@ -163,13 +183,14 @@ async def _receive(channel: str, request: Request, path_token: str | None) -> JS
         )
     except SignatureError as err:
         error = "invalid_token" if door.config.scheme == "token" else "invalid_signature"
-        return _refuse(known, 401, error, str(err))
+        return _refuse(request, known, 401, error, str(err), body)
     try:
         json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        return _refuse(known, 400, "invalid_json", f"the body is not JSON: {err}")
+        return _refuse(request, known, 400, "invalid_json", f"the body is not JSON: {err}", body)
     except RecursionError:
-        return _refuse(known, 400, "invalid_json", "the body is JSON nested too deeply to read")
+        too_deep = "the body is JSON nested too deeply to read"
+        return _refuse(request, known, 400, "invalid_json", too_deep, body)
 
     key = door.intake_key(verified, body)
     content_type = request.headers.get("content-type")

@@ -50,7 +50,8 @@ def decode_secret(secret: bytes | str) -> bytes:
 
 def _fresh_timestamp(header: str, text: str, tolerance_seconds: int, now: float | None) -> int:
     """The Unix seconds in ``text``, refused unless within ``tolerance_seconds`` of now."""
-    if len(text) > 20 or not text.strip().isdigit():  # isdigit: no sign, no spaces inside, no "1e9"
+    digits = text.strip()  # ASCII digits only: no sign, no spaces inside, no "1e9", no "²"
+    if len(text) > 20 or not (digits.isascii() and digits.isdigit()):
         raise SignatureError(f"{header} is not an integer (Unix seconds)")
     timestamp = int(text)
     current = time.time() if now is None else now

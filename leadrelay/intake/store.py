@@ -27,9 +27,10 @@ crash between commit and publish loses nothing: the row is ``received`` with
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -41,7 +42,7 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from leadrelay.db import statement_commits, utcnow
+from leadrelay.db import statement_commits, transaction, utcnow
 from leadrelay.statements import INBOUND_ID, INBOUND_INSERT, DriverStatement
 
 log = structlog.get_logger(__name__)
@@ -118,6 +119,10 @@ class IntakeStore(Protocol):
         """
         ...
 
+    async def execute(self, statements: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
+        """Run each ``(statement, values)`` in one transaction: a side job's write (the door log)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -146,6 +151,14 @@ class SessionIntakeStore:
                 meta=item.meta,
                 now=now,
             )
+
+    async def execute(self, statements: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
+        await to_thread.run_sync(self._execute, statements)
+
+    def _execute(self, statements: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
+        with transaction(self.sessions) as session:
+            for statement, values in statements:
+                session.execute(statement, dict(values))
 
     async def close(self) -> None:
         return None
@@ -226,10 +239,24 @@ class PoolIntakeStore:
         assert found is not None
         return Intake(lead_id=int(found[0]), duplicate=True)
 
+    async def execute(self, statements: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
+        """One transaction on a pooled connection; not retried (a side job: its caller logs a failure)."""
+        pool = await self._current()
+        async with pool.connection() as conn, conn.transaction():
+            for statement, values in statements:
+                driver = _driver(statement)
+                await conn.execute(driver.sql, driver.params(values))
+
     async def close(self) -> None:
         if self._pool is not None and self._pid == os.getpid():
             await self._pool.close()
         self._pool = None
+
+
+@functools.cache
+def _driver(statement: Any) -> DriverStatement:
+    """A side job's statement as psycopg text, compiled once."""
+    return DriverStatement(statement)
 
 
 class Publisher:

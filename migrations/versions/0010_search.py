@@ -5,7 +5,7 @@ canonical lead (``leads.lead``, JSONB), written exactly as ``leadrelay.ledger.se
 queries them; nothing is copied into new columns, so an edit or a purge needs no
 second write. SQLite (the demo) gets the plain column indexes only.
 
-Revision ID: 0010_search
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-02 06:40:00.000000
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0010_search"
+revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
