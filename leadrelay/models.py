@@ -365,3 +365,28 @@ class ScheduledJob(Base):
     last_run_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_done_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_runner: Mapped[str | None] = mapped_column(String(200))
+
+
+class BulkJob(Base):
+    """A bulk replay or discard of dead letters, run by a worker in chunks (worker/bulk_jobs.py).
+
+    ``letter_ids`` is the selection, fixed when the job is made; ``done`` counts the
+    items taken, in order, each in the transaction of its own action: the point a
+    resumed job goes on from. ``failed`` counts the items the action refused.
+    """
+
+    __tablename__ = "bulk_jobs"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(String(16))  # replay | discard
+    why: Mapped[str | None] = mapped_column(Text)  # a discard's reason (the audit log's)
+    actor: Mapped[str] = mapped_column(String(200))
+    letter_ids: Mapped[list[int]] = mapped_column(Json, default=list)
+    total: Mapped[int] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    problems: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)  # the first few refusals
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)  # queued|running|done
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)  # the job's pulse
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
