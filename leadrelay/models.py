@@ -21,7 +21,6 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Float,
@@ -33,13 +32,11 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from leadrelay.db import Base, UtcDateTime, utcnow
-
-Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
-Json = JSON().with_variant(JSONB(), "postgresql")
+from leadrelay.db import Id as Id
+from leadrelay.db import Json as Json
 
 
 class LeadState(StrEnum):
@@ -380,5 +377,6 @@ class ScheduledJob(Base):
 
 
 from leadrelay.admin_models import AdminSession as AdminSession  # noqa: E402  (registers its table)
+from leadrelay.admin_models import BulkJob as BulkJob  # noqa: E402
 from leadrelay.admin_models import LoginFailure as LoginFailure  # noqa: E402
 from leadrelay.intake.door_log import DoorRejection as DoorRejection  # noqa: E402  (registers its table)

@@ -56,6 +56,17 @@ class NotFound(ActionRefused, errors.NotFound):
     """No dead letter with that id."""
 
 
+class InvalidLead(ActionRefused):
+    """An edited lead the canonical model refuses; ``problems``: ``(dotted.path, message)`` each."""
+
+    def __init__(self, err: ValidationError) -> None:
+        where = [".".join(str(p) for p in e["loc"] if p != "__root__") for e in err.errors()]
+        self.problems = [
+            (w, e["msg"].removeprefix("Value error, ")) for w, e in zip(where, err.errors(), strict=True)
+        ]
+        super().__init__(f"the edited lead is not valid: {first_error(err)}")
+
+
 @dataclass(frozen=True, slots=True)
 class Filter:
     channel: str | None = None
@@ -193,20 +204,28 @@ def _open_letter(session: Session, letter_id: int) -> tuple[DeadLetter, Lead]:
     if letter is None:
         raise NotFound(f"no dead letter {letter_id}")
     lead = session.execute(select(Lead).where(Lead.id == letter.lead_id).with_for_update()).scalar_one()
+    why = refusal(letter, lead)
+    if why is not None:
+        raise ActionRefused(why)
+    return letter, lead
+
+
+def refusal(letter: DeadLetter, lead: Lead) -> str | None:
+    """Why no replay, edit or discard can be taken on this dead letter now; None when one can."""
     if lead.purged_at is not None:
-        raise ActionRefused(
+        return (
             f"lead {lead.id}'s personal data was purged ({lead.purged_why}) on {lead.purged_at:%Y-%m-%d}: "
             "there is nothing left to replay or edit; ask the sender to send the lead again"
         )
     if letter.status != DeadLetterStatus.open:
-        raise ActionRefused(
-            f"dead letter {letter_id} is already {letter.status}"
+        return (
+            f"dead letter {letter.id} is already {letter.status}"
             + (f" ({letter.resolution})" if letter.resolution else "")
             + f"; lead {lead.id} is {lead.state}"
         )
     if lead.state != LeadState.dead:
-        raise ActionRefused(f"lead {lead.id} is {lead.state}, not dead: nothing to replay")
-    return letter, lead
+        return f"lead {lead.id} is {lead.state}, not dead: nothing to replay"
+    return None
 
 
 def _resolve(letter: DeadLetter, *, status: DeadLetterStatus, actor: str, resolution: str) -> None:
@@ -326,7 +345,7 @@ def edit(
     try:
         canonical = CanonicalLead.model_validate(draft, context={"region": region})
     except ValidationError as err:
-        raise ActionRefused(f"the edited lead is not valid: {first_error(err)}") from None
+        raise InvalidLead(err) from None
     if canonical.received_at is None:
         canonical = canonical.model_copy(update={"received_at": lead.received_at})
     before = lead.lead

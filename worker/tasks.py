@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from leadrelay import logs
 from leadrelay.notify import sender_for
 from leadrelay.runtime import current_runtime
-from leadrelay.worker import alerts, pipeline, retention
+from leadrelay.worker import alerts, bulk_jobs, pipeline, retention
 from leadrelay.worker.celery_app import ALERTS_TASK, RETENTION_TASK, app
 from leadrelay.worker.imap import poll as imap_poll
 from leadrelay.worker.imap.schedule import POLL_TASK
@@ -75,3 +75,16 @@ def purge_expired() -> dict[str, Any]:
     report = retention.purge_expired(rt, days=rt.settings.retention_days)
     log.info("retention_purged", leads=report.leads, dead_letters_closed=report.dead_letters_closed)
     return {"leads": report.leads, "dead_letters_closed": report.dead_letters_closed}
+
+
+@app.task(name=bulk_jobs.BULK_TASK, acks_late=True, ignore_result=True)
+def run_bulk_job(job_id: int) -> bool:
+    """One chunk of a bulk replay or discard; the rest goes on in a new message."""
+    try:
+        more = bulk_jobs.run_chunk(current_runtime(), int(job_id), publish=enqueue)
+    except DBAPIError as exc:  # the ledger is unreachable: the scheduler resumes the job later
+        log.warning("ledger_unavailable", error=type(exc).__name__, bulk_job=int(job_id))
+        return False
+    if more:
+        bulk_jobs.send(int(job_id))
+    return more

@@ -18,7 +18,10 @@ from fastapi.staticfiles import StaticFiles
 from leadrelay import __version__, errors, logs
 from leadrelay.api import (
     admin_api,
+    admin_bulk,
+    admin_bulk_api,
     admin_door,
+    admin_edit,
     admin_inboxes,
     admin_lists,
     admin_login,
@@ -93,6 +96,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(admin_login.router)
     app.include_router(admin_door.router)
     app.include_router(admin_door.api_router)
+    app.include_router(admin_edit.router)  # issue 15: edit-and-replay on the page
+    app.include_router(admin_bulk.router)  # issue 15: bulk replay/discard as a job, page
+    app.include_router(admin_bulk_api.router)  # issue 15: bulk jobs, API
     app.add_exception_handler(admin_web.LoginRequired, admin_web.login_required)
     app.add_exception_handler(errors.Refused, admin_api.answer_refusal)  # 409; 404 for a NotFound
     app.add_exception_handler(errors.NotFound, admin_api.answer_refusal)

@@ -11,11 +11,14 @@ flushed and restarted, and Postgres is restarted. A few hundred leads go in, a
 quarter of them delivered twice, and a few portal mails from an unproven sender are
 held at the inbox door (``unverified_sender``); an admin replays every dead letter,
 over and over — overriding the sender check of the held mails — while partners keep
-re-sending the leads that died (a replay storm).
+re-sending the leads that died (a replay storm). Every other round of the storm is a
+bulk replay job, run in chunks by the workers that are being killed, stalled and cut off
+from their broker, and resumed by the elected scheduler when its message is lost.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import signal
@@ -327,23 +330,66 @@ def chaos(stack: Stack, broker: Broker, stop: threading.Event) -> list[str]:
     return done
 
 
-def replay_storm(stack: Stack, invalid: list[dict], stop: threading.Event) -> tuple[int, int]:
-    """An admin replays every dead letter, again and again, while partners re-send the dead leads."""
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Leadrelay-Actor": "chaos"}
+
+
+def replay_storm(
+    stack: Stack, invalid: list[dict], stop: threading.Event, jobs: list[int]
+) -> tuple[int, int]:
+    """An admin replays every dead letter, again and again, while partners re-send the dead leads.
+
+    Every other round is a bulk replay job of every open dead letter (``jobs`` gets its id), run by
+    the workers being killed, stalled and cut off from their broker; the rounds between replay the
+    ``validation`` ones at once, as before: only the bulk jobs let the held mails through.
+    """
     replays = resends = 0
-    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Leadrelay-Actor": "chaos"}
-    while not stop.wait(1.0):
+    for round_ in itertools.count():
+        if stop.wait(1.0):
+            break
         try:
-            answer = httpx.post(
-                f"{stack.receiver_url}/admin/api/dead-letters/replay", json={}, headers=headers, timeout=30
-            )
-            if answer.status_code == 200:
-                replays += sum(r["outcome"] == "queued" for r in answer.json()["results"])
+            if round_ % 2 == 0:
+                made = httpx.post(
+                    f"{stack.receiver_url}/admin/api/bulk-jobs",
+                    json={"action": "replay"},
+                    headers={**ADMIN, "X-Leadrelay-Actor": "chaos-bulk"},
+                    timeout=30,
+                )
+                jobs.extend([made.json()["id"]] if made.status_code == 202 else [])
+            else:
+                answer = httpx.post(
+                    f"{stack.receiver_url}/admin/api/dead-letters/replay",
+                    json={"reason": "validation"},
+                    headers=ADMIN,
+                    timeout=30,
+                )
+                if answer.status_code == 200:
+                    replays += sum(r["outcome"] == "queued" for r in answer.json()["results"])
         except httpx.HTTPError:
             pass  # the receiver is busy or Postgres is restarting: next round
         for body in random.sample(invalid, 3):
             send(stack.receiver_url, body, None)
             resends += 1
     return replays, resends
+
+
+def bulk_jobs_done(stack: Stack, jobs: list[int]) -> list[dict]:
+    """Each bulk job's last status, once every one is done (resumed after kills and broker flushes)."""
+    found: dict[int, dict] = {}
+
+    def all_done() -> bool:
+        for job in jobs:
+            if found.get(job, {}).get("status") != "done":
+                try:
+                    answer = httpx.get(
+                        f"{stack.receiver_url}/admin/api/bulk-jobs/{job}", headers=ADMIN, timeout=10
+                    )
+                except httpx.HTTPError:
+                    return False
+                found[job] = answer.json() if answer.status_code == 200 else {}
+        return all(found[job].get("status") == "done" for job in jobs)
+
+    wait_for(all_done, timeout=180, interval=1, what="every bulk replay job to finish")
+    return [found[job] for job in jobs]
 
 
 def hold_portal_mails(clean_db: str, routing_path: Path) -> None:
@@ -367,7 +413,8 @@ def test_every_genuine_lead_reaches_nexudus_exactly_once(stack, broker: Broker, 
     done: list[str] = []
     storm: list[tuple[int, int]] = []
     breaker = threading.Thread(target=lambda: done.extend(chaos(stack_, broker, stop)))
-    stormer = threading.Thread(target=lambda: storm.append(replay_storm(stack_, invalid, storm_over)))
+    jobs: list[int] = []
+    stormer = threading.Thread(target=lambda: storm.append(replay_storm(stack_, invalid, storm_over, jobs)))
     breaker.start()
     stormer.start()
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -376,6 +423,7 @@ def test_every_genuine_lead_reaches_nexudus_exactly_once(stack, broker: Broker, 
     time.sleep(STALL_SECONDS)  # the storm goes on until the stalled worker is back
     storm_over.set()
     stormer.join()
+    finished = bulk_jobs_done(stack_, jobs)  # before the leads settle: a late job would unsettle some
     wait_for(lambda: unsettled(clean_db) == 0, timeout=300, interval=1, what="every lead to settle")
 
     opportunities = sandbox.opportunities()
@@ -399,6 +447,11 @@ def test_every_genuine_lead_reaches_nexudus_exactly_once(stack, broker: Broker, 
             text("SELECT count(*) FROM delivery_attempts WHERE outcome <> 'ok'")
         ).scalar_one()
         dead = set(conn.execute(select(Lead.external_id).where(Lead.state == LeadState.dead)).scalars())
+        held_by = set(
+            conn.execute(
+                select(DeadLetter.resolved_by).where(DeadLetter.reason == DeadReason.unverified_sender)
+            ).scalars()
+        )
     engine.dispose()
     # each invalid enquiry: one open dead letter (a resend superseded the one before it)
     assert sorted(letters) == [(f"bad-{n:02}", "validation") for n in range(INVALID)]
@@ -407,8 +460,13 @@ def test_every_genuine_lead_reaches_nexudus_exactly_once(stack, broker: Broker, 
     assert len(done) == 8 and stack_.kills == 4 and stack_.stalls == 1
     [(replays, resends)] = storm
     assert replays > 0 and resends > 0
+    bulk_queued = sum(job["done"] - job["failed"] for job in finished)
+    assert all(job["done"] == job["total"] for job in finished)
+    assert len(finished) >= 2 and bulk_queued >= HELD
+    assert held_by == {"api:chaos-bulk"}  # the held mails went through bulk jobs only: delivered once each
     summary = (
         f"{len(items)} deliveries, states {states}, failed calls {fired}, "
-        f"storm: {replays} replays, {resends} resends of dead leads"
+        f"storm: {replays} replays, {len(finished)} bulk replay jobs replaying {bulk_queued}, "
+        f"{resends} resends of dead leads"
     )
     print(f"\n{broker.name}: {summary}; chaos: {', '.join(done)}")

@@ -2,7 +2,8 @@
 
 Hypothesis drives sequences of what happens to enquiries in production — partners
 send and re-send them, Nexudus loses answers and fails lookups, retries run out,
-admins replay, edit and discard dead letters, a portal's mail from an unproven sender
+admins replay, edit (as the API does, or on the page's form), bulk-replay (a job
+run in chunks, resumed after a worker died) and discard dead letters, a portal's mail from an unproven sender
 is held until an admin replays it (overriding the sender check), a person asks to be
 erased, a worker stalls past its lease while another takes the lead over — and after every step
 checks the promise: **Nexudus never holds two opportunities made for one enquiry**.
@@ -28,6 +29,7 @@ import re
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, ClassVar
 
 import pytest
@@ -43,11 +45,14 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select, text
 
+from leadrelay.api.admin_edit import edit_from_form
+from leadrelay.api.lead_form import form_values
 from leadrelay.db import Base, transaction
-from leadrelay.models import TERMINAL_STATES, DeadLetter, DeadLetterStatus, Lead, LeadState
+from leadrelay.models import TERMINAL_STATES, BulkJob, DeadLetter, DeadLetterStatus, Lead, LeadState
 from leadrelay.runtime import Runtime
 from leadrelay.testing.mails import enquiries as portal_mails
 from leadrelay.testing.mails import new_email
+from leadrelay.worker import bulk_jobs
 from leadrelay.worker import dead_letters as dlq
 from leadrelay.worker.erasure import InFlight, erase_when_idle
 from leadrelay.worker.imap.intake import Place, record_message
@@ -84,7 +89,7 @@ INCIDENTS: dict[str, tuple[Fault, ...]] = {
     "customer search flaky": (COWORKER_SEARCH_DROPS,),
     "throttling": (THROTTLED,),
 }
-OPTIONAL = ("stall", "replay", "edit", "discard", "erase", "held")  # rules a sequence may leave out
+OPTIONAL = ("stall", "replay", "edit", "bulk", "discard", "erase", "held")  # rules a sequence may leave out
 
 
 def enabled(name: str) -> Any:
@@ -312,26 +317,77 @@ class Lifecycle(RuleBasedStateMachine):
                 self._run(lead_id)
 
     @enabled("edit")
-    @rule(data=st.data(), fix_contact=st.booleans(), picked_up=st.booleans())
-    def an_admin_edits_a_dead_letter(self, data: st.DataObject, fix_contact: bool, picked_up: bool) -> None:
+    @rule(data=st.data(), fix_contact=st.booleans(), picked_up=st.booleans(), on_the_page=st.booleans())
+    def an_admin_edits_a_dead_letter(
+        self, data: st.DataObject, fix_contact: bool, picked_up: bool, on_the_page: bool
+    ) -> None:
+        """As the CLI and the API do (the whole canonical lead), or ``on_the_page``: the admin page's
+        form, the lead on record as the form shows it, fields changed, posted."""
         lead_id = self._pick(data)
         if (letter := self._letter(lead_id)) is None:
             return
         enquiry = self.lead_of[lead_id]
         with transaction(self.rt.sessions) as session:
-            form = dlq.editable_lead(session, letter)
-            form["message"] = f"Edited: {form.get('message')}"
-            if fix_contact:
-                form["contact"] = {**(form.get("contact") or {}), "email": enquiry.email}
             try:
-                edited = dlq.edit(session, letter, form, actor="model:admin", routing=self.rt.routing)
+                if on_the_page:
+                    edited = self._edit_on_the_page(session, letter, enquiry.email if fix_contact else None)
+                else:
+                    form = dlq.editable_lead(session, letter)
+                    form["message"] = f"Edited: {form.get('message')}"
+                    if fix_contact:
+                        form["contact"] = {**(form.get("contact") or {}), "email": enquiry.email}
+                    edited = dlq.edit(session, letter, form, actor="model:admin", routing=self.rt.routing)
             except dlq.ActionRefused:
-                edited = None  # e.g. purged by an erasure: refused, nothing changed
-        self.seen[f"edit: {edited.outcome if edited else 'refused'}"] += 1
+                edited = None  # e.g. no address yet, or purged by an erasure: refused, nothing changed
+        way = "form edit" if on_the_page else "edit"
+        self.seen[f"{way}: {edited.outcome if edited else 'refused'}"] += 1
         if edited and "may have reached Nexudus" in edited.message:
             self.seen["edit of a lead whose create may have happened"] += 1
         if picked_up:
             self._run(lead_id)
+
+    def _edit_on_the_page(self, session: Any, letter: int, email: str | None) -> dlq.Replayed:
+        values = form_values(dlq.editable_lead(session, letter, routing=self.rt.routing))
+        values["message"] = f"Fixed on the page: {values['message']}"
+        if email is not None:
+            values["contact.email"] = email
+        return edit_from_form(session, letter, values, actor="web:model", routing=self.rt.routing)
+
+    @enabled("bulk")
+    @rule(data=st.data(), interrupted=st.booleans(), picked_up=st.booleans())
+    def an_admin_bulk_replays_dead_letters(
+        self, data: st.DataObject, interrupted: bool, picked_up: bool
+    ) -> None:
+        """Ticked on the list, replayed in bulk: a job a worker runs in chunks; ``interrupted``: its
+        message is lost, the scheduler sends it again, a worker dies after an item, another goes on."""
+        picks = data.draw(
+            st.lists(st.sampled_from(sorted(self.lead_of)), min_size=1, max_size=5, unique=True)
+        )
+        letters = [letter for lead_id in picks if (letter := self._letter(lead_id)) is not None]
+        if not letters:
+            return
+        with transaction(self.rt.sessions) as session:
+            job_id = bulk_jobs.create(
+                session, action="replay", letter_ids=letters, actor="web:model", why=None
+            ).id
+        publish = len  # the model's workers find the queued leads in the ledger
+        if interrupted:  # its message was lost (a killed worker, a flushed broker): the scheduler resends it
+            with transaction(self.rt.sessions) as session:
+                job = session.get(BulkJob, job_id)
+                assert job is not None
+                job.updated_at -= timedelta(seconds=self.rt.settings.requeue_after_seconds + 1)
+            if job_id in bulk_jobs.resume_stale(self.rt, send_job=lambda _: True):
+                self.seen["bulk replay resumed"] += 1
+            bulk_jobs.run_chunk(self.rt, job_id, publish=publish, limit=1)  # and its worker dies again
+        while bulk_jobs.run_chunk(self.rt, job_id, publish=publish):
+            pass
+        with self.rt.sessions() as session:
+            job = session.get(BulkJob, job_id)
+            assert job is not None and (job.status, job.done) == ("done", job.total)
+            self.seen["bulk replay: queued"] += job.total - job.failed
+        if picked_up:
+            for lead_id in picks:
+                self._run(lead_id)
 
     @enabled("discard")
     @rule(data=st.data())
@@ -484,6 +540,9 @@ def test_no_sequence_of_events_makes_a_second_opportunity_or_a_stuck_lead(clean_
         + seen["dead letter: validation, superseded"],
         "an exhausted lead": sum(n for what, n in seen.items() if what.startswith("dead letter: exhausted")),
         "an edit": seen["edit: queued"],
+        "an edit on the page's form": seen["form edit: queued"],
+        "a bulk replay": seen["bulk replay: queued"],
+        "a bulk replay resumed": seen["bulk replay resumed"],
         "a replay": seen["replay: queued"] + seen["replayed after the incident"],
         "an erasure": seen["erase"],
         "a held mail replayed": seen["dead letter: unverified_sender, replayed"],

@@ -20,7 +20,7 @@ import structlog
 
 from leadrelay.models import SWEEP_JOB
 from leadrelay.runtime import Runtime
-from leadrelay.worker import sweeper
+from leadrelay.worker import bulk_jobs, sweeper
 from leadrelay.worker.celery_app import ALERTS_TASK, CONTROL_QUEUE, RETENTION_TASK, app
 from leadrelay.worker.imap.schedule import beat_entries
 from leadrelay.worker.queue import enqueue, waiting
@@ -30,6 +30,7 @@ log = structlog.get_logger(__name__)
 
 ALERTS_JOB = "alerts"
 RETENTION_JOB = "retention"
+BULK_JOBS_JOB = "bulk-jobs"  # resumes a bulk job whose message was lost
 RETENTION_AT = DailyAt(hour=3, minute=17)  # a quiet hour
 
 
@@ -51,6 +52,11 @@ def leadrelay_jobs(rt: Runtime) -> list[Job]:
         Job(SWEEP_JOB, Every(settings.sweep_interval_seconds), partial(sweep_now, rt)),
         Job(ALERTS_JOB, Every(settings.alert_interval_seconds), partial(send, ALERTS_TASK)),
         Job(RETENTION_JOB, RETENTION_AT, partial(send, RETENTION_TASK)),
+        Job(
+            BULK_JOBS_JOB,
+            Every(max(settings.sweep_interval_seconds, 1.0)),
+            partial(bulk_jobs.resume_stale, rt),
+        ),
     ]
     for name, entry in beat_entries(rt.routing).items():
         run = partial(send, entry["task"], entry["args"], entry["options"]["expires"])
