@@ -314,6 +314,11 @@ def edit(
 ) -> Replayed:
     """Validate an edited canonical lead, dedupe it, and queue it for delivery."""
     letter, lead = _open_letter(session, letter_id)
+    if lead.follow_up is not None:
+        raise ActionRefused(
+            f"lead {lead.id} follows up an enquiry, it is no lead to edit: "
+            "replay it once its enquiry is in Nexudus"
+        )
     channel = routing.channels.get(lead.channel)
     if channel is None:
         raise ActionRefused(f"channel {lead.channel!r} is not in the routing file any more")
