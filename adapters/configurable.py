@@ -27,6 +27,7 @@ def _events(parse: ParseConfig) -> EventTable:
         paths=tuple(parse.events.paths),
         handled=dict(parse.events.handled),
         ignored=frozenset(parse.events.ignored),
+        follow_ups=dict(parse.events.follow_ups),
     )
 
 
@@ -40,7 +41,9 @@ def extend(spec: PortalSpec, parse: ParseConfig) -> PortalSpec:
         spec,
         labels=spec.labels.extended(parse.labels, custom=True),
         json_paths={**spec.json_paths, **json_paths},
-        events=events if events.paths or events.handled or events.ignored else spec.events,
+        events=events
+        if events.paths or events.handled or events.ignored or events.follow_ups
+        else spec.events,
         senders=(*parse.senders, *spec.senders),
         references=patterns(*filter(None, [parse.reference_pattern])) + spec.references,
         listing_patterns=patterns(*filter(None, [parse.listing_pattern])) + spec.listing_patterns,
@@ -48,6 +51,10 @@ def extend(spec: PortalSpec, parse: ParseConfig) -> PortalSpec:
             (re.compile(p, re.IGNORECASE), f"subject matches {p!r}") for p in parse.ignored_subjects
         )
         + spec.ignored_subjects,
+        follow_up_subjects=tuple(
+            (re.compile(p, re.IGNORECASE), kind) for p, kind in parse.follow_up_subjects.items()
+        )
+        + spec.follow_up_subjects,
         broker_name=parse.broker_name or spec.broker_name,
         digest_separator=re.compile(parse.digest.separator, re.IGNORECASE)
         if parse.digest.separator

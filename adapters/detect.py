@@ -95,7 +95,7 @@ def _shape(adapter: Adapter, data: dict[str, Any], fold_key: Callable[[str], str
     paths: Mapping[str, tuple[str, ...]] = spec.json_paths if spec else getattr(adapter, "json_paths", {})
     score = sum(any(next(lookup(data, p, fold_key), None) for p in ps) for ps in paths.values())
     if spec is not None:
-        known = {event_key(e) for e in (*spec.events.handled, *spec.events.ignored)}
+        known = {event_key(e) for e in (*spec.events.handled, *spec.events.ignored, *spec.events.follow_ups)}
         events = (v for p in spec.events.paths for _, v in lookup(data, p, fold_key))
         if any(isinstance(v, str | int) and event_key(str(v)) in known for v in events):
             score += _KNOWN_EVENT

@@ -131,6 +131,9 @@ def read_email(body: bytes, spec: PortalSpec, limits: Limits, *, require_contact
     if reason:
         raise NotALead(f"this is {reason}")
     subject = without_reply_prefix(lead.subject or mail.subject)
+    for pattern, follow_up in spec.follow_up_subjects:
+        if pattern.search(subject):
+            raise NotALead(f"this follows up an enquiry already sent ({follow_up.heading.lower()})")
     for pattern, why in spec.ignored_subjects:
         if pattern.search(subject):
             raise NotALead(why)

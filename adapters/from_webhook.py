@@ -159,9 +159,9 @@ def json_object(body: bytes) -> dict[str, Any]:
 def read_webhook(body: bytes, spec: PortalSpec) -> Found:
     data = json_object(body)
     fold_key = functools.cache(_key)  # every key meets every path: folded once per body
-    event = next(
-        (v for p in spec.events.paths for _, v in lookup(data, p, fold_key) if isinstance(v, str | int)), None
-    )
+    events = [v for p in spec.events.paths for _, v in lookup(data, p, fold_key) if isinstance(v, str | int)]
+    # a follow-up's event type wins over another path's value (Kontor: ``data.type`` is ``leads``)
+    event = next((v for v in events if spec.events.follow_up_for(str(v))), events[0] if events else None)
     found = Found()
     found.offer("kind", spec.events.kind_for(None if event is None else str(event)), "event")
     consumed: set[Location] = set()

@@ -8,10 +8,12 @@ item lands in the dead-letter queue instead of crashing a worker.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from leadrelay.adapters.base import AdapterError, NotALead, ParseContext, ParseError, RawItem, finish
+from leadrelay.adapters.events import FollowUp, read_follow_up
 from leadrelay.adapters.fields import build_draft, language_region
 from leadrelay.adapters.from_email import read_email
 from leadrelay.adapters.from_row import ROW_CONTENT_TYPE, read_row
@@ -26,6 +28,7 @@ _DOORS = {"webhook": "webhook", "email": "e-mail"}
 PART_HEADER = "X-LeadRelay-Part"  # on a digest's lead, written by adapters/pieces.py: "lead 2 of 5"
 _PART = re.compile(rb"(?im)^x-leadrelay-part:[ \t]*([^\r\n]{1,40})")
 _HEADER_BYTES = 2048
+T = TypeVar("T")
 
 
 def _door(item: RawItem) -> str:
@@ -75,32 +78,43 @@ class PortalAdapter:
 
     def parse_noting(self, item: RawItem, ctx: ParseContext) -> Parsed:
         """The lead and what the item held that could not be read (``requirements.budget: …``)."""
-        door = _door(item)
+        return _named(self.name, item, lambda: self._parse(item, ctx))
+
+    def _parse(self, item: RawItem, ctx: ParseContext) -> Parsed:
+        if item.kind == "webhook":
+            found = read_webhook(item.body, self.spec)
+        elif item.content_type == ROW_CONTENT_TYPE:  # a row of an attached table (adapters/pieces.py)
+            found = read_row(item.body, self.spec)
+        else:
+            found = read_email(item.body, self.spec, ctx.limits)
+        draft = build_draft(found, self.spec.reading)
+        if self.spec.broker_name:
+            draft.setdefault("broker", {}).setdefault("name", self.spec.broker_name)
         try:
-            if item.kind == "webhook":
-                found = read_webhook(item.body, self.spec)
-            elif item.content_type == ROW_CONTENT_TYPE:  # a row of an attached table (adapters/pieces.py)
-                found = read_row(item.body, self.spec)
-            else:
-                found = read_email(item.body, self.spec, ctx.limits)
-            draft = build_draft(found, self.spec.reading)
-            if self.spec.broker_name:
-                draft.setdefault("broker", {}).setdefault("name", self.spec.broker_name)
-            try:
-                lead = finish(draft, ctx, drop_invalid=True, language_region=language_region(found))
-            except ParseError as err:
-                if UNREACHABLE not in str(err):
-                    raise
-                raise ParseError(unreachable(found, draft, self.spec.labels, door=item.kind)) from None
-            return Parsed(lead, tuple(unread_fields(found, lead.to_json_dict())))
-        except NotALead as err:
-            raise NotALead(_one_line(f"{self.name} {door}: {err}")) from None
-        except (ParseError, AdapterError) as err:
-            raise ParseError(_one_line(f"{self.name} {door}: {err}")) from None
-        except Exception as err:
-            raise ParseError(
-                _one_line(f"{self.name} {door}: unreadable ({type(err).__name__}: {err})")
-            ) from err
+            lead = finish(draft, ctx, drop_invalid=True, language_region=language_region(found))
+        except ParseError as err:
+            if UNREACHABLE not in str(err):
+                raise
+            raise ParseError(unreachable(found, draft, self.spec.labels, door=item.kind)) from None
+        return Parsed(lead, tuple(unread_fields(found, lead.to_json_dict())))
+
+    def follow_up(self, item: RawItem, ctx: ParseContext) -> FollowUp | None:
+        """The follow-up of an enquiry this item is (adapters/events.py), None for anything else."""
+        return _named(self.name, item, lambda: read_follow_up(item, self.spec, ctx))
+
+
+def _named(name: str, item: RawItem, read: Callable[[], T]) -> T:
+    """``read()``, letting only :class:`ParseError` and :class:`NotALead` out, one line each, the
+    channel and door named."""
+    door = _door(item)
+    try:
+        return read()
+    except NotALead as err:
+        raise NotALead(_one_line(f"{name} {door}: {err}")) from None
+    except (ParseError, AdapterError) as err:
+        raise ParseError(_one_line(f"{name} {door}: {err}")) from None
+    except Exception as err:
+        raise ParseError(_one_line(f"{name} {door}: unreadable ({type(err).__name__}: {err})")) from err
 
 
 def _one_line(message: str, limit: int = 600) -> str:

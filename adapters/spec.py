@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from leadrelay.adapters.base import NotALead, ParseError
 from leadrelay.adapters.parsing.labels import LabelTable, fold
 from leadrelay.canonical import LeadKind
+from leadrelay.routing.follow_ups import FollowUpKind
 
 
 def event_key(name: str) -> str:
@@ -23,7 +24,8 @@ def event_key(name: str) -> str:
 
 @dataclass(frozen=True)
 class EventTable:
-    """The webhook event types a portal sends: handled (with the kind they announce) and ignored.
+    """The webhook event types a portal sends: handled (with the kind they announce), follow-ups
+    of an enquiry already sent (read by :mod:`adapters.events`, never a new lead) and ignored.
 
     A handled event mapped to ``None`` takes its kind from the payload. With no
     table at all, every payload is a lead. Any other event is a parse error, so a
@@ -33,11 +35,19 @@ class EventTable:
     paths: tuple[str, ...] = ()
     handled: Mapping[str, LeadKind | None] = field(default_factory=dict)
     ignored: frozenset[str] = frozenset()
+    follow_ups: Mapping[str, FollowUpKind] = field(default_factory=dict)
+
+    def follow_up_for(self, event: str | None) -> FollowUpKind | None:
+        """The follow-up an event type announces, or None for any other event."""
+        key = None if event is None else event_key(event)
+        return next((kind for name, kind in self.follow_ups.items() if event_key(name) == key), None)
 
     def kind_for(self, event: str | None) -> LeadKind | None:
-        if event is None or not (self.handled or self.ignored):
+        if event is None or not (self.handled or self.ignored or self.follow_ups):
             return None
         key = event_key(event)
+        if self.follow_up_for(event) is not None:
+            raise NotALead(f"event type {event!r} follows up an enquiry already sent, it is not a new lead")
         for name, kind in self.handled.items():
             if event_key(name) == key:
                 return kind
@@ -68,6 +78,8 @@ class PortalSpec:
     references: tuple[re.Pattern[str], ...] = ()
     listing_patterns: tuple[re.Pattern[str], ...] = ()
     ignored_subjects: tuple[tuple[re.Pattern[str], str], ...] = ()
+    # a subject it matches follows up an enquiry already sent (checked before ignored_subjects)
+    follow_up_subjects: tuple[tuple[re.Pattern[str], FollowUpKind], ...] = ()
     broker_name: str | None = None
     digest_separator: re.Pattern[str] | None = None  # a line it matches starts a digest's lead block
     columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # attached tables: field -> columns

@@ -11,6 +11,8 @@ States and the only transitions the code makes (each a guarded UPDATE)::
         ├──> duplicate          └──── retry/throttle ─┤
         ├──> ignored                                   ├──> attached (a later introduction:
         └──> dead (parse_error, routing)               │    a note on the first one's opportunity)
+                                                       ├──> merged (a follow-up: merged into its
+                                                       │    enquiry's opportunity, worker/follow_ups.py)
                                                        └──> dead ──replay──> normalised
 """
 
@@ -45,13 +47,21 @@ class LeadState(StrEnum):
     delivering = "delivering"
     delivered = "delivered"
     attached = "attached"
+    merged = "merged"  # a follow-up of an enquiry, merged into its opportunity
     duplicate = "duplicate"
     ignored = "ignored"
     dead = "dead"
 
 
 TERMINAL_STATES = frozenset(
-    {LeadState.delivered, LeadState.attached, LeadState.duplicate, LeadState.ignored, LeadState.dead}
+    {
+        LeadState.delivered,
+        LeadState.attached,
+        LeadState.merged,
+        LeadState.duplicate,
+        LeadState.ignored,
+        LeadState.dead,
+    }
 )
 
 
@@ -62,6 +72,7 @@ class DeadReason(StrEnum):
     auth = "auth"
     exhausted = "exhausted"
     internal = "internal"  # leadrelay itself failed on the lead N times (a bug, a crash): fix, then replay
+    no_original = "no_original"  # a follow-up whose enquiry never reached Nexudus in time: replay once it has
     unverified_sender = (
         "unverified_sender"  # mail whose sender domain did not pass DKIM/SPF/DMARC: check, replay
     )
@@ -104,6 +115,9 @@ class Lead(Base):
     first_introduction: Mapped[int | None] = mapped_column(Id, ForeignKey("leads.id"))
     company_key: Mapped[str | None] = mapped_column(String(200))
     note: Mapped[str | None] = mapped_column(Text)
+    # a follow-up (an update, a viewing, a withdrawal) of the enquiry whose reference is external_id:
+    # adapters.events.FollowUp's JSON; NULL for a lead
+    follow_up: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # stage runs (normalise, deliver) started and not finished: a crash, a kill, a bug.

@@ -117,6 +117,9 @@ def purge_leads(
         if row.raw_meta:
             row.raw_meta = _unnamed_attachments(row.raw_meta)
         row.lead = strip_lead(row.lead)
+        if row.follow_up:  # what it changed may name the person (contact) or quote them (message)
+            changes = {k: v for k, v in (row.follow_up.get("changes") or {}).items() if k != "contact"}
+            row.follow_up = {**row.follow_up, "changes": changes, "message": None}
         row.identity = None
         row.company_key = None
         row.note = scrub(row.note, needles[row.id])

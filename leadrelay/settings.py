@@ -223,6 +223,18 @@ class Settings(AdminSettings):
     )
     lease_seconds: int = Field(default=60, ge=5, description="how long a worker owns a lead")
     requeue_after_seconds: int = Field(default=60, ge=1, description="re-enqueue a lost message after")
+    follow_up_wait_seconds: float = Field(
+        default=259200.0,
+        ge=0,
+        description="how long a follow-up (an update, a viewing, a withdrawal) waits for its enquiry to "
+        "reach Nexudus before it becomes a dead letter (no_original)",
+    )
+    follow_up_recheck_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="how often a waiting follow-up looks for its enquiry again (it is also woken at "
+        "once when the enquiry is delivered)",
+    )
     sweep_interval_seconds: float = Field(default=1.0, gt=0)
     retry_schedule: Annotated[tuple[int, ...], NoDecode] = Field(default=DEFAULT_RETRY_SCHEDULE, min_length=1)
     retry_jitter: float = Field(default=0.1, ge=0, le=1, description="± fraction of each delay")

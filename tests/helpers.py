@@ -67,6 +67,18 @@ def attempts(rt: Runtime, lead_id: int) -> list[DeliveryAttempt]:
         return list(session.execute(stmt).scalars())
 
 
+def settle(rt: Runtime, lead_id: int) -> str:
+    """Run the pipeline until the lead stops moving (waits cut short)."""
+    from leadrelay.worker.pipeline import process
+
+    make_due(rt, lead_id)
+    outcome = process(rt, lead_id, owner="w")
+    while outcome in ("retry", "throttled", "waiting"):
+        make_due(rt, lead_id)
+        outcome = process(rt, lead_id, owner="w")
+    return outcome
+
+
 def make_due(rt: Runtime, lead_id: int) -> None:
     """Let the lead's waits pass now: the retry schedule's, and an unanswered create's landing time.
 

@@ -19,11 +19,10 @@ A replay can never create a second opportunity:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, TypeVarTuple
+from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from leadrelay import errors
@@ -35,9 +34,12 @@ from leadrelay.nexudus.payloads import channel_label
 from leadrelay.queries import pretty_lead
 from leadrelay.routing import ChannelConfig, Routing
 from leadrelay.worker import dedupe
+from leadrelay.worker.dead_letter_lists import Filter as Filter
+from leadrelay.worker.dead_letter_lists import Row as Row
+from leadrelay.worker.dead_letter_lists import counts as counts
+from leadrelay.worker.dead_letter_lists import list_letters as list_letters
+from leadrelay.worker.dead_letter_lists import matching_ids as matching_ids
 from leadrelay.worker.normalise import accept, read_so_far
-
-_Ts = TypeVarTuple("_Ts")  # the columns a filtered select returns
 
 RESET_DELIVERY: dict[str, Any] = {
     "attempts": 0,
@@ -65,30 +67,6 @@ class InvalidLead(ActionRefused):
             (w, e["msg"].removeprefix("Value error, ")) for w, e in zip(where, err.errors(), strict=True)
         ]
         super().__init__(f"the edited lead is not valid: {first_error(err)}")
-
-
-@dataclass(frozen=True, slots=True)
-class Filter:
-    channel: str | None = None
-    reason: DeadReason | None = None
-    since: datetime | None = None
-    status: DeadLetterStatus | None = DeadLetterStatus.open
-    limit: int = 100
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One dead letter as a listing shows it."""
-
-    id: int
-    lead_id: int
-    channel: str
-    reason: str
-    message: str
-    status: str
-    created_at: datetime
-    external_id: str | None
-    attempts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,60 +98,6 @@ class Replayed:
     @property
     def enqueue(self) -> bool:
         return self.outcome == "queued"
-
-
-def _filtered(stmt: Select[*_Ts], flt: Filter) -> Select[*_Ts]:
-    if flt.channel:
-        stmt = stmt.where(Lead.channel == flt.channel)
-    if flt.reason:
-        stmt = stmt.where(DeadLetter.reason == flt.reason)
-    if flt.since:
-        stmt = stmt.where(DeadLetter.created_at >= flt.since)
-    if flt.status:
-        stmt = stmt.where(DeadLetter.status == flt.status)
-    return stmt
-
-
-def list_letters(session: Session, flt: Filter) -> list[Row]:
-    """Dead letters, newest first."""
-    stmt = _filtered(
-        select(DeadLetter, Lead.channel, Lead.external_id, Lead.attempts).join(
-            Lead, Lead.id == DeadLetter.lead_id
-        ),
-        flt,
-    )
-    stmt = stmt.order_by(DeadLetter.created_at.desc(), DeadLetter.id.desc()).limit(flt.limit)
-    return [
-        Row(
-            id=letter.id,
-            lead_id=letter.lead_id,
-            channel=channel,
-            reason=letter.reason,
-            message=letter.message,
-            status=letter.status,
-            created_at=letter.created_at,
-            external_id=external_id,
-            attempts=attempts,
-        )
-        for letter, channel, external_id, attempts in session.execute(stmt)
-    ]
-
-
-def matching_ids(session: Session, flt: Filter) -> list[int]:
-    """Ids of the open dead letters a bulk action would touch (oldest first, no limit)."""
-    open_only = Filter(channel=flt.channel, reason=flt.reason, since=flt.since, status=DeadLetterStatus.open)
-    stmt = _filtered(select(DeadLetter.id).join(Lead, Lead.id == DeadLetter.lead_id), open_only)
-    return list(session.execute(stmt.order_by(DeadLetter.id)).scalars())
-
-
-def counts(session: Session) -> dict[str, int]:
-    """Open dead letters by reason."""
-    stmt = (
-        select(DeadLetter.reason, func.count())
-        .where(DeadLetter.status == DeadLetterStatus.open)
-        .group_by(DeadLetter.reason)
-    )
-    return {reason: int(n) for reason, n in session.execute(stmt)}
 
 
 def detail(session: Session, letter_id: int) -> Detail:
@@ -333,6 +257,11 @@ def edit(
 ) -> Replayed:
     """Validate an edited canonical lead, dedupe it, and queue it for delivery."""
     letter, lead = _open_letter(session, letter_id)
+    if lead.follow_up is not None:
+        raise ActionRefused(
+            f"lead {lead.id} follows up an enquiry, it is no lead to edit: "
+            "replay it once its enquiry is in Nexudus"
+        )
     channel = routing.channels.get(lead.channel)
     if channel is None:
         raise ActionRefused(f"channel {lead.channel!r} is not in the routing file any more")

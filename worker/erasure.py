@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadrelay.adapters.base import Limits
@@ -161,7 +161,24 @@ def find_leads(session: Session, email: str) -> list[int]:
     """Every lead of this person, oldest first."""
     address = _address(email)
     known = session.execute(select(Lead.id).where(Lead.identity == f"email:{address}")).scalars()
-    return sorted({*known, *_mentioning(session, address)})
+    found = {*known, *_mentioning(session, address)}
+    return sorted(found | _follow_ups_of(session, found))
+
+
+def _follow_ups_of(session: Session, lead_ids: set[int]) -> set[int]:
+    """The follow-ups of these leads' enquiries (same channel and reference): theirs too."""
+    enquiries = session.execute(
+        select(Lead.channel, Lead.external_id).where(
+            Lead.id.in_(lead_ids), Lead.external_id.is_not(None), Lead.follow_up.is_(None)
+        )
+    ).all()
+    if not enquiries:
+        return set()
+    pairs = [tuple(pair) for pair in enquiries]
+    stmt = select(Lead.id).where(
+        Lead.follow_up.is_not(None), tuple_(Lead.channel, Lead.external_id).in_(pairs)
+    )
+    return set(session.execute(stmt).scalars())
 
 
 def _in_flight(session: Session, lead_ids: list[int]) -> list[int]:

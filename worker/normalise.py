@@ -23,7 +23,7 @@ from leadrelay.db import utcnow
 from leadrelay.ledger import kill, transition
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
-from leadrelay.worker import dedupe, introductions
+from leadrelay.worker import dedupe, follow_ups, introductions
 from leadrelay.worker.several import record_parts, unsplit
 
 
@@ -114,6 +114,10 @@ def normalise(session: Session, lead_id: int, *, routing: Routing, reader: str |
     if several is not None:
         return several
     try:
+        follow_up = follow_ups.read(routing, lead)
+        if follow_up is not None:
+            state, duplicate_of, account = follow_ups.accept(session, lead, follow_up, routing=routing)
+            return Normalised(state=state, duplicate_of=duplicate_of, channel=lead.channel, account=account)
         canonical = read(routing, lead)
     except NotALead as err:
         transition(

@@ -22,6 +22,7 @@ from leadrelay.ledger import kill, start_reading
 from leadrelay.metrics import DEAD, count_settled
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.runtime import Runtime
+from leadrelay.worker import follow_ups
 from leadrelay.worker.delivery import Outcome, deliver
 from leadrelay.worker.dispatch import Enqueue, account_of, dispatch
 from leadrelay.worker.normalise import normalise
@@ -70,6 +71,8 @@ def _process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None) 
     if state not in (LeadState.normalised, LeadState.delivering):
         return state.value
     outcome = deliver(rt, lead_id, owner=owner)
+    if outcome in (Outcome.delivered, Outcome.attached, Outcome.merged):
+        follow_ups.wake(rt, lead_id)  # its enquiry's follow-ups waiting for it: due now
     if enqueue is not None and outcome not in (Outcome.busy, Outcome.skipped):
         # normalise names the account when it just routed the lead (no read back)
         account = result.account if result.account is not None else account_of(rt, lead_id)

@@ -7,6 +7,7 @@ import re
 from leadrelay.adapters.parsing.languages import multilingual
 from leadrelay.adapters.spec import EventTable, PortalSpec, patterns, reading_for
 from leadrelay.nexudus.enums import LeadSource
+from leadrelay.routing.follow_ups import FollowUpKind
 
 LABELS = multilingual().extended(
     {
@@ -27,19 +28,23 @@ EVENTS = EventTable(
     },
     ignored=frozenset(
         {
-            "enquiry.updated",
             "enquiry.deleted",
-            "enquiry.closed",
             "enquiry.assigned",
-            "viewing.updated",
-            "viewing.cancelled",
-            "viewing.confirmed",
             "listing.updated",
             "ping",
             "test",
             "webhook.test",
         }
     ),
+    follow_ups={
+        "enquiry.updated": FollowUpKind.updated,
+        "viewing.booked": FollowUpKind.viewing_booked,
+        "viewing.confirmed": FollowUpKind.viewing_booked,
+        "viewing.updated": FollowUpKind.viewing_booked,
+        "viewing.cancelled": FollowUpKind.viewing_cancelled,
+        "enquiry.closed": FollowUpKind.withdrawn,
+        "enquiry.withdrawn": FollowUpKind.withdrawn,
+    },
 )
 
 JSON_PATHS: dict[str, tuple[str, ...]] = {
@@ -88,6 +93,12 @@ SPEC = PortalSpec(
     references=patterns(r"\b(enq_[A-Za-z0-9]{4,})\b"),
     # (?<!\d): the id starts where its digits start, not at each digit of a long run
     listing_patterns=patterns(r"hubblehq\.com/[\w/-]*?(?:listings?|office-space)/[\w-]*?(?<!\d)(\d{3,}+)\b"),
+    follow_up_subjects=(
+        (re.compile(r"\benquiry\s+updated\b", re.I), FollowUpKind.updated),
+        (re.compile(r"\bviewing\s+(booked|confirmed|rescheduled)\b", re.I), FollowUpKind.viewing_booked),
+        (re.compile(r"\bviewing\s+(cancelled|canceled)\b", re.I), FollowUpKind.viewing_cancelled),
+        (re.compile(r"\benquiry\s+(closed|withdrawn)\b", re.I), FollowUpKind.withdrawn),
+    ),
     ignored_subjects=(
         (
             re.compile(r"\b(enquiry|viewing)\s+(updated|cancelled|canceled|closed|reminder)\b", re.I),

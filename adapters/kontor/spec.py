@@ -7,6 +7,7 @@ import re
 from leadrelay.adapters.parsing.languages import multilingual
 from leadrelay.adapters.spec import EventTable, PortalSpec, patterns, reading_for
 from leadrelay.nexudus.enums import LeadSource
+from leadrelay.routing.follow_ups import FollowUpKind
 
 LABELS = multilingual(german_first=True).extended(
     {
@@ -19,9 +20,16 @@ LABELS = multilingual(german_first=True).extended(
 EVENTS = EventTable(
     paths=("data.type", "meta.event", "event"),
     handled={"leads": None, "lead": None, "lead.created": None, "anfrage": None},
-    ignored=frozenset(
-        {"lead.updated", "lead.deleted", "lead.archived", "ping", "pings", "test", "spaces", "space.updated"}
-    ),
+    ignored=frozenset({"lead.deleted", "lead.archived", "ping", "pings", "test", "spaces", "space.updated"}),
+    follow_ups={
+        "lead.updated": FollowUpKind.updated,
+        "viewing.booked": FollowUpKind.viewing_booked,
+        "besichtigung.gebucht": FollowUpKind.viewing_booked,
+        "viewing.cancelled": FollowUpKind.viewing_cancelled,
+        "besichtigung.storniert": FollowUpKind.viewing_cancelled,
+        "lead.withdrawn": FollowUpKind.withdrawn,
+        "lead.closed": FollowUpKind.withdrawn,
+    },
 )
 
 _A = "data.attributes"
@@ -62,6 +70,15 @@ SPEC = PortalSpec(
     senders=("kontor.com", "kontor.de"),
     references=patterns(r"\b(ktr_[0-9a-z]{4,})\b", flags=re.IGNORECASE),
     listing_patterns=patterns(r"\b(sp_\d{3,})\b"),
+    follow_up_subjects=(
+        (re.compile(r"\b(anfrage|lead)\s+aktualisiert\b", re.I), FollowUpKind.updated),
+        (re.compile(r"\bbesichtigung\s+(gebucht|bestätigt|verschoben)\b", re.I), FollowUpKind.viewing_booked),
+        (re.compile(r"\bbesichtigung\s+(storniert|abgesagt)\b", re.I), FollowUpKind.viewing_cancelled),
+        (
+            re.compile(r"\b(anfrage|lead)\s+(storniert|zurückgezogen|geschlossen)\b", re.I),
+            FollowUpKind.withdrawn,
+        ),
+    ),
     ignored_subjects=(
         (
             re.compile(r"\b(anfrage|lead)\s+(aktualisiert|storniert|geschlossen|archiviert)\b", re.I),

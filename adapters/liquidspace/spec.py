@@ -8,6 +8,7 @@ from leadrelay.adapters.parsing.languages import multilingual
 from leadrelay.adapters.spec import EventTable, PortalSpec, patterns, reading_for
 from leadrelay.canonical import LeadKind
 from leadrelay.nexudus.enums import LeadSource
+from leadrelay.routing.follow_ups import FollowUpKind
 
 LABELS = multilingual().extended(
     {
@@ -30,18 +31,22 @@ EVENTS = EventTable(
     },
     ignored=frozenset(
         {
-            "TourCancelled",
-            "TourConfirmed",
-            "TourRescheduled",
             "TourCompleted",
-            "InquiryUpdated",
-            "InquiryClosed",
             "ReservationCreated",
             "ReservationCancelled",
             "Ping",
             "Test",
         }
     ),
+    follow_ups={
+        "InquiryUpdated": FollowUpKind.updated,
+        "TourBooked": FollowUpKind.viewing_booked,
+        "TourConfirmed": FollowUpKind.viewing_booked,
+        "TourRescheduled": FollowUpKind.viewing_booked,
+        "TourCancelled": FollowUpKind.viewing_cancelled,
+        "InquiryClosed": FollowUpKind.withdrawn,
+        "InquiryWithdrawn": FollowUpKind.withdrawn,
+    },
 )
 
 _ROOT = "*"  # TourRequest, Inquiry, Lead…: one object per event type
@@ -84,6 +89,12 @@ SPEC = PortalSpec(
     ),
     listing_patterns=patterns(
         r"(?i)\b(?:venue|lieu|espace|locatie|centro|espacio|standort)\b[^()\n]{0,80}\((?:id:?\s*)?(\d{3,})\)"
+    ),
+    follow_up_subjects=(
+        (re.compile(r"\binquiry\s+updated\b", re.I), FollowUpKind.updated),
+        (re.compile(r"\btour\s+(booked|confirmed|rescheduled)\b", re.I), FollowUpKind.viewing_booked),
+        (re.compile(r"\btour\s+cancell?ed\b", re.I), FollowUpKind.viewing_cancelled),
+        (re.compile(r"\binquiry\s+(closed|withdrawn)\b", re.I), FollowUpKind.withdrawn),
     ),
     ignored_subjects=(
         (

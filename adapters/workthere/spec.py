@@ -7,6 +7,7 @@ import re
 from leadrelay.adapters.parsing.languages import multilingual
 from leadrelay.adapters.spec import EventTable, PortalSpec, patterns, reading_for
 from leadrelay.nexudus.enums import LeadSource
+from leadrelay.routing.follow_ups import FollowUpKind
 
 LABELS = multilingual().extended(
     {
@@ -19,7 +20,15 @@ LABELS = multilingual().extended(
 EVENTS = EventTable(
     paths=("event", "event_type", "type"),
     handled={"lead.created": None, "enquiry.created": None, "new_lead": None, "lead": None, "enquiry": None},
-    ignored=frozenset({"lead.updated", "lead.closed", "lead.withdrawn", "enquiry.updated", "ping", "test"}),
+    ignored=frozenset({"ping", "test"}),
+    follow_ups={
+        "lead.updated": FollowUpKind.updated,
+        "enquiry.updated": FollowUpKind.updated,
+        "viewing.booked": FollowUpKind.viewing_booked,
+        "viewing.cancelled": FollowUpKind.viewing_cancelled,
+        "lead.closed": FollowUpKind.withdrawn,
+        "lead.withdrawn": FollowUpKind.withdrawn,
+    },
 )
 
 JSON_PATHS: dict[str, tuple[str, ...]] = {
@@ -62,6 +71,12 @@ SPEC = PortalSpec(
     senders=("workthere.com", "savills.com", "savills.co.uk"),
     references=patterns(r"\b(WT-\d{4}-\d{3,})\b", flags=re.IGNORECASE),
     listing_patterns=patterns(r"\b(P-\d{3,})\b"),
+    follow_up_subjects=(
+        (re.compile(r"\b(lead|enquiry)\s+(update|updated)\b", re.I), FollowUpKind.updated),
+        (re.compile(r"\bviewing\s+(booked|confirmed|rescheduled)\b", re.I), FollowUpKind.viewing_booked),
+        (re.compile(r"\bviewing\s+cancell?ed\b", re.I), FollowUpKind.viewing_cancelled),
+        (re.compile(r"\b(lead|enquiry)\s+(closed|withdrawn)\b", re.I), FollowUpKind.withdrawn),
+    ),
     ignored_subjects=(
         (
             re.compile(r"\b(lead|enquiry)\s+(update|updated|closed|withdrawn)\b", re.I),

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 
 from leadrelay.routing.base import RoutingError, StrictModel
+from leadrelay.routing.follow_ups import FollowUpOptions
 from leadrelay.routing.secrets import resolve_secret
 
 
@@ -41,6 +42,7 @@ class AccountConfig(StrictModel):
     password_file: Path | None = None
     limits: NexudusLimits = Field(default_factory=NexudusLimits)
     protection_days: int | None = Field(default=None, ge=0, description="broker protection window override")
+    follow_ups: FollowUpOptions = Field(default_factory=FollowUpOptions)
 
     def resolved_username(self, where: str, fallback: str | None) -> str | None:
         if self.username:

@@ -12,6 +12,7 @@ from leadrelay.canonical import LeadKind, field_paths
 from leadrelay.intake.signatures import decode_secret
 from leadrelay.nexudus.enums import LeadSource
 from leadrelay.routing.base import RoutingError, StrictModel
+from leadrelay.routing.follow_ups import FollowUpKind
 from leadrelay.routing.patterns import nested_repeat
 from leadrelay.routing.secrets import resolve_secret
 
@@ -134,11 +135,15 @@ _READABLE_FIELDS = field_paths() - {"channel", "lead_source", "requirements", "u
 
 
 class EventsConfig(StrictModel):
-    """Webhook event types: which announce a lead (and its kind), which are ignored."""
+    """Webhook event types: which announce a lead (and its kind), which follow one up, which are ignored."""
 
     paths: list[str] = Field(default_factory=list, description="dotted paths holding the event type")
     handled: dict[str, LeadKind | None] = Field(default_factory=dict)
     ignored: list[str] = Field(default_factory=list)
+    follow_ups: dict[str, FollowUpKind] = Field(
+        default_factory=dict,
+        description="event type -> updated | viewing_booked | viewing_cancelled | withdrawn",
+    )
 
     @field_validator("paths", "ignored", mode="before")
     @classmethod
@@ -216,6 +221,9 @@ class ParseConfig(StrictModel):
     dayfirst: bool | None = None
     broker_name: str | None = None
     ignored_subjects: list[str] = Field(default_factory=list, description="regexes: mail that is not a lead")
+    follow_up_subjects: dict[str, FollowUpKind] = Field(
+        default_factory=dict, description="regex -> follow-up kind: mail that follows up an enquiry"
+    )
     digest: DigestConfig = Field(default_factory=DigestConfig)
     attachments: AttachmentsConfig = Field(default_factory=AttachmentsConfig)
 
@@ -234,10 +242,10 @@ class ParseConfig(StrictModel):
     def _known_fields(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         return _readable(value)
 
-    @field_validator("reference_pattern", "listing_pattern", "ignored_subjects")
+    @field_validator("reference_pattern", "listing_pattern", "ignored_subjects", "follow_up_subjects")
     @classmethod
     def _compiles(cls, value: Any) -> Any:
-        for pattern in _as_list(value) or []:
+        for pattern in list(value) if isinstance(value, dict) else _as_list(value) or []:
             try:
                 re.compile(pattern)
             except re.error as err:

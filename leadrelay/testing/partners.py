@@ -42,8 +42,14 @@ class Case:
 
     @property
     def lead(self) -> bool:
-        """False for an item the adapter must refuse (``_raises`` in its entry) or that holds several."""
-        return "_raises" not in self.expected and not self.several
+        """False for an item the adapter must refuse (``_raises`` in its entry), that holds several,
+        or that follows up an enquiry (``_follow_up``)."""
+        return "_raises" not in self.expected and not self.several and not self.follow_up
+
+    @property
+    def follow_up(self) -> bool:
+        """An update, a viewing or a withdrawal of an enquiry: ``_follow_up`` lists what it reads as."""
+        return "_follow_up" in self.expected
 
     @property
     def several(self) -> bool:

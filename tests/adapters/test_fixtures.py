@@ -31,7 +31,7 @@ from tests.adapters.support import mismatches, parse, parse_several
 
 CASES = partner_cases()
 LEADS = [c for c in CASES if c.lead]
-NOT_LEADS = [c for c in CASES if not c.lead and not c.several]
+NOT_LEADS = [c for c in CASES if not c.lead and not c.several and not c.follow_up]
 SEVERAL = [c for c in CASES if c.several]
 SAMPLES = [c for c in CASES if c.group == "samples"]
 ERRORS = {"NotALead": NotALead, "ParseError": ParseError}

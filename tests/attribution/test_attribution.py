@@ -20,7 +20,7 @@ from leadrelay.worker import introductions
 from leadrelay.worker.normalise import normalise
 from leadrelay.worker.pipeline import process
 from tests.conftest import OPEN_BUDGET, make_settings, routing_with
-from tests.helpers import canonical, dead_letters, ingest, lead, make_due
+from tests.helpers import canonical, dead_letters, ingest, lead, settle
 from tests.test_cli import cli
 
 AMARA = "amara.okafor@brightlane.io"
@@ -38,16 +38,6 @@ def workthere(email: str = AMARA, reference: str = "WT-2026-004417") -> bytes:
     body["company_name"] = "Brightlane Ltd"
     body["lead_reference"] = reference
     return json.dumps(body).encode()
-
-
-def settle(rt: Runtime, lead_id: int) -> str:
-    """Run the pipeline until the lead stops moving (waits cut short)."""
-    make_due(rt, lead_id)
-    outcome = process(rt, lead_id, owner="w")
-    while outcome in ("retry", "throttled", "waiting"):
-        make_due(rt, lead_id)
-        outcome = process(rt, lead_id, owner="w")
-    return outcome
 
 
 def test_hubble_then_workthere_for_one_client_is_one_opportunity_with_hubbles_agent(

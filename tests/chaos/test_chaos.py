@@ -14,6 +14,9 @@ over and over — overriding the sender check of the held mails — while partne
 re-sending the leads that died (a replay storm). Every other round of the storm is a
 bulk replay job, run in chunks by the workers that are being killed, stalled and cut off
 from their broker, and resumed by the elected scheduler when its message is lost.
+A few HubbleHq enquiries are followed
+up (an update, a withdrawal), half of them updated before the enquiry itself arrives:
+each ends one opportunity holding each follow-up's note once, merges faulted too.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from leadrelay.intake.signatures import sign_standard
 from leadrelay.models import DeadLetter, DeadReason, Lead, LeadState
 from leadrelay.routing import load_routing
 from leadrelay.testing.mails import enquiries as portal_mails
+from leadrelay.testing.partners import sample
 from leadrelay.testing.processes import RemoteSandbox, sandbox_env
 from leadrelay.worker.imap.intake import Place, record_message
 from tests.conftest import REDIS_URL, UNTHROTTLED, free_port, routing_file
@@ -54,6 +58,7 @@ UNIQUE = 300
 REPEATED = 75  # 25 % of the unique leads are delivered a second time
 INVALID = 10  # phone-only: Nexudus must refuse them (and only them)
 HELD = 6  # portal mails held for their sender until the storm's replays let them through
+FOLLOWED = 6  # HubbleHq enquiries followed up by an update and a withdrawal (half updated first)
 SECRET = "whsec_" + "Y2hhb3MtY2hhb3MtY2hhb3MtY2hhb3M="
 ADMIN_TOKEN = "chaos-admin-token"
 LEASE_SECONDS = 8
@@ -106,6 +111,22 @@ FAULTS = [
         "method": "GET",
         "path_regex": "crmopportunities$",
         "status": 502,
+        "probability": 0.05,
+    },
+    # a follow-up's GET-merge-PUT: the read fails, the PUT's answer is lost, the PUT fails
+    {
+        "action": "status",
+        "method": "GET",
+        "path_regex": r"crmopportunities/\d+$",
+        "status": 502,
+        "probability": 0.05,
+    },
+    {"action": "drop_after_commit", "method": "PUT", "path_regex": "crmopportunities$", "probability": 0.1},
+    {
+        "action": "status",
+        "method": "PUT",
+        "path_regex": "crmopportunities$",
+        "status": 500,
         "probability": 0.05,
     },
 ]
@@ -283,7 +304,22 @@ def deliveries() -> list[tuple[dict, str | None]]:
     return items
 
 
-def send(base: str, body: dict, delivery_id: str | None) -> None:
+def followed_up() -> list[dict]:
+    """HubbleHq enquiries and their follow-ups, in the order the portal sends them."""
+    sent: list[dict] = []
+    for n in range(FOLLOWED):
+        reference = f"enq_chaos{n:02}"
+        enquiry = json.loads(sample("hubblehq", "webhook-viewing-request.json").read_text())
+        enquiry["enquiry"].update(
+            id=reference, client={"full_name": f"Follow {n}", "email": f"f{n}@followed.example"}
+        )
+        update = {"event": "enquiry.updated", "enquiry": {"id": reference, "requirements": {"desks": 20 + n}}}
+        withdrawn = {"event": "enquiry.closed", "enquiry": {"id": reference, "message": "Signed elsewhere."}}
+        sent += [update, enquiry, withdrawn] if n % 2 else [enquiry, update, withdrawn]
+    return sent
+
+
+def send(base: str, body: dict, delivery_id: str | None, channel: str = "canonical") -> None:
     """POST like a partner does: retry until the receiver says 202."""
     raw = json.dumps(body).encode()
     delivery_id = delivery_id or f"msg_{uuid.uuid4().hex}"
@@ -298,7 +334,7 @@ def send(base: str, body: dict, delivery_id: str | None) -> None:
         }
         try:
             if (
-                httpx.post(f"{base}/webhooks/canonical", content=raw, headers=headers, timeout=10).status_code
+                httpx.post(f"{base}/webhooks/{channel}", content=raw, headers=headers, timeout=10).status_code
                 == 202
             ):
                 return
@@ -415,10 +451,15 @@ def test_every_genuine_lead_reaches_nexudus_exactly_once(stack, broker: Broker, 
     breaker = threading.Thread(target=lambda: done.extend(chaos(stack_, broker, stop)))
     jobs: list[int] = []
     stormer = threading.Thread(target=lambda: storm.append(replay_storm(stack_, invalid, storm_over, jobs)))
+    portal = threading.Thread(  # one enquiry's items in order, as a portal sends them
+        target=lambda: [send(stack_.receiver_url, body, None, "hubblehq") for body in followed_up()]
+    )
     breaker.start()
     stormer.start()
+    portal.start()
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(lambda item: send(stack_.receiver_url, *item), items))
+    portal.join()
     breaker.join()
     time.sleep(STALL_SECONDS)  # the storm goes on until the stalled worker is back
     storm_over.set()
@@ -431,7 +472,9 @@ def test_every_genuine_lead_reaches_nexudus_exactly_once(stack, broker: Broker, 
     assert [name for name, n in names.items() if n > 1] == []  # no duplicates
     chaos_names = {f"Broker chaos-{n:04}" for n in range(UNIQUE)}
     assert chaos_names <= set(names)  # none missing
-    assert len(set(names) - chaos_names) == HELD  # and the held mails, each once: nothing else
+    followed = {f"HubbleHq enq_chaos{n:02}" for n in range(FOLLOWED)}
+    assert followed <= set(names)  # each followed-up enquiry once, its follow-ups no opportunity
+    assert len(set(names) - chaos_names - followed) == HELD  # and the held mails, each once: nothing else
     emails = Counter(c["Email"] for c in sandbox.coworkers() if c["Email"].endswith("@chaos.example"))
     assert len(emails) == UNIQUE and max(emails.values()) == 1
 
@@ -452,11 +495,19 @@ def test_every_genuine_lead_reaches_nexudus_exactly_once(stack, broker: Broker, 
                 select(DeadLetter.resolved_by).where(DeadLetter.reason == DeadReason.unverified_sender)
             ).scalars()
         )
+        merged = conn.execute(
+            select(Lead.id, Lead.opportunity_id).where(Lead.state == LeadState.merged)
+        ).all()
     engine.dispose()
+    notes = {o["Id"]: o.get("Notes") or "" for o in opportunities}
+    assert len(merged) == 2 * FOLLOWED  # every follow-up merged, none dead or stuck
+    assert all(
+        notes[opp].count(f"[leadrelay lead {i}]") == 1 for i, opp in merged
+    )  # once each, faults or not
     # each invalid enquiry: one open dead letter (a resend superseded the one before it)
     assert sorted(letters) == [(f"bad-{n:02}", "validation") for n in range(INVALID)]
     assert dead == {f"bad-{n:02}" for n in range(INVALID)}  # and nothing genuine ever died
-    assert states[LeadState.delivered] == UNIQUE + HELD
+    assert states[LeadState.delivered] == UNIQUE + HELD + FOLLOWED
     assert len(done) == 8 and stack_.kills == 4 and stack_.stalls == 1
     [(replays, resends)] = storm
     assert replays > 0 and resends > 0

@@ -4,13 +4,15 @@ Hypothesis drives sequences of what happens to enquiries in production — partn
 send and re-send them, Nexudus loses answers and fails lookups, retries run out,
 admins replay, edit (as the API does, or on the page's form), bulk-replay (a job
 run in chunks, resumed after a worker died) and discard dead letters, a portal's mail from an unproven sender
-is held until an admin replays it (overriding the sender check), a person asks to be
+is held until an admin replays it (overriding the sender check), a portal follows an
+enquiry up (an update, a viewing, a withdrawal: merged into its opportunity, sometimes
+before the enquiry itself arrives, sometimes for one that never does), a person asks to be
 erased, a worker stalls past its lease while another takes the lead over — and after every step
 checks the promise: **Nexudus never holds two opportunities made for one enquiry**.
 When a sequence ends, Nexudus recovers, the workers catch up, an admin replays every
 dead letter (as after an incident) and the workers catch up again: then **every lead
-is settled** (delivered, attached, duplicate, ignored or dead), and still no enquiry
-has two opportunities.
+is settled** (delivered, attached, merged, duplicate, ignored or dead), still no enquiry
+has two opportunities, and each merged follow-up is noted once, on its enquiry's.
 
 Sequences are swarm-tested: each meets a few kinds of incident and a few of the
 rarer events, so that interplays such as "a create's answer is lost, lookups go
@@ -24,6 +26,7 @@ anything leadrelay itself records about the mapping.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import uuid
@@ -43,15 +46,17 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import select, text
+from sqlalchemy import Interval, literal, select, text, update
 
 from leadrelay.api.admin_edit import edit_from_form
 from leadrelay.api.lead_form import form_values
 from leadrelay.db import Base, transaction
 from leadrelay.models import TERMINAL_STATES, BulkJob, DeadLetter, DeadLetterStatus, Lead, LeadState
+from leadrelay.nexudus.payloads import note_marker
 from leadrelay.runtime import Runtime
 from leadrelay.testing.mails import enquiries as portal_mails
 from leadrelay.testing.mails import new_email
+from leadrelay.testing.partners import sample
 from leadrelay.worker import bulk_jobs
 from leadrelay.worker import dead_letters as dlq
 from leadrelay.worker.erasure import InFlight, erase_when_idle
@@ -69,6 +74,7 @@ SEQUENCES = EXPLORE or 100  # 5,000 steps at most; the test asserts at least 2,0
 MADE_BY = re.compile(r"· leadrelay lead (\d+)")
 SETTLE_ROUNDS = 12
 MOVING = ("retry", "throttled", "waiting", "lost_lease", "busy")
+FOLLOW_UP_EVENTS = ("enquiry.updated", "viewing.confirmed", "viewing.cancelled", "enquiry.closed")
 
 
 Fault = tuple[str, str, str, tuple[tuple[str, Any], ...]]  # action, method, path, more fields
@@ -89,7 +95,16 @@ INCIDENTS: dict[str, tuple[Fault, ...]] = {
     "customer search flaky": (COWORKER_SEARCH_DROPS,),
     "throttling": (THROTTLED,),
 }
-OPTIONAL = ("stall", "replay", "edit", "bulk", "discard", "erase", "held")  # rules a sequence may leave out
+OPTIONAL = (
+    "stall",
+    "replay",
+    "edit",
+    "bulk",
+    "discard",
+    "erase",
+    "held",
+    "follow_up",
+)  # rules a sequence may leave out
 
 
 def enabled(name: str) -> Any:
@@ -104,6 +119,8 @@ class Enquiry:
     erased: bool = False
     leads: list[int] = field(default_factory=list)
     mail: bytes | None = None  # a portal's notification e-mail, instead of a canonical webhook
+    channel: str = "canonical"  # hubblehq: a portal's webhook, which the portal may follow up
+    follow_ups: list[int] = field(default_factory=list)  # its follow-ups' leads
 
 
 class Lifecycle(RuleBasedStateMachine):
@@ -170,7 +187,7 @@ class Lifecycle(RuleBasedStateMachine):
     ) -> None:
         """A new enquiry; ``someone_known``: another broker introduces a person already introduced."""
         number = next(self.numbers)
-        known = [e for e in self.enquiries if "email" in e.body["contact"]]
+        known = [e for e in self.enquiries if "email" in e.body.get("contact", {})]
         person = known[-1].number if someone_known and known else number
         email = f"p{person}@model.example"
         contact = {"full_name": f"Person {person}", "email": email}
@@ -205,10 +222,55 @@ class Lifecycle(RuleBasedStateMachine):
         self.enquiries.append(enquiry)
         self._arrives(enquiry, picked_up=picked_up)
 
+    @enabled("follow_up")
+    @rule(data=st.data(), picked_up=st.booleans())
+    def a_portal_sends_an_enquiry_or_follows_one_up(self, data: st.DataObject, picked_up: bool) -> None:
+        """One rule for the portal's whole story, so the other rules keep their share of the steps:
+        a HubbleHq enquiry by webhook (or announced only: its follow-ups may come first), an update,
+        a viewing booked or cancelled, a withdrawal — or days pass for the follow-ups still waiting."""
+        portal = [e for e in self.enquiries if e.channel == "hubblehq"]
+        waiting = any(e.follow_ups for e in portal)
+        what = data.draw(st.sampled_from(["enquiry", "follow-up", "follow-up", "days pass"]))
+        if what == "days pass" and waiting:
+            self._age_follow_ups()  # LEADRELAY_FOLLOW_UP_WAIT_SECONDS pass: an orphan ends dead
+            self._workers_run(after_waiting=True)
+        elif what == "enquiry" or not portal:
+            number = next(self.numbers)
+            email = f"p{number}@model.example"
+            body = json.loads(sample("hubblehq", "webhook-viewing-request.json").read_text())
+            client = {"full_name": f"Person {number}", "email": email}
+            body["enquiry"].update(id=f"enq_model{number}", client=client)
+            enquiry = Enquiry(number, body, email, channel="hubblehq")
+            self.enquiries.append(enquiry)
+            if data.draw(st.sampled_from([True, True, False])):  # else announced only, sent later or never
+                self._arrives(enquiry, picked_up=picked_up)
+        else:
+            enquiry = data.draw(st.sampled_from(portal))
+            event = data.draw(st.sampled_from(FOLLOW_UP_EVENTS))
+            desks = data.draw(st.integers(min_value=1, max_value=3)) * 5
+            body = {
+                "event": event,
+                "enquiry": {"id": f"enq_model{enquiry.number}", "requirements": {"desks": desks}},
+            }
+            lead_id = ingest(self.rt, body, channel="hubblehq")
+            self._record(enquiry, lead_id)
+            enquiry.follow_ups.append(lead_id)
+            if picked_up:
+                self.seen[f"follow-up: {self._run(lead_id)}"] += 1
+
+    def _age_follow_ups(self) -> None:
+        bound = timedelta(seconds=self.rt.settings.follow_up_wait_seconds)
+        with transaction(self.rt.sessions) as session:
+            session.execute(
+                update(Lead)
+                .where(Lead.follow_up.is_not(None), Lead.state.not_in([s.value for s in TERMINAL_STATES]))
+                .values(received_at=Lead.received_at - literal(bound, type_=Interval()))
+            )
+
     def _arrives(self, enquiry: Enquiry, *, picked_up: bool) -> None:
         """Recorded at the door; a worker may pick it up at once (it usually does)."""
         if enquiry.mail is None:
-            lead_id = ingest(self.rt, enquiry.body)
+            lead_id = ingest(self.rt, enquiry.body, channel=enquiry.channel)
         else:  # as the inbox poller records a fetched message (a re-sent one is the same message)
             with transaction(self.rt.sessions) as session:
                 place = Place("model", "INBOX", 1, enquiry.number)
@@ -323,9 +385,14 @@ class Lifecycle(RuleBasedStateMachine):
     ) -> None:
         """As the CLI and the API do (the whole canonical lead), or ``on_the_page``: the admin page's
         form, the lead on record as the form shows it, fields changed, posted."""
-        lead_id = self._pick(data)
-        if (letter := self._letter(lead_id)) is None:
+        # what an admin edits is a lead in the dead-letter queue (a follow-up is replayed, not edited)
+        follow_ups = {i for e in self.enquiries for i in e.follow_ups}
+        dead = [i for i in sorted(self.lead_of) if i not in follow_ups and self._letter(i) is not None]
+        if not dead:
             return
+        lead_id = data.draw(st.sampled_from(dead))
+        letter = self._letter(lead_id)
+        assert letter is not None
         enquiry = self.lead_of[lead_id]
         with transaction(self.rt.sessions) as session:
             try:
@@ -437,6 +504,8 @@ class Lifecycle(RuleBasedStateMachine):
         incident), the workers catch up again: every lead settles, each enquiry at most once."""
         self.sandbox.clear_faults()
         self._catch_up()
+        self._age_follow_ups()  # an enquiry never sent: its follow-ups' wait runs out
+        self._catch_up()
         with transaction(self.rt.sessions) as session:
             letters = dlq.matching_ids(session, dlq.Filter())
             for letter in letters:
@@ -449,6 +518,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.nexudus_holds_at_most_one_opportunity_per_enquiry()
         self._delivered_leads_point_at_their_enquirys_opportunity()
         self._every_opportunity_is_accounted_for()
+        self._merged_follow_ups_are_noted_once_on_their_enquirys_opportunity()
 
     def _count_what_happened(self) -> None:
         with self.rt.sessions() as session:
@@ -475,6 +545,21 @@ class Lifecycle(RuleBasedStateMachine):
             assert made_for.get(opportunity_id) == self.lead_of[lead_id].number, (
                 f"lead {lead_id} points at opportunity {opportunity_id}, not its enquiry's"
             )
+
+    def _merged_follow_ups_are_noted_once_on_their_enquirys_opportunity(self) -> None:
+        notes = {o["Id"]: o.get("Notes") or "" for o in self.sandbox.opportunities()}
+        with self.rt.sessions() as session:
+            merged = session.execute(
+                select(Lead.id, Lead.opportunity_id).where(Lead.state == LeadState.merged)
+            ).all()
+        for lead_id, opportunity_id in merged:
+            enquiry = self.lead_of[lead_id]
+            made = MADE_BY.search(notes.get(opportunity_id, ""))
+            assert made and self.lead_of[int(made.group(1))] is enquiry, f"follow-up {lead_id} on another's"
+            assert notes[opportunity_id].count(note_marker(lead_id)) == 1, (
+                f"follow-up {lead_id} not noted once"
+            )
+        self.seen["follow-up merged"] += len(merged)
 
     def _every_opportunity_is_accounted_for(self) -> None:
         """Nothing lands unrecorded: a lead of the enquiry that made an opportunity holds it, or
@@ -504,6 +589,7 @@ def test_no_sequence_of_events_makes_a_second_opportunity_or_a_stuck_lead(clean_
         budget_wait_seconds=0.5,
         lease_seconds=5,
         retry_schedule=(0, 1),  # retries run out after a second failure: dead letters come up often
+        follow_up_wait_seconds=3600.0,  # passes only when the model says so (days_pass_for_…)
     )
     Lifecycle.rt = Runtime.load(model_settings, routing)
     Lifecycle.rescuer = Runtime.load(model_settings, routing)
@@ -547,5 +633,9 @@ def test_no_sequence_of_events_makes_a_second_opportunity_or_a_stuck_lead(clean_
         "an erasure": seen["erase"],
         "a held mail replayed": seen["dead letter: unverified_sender, replayed"],
         "an unanswered write": seen["create or write answered unknown"],
+        "a follow-up merged": seen["follow-up merged"],
+        "a follow-up waiting for its enquiry": seen["follow-up: waiting"],
+        "a follow-up whose enquiry never came": seen["dead letter: no_original, replayed"]
+        + seen["dead letter: no_original, open"],
     }
     assert all(reached.values()), f"paths no sequence reached: {[k for k, v in reached.items() if not v]}"

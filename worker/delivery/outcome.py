@@ -14,6 +14,7 @@ class Outcome(StrEnum):
 
     delivered = "delivered"  # an opportunity made (or found, made by an earlier create)
     attached = "attached"  # a note on an opportunity that was already there
+    merged = "merged"  # a follow-up merged into its enquiry's opportunity
     dead = "dead"  # a dead letter opened
     retry = "retry"  # a failed attempt, counted: tried again on the retry schedule
     throttled = "throttled"  # Nexudus said wait: tried again then, not counted

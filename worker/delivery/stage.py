@@ -9,6 +9,7 @@ from leadrelay.canonical import first_error
 from leadrelay.db import transaction
 from leadrelay.models import Lead
 from leadrelay.runtime import Runtime
+from leadrelay.worker.delivery import followups
 from leadrelay.worker.delivery.attempts import Hold, LostLease
 from leadrelay.worker.delivery.flow import Delivery
 from leadrelay.worker.delivery.outcome import Outcome
@@ -40,14 +41,24 @@ def deliver(rt: Runtime, lead_id: int, *, owner: str) -> Outcome:
             return give_up(
                 session, row, owner=owner, message=why, detail={"runs": runs, "error": row.last_error}
             )
+        ready: followups.Ready | None = None
+        if row.follow_up is not None:  # a follow-up of an enquiry: merged into its opportunity
+            prepared = followups.prepare(rt, session, row, owner=owner)
+            if isinstance(prepared, Outcome):
+                return prepared
+            ready = prepared
         try:
-            snapshot = Snapshot.of(row, landing_wait=landing_wait(session, row, settings))
+            snapshot = (
+                ready.snapshot
+                if ready
+                else Snapshot.of(row, landing_wait=landing_wait(session, row, settings))
+            )
         except ValidationError as err:  # stored by an older version whose rules were looser
             why = f"the lead on record no longer reads as a canonical lead: {first_error(err)}"
             return give_up(session, row, owner=owner, message=why, detail={"error": "ValidationError"})
     hold = Hold(rt, snapshot, owner)
     try:
-        return Delivery(hold).run()
+        return followups.merge(hold, ready) if ready else Delivery(hold).run()
     except LostLease:
         log.warning("lease_lost", lead_id=lead_id)
         return Outcome.lost_lease

@@ -1,0 +1,29 @@
+"""Follow-ups of an enquiry (updates, viewings, withdrawals): a ledger row of their own.
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-12-01 07:00:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "0013"
+down_revision: str | None = "0012"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("leads") as batch:
+        batch.add_column(
+            sa.Column("follow_up", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True)
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("leads") as batch:
+        batch.drop_column("follow_up")
