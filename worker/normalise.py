@@ -24,6 +24,7 @@ from leadrelay.ledger import kill, transition
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.worker import dedupe, introductions
+from leadrelay.worker.delivery import enrich
 from leadrelay.worker.several import record_parts, unsplit
 
 
@@ -166,6 +167,25 @@ def accept(
         "account": routing.locations[location].account if location else None,
         "company_key": introductions.company_key(canonical.contact.company),
     }
+    if verdict.duplicate_of is not None and enrich.enriches(session, verdict.duplicate_of, canonical):
+        # a twin carrying what the delivered lead lacked: delivered as a merge (delivery/enrich.py)
+        now = utcnow()
+        transition(
+            session,
+            lead.id,
+            from_states=[from_state],
+            to=LeadState.normalised,
+            now=now,
+            next_attempt_at=now,
+            duplicate_of=verdict.duplicate_of,
+            **{**facts, **values},
+        )
+        return Normalised(
+            state=LeadState.normalised,
+            duplicate_of=verdict.duplicate_of,
+            channel=lead.channel,
+            account=facts["account"],
+        )
     if verdict.duplicate_of is not None:
         transition(
             session,
@@ -184,13 +204,20 @@ def accept(
         to=LeadState.normalised,
         now=now,
         next_attempt_at=now,
+        duplicate_of=None,  # a twin that was to enrich, now read again as the primary
         **{**facts, **values},
     )
     if values:
         session.refresh(lead)
     else:
         # the row as the UPDATE left it, without reading it back (nothing marked dirty)
-        moved = {**facts, "state": LeadState.normalised, "state_changed_at": now, "next_attempt_at": now}
+        moved = {
+            **facts,
+            "duplicate_of": None,
+            "state": LeadState.normalised,
+            "state_changed_at": now,
+            "next_attempt_at": now,
+        }
         for name, value in moved.items():
             set_committed_value(lead, name, value)
     introductions.flag_possible_duplicates(session, lead, canonical, routing=routing)

@@ -11,7 +11,10 @@ flushed and restarted, and Postgres is restarted. A few hundred leads go in, a
 quarter of them delivered twice, and a few portal mails from an unproven sender are
 held at the inbox door (``unverified_sender``); an admin replays every dead letter,
 over and over — overriding the sender check of the held mails — while partners keep
-re-sending the leads that died (a replay storm).
+re-sending the leads that died (a replay storm). Some enquiries come twice with more
+to say the second time (a twin carrying the UTM fields the first lacked): whichever is
+read second merges them into the opportunity, once, under the writer lock, while its
+PUTs are answered 500 or lost after they landed.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ pytestmark = pytest.mark.chaos
 UNIQUE = 300
 REPEATED = 75  # 25 % of the unique leads are delivered a second time
 INVALID = 10  # phone-only: Nexudus must refuse them (and only them)
+TWINS = 40  # enquiries sent first without UTM fields, then again (a new webhook-id) with them
 HELD = 6  # portal mails held for their sender until the storm's replays let them through
 SECRET = "whsec_" + "Y2hhb3MtY2hhb3MtY2hhb3MtY2hhb3M="
 ADMIN_TOKEN = "chaos-admin-token"
@@ -93,6 +97,14 @@ FAULTS = [
         "path_regex": "crmopportunities$",
         "seconds": 1.5,
         "probability": 0.03,
+    },
+    {"action": "drop_after_commit", "method": "PUT", "path_regex": "crmopportunities$", "probability": 0.1},
+    {
+        "action": "status",
+        "method": "PUT",
+        "path_regex": "crmopportunities$",
+        "status": 500,
+        "probability": 0.1,
     },
     {"action": "drop_after_commit", "method": "POST", "path_regex": "coworkers$", "probability": 0.05},
     {"action": "status", "method": "POST", "path_regex": "coworkers$", "status": 503, "probability": 0.04},
@@ -267,17 +279,26 @@ def deliveries() -> list[tuple[dict, str | None]]:
         )
         for n in range(UNIQUE)
     ]
+    for n in range(TWINS):
+        leads[n]["utm"] = {}
+    twins = [canonical(**{**leads[n], "utm": twin_utm(n)}) for n in range(TWINS)]
     invalid = [
         canonical(
             external_id=f"bad-{n:02}", contact={"full_name": f"Caller {n}", "phone": f"+4420794600{n:02}"}
         )
         for n in range(INVALID)
     ]
-    items: list[tuple[dict, str | None]] = [(body, f"msg_{uuid.uuid4().hex}") for body in [*leads, *invalid]]
+    items: list[tuple[dict, str | None]] = [
+        (body, f"msg_{uuid.uuid4().hex}") for body in [*leads, *twins, *invalid]
+    ]
     for index, (body, delivery_id) in enumerate(random.sample(items[:UNIQUE], REPEATED)):
         items.append((body, delivery_id if index % 2 else None))  # same webhook-id, or a new one
     random.shuffle(items)
     return items
+
+
+def twin_utm(n: int) -> dict[str, str]:
+    return {"source": "twin", "campaign": f"chaos-twin-{n:04}"}
 
 
 def send(base: str, body: dict, delivery_id: str | None) -> None:
@@ -384,6 +405,9 @@ def test_every_genuine_lead_reaches_nexudus_exactly_once(stack, broker: Broker, 
     chaos_names = {f"Broker chaos-{n:04}" for n in range(UNIQUE)}
     assert chaos_names <= set(names)  # none missing
     assert len(set(names) - chaos_names) == HELD  # and the held mails, each once: nothing else
+    utm = {o["Name"]: (o["UtmSource"], o["UtmCampaign"]) for o in opportunities}
+    twinned = {f"Broker chaos-{n:04}": tuple(twin_utm(n).values()) for n in range(TWINS)}
+    assert {name: utm[name] for name in twinned} == twinned  # each twin's UTM fields, merged in
     emails = Counter(c["Email"] for c in sandbox.coworkers() if c["Email"].endswith("@chaos.example"))
     assert len(emails) == UNIQUE and max(emails.values()) == 1
 

@@ -3,7 +3,9 @@
 Hypothesis drives sequences of what happens to enquiries in production — partners
 send and re-send them, Nexudus loses answers and fails lookups, retries run out,
 admins replay, edit and discard dead letters, a portal's mail from an unproven sender
-is held until an admin replays it (overriding the sender check), a person asks to be
+is held until an admin replays it (overriding the sender check), an enquiry comes again
+with more to say (its twin's UTM fields and company, merged into the opportunity and
+the customer), a person asks to be
 erased, a worker stalls past its lease while another takes the lead over — and after every step
 checks the promise: **Nexudus never holds two opportunities made for one enquiry**.
 When a sequence ends, Nexudus recovers, the workers catch up, an admin replays every
@@ -84,7 +86,7 @@ INCIDENTS: dict[str, tuple[Fault, ...]] = {
     "customer search flaky": (COWORKER_SEARCH_DROPS,),
     "throttling": (THROTTLED,),
 }
-OPTIONAL = ("stall", "replay", "edit", "discard", "erase", "held")  # rules a sequence may leave out
+OPTIONAL = ("stall", "replay", "edit", "discard", "erase", "held", "twin")  # rules a sequence may leave out
 
 
 def enabled(name: str) -> Any:
@@ -199,6 +201,26 @@ class Lifecycle(RuleBasedStateMachine):
         enquiry = Enquiry(number, {"contact": {}}, email, mail=mail.raw)
         self.enquiries.append(enquiry)
         self._arrives(enquiry, picked_up=picked_up)
+
+    @enabled("twin")
+    @rule(data=st.data(), picked_up=st.booleans())
+    def the_enquiry_comes_again_with_more_to_say(self, data: st.DataObject, picked_up: bool) -> None:
+        """Its twin through the portal's other door, carrying what the first lacked: merged in."""
+        told = [e for e in self.enquiries if e.mail is None and e.body.get("external_id")]
+        if not told:
+            return
+        enquiry = data.draw(st.sampled_from(told[-3:] + told))
+        body = enquiry.body
+        twin = {
+            **body,
+            "utm": {**body["utm"], "content": f"twin-{enquiry.number}", "term": "desks"},
+            "contact": {**body["contact"], "company": f"Company {enquiry.number}"},
+        }
+        lead_id = ingest(self.rt, twin)
+        self._record(enquiry, lead_id)
+        self.seen["twin sent"] += 1
+        if picked_up:
+            self._run(lead_id)
 
     def _arrives(self, enquiry: Enquiry, *, picked_up: bool) -> None:
         """Recorded at the door; a worker may pick it up at once (it usually does)."""
@@ -404,6 +426,17 @@ class Lifecycle(RuleBasedStateMachine):
                 text("SELECT count(*) FROM delivery_attempts WHERE outcome = 'unknown'")
             ).scalar_one()
             self.seen["create or write answered unknown"] += unknown
+            merged = session.execute(
+                select(Lead.opportunity_id, Lead.written).where(
+                    Lead.state == LeadState.duplicate, Lead.written.is_not(None)
+                )
+            ).all()
+        self.seen["twin merged in"] += len(merged)
+        held = {o["Id"]: o for o in self.sandbox.opportunities()}
+        for opportunity_id, written in merged:  # nobody edits in the model: what a twin wrote stays
+            wrote = {k: v for k, v in written.get("opportunity", {}).items() if k != "Id"}
+            if opportunity_id in held:
+                assert {k: held[opportunity_id][k] for k in wrote} == wrote, opportunity_id
 
     def _delivered_leads_point_at_their_enquirys_opportunity(self) -> None:
         made_for: dict[int, int] = {}
@@ -488,5 +521,6 @@ def test_no_sequence_of_events_makes_a_second_opportunity_or_a_stuck_lead(clean_
         "an erasure": seen["erase"],
         "a held mail replayed": seen["dead letter: unverified_sender, replayed"],
         "an unanswered write": seen["create or write answered unknown"],
+        "a twin merged into its opportunity": seen["twin merged in"],
     }
     assert all(reached.values()), f"paths no sequence reached: {[k for k, v in reached.items() if not v]}"

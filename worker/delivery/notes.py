@@ -7,6 +7,7 @@ a note carries the lead's marker, so a run that finds it there writes it no more
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypedDict
 
 from sqlalchemy import update
@@ -80,7 +81,21 @@ def attach(
     lose a note, so they take turns under a lock in the ledger (one that expires,
     so a killed worker cannot keep it).
     """
-    lock = _LockKey(account=route.account, opportunity_id=opportunity_id, owner=hold.owner)
+    return one_writer(
+        hold,
+        route.account,
+        opportunity_id,
+        lambda: _append_note(hold, client, route, opportunity_id, heading=heading, first=first),
+    )
+
+
+def one_writer(hold: Hold, account: str, opportunity_id: int, work: Callable[[], Outcome]) -> Outcome:
+    """Run ``work`` (a GET–merge–PUT of the opportunity) holding its writer lock, or wait for it.
+
+    Every path that merges into an existing opportunity (a note, an enrichment) takes
+    this one lock, so their GET–merge–PUTs never interleave.
+    """
+    lock = _LockKey(account=account, opportunity_id=opportunity_id, owner=hold.owner)
     with hold.tx() as session:
         taken = ledger.lock_opportunity(session, **lock, seconds=hold.rt.settings.lease_seconds)
     if not taken:
@@ -88,7 +103,7 @@ def attach(
             hold, NOTE_LOCK_WAIT_SECONDS, f"opportunity {opportunity_id} is being updated by another lead"
         )
     try:
-        return _append_note(hold, client, route, opportunity_id, heading=heading, first=first)
+        return work()
     finally:
         with hold.tx() as session:
             ledger.unlock_opportunity(session, **lock)

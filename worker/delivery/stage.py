@@ -10,6 +10,7 @@ from leadrelay.db import transaction
 from leadrelay.models import Lead
 from leadrelay.runtime import Runtime
 from leadrelay.worker.delivery.attempts import Hold, LostLease
+from leadrelay.worker.delivery.enrich import Twin
 from leadrelay.worker.delivery.flow import Delivery
 from leadrelay.worker.delivery.outcome import Outcome
 from leadrelay.worker.delivery.policy import give_up
@@ -40,6 +41,7 @@ def deliver(rt: Runtime, lead_id: int, *, owner: str) -> Outcome:
             return give_up(
                 session, row, owner=owner, message=why, detail={"runs": runs, "error": row.last_error}
             )
+        twin_of = row.duplicate_of  # a twin with fields to merge in (delivery/enrich.py)
         try:
             snapshot = Snapshot.of(row, landing_wait=landing_wait(session, row, settings))
         except ValidationError as err:  # stored by an older version whose rules were looser
@@ -47,7 +49,7 @@ def deliver(rt: Runtime, lead_id: int, *, owner: str) -> Outcome:
             return give_up(session, row, owner=owner, message=why, detail={"error": "ValidationError"})
     hold = Hold(rt, snapshot, owner)
     try:
-        return Delivery(hold).run()
+        return (Twin(hold, twin_of) if twin_of is not None else Delivery(hold)).run()
     except LostLease:
         log.warning("lease_lost", lead_id=lead_id)
         return Outcome.lost_lease
