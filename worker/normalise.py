@@ -167,26 +167,9 @@ def accept(
         "account": routing.locations[location].account if location else None,
         "company_key": introductions.company_key(canonical.contact.company),
     }
-    if verdict.duplicate_of is not None and enrich.enriches(session, verdict.duplicate_of, canonical):
-        # a twin carrying what the delivered lead lacked: delivered as a merge (delivery/enrich.py)
-        now = utcnow()
-        transition(
-            session,
-            lead.id,
-            from_states=[from_state],
-            to=LeadState.normalised,
-            now=now,
-            next_attempt_at=now,
-            duplicate_of=verdict.duplicate_of,
-            **{**facts, **values},
-        )
-        return Normalised(
-            state=LeadState.normalised,
-            duplicate_of=verdict.duplicate_of,
-            channel=lead.channel,
-            account=facts["account"],
-        )
-    if verdict.duplicate_of is not None:
+    # a twin carrying what the delivered lead lacked is delivered as a merge (delivery/enrich.py)
+    twin = verdict.duplicate_of is not None and enrich.enriches(session, verdict.duplicate_of, canonical)
+    if verdict.duplicate_of is not None and not twin:
         transition(
             session,
             lead.id,
@@ -204,9 +187,16 @@ def accept(
         to=LeadState.normalised,
         now=now,
         next_attempt_at=now,
-        duplicate_of=None,  # a twin that was to enrich, now read again as the primary
+        duplicate_of=verdict.duplicate_of,  # None for the primary (also one that was a twin before)
         **{**facts, **values},
     )
+    if twin:
+        return Normalised(
+            state=LeadState.normalised,
+            duplicate_of=verdict.duplicate_of,
+            channel=lead.channel,
+            account=facts["account"],
+        )
     if values:
         session.refresh(lead)
     else:

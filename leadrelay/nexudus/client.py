@@ -232,7 +232,7 @@ class NexudusClient:
         page of matches is read and the whole value compared.
         """
         if system_id:
-            by_id = self._find_exact("SystemId", system_id, lambda r: r.get("SystemId") == system_id, guard)
+            by_id = _find_exact(self, "SystemId", system_id, lambda r: r.get("SystemId") == system_id, guard)
             if by_id is not None and (not by_id.ok or by_id.value is not None):
                 return by_id
             # not found by SystemId (or a search that ignores the filter): the Name tag
@@ -240,29 +240,11 @@ class NexudusClient:
         def named(record: dict[str, Any]) -> bool:
             return record.get("Name") == name and record.get("SystemId") in (None, system_id)
 
-        by_name = self._find_exact("Name", name, named, guard)
+        by_name = _find_exact(self, "Name", name, named, guard)
         if by_name is None:
             message = f"over {MAX_PAGES * PAGE_SIZE} opportunities match the Name {name!r}: cannot be sure"
             return Result(Outcome.retry, 200, message=message)
         return by_name
-
-    def _find_exact(
-        self, field: str, value: str, match: Callable[[dict[str, Any]], bool], guard: SendGuard | None
-    ) -> Result | None:
-        """The first record of the ``CrmOpportunity_<field>`` search that ``match`` accepts
-        (``value`` None when none does); None when too many match to read them all."""
-        for page in range(1, MAX_PAGES + 1):
-            params = {f"CrmOpportunity_{field}": value, "page": page, "size": PAGE_SIZE}
-            result = self.call("GET", OPPORTUNITIES, params=params, guard=guard)
-            if not result.ok:
-                return result
-            envelope = result.value if isinstance(result.value, dict) else {}
-            for record in envelope.get("Records") or []:
-                if isinstance(record, dict) and match(record):
-                    return Result(Outcome.ok, result.status_code, value=record)
-            if not envelope.get("HasNextPage"):
-                return Result(Outcome.ok, result.status_code, value=None)
-        return None
 
     def create_opportunity(self, payload: dict[str, Any], *, guard: SendGuard | None = None) -> Result:
         return _with_id(self.call("POST", OPPORTUNITIES, json=payload, guard=guard))
@@ -315,3 +297,26 @@ def _with_id(result: Result) -> Result:
             excerpt=result.excerpt,
         )
     return Result(Outcome.ok, result.status_code, value=int(new_id), excerpt=result.excerpt)
+
+
+def _find_exact(
+    client: NexudusClient,
+    field: str,
+    value: str,
+    match: Callable[[dict[str, Any]], bool],
+    guard: SendGuard | None,
+) -> Result | None:
+    """The first record of the ``CrmOpportunity_<field>`` search that ``match`` accepts
+    (``value`` None when none does); None when too many match to read them all."""
+    for page in range(1, MAX_PAGES + 1):
+        params = {f"CrmOpportunity_{field}": value, "page": page, "size": PAGE_SIZE}
+        result = client.call("GET", OPPORTUNITIES, params=params, guard=guard)
+        if not result.ok:
+            return result
+        envelope = result.value if isinstance(result.value, dict) else {}
+        for record in envelope.get("Records") or []:
+            if isinstance(record, dict) and match(record):
+                return Result(Outcome.ok, result.status_code, value=record)
+        if not envelope.get("HasNextPage"):
+            return Result(Outcome.ok, result.status_code, value=None)
+    return None

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 
 from leadrelay.routing.base import RoutingError, StrictModel
+from leadrelay.routing.mapping import MappingConfig
 from leadrelay.routing.secrets import resolve_secret
 
 
@@ -41,6 +42,7 @@ class AccountConfig(StrictModel):
     password_file: Path | None = None
     limits: NexudusLimits = Field(default_factory=NexudusLimits)
     protection_days: int | None = Field(default=None, ge=0, description="broker protection window override")
+    mapping: MappingConfig | None = None
 
     def resolved_username(self, where: str, fallback: str | None) -> str | None:
         if self.username:
@@ -70,6 +72,10 @@ class LocationConfig(StrictModel):
     follow_up_hours: int | None = Field(default=None, ge=0)
     listings: dict[str, list[str]] = Field(default_factory=dict)
     agent_ids: dict[str, int] = Field(default_factory=dict, description="per-channel AgentId override")
+    mapping: MappingConfig | None = None
+    by_channel: dict[str, MappingConfig] = Field(
+        default_factory=dict, description="per-channel mapping at this location (e.g. its column)"
+    )
 
     @field_validator("country", mode="before")
     @classmethod

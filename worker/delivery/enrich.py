@@ -23,14 +23,13 @@ from sqlalchemy.orm import Session
 from leadrelay.canonical import CanonicalLead
 from leadrelay.db import utcnow
 from leadrelay.errors import ConfigurationError
-from leadrelay.ledger import transition
 from leadrelay.models import Lead, LeadState
 from leadrelay.nexudus import enrichment
 from leadrelay.nexudus.classify import Outcome as Answer
 from leadrelay.nexudus.classify import Result
 from leadrelay.nexudus.client import NexudusClient
 from leadrelay.worker.delivery import notes, policy
-from leadrelay.worker.delivery.attempts import Hold, LostLease
+from leadrelay.worker.delivery.attempts import Hold
 from leadrelay.worker.delivery.outcome import Outcome
 
 WAIT_FOR_PRIMARY_SECONDS = 3
@@ -148,27 +147,11 @@ class Twin:
         return [entry for entry in rows.scalars() if isinstance(entry, dict)]
 
     def _settle(self, coworker_id: Any, opportunity_id: int | None, name: Any) -> Outcome:
-        hold = self.hold
-        if opportunity_id is not None:
-            return policy.settle(
-                hold,
-                LeadState.duplicate,
-                coworker_id=coworker_id if isinstance(coworker_id, int) else None,
-                opportunity_id=opportunity_id,
-                name=name if isinstance(name, str) else None,
-            )
-        with hold.tx() as session:
-            moved = transition(
-                session,
-                hold.s.id,
-                from_states=[LeadState.delivering],
-                to=LeadState.duplicate,
-                owner=hold.owner,
-                lease_owner=None,
-                lease_until=None,
-                last_error=None,
-                unfinished_runs=0,
-            )
-        if not moved:
-            raise LostLease()
-        return Outcome(LeadState.duplicate.value)
+        """Settled as a duplicate: of the opportunity it enriched, or (nothing to do) of none."""
+        return policy.settle(
+            self.hold,
+            LeadState.duplicate,
+            coworker_id=coworker_id if isinstance(coworker_id, int) else None,
+            opportunity_id=opportunity_id,
+            name=name if isinstance(name, str) else None,
+        )

@@ -33,7 +33,7 @@ def delivered(hold: Hold, coworker_id: int | None, opportunity_id: int, name: st
 
 
 def settle(
-    hold: Hold, state: LeadState, *, coworker_id: int | None, opportunity_id: int, name: str | None
+    hold: Hold, state: LeadState, *, coworker_id: int | None, opportunity_id: int | None, name: str | None
 ) -> Outcome:
     with hold.tx() as session:
         moved = ledger.transition(
