@@ -431,6 +431,7 @@ class Lifecycle(RuleBasedStateMachine):
                     Lead.state == LeadState.duplicate, Lead.written.is_not(None)
                 )
             ).all()
+        merged = [(opportunity, written) for opportunity, written in merged if written]  # erased: JSON null
         self.seen["twin merged in"] += len(merged)
         held = {o["Id"]: o for o in self.sandbox.opportunities()}
         for opportunity_id, written in merged:  # nobody edits in the model: what a twin wrote stays
