@@ -140,6 +140,9 @@ class Lead(Base):
     # unknown was sent (in flight counts). Inherited by whatever carries the enquiry on.
     create_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # A twin that enriched its enquiry's opportunity and customer: what it wrote there
+    # (``{"at": …, "opportunity": {"Id": …, field: value}, "coworker": {…}}``)
+    written: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
     # personal data removed (raw body, contact, message): by the retention policy or on request
     purged_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

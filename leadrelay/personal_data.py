@@ -122,6 +122,7 @@ def purge_leads(
             row.follow_up = {**row.follow_up, "changes": changes, "message": None}
         row.identity = None
         row.company_key = None
+        row.written = None  # a twin's merged fields (a phone, a company): forgotten, never rewritten
         row.note = scrub(row.note, needles[row.id])
         row.last_error = scrub(row.last_error, needles[row.id])
         row.purged_at, row.purged_why = at, why.value

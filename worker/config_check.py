@@ -96,23 +96,32 @@ def _client(settings: Settings, routing: Routing, account: str) -> NexudusClient
     )
 
 
+def _column_problems(key: str, column_id: int, business_id: int | None, look: _Lookups) -> list[str]:
+    column = look.record(api.BOARD_COLUMNS, column_id)
+    if column is None:
+        return [f"{key}: {column_id} is not a CRM board column in Nexudus"]
+    if business_id is None:  # the column's owner cannot be wrong: the business is
+        return []
+    board = look.record(api.BOARDS, int(column.get("CrmBoardId") or 0))
+    if board is None or board.get("BusinessId") != business_id:
+        return [f"{key}: {column_id} is not a column of business {business_id}'s boards"]
+    return []
+
+
 def _location_problems(name: str, loc: Any, look: _Lookups) -> list[str]:
     where, problems = f"locations.{name}", []
     business = look.record(api.BUSINESSES, loc.business_id)
     if business is None:
         problems.append(f"{where}.business_id: {loc.business_id} is not a business (location) in Nexudus")
-    column = look.record(api.BOARD_COLUMNS, loc.board_column_id)
-    if column is None:
-        problems.append(
-            f"{where}.board_column_id: {loc.board_column_id} is not a CRM board column in Nexudus"
-        )
-    elif business is not None:  # else the column's owner cannot be wrong: the business is
-        board = look.record(api.BOARDS, int(column.get("CrmBoardId") or 0))
-        if board is None or board.get("BusinessId") != loc.business_id:
-            problems.append(
-                f"{where}.board_column_id: {loc.board_column_id} is not a column of business "
-                f"{loc.business_id}'s boards"
-            )
+    columns = {f"{where}.board_column_id": loc.board_column_id}
+    for key, mapping in [
+        ("mapping", loc.mapping),
+        *((f"by_channel.{c}", m) for c, m in loc.by_channel.items()),
+    ]:
+        if mapping is not None and mapping.board_column_id is not None:
+            columns[f"{where}.{key}.board_column_id"] = mapping.board_column_id
+    for key, column_id in columns.items():
+        problems += _column_problems(key, column_id, loc.business_id if business else None, look)
     country = look.record(api.COUNTRIES, loc.country_id) if look.listable(api.COUNTRIES) else {}
     if country is None:
         problems.append(f"{where}.country_id: {loc.country_id} is not a country in Nexudus")

@@ -24,7 +24,8 @@ from leadrelay.canonical import CanonicalLead
 from leadrelay.db import utcnow
 from leadrelay.ledger import CreateTag, audit
 from leadrelay.models import DeadLetter, DeadLetterStatus, DedupeKey, Lead, LeadState
-from leadrelay.nexudus.payloads import opportunity_name
+from leadrelay.nexudus import mapping
+from leadrelay.nexudus.payloads import NAME_LIMIT, opportunity_name
 from leadrelay.statements import per_dialect
 
 _VOLATILE = ("received_at", "channel", "lead_source")
@@ -49,12 +50,25 @@ def system_id(lead: CanonicalLead, *, channel: str, fingerprint: str) -> str:
     return f"leadrelay:{channel}:{reference}"[:200]
 
 
-def tag_for(lead: CanonicalLead, *, channel: str, fingerprint: str, label: str) -> CreateTag:
-    """The Name tag and SystemId an opportunity made for this lead is created under."""
-    return CreateTag(
-        opportunity_name(label, lead.external_id or fingerprint[:12]),
-        system_id(lead, channel=channel, fingerprint=fingerprint),
-    )
+def tag_for(
+    lead: CanonicalLead,
+    *,
+    channel: str,
+    fingerprint: str,
+    label: str,
+    template: str | None = None,
+    location: str = "",
+) -> CreateTag:
+    """The Name tag and SystemId an opportunity made for this lead is created under
+    (``template``: the configured Name, ``leadrelay.routing.mapping``)."""
+    reference = lead.external_id or fingerprint[:12]
+    name = opportunity_name(label, reference)
+    if template is not None:
+        made = mapping.opportunity_name(
+            template, lead, label=label, reference=reference, channel=channel, location=location
+        )
+        name = made[:NAME_LIMIT] or name
+    return CreateTag(name, system_id(lead, channel=channel, fingerprint=fingerprint))
 
 
 @dataclass(frozen=True, slots=True)

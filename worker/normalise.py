@@ -24,6 +24,7 @@ from leadrelay.ledger import kill, transition
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.worker import dedupe, follow_ups, introductions
+from leadrelay.worker.delivery import enrich
 from leadrelay.worker.several import record_parts, unsplit
 
 
@@ -170,7 +171,9 @@ def accept(
         "account": routing.locations[location].account if location else None,
         "company_key": introductions.company_key(canonical.contact.company),
     }
-    if verdict.duplicate_of is not None:
+    # a twin carrying what the delivered lead lacked is delivered as a merge (delivery/enrich.py)
+    twin = verdict.duplicate_of is not None and enrich.enriches(session, verdict.duplicate_of, canonical)
+    if verdict.duplicate_of is not None and not twin:
         transition(
             session,
             lead.id,
@@ -188,13 +191,27 @@ def accept(
         to=LeadState.normalised,
         now=now,
         next_attempt_at=now,
+        duplicate_of=verdict.duplicate_of,  # None for the primary (also one that was a twin before)
         **{**facts, **values},
     )
+    if twin:
+        return Normalised(
+            state=LeadState.normalised,
+            duplicate_of=verdict.duplicate_of,
+            channel=lead.channel,
+            account=facts["account"],
+        )
     if values:
         session.refresh(lead)
     else:
         # the row as the UPDATE left it, without reading it back (nothing marked dirty)
-        moved = {**facts, "state": LeadState.normalised, "state_changed_at": now, "next_attempt_at": now}
+        moved = {
+            **facts,
+            "duplicate_of": None,
+            "state": LeadState.normalised,
+            "state_changed_at": now,
+            "next_attempt_at": now,
+        }
         for name, value in moved.items():
             set_committed_value(lead, name, value)
     introductions.flag_possible_duplicates(session, lead, canonical, routing=routing)

@@ -16,6 +16,7 @@ left, and is told how the request ended.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -214,30 +215,36 @@ class NexudusClient:
     def create_coworker(self, payload: dict[str, Any], *, guard: SendGuard | None = None) -> Result:
         return _with_id(self.call("POST", COWORKERS, json=payload, guard=guard))
 
+    def get_coworker(self, coworker_id: int, *, guard: SendGuard | None = None) -> Result:
+        return self.call("GET", f"{COWORKERS}/{coworker_id}", guard=guard)
+
+    def update_coworker(self, record: dict[str, Any], *, guard: SendGuard | None = None) -> Result:
+        return self.call("PUT", COWORKERS, json=record, guard=guard)
+
     def find_opportunity(
         self, name: str, system_id: str | None = None, *, guard: SendGuard | None = None
     ) -> Result:
-        """``value`` is the opportunity (its record) named exactly ``name``, or None.
+        """``value`` is the opportunity made for this enquiry (its record), or None.
 
-        Nexudus's Name filter matches substrings (``Broker 1`` also finds ``Broker 10``
-        … ``Broker 199``), so every page of matches is read and the whole Name compared.
+        Keyed on ``SystemId``, which only the API sees (staff may rename the opportunity,
+        never that); the Name tag is the fallback, for a record without one. Nexudus's
+        text filters match substrings (``Broker 1`` also finds ``Broker 10`` …), so every
+        page of matches is read and the whole value compared.
         """
-        for page in range(1, MAX_PAGES + 1):
-            params = {"CrmOpportunity_Name": name, "page": page, "size": PAGE_SIZE}
-            result = self.call("GET", OPPORTUNITIES, params=params, guard=guard)
-            if not result.ok:
-                return result
-            envelope = result.value if isinstance(result.value, dict) else {}
-            for record in envelope.get("Records") or []:
-                if record.get("Name") == name and record.get("SystemId") in (None, system_id):
-                    return Result(Outcome.ok, result.status_code, value=record)
-            if not envelope.get("HasNextPage"):
-                return Result(Outcome.ok, result.status_code, value=None)
-        return Result(
-            Outcome.retry,
-            result.status_code,
-            message=f"over {MAX_PAGES * PAGE_SIZE} opportunities match the Name {name!r}: cannot be sure",
-        )
+        if system_id:
+            by_id = _find_exact(self, "SystemId", system_id, lambda r: r.get("SystemId") == system_id, guard)
+            if by_id is not None and (not by_id.ok or by_id.value is not None):
+                return by_id
+            # not found by SystemId (or a search that ignores the filter): the Name tag
+
+        def named(record: dict[str, Any]) -> bool:
+            return record.get("Name") == name and record.get("SystemId") in (None, system_id)
+
+        by_name = _find_exact(self, "Name", name, named, guard)
+        if by_name is None:
+            message = f"over {MAX_PAGES * PAGE_SIZE} opportunities match the Name {name!r}: cannot be sure"
+            return Result(Outcome.retry, 200, message=message)
+        return by_name
 
     def create_opportunity(self, payload: dict[str, Any], *, guard: SendGuard | None = None) -> Result:
         return _with_id(self.call("POST", OPPORTUNITIES, json=payload, guard=guard))
@@ -290,3 +297,26 @@ def _with_id(result: Result) -> Result:
             excerpt=result.excerpt,
         )
     return Result(Outcome.ok, result.status_code, value=int(new_id), excerpt=result.excerpt)
+
+
+def _find_exact(
+    client: NexudusClient,
+    field: str,
+    value: str,
+    match: Callable[[dict[str, Any]], bool],
+    guard: SendGuard | None,
+) -> Result | None:
+    """The first record of the ``CrmOpportunity_<field>`` search that ``match`` accepts
+    (``value`` None when none does); None when too many match to read them all."""
+    for page in range(1, MAX_PAGES + 1):
+        params = {f"CrmOpportunity_{field}": value, "page": page, "size": PAGE_SIZE}
+        result = client.call("GET", OPPORTUNITIES, params=params, guard=guard)
+        if not result.ok:
+            return result
+        envelope = result.value if isinstance(result.value, dict) else {}
+        for record in envelope.get("Records") or []:
+            if isinstance(record, dict) and match(record):
+                return Result(Outcome.ok, result.status_code, value=record)
+        if not envelope.get("HasNextPage"):
+            return Result(Outcome.ok, result.status_code, value=None)
+    return None

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from leadrelay.canonical import CanonicalLead
 from leadrelay.nexudus.enums import LeadSource, OpportunityStatus
+from leadrelay.nexudus.mapping import value_in_currency
 from leadrelay.routing import ChannelConfig, LocationConfig
+from leadrelay.routing.mapping import Mapping
 
 NAME_LIMIT = 200
 
@@ -25,6 +27,7 @@ class Route:
     agent_id: int | None
     follow_up_hours: int
     term_months: int
+    mapping: Mapping = field(default_factory=Mapping)  # leadrelay.routing.mapping, resolved
 
 
 def channel_label(channel: str, config: ChannelConfig) -> str:
@@ -162,7 +165,13 @@ def opportunity_payload(
         payload["ResponsibleId"] = route.location_config.responsible_id
     value = expected_value(lead, default_term_months=route.term_months)
     if value is not None:
-        payload["Value"] = value
+        budget = lead.requirements.budget
+        valued = value_in_currency(value, budget.currency if budget else None, route.mapping)
+        if valued.amount is not None:
+            payload["Value"] = valued.amount
+        if valued.note:  # before the last line ("Received … · leadrelay lead N")
+            *summary, last = payload["Notes"].split("\n")
+            payload["Notes"] = "\n".join([*summary, valued.note, last])
     utm = lead.utm
     for field_name, key in (
         ("source", "UtmSource"),

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from leadrelay.routing.base import RoutingError, StrictModel
 from leadrelay.routing.follow_ups import FollowUpOptions
+from leadrelay.routing.mapping import MappingConfig
 from leadrelay.routing.secrets import resolve_secret
 
 
@@ -43,6 +44,7 @@ class AccountConfig(StrictModel):
     limits: NexudusLimits = Field(default_factory=NexudusLimits)
     protection_days: int | None = Field(default=None, ge=0, description="broker protection window override")
     follow_ups: FollowUpOptions = Field(default_factory=FollowUpOptions)
+    mapping: MappingConfig | None = None
 
     def resolved_username(self, where: str, fallback: str | None) -> str | None:
         if self.username:
@@ -72,6 +74,10 @@ class LocationConfig(StrictModel):
     follow_up_hours: int | None = Field(default=None, ge=0)
     listings: dict[str, list[str]] = Field(default_factory=dict)
     agent_ids: dict[str, int] = Field(default_factory=dict, description="per-channel AgentId override")
+    mapping: MappingConfig | None = None
+    by_channel: dict[str, MappingConfig] = Field(
+        default_factory=dict, description="per-channel mapping at this location (e.g. its column)"
+    )
 
     @field_validator("country", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from leadrelay.intake.signatures import decode_secret
 from leadrelay.nexudus.enums import LeadSource
 from leadrelay.routing.base import RoutingError, StrictModel
 from leadrelay.routing.follow_ups import FollowUpKind
+from leadrelay.routing.mapping import MappingConfig
 from leadrelay.routing.patterns import nested_repeat
 from leadrelay.routing.secrets import resolve_secret
 
@@ -272,6 +273,7 @@ class ChannelConfig(StrictModel):
     label: str | None = Field(default=None, description="prefix of the opportunity Name tag")
     webhook: WebhookConfig | None = None
     protection_days: int | None = Field(default=None, ge=0)
+    mapping: MappingConfig | None = None
     verify_sender: bool | None = Field(
         default=None,
         description="deliver this channel's mail only when its sender domain passed DKIM/SPF/DMARC "

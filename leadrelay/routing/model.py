@@ -10,6 +10,7 @@ from leadrelay.routing.accounts import AccountConfig, LocationConfig
 from leadrelay.routing.base import StrictModel
 from leadrelay.routing.channels import ChannelConfig
 from leadrelay.routing.inboxes import InboxConfig
+from leadrelay.routing.mapping import MappingConfig, location_only
 
 
 class Defaults(StrictModel):
@@ -22,6 +23,7 @@ class Defaults(StrictModel):
         default=True,
         description="note a new enquiry on an open opportunity staff already made for the customer",
     )
+    mapping: MappingConfig | None = None
 
 
 class Routing(StrictModel):
@@ -37,7 +39,7 @@ class Routing(StrictModel):
         for name, loc in self.locations.items():
             if loc.account not in self.accounts:
                 problems.append(f"locations.{name}.account: no account named {loc.account!r}")
-            for channel in (*loc.listings, *loc.agent_ids):
+            for channel in (*loc.listings, *loc.agent_ids, *loc.by_channel):
                 if channel not in self.channels:
                     problems.append(f"locations.{name}: names channel {channel!r}, which is not configured")
         if self.defaults.location and self.defaults.location not in self.locations:
@@ -55,6 +57,7 @@ class Routing(StrictModel):
         for name, inbox in self.inboxes.items():
             if inbox.channel and inbox.channel not in self.channels:
                 problems.append(f"inboxes.{name}.channel: no channel named {inbox.channel!r}")
+        problems += location_only(self)
         if problems:
             raise ValueError("\n".join(problems))
         return self

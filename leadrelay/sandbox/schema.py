@@ -13,6 +13,7 @@ from leadrelay.sandbox.envelopes import FieldError, Record, iso_utc, parse_iso
 
 REQUIRED = "is a required field"
 INVALID = "is not a valid value"
+UNKNOWN = "is not a documented field of this record"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _MISSING = object()
 
@@ -126,7 +127,12 @@ SERVER_FIELDS = (
 
 
 class Schema:
-    """The declared fields of one resource; undeclared posted fields pass through untouched."""
+    """The declared fields of one resource: a posted field it does not declare is refused.
+
+    Names bind ignoring case, as Nexudus's JSON binding does; the server fields a GET
+    answers with (``Id``, ``UniqueId``, ``CreatedOn``, ``UpdatedOn``) may be sent back,
+    so that GET, merge, PUT works, and are kept by the server.
+    """
 
     def __init__(self, fields: Iterable[FieldSpec]) -> None:
         self.fields = tuple(fields)
@@ -138,12 +144,19 @@ class Schema:
         return self.by_name.get(lowered) or self.by_name.get(lowered + "id")
 
     def clean(self, body: Record) -> tuple[Record, list[FieldError]]:
-        """A copy of ``body`` with every declared field normalised (None when absent or invalid),
-        and the errors."""
-        record = dict(body)
+        """``body`` with every declared field normalised (None when absent or invalid), each
+        name spelt as declared, and the errors: one per undeclared field, one per bad value."""
         errors: list[FieldError] = []
+        posted: Record = {}
+        for name, value in body.items():
+            spec = self.by_name.get(name.lower()) if isinstance(name, str) else None
+            if spec is None:
+                errors.append(FieldError(str(name), UNKNOWN, value))
+            else:
+                posted[spec.name] = value
+        record = {spec.name: posted[spec.name] for spec in SERVER_FIELDS if spec.name in posted}
         for spec in self.fields:
-            value, error = spec.check(body.get(spec.name, _MISSING))
+            value, error = spec.check(posted.get(spec.name, _MISSING))
             if error:
                 errors.append(error)
             record[spec.name] = None if value is _MISSING else value

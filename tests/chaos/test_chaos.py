@@ -17,6 +17,10 @@ from their broker, and resumed by the elected scheduler when its message is lost
 A few HubbleHq enquiries are followed
 up (an update, a withdrawal), half of them updated before the enquiry itself arrives:
 each ends one opportunity holding each follow-up's note once, merges faulted too.
+Some enquiries come twice with more
+to say the second time (a twin carrying the UTM fields the first lacked): whichever is
+read second merges them into the opportunity, once, under the writer lock, while its
+PUTs are answered 500 or lost after they landed.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ pytestmark = pytest.mark.chaos
 UNIQUE = 300
 REPEATED = 75  # 25 % of the unique leads are delivered a second time
 INVALID = 10  # phone-only: Nexudus must refuse them (and only them)
+TWINS = 40  # enquiries sent first without UTM fields, then again (a new webhook-id) with them
 HELD = 6  # portal mails held for their sender until the storm's replays let them through
 FOLLOWED = 6  # HubbleHq enquiries followed up by an update and a withdrawal (half updated first)
 SECRET = "whsec_" + "Y2hhb3MtY2hhb3MtY2hhb3MtY2hhb3M="
@@ -101,6 +106,14 @@ FAULTS = [
         "path_regex": "crmopportunities$",
         "seconds": 1.5,
         "probability": 0.03,
+    },
+    {"action": "drop_after_commit", "method": "PUT", "path_regex": "crmopportunities$", "probability": 0.1},
+    {
+        "action": "status",
+        "method": "PUT",
+        "path_regex": "crmopportunities$",
+        "status": 500,
+        "probability": 0.1,
     },
     {"action": "drop_after_commit", "method": "POST", "path_regex": "coworkers$", "probability": 0.05},
     {"action": "status", "method": "POST", "path_regex": "coworkers$", "status": 503, "probability": 0.04},
@@ -291,13 +304,18 @@ def deliveries() -> list[tuple[dict, str | None]]:
         )
         for n in range(UNIQUE)
     ]
+    for n in range(TWINS):
+        leads[n]["utm"] = {}
+    twins = [canonical(**{**leads[n], "utm": twin_utm(n)}) for n in range(TWINS)]
     invalid = [
         canonical(
             external_id=f"bad-{n:02}", contact={"full_name": f"Caller {n}", "phone": f"+4420794600{n:02}"}
         )
         for n in range(INVALID)
     ]
-    items: list[tuple[dict, str | None]] = [(body, f"msg_{uuid.uuid4().hex}") for body in [*leads, *invalid]]
+    items: list[tuple[dict, str | None]] = [
+        (body, f"msg_{uuid.uuid4().hex}") for body in [*leads, *twins, *invalid]
+    ]
     for index, (body, delivery_id) in enumerate(random.sample(items[:UNIQUE], REPEATED)):
         items.append((body, delivery_id if index % 2 else None))  # same webhook-id, or a new one
     random.shuffle(items)
@@ -317,6 +335,10 @@ def followed_up() -> list[dict]:
         withdrawn = {"event": "enquiry.closed", "enquiry": {"id": reference, "message": "Signed elsewhere."}}
         sent += [update, enquiry, withdrawn] if n % 2 else [enquiry, update, withdrawn]
     return sent
+
+
+def twin_utm(n: int) -> dict[str, str]:
+    return {"source": "twin", "campaign": f"chaos-twin-{n:04}"}
 
 
 def send(base: str, body: dict, delivery_id: str | None, channel: str = "canonical") -> None:
@@ -475,6 +497,9 @@ def test_every_genuine_lead_reaches_nexudus_exactly_once(stack, broker: Broker, 
     followed = {f"HubbleHq enq_chaos{n:02}" for n in range(FOLLOWED)}
     assert followed <= set(names)  # each followed-up enquiry once, its follow-ups no opportunity
     assert len(set(names) - chaos_names - followed) == HELD  # and the held mails, each once: nothing else
+    utm = {o["Name"]: (o["UtmSource"], o["UtmCampaign"]) for o in opportunities}
+    twinned = {f"Broker chaos-{n:04}": tuple(twin_utm(n).values()) for n in range(TWINS)}
+    assert {name: utm[name] for name in twinned} == twinned  # each twin's UTM fields, merged in
     emails = Counter(c["Email"] for c in sandbox.coworkers() if c["Email"].endswith("@chaos.example"))
     assert len(emails) == UNIQUE and max(emails.values()) == 1
 

@@ -336,3 +336,17 @@ def test_a_lookup_compares_whole_names_on_every_page(api: NexudusClient) -> None
     assert api.find_opportunity("Broker 1").value["Id"] == target
     assert api.find_opportunity("Broker 2").value is None
     assert api.find_opportunity("Broker 10").value is None  # a prefix of many, the name of none
+
+
+def test_system_id_first_then_the_name_only_for_a_record_without_one(api: NexudusClient) -> None:
+    coworker = api.create_coworker(coworker_body()).value
+    renamed = api.create_opportunity(opportunity_body(coworker, Name="Staff's name", SystemId="lr:a")).value
+    other = api.create_opportunity(opportunity_body(coworker, Name="Broker b", SystemId="lr:other")).value
+    untagged = api.create_opportunity(opportunity_body(coworker, Name="Broker c")).value
+    api.create_opportunity(opportunity_body(coworker, Name="Broker x", SystemId="lr:a-longer"))
+
+    assert api.find_opportunity("Broker a", "lr:a").value["Id"] == renamed  # not "lr:a-longer"
+    assert api.find_opportunity("Broker b", "lr:b").value is None  # its Name, another enquiry's SystemId
+    assert api.find_opportunity("Broker b", "lr:other").value["Id"] == other
+    assert api.find_opportunity("Broker c", "lr:c").value["Id"] == untagged  # made before SystemIds
+    assert api.find_opportunity("Broker d", "lr:d").value is None

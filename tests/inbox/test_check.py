@@ -41,6 +41,8 @@ def broken_routing(dovecot: Dovecot, folder: str) -> dict[str, Any]:
             "nozone": location(1003, 2003, timezone_id=999),  # 5. no such time zone
             "wrongcode": location(1002, 2002, country="US"),  # 6. country_id 1 is GB
             "noagent": location(1001, 2001, agent_ids={"kontor": 3888}),  # 7. no such coworker
+            # 7b. a channel's column on another location's board
+            "bychannel": location(1001, 2001, by_channel={"hubblehq": {"board_column_id": 2102}}),
             "elsewhere": {**location(1001, 2001), "account": "other"},  # (not looked up: login fails)
         },
         "channels": {
@@ -65,6 +67,7 @@ EXPECTED = [
     "locations.nozone.timezone_id: 999 is not a time zone",
     "locations.wrongcode.country: US, but country_id 1 is GB",
     "locations.noagent.agent_ids.kontor: 3888 is not a coworker",
+    "locations.bychannel.by_channel.hubblehq.board_column_id: 2102 is not a column of business 1001's boards",
     "channels.hubblehq.agent_id: 3999 is not a coworker",
     "channels.kontor.webhook.secret_env: environment variable NO_SUCH_VAR is not set",
     "inboxes.badpassword: the server refused the login",

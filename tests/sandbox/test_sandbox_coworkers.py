@@ -56,7 +56,7 @@ def test_get_by_id(api: httpx.Client) -> None:
 
 
 def test_create_answers_the_write_envelope_and_stores_what_was_posted(api: httpx.Client) -> None:
-    response = api.post(COWORKERS, json=coworker_body(MobilePhone="+44 20 7946 0000", Custom={"a": 1}))
+    response = api.post(COWORKERS, json=coworker_body(MobilePhone="+44 20 7946 0000", CompanyName="Acme"))
 
     assert response.status_code == 200
     body = response.json()
@@ -77,9 +77,25 @@ def test_create_answers_the_write_envelope_and_stores_what_was_posted(api: httpx
     stored = api.get(f"{COWORKERS}/100001").json()
     assert stored["FullName"] == "Ada Lovelace"
     assert stored["MobilePhone"] == "+44 20 7946 0000"
-    assert stored["Custom"] == {"a": 1}
+    assert stored["CompanyName"] == "Acme"
     assert stored["UniqueId"]
     assert stored["CreatedOn"] == stored["UpdatedOn"]
+
+
+def test_a_misspelt_field_is_refused_and_nothing_is_stored(sandbox: SandboxHandle, api: httpx.Client) -> None:
+    response = api.post(COWORKERS, json=coworker_body(MobliePhone="+44 20 7946 0000", Custom={"a": 1}))
+
+    assert response.status_code == 400
+    assert response.json()["Message"] == (
+        "MobliePhone: is not a documented field of this record\n"
+        "Custom: is not a documented field of this record"
+    )
+    assert response.json()["Errors"][1] == {
+        "AttemptedValue": {"a": 1},
+        "Message": "is not a documented field of this record",
+        "PropertyName": "Custom",
+    }
+    assert [c["Email"] for c in sandbox.coworkers() if c["Email"] == "ada@example.com"] == []
 
 
 def test_the_validation_envelope_names_every_failure(sandbox: SandboxHandle, api: httpx.Client) -> None:

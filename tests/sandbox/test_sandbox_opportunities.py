@@ -37,7 +37,6 @@ def test_create_stores_every_field_posted(sandbox: SandboxHandle, api: httpx.Cli
         "DueDate": "2025-02-01T09:00:00+01:00",
         "SystemId": "leadrelay:lead:42",
         "UtmSource": "hubble",
-        "Unknown": {"kept": True},
     }
 
     response = api.post(OPPORTUNITIES, json=opportunity_body(coworker, **fields))
@@ -49,6 +48,49 @@ def test_create_stores_every_field_posted(sandbox: SandboxHandle, api: httpx.Cli
     assert {key: stored[key] for key in fields} == fields | {"DueDate": "2025-02-01T08:00:00.000Z"}
     assert (stored["CoworkerId"], stored["CrmBoardColumnId"], stored["Status"]) == (coworker, 2001, 1)
     assert [o["SystemId"] for o in sandbox.opportunities()] == ["leadrelay:lead:42"]
+
+
+@pytest.mark.parametrize("field", ["UtmSorce", "Unknown", "CoworkerFullName"])
+def test_a_field_the_documentation_does_not_list_is_refused(
+    sandbox: SandboxHandle, api: httpx.Client, coworker: int, field: str
+) -> None:
+    created = create(api, coworker, Name="HubbleHq enq_1", UtmSource="hubble")
+    record = api.get(f"{OPPORTUNITIES}/{created}").json()
+
+    posted = api.post(OPPORTUNITIES, json=opportunity_body(coworker, **{field: "x"}))
+    put = api.put(OPPORTUNITIES, json={**record, "Notes": "edited", field: "x"})
+
+    for response in (posted, put):
+        assert response.status_code == 400
+        assert response.json() == {
+            "Message": f"{field}: is not a documented field of this record",
+            "Value": None,
+            "Errors": [
+                {
+                    "AttemptedValue": "x",
+                    "Message": "is not a documented field of this record",
+                    "PropertyName": field,
+                }
+            ],
+            "WasSuccessful": False,
+        }
+    assert [(o["Id"], o["Notes"]) for o in sandbox.opportunities()] == [(created, None)]
+
+
+def test_get_merge_put_round_trips_and_names_bind_ignoring_case(
+    sandbox: SandboxHandle, api: httpx.Client, coworker: int
+) -> None:
+    created = create(api, coworker, Name="HubbleHq enq_2", Notes="first")
+    record = api.get(f"{OPPORTUNITIES}/{created}").json()
+    merged = {key: value for key, value in record.items() if key != "Notes"}
+
+    put = api.put(OPPORTUNITIES, json={**merged, "UtmCampaign": "spring", "notes": "edited"})
+    stored = api.get(f"{OPPORTUNITIES}/{created}").json()
+
+    assert put.status_code == 200, put.text
+    assert (stored["Notes"], stored["UtmCampaign"], stored["Name"]) == ("edited", "spring", "HubbleHq enq_2")
+    assert (stored["UniqueId"], stored["CreatedOn"]) == (record["UniqueId"], record["CreatedOn"])
+    assert set(stored) == set(record)
 
 
 @pytest.mark.parametrize("field", REQUIRED)

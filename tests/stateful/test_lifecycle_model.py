@@ -6,7 +6,9 @@ admins replay, edit (as the API does, or on the page's form), bulk-replay (a job
 run in chunks, resumed after a worker died) and discard dead letters, a portal's mail from an unproven sender
 is held until an admin replays it (overriding the sender check), a portal follows an
 enquiry up (an update, a viewing, a withdrawal: merged into its opportunity, sometimes
-before the enquiry itself arrives, sometimes for one that never does), a person asks to be
+before the enquiry itself arrives, sometimes for one that never does), an enquiry
+comes again with more to say (its twin's UTM fields and company, merged into the
+opportunity and the customer), a person asks to be
 erased, a worker stalls past its lease while another takes the lead over — and after every step
 checks the promise: **Nexudus never holds two opportunities made for one enquiry**.
 When a sequence ends, Nexudus recovers, the workers catch up, an admin replays every
@@ -95,16 +97,8 @@ INCIDENTS: dict[str, tuple[Fault, ...]] = {
     "customer search flaky": (COWORKER_SEARCH_DROPS,),
     "throttling": (THROTTLED,),
 }
-OPTIONAL = (
-    "stall",
-    "replay",
-    "edit",
-    "bulk",
-    "discard",
-    "erase",
-    "held",
-    "follow_up",
-)  # rules a sequence may leave out
+# rules a sequence may leave out
+OPTIONAL = ("stall", "replay", "edit", "bulk", "discard", "erase", "held", "follow_up", "twin")
 
 
 def enabled(name: str) -> Any:
@@ -266,6 +260,26 @@ class Lifecycle(RuleBasedStateMachine):
                 .where(Lead.follow_up.is_not(None), Lead.state.not_in([s.value for s in TERMINAL_STATES]))
                 .values(received_at=Lead.received_at - literal(bound, type_=Interval()))
             )
+
+    @enabled("twin")
+    @rule(data=st.data(), picked_up=st.booleans())
+    def the_enquiry_comes_again_with_more_to_say(self, data: st.DataObject, picked_up: bool) -> None:
+        """Its twin through the portal's other door, carrying what the first lacked: merged in."""
+        told = [e for e in self.enquiries if e.mail is None and e.body.get("external_id")]
+        if not told:
+            return
+        enquiry = data.draw(st.sampled_from(told[-3:] + told))
+        body = enquiry.body
+        twin = {
+            **body,
+            "utm": {**body["utm"], "content": f"twin-{enquiry.number}", "term": "desks"},
+            "contact": {**body["contact"], "company": f"Company {enquiry.number}"},
+        }
+        lead_id = ingest(self.rt, twin)
+        self._record(enquiry, lead_id)
+        self.seen["twin sent"] += 1
+        if picked_up:
+            self._run(lead_id)
 
     def _arrives(self, enquiry: Enquiry, *, picked_up: bool) -> None:
         """Recorded at the door; a worker may pick it up at once (it usually does)."""
@@ -530,6 +544,18 @@ class Lifecycle(RuleBasedStateMachine):
                 text("SELECT count(*) FROM delivery_attempts WHERE outcome = 'unknown'")
             ).scalar_one()
             self.seen["create or write answered unknown"] += unknown
+            merged = session.execute(
+                select(Lead.opportunity_id, Lead.written).where(
+                    Lead.state == LeadState.duplicate, Lead.written.is_not(None)
+                )
+            ).all()
+        merged = [(opportunity, written) for opportunity, written in merged if written]  # erased: JSON null
+        self.seen["twin merged in"] += len(merged)
+        held = {o["Id"]: o for o in self.sandbox.opportunities()}
+        for opportunity_id, written in merged:  # nobody edits in the model: what a twin wrote stays
+            wrote = {k: v for k, v in written.get("opportunity", {}).items() if k != "Id"}
+            if opportunity_id in held:
+                assert {k: held[opportunity_id][k] for k in wrote} == wrote, opportunity_id
 
     def _delivered_leads_point_at_their_enquirys_opportunity(self) -> None:
         made_for: dict[int, int] = {}
@@ -637,5 +663,6 @@ def test_no_sequence_of_events_makes_a_second_opportunity_or_a_stuck_lead(clean_
         "a follow-up waiting for its enquiry": seen["follow-up: waiting"],
         "a follow-up whose enquiry never came": seen["dead letter: no_original, replayed"]
         + seen["dead letter: no_original, open"],
+        "a twin merged into its opportunity": seen["twin merged in"],
     }
     assert all(reached.values()), f"paths no sequence reached: {[k for k, v in reached.items() if not v]}"

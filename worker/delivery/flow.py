@@ -121,7 +121,14 @@ class Delivery:
         if s.create_sent_at is not None and s.opportunity_name and s.system_id:
             return ledger.CreateTag(s.opportunity_name, s.system_id)
         label = channel_label(route.channel, route.channel_config)
-        return dedupe.tag_for(s.lead, channel=s.channel, fingerprint=s.fingerprint, label=label)
+        return dedupe.tag_for(
+            s.lead,
+            channel=s.channel,
+            fingerprint=s.fingerprint,
+            label=label,
+            template=route.mapping.name_template,
+            location=route.location,
+        )
 
     def _create(self, client: NexudusClient, route: Route, coworker: int, tag: ledger.CreateTag) -> Result:
         s = self.hold.s

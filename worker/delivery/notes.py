@@ -123,14 +123,8 @@ def merge_into(
     its own marker, so a retried PUT whose answer was lost writes nothing twice).
     ``then`` ends the run with the record as it was read.
     """
-    lock = _LockKey(account=account, opportunity_id=opportunity_id, owner=hold.owner)
-    with hold.tx() as session:
-        taken = ledger.lock_opportunity(session, **lock, seconds=hold.rt.settings.lease_seconds)
-    if not taken:
-        return policy.wait(
-            hold, NOTE_LOCK_WAIT_SECONDS, f"opportunity {opportunity_id} is being updated by another lead"
-        )
-    try:
+
+    def work() -> Outcome:
         got = hold.call(
             "opportunity.get", lambda guard: client.get_opportunity(opportunity_id, guard=guard), write=False
         )
@@ -145,6 +139,25 @@ def merge_into(
             if not updated.ok:
                 return policy.failed(hold, updated, call="opportunity.update")
         return then(record)
+
+    return one_writer(hold, account, opportunity_id, work)
+
+
+def one_writer(hold: Hold, account: str, opportunity_id: int, work: Callable[[], Outcome]) -> Outcome:
+    """Run ``work`` (a GET–merge–PUT of the opportunity) holding its writer lock, or wait for it.
+
+    Every path that merges into an existing opportunity (a note, a follow-up, a twin's
+    enrichment) takes this one lock, so their GET–merge–PUTs never interleave.
+    """
+    lock = _LockKey(account=account, opportunity_id=opportunity_id, owner=hold.owner)
+    with hold.tx() as session:
+        taken = ledger.lock_opportunity(session, **lock, seconds=hold.rt.settings.lease_seconds)
+    if not taken:
+        return policy.wait(
+            hold, NOTE_LOCK_WAIT_SECONDS, f"opportunity {opportunity_id} is being updated by another lead"
+        )
+    try:
+        return work()
     finally:
         with hold.tx() as session:
             ledger.unlock_opportunity(session, **lock)

@@ -33,7 +33,7 @@ def delivered(hold: Hold, coworker_id: int | None, opportunity_id: int, name: st
 
 
 def settle(
-    hold: Hold, state: LeadState, *, coworker_id: int | None, opportunity_id: int, name: str | None
+    hold: Hold, state: LeadState, *, coworker_id: int | None, opportunity_id: int | None, name: str | None
 ) -> Outcome:
     with hold.tx() as session:
         moved = ledger.transition(
@@ -55,7 +55,7 @@ def settle(
         # The next owner finds this opportunity by its Name (or its note by the
         # marker): nothing is duplicated.
         raise LostLease()
-    kind = "opportunity" if state is LeadState.delivered else "note"
+    kind = {LeadState.delivered: "opportunity", LeadState.duplicate: "enrichment"}.get(state, "note")
     DELIVERED.labels(channel=hold.s.channel, kind=kind).inc()
     log.info("lead_delivered", kind=kind, opportunity_id=opportunity_id)
     return Outcome(state.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from leadrelay.canonical import CanonicalLead
 from leadrelay.nexudus.payloads import Route
 from leadrelay.routing import Routing
+from leadrelay.routing.mapping import resolve
 
 
 def resolve_route(routing: Routing, channel: str, lead: CanonicalLead) -> Route | str:
@@ -19,6 +20,9 @@ def resolve_route(routing: Routing, channel: str, lead: CanonicalLead) -> Route 
             "and defaults.location is not set"
         )
     loc = routing.locations[location]
+    mapping = resolve(routing, channel, location)
+    if mapping.board_column_id is not None and mapping.board_column_id != loc.board_column_id:
+        loc = loc.model_copy(update={"board_column_id": mapping.board_column_id})  # this channel's column
     return Route(
         channel=channel,
         channel_config=config,
@@ -26,8 +30,7 @@ def resolve_route(routing: Routing, channel: str, lead: CanonicalLead) -> Route 
         location_config=loc,
         account=loc.account,
         agent_id=routing.agent_id(channel, location),
-        follow_up_hours=loc.follow_up_hours
-        if loc.follow_up_hours is not None
-        else routing.defaults.follow_up_hours,
+        follow_up_hours=mapping.follow_up_hours,
         term_months=routing.defaults.term_months,
+        mapping=mapping,
     )

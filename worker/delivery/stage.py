@@ -11,6 +11,7 @@ from leadrelay.models import Lead
 from leadrelay.runtime import Runtime
 from leadrelay.worker.delivery import followups
 from leadrelay.worker.delivery.attempts import Hold, LostLease
+from leadrelay.worker.delivery.enrich import Twin
 from leadrelay.worker.delivery.flow import Delivery
 from leadrelay.worker.delivery.outcome import Outcome
 from leadrelay.worker.delivery.policy import give_up
@@ -47,6 +48,9 @@ def deliver(rt: Runtime, lead_id: int, *, owner: str) -> Outcome:
             if isinstance(prepared, Outcome):
                 return prepared
             ready = prepared
+        twin_of = (
+            row.duplicate_of if ready is None else None
+        )  # a twin with fields to merge in (delivery/enrich.py)
         try:
             snapshot = (
                 ready.snapshot
@@ -58,7 +62,9 @@ def deliver(rt: Runtime, lead_id: int, *, owner: str) -> Outcome:
             return give_up(session, row, owner=owner, message=why, detail={"error": "ValidationError"})
     hold = Hold(rt, snapshot, owner)
     try:
-        return followups.merge(hold, ready) if ready else Delivery(hold).run()
+        if ready:
+            return followups.merge(hold, ready)
+        return (Twin(hold, twin_of) if twin_of is not None else Delivery(hold)).run()
     except LostLease:
         log.warning("lease_lost", lead_id=lead_id)
         return Outcome.lost_lease
