@@ -365,3 +365,9 @@ class ScheduledJob(Base):
     last_run_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_done_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     last_runner: Mapped[str | None] = mapped_column(String(200))
+
+
+# the staff tables live in their own module; importing it here registers them with the ledger's
+from leadrelay.staff_models import Assignment as Assignment  # noqa: E402
+from leadrelay.staff_models import AssignmentPool as AssignmentPool  # noqa: E402
+from leadrelay.staff_models import Notification as Notification  # noqa: E402
