@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from email.message import Message
+from email.message import EmailMessage
 from email.policy import default
 from typing import Any
 
@@ -25,7 +25,7 @@ from leadrelay.children import free_port
 class Received:
     at: float
     recipients: list[str]
-    message: Message
+    message: EmailMessage  # parsed with the default policy
 
 
 class _Handler:

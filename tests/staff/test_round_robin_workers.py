@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -11,13 +9,12 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, func, select
 
-from leadrelay.db import make_engine, make_session_factory, transaction
-from leadrelay.intake.store import record_inbound
 from leadrelay.models import Assignment, AssignmentPool, Lead
 from leadrelay.testing.processes import sandbox_env, workers_and_beat
 from leadrelay.worker.queue import enqueue
 from tests.conftest import UNTHROTTLED, routing_with
-from tests.helpers import canonical, unsettled, wait_for
+from tests.helpers import unsettled, wait_for
+from tests.staff.support import clients
 
 STAFF = [501, 502, 503]
 LEADS = 300
@@ -39,25 +36,7 @@ def routing_file(tmp_path: Path) -> Path:
 def test_round_robin_over_three_staff_on_three_workers_gives_each_a_third(
     clean_db: str, redis_broker: str, sandbox, tmp_path: Path
 ) -> None:
-    engine = make_engine(clean_db)
-    with transaction(make_session_factory(engine)) as session:
-        ids = [
-            record_inbound(
-                session,
-                channel="canonical",
-                source="webhook",
-                intake_key=f"rr:{uuid.uuid4().hex}",
-                body=json.dumps(
-                    canonical(
-                        external_id=f"rr-{n}",
-                        contact={"full_name": f"Client {n}", "email": f"client{n}@rr{n % 11}.example"},
-                    )
-                ).encode(),
-                content_type="application/json",
-            ).lead_id
-            for n in range(LEADS)
-        ]
-    engine.dispose()
+    ids = clients(clean_db, LEADS, tag="rr")
 
     env = sandbox_env(tmp_path, sandbox.base_url, routing_file(tmp_path))
     procs = workers_and_beat(env, tmp_path)

@@ -19,7 +19,7 @@ from leadrelay.runtime import Runtime
 from leadrelay.testing.receivers import SmtpServer, WebhookReceiver
 from leadrelay.worker.dead_letters import replay
 from leadrelay.worker.pipeline import process
-from leadrelay.worker.speed_to_lead.sender import send_due
+from leadrelay.worker.speed_to_lead.sender import _claim, _send_one, send_due
 from tests.conftest import OPEN_BUDGET, ThreadedServer, routing_with, sandbox_settings
 from tests.helpers import canonical, ingest, lead, make_due
 
@@ -202,3 +202,18 @@ def test_a_failing_webhook_is_tried_again_later(
         session.execute(update(Notification).values(next_attempt_at=utcnow()))
     assert send_due(rt, owner="s").sent == 1
     assert len(receiver.posts) == 1 and len(smtp.messages()) == 1
+
+
+def test_a_sender_whose_claim_lapsed_sends_nothing(
+    rt: Runtime, smtp: SmtpServer, hook: tuple[WebhookReceiver, str]
+) -> None:
+    """A slow batch: its later rows were taken over by another sender meanwhile."""
+    lead_id = ingest(rt, person(7))
+    assert process(rt, lead_id, owner="w") == "delivered"
+    with transaction(rt.sessions) as session:
+        slow = _claim(session, owner="slow", limit=10)
+    with transaction(rt.sessions) as session:
+        session.execute(update(Notification).values(claimed_until=utcnow() - timedelta(seconds=1)))
+    assert send_due(rt, owner="quick").sent == 2
+    assert [_send_one(rt, n, owner="slow") for n in slow] == [None, None]
+    assert len(smtp.messages()) == 1 and len(hook[0].posts) == 1

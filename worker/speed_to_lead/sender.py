@@ -2,8 +2,9 @@
 
 A claim is a lease (``claimed_by``, ``claimed_until``) taken by one UPDATE over
 rows locked ``FOR UPDATE SKIP LOCKED``, so two senders never take one row; a row
-whose claim expired (its sender died) is due again. Marking sent is guarded by
-the claim: a sender that lost its claim records nothing.
+whose claim expired (its sender died) is due again. The claim is renewed,
+guarded, right before each send, so a sender whose batch outlasted its claim
+sends nothing another sender has taken; marking sent is guarded the same way.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from leadrelay.worker.speed_to_lead.outbox import ALL_LOCATIONS
 log = structlog.get_logger(__name__)
 
 BATCH = 50
-CLAIM_SECONDS = 60.0  # longer than one send can take (SMTP and webhook time out well before)
+CLAIM_SECONDS = 30.0  # renewed before each send; one send times out well before (SMTP 10 s, webhook 5 s)
 RETRY_SECONDS = (5, 30, 120, 600, 1800, 3600)  # then the row is failed
 
 
@@ -47,9 +48,10 @@ def send_due(rt: Runtime, *, owner: str, limit: int = BATCH) -> Sent:
         ids = _claim(session, owner=owner, limit=limit)
     sent = failed = 0
     for notification_id in ids:
-        if _send_one(rt, notification_id, owner=owner):
+        done = _send_one(rt, notification_id, owner=owner)
+        if done is True:
             sent += 1
-        else:
+        elif done is False:
             failed += 1
     return Sent(sent, failed)
 
@@ -77,12 +79,24 @@ def _claim(session: Session, *, owner: str, limit: int) -> list[int]:
     return sorted(claimed)
 
 
-def _send_one(rt: Runtime, notification_id: int, *, owner: str) -> bool:
+def _send_one(rt: Runtime, notification_id: int, *, owner: str) -> bool | None:
+    """Send one claimed row: True sent, False failed, None no longer ours (another sender has it)."""
     with transaction(rt.sessions) as session:
-        row = session.get(Notification, notification_id)
+        # the claim is renewed right before the send, so a long batch never sends on a lapsed one
+        renewed = session.execute(
+            update(Notification)
+            .where(
+                Notification.id == notification_id,
+                Notification.claimed_by == owner,
+                Notification.state == "pending",
+            )
+            .values(claimed_until=utcnow() + timedelta(seconds=CLAIM_SECONDS))
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        row = session.get(Notification, notification_id) if renewed else None
         lead = session.get(Lead, row.lead_id) if row is not None else None
-        if row is None or lead is None or row.claimed_by != owner:
-            return False
+        if row is None or lead is None:
+            return None
         facts = facts_for(rt.routing, row, lead)
         transport, recipient, attempts, intake_at = row.transport, row.recipient, row.attempts, row.intake_at
     error: str | None = None
