@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr
 
-from leadrelay.routing.base import StrictModel
+from leadrelay.routing.base import RoutingError, StrictModel
 from leadrelay.routing.secrets import resolve_secret
 
 if TYPE_CHECKING:
@@ -137,4 +137,27 @@ def staff_problems(routing: Routing) -> list[str]:
         for address in team.email:
             if "@" not in address or any(c.isspace() for c in address):
                 problems.append(f"notifications.teams.{name}.email: {address!r} is not an e-mail address")
+    return problems
+
+
+def notification_problems(routing: Routing, *, smtp_host: str | None) -> list[str]:
+    """What would stop notifications going out: no SMTP server for the e-mails, a webhook URL unset."""
+    config = routing.notifications
+    if not config.enabled:
+        return []
+    problems: list[str] = []
+    mails = any(m.email for m in routing.staff.values()) or any(t.email for t in config.teams.values())
+    if config.email and mails and not smtp_host:
+        problems.append("notifications.email: e-mails to staff need LEADRELAY_SMTP_HOST (or email: false)")
+    hooks = [("notifications.webhook", config.webhook)] + [
+        (f"notifications.teams.{name}.webhook", team.webhook) for name, team in config.teams.items()
+    ]
+    for where, hook in hooks:
+        if hook is None:
+            continue
+        try:
+            if hook.resolved(where) is None:
+                problems.append(f"{where}: give url, url_env or url_file")
+        except RoutingError as err:
+            problems.extend(err.problems)
     return problems

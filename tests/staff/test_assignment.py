@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import select, update
 
+from leadrelay.config_check import light_check
 from leadrelay.db import transaction, utcnow
 from leadrelay.models import Assignment, AssignmentPool, DeadLetter
 from leadrelay.routing import RoutingError
 from leadrelay.runtime import Runtime
 from leadrelay.worker.dead_letters import replay
 from leadrelay.worker.pipeline import process
-from tests.conftest import OPEN_BUDGET, routing_with, sandbox_settings
+from tests.conftest import OPEN_BUDGET, make_settings, routing_with, sandbox_settings
 from tests.helpers import canonical, ingest, lead
 
 
@@ -125,3 +128,23 @@ def test_the_routing_file_names_what_assignment_refers_to() -> None:
     assert "assignment[1].staff: fixed assignment takes exactly one staff id" in text
     assert "assignment[3].pool: 'p' is another rule's pool with other staff" in text
     assert "notifications.teams.nowhere: no location named 'nowhere'" in text
+
+
+def test_the_light_check_names_what_notifications_lack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SALES_HOOK", raising=False)
+    routing = routing_with(
+        staff={501: {"name": "Ann", "email": "ann@operator.example"}},
+        notifications={"enabled": True, "webhook": {"url_env": "SALES_HOOK"}},
+    )
+    path = tmp_path / "routing.yaml"
+    path.write_text(yaml.safe_dump(routing.model_dump(mode="json", exclude_none=True)))
+    _, report = light_check(make_settings(config=path, smtp_host=None))
+    assert report.problems == [
+        "notifications.email: e-mails to staff need LEADRELAY_SMTP_HOST (or email: false)",
+        "notifications.webhook.url_env: environment variable SALES_HOOK is not set",
+    ]
+    monkeypatch.setenv("SALES_HOOK", "https://hooks.example/sales")
+    _, report = light_check(make_settings(config=path, smtp_host="smtp.operator.example"))
+    assert report.problems == []
