@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from email.policy import default
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from leadrelay.children import free_port
 
@@ -41,13 +43,29 @@ class _Handler:
 
 
 class SmtpServer:
-    """aiosmtpd on 127.0.0.1, plain (no TLS); ``received`` in arrival order."""
+    """aiosmtpd on 127.0.0.1; ``received`` in arrival order.
 
-    def __init__(self) -> None:
+    Plain by default; with ``tls`` it requires STARTTLS, and with ``login`` (user,
+    password) it requires that login (over TLS) before it takes a message.
+    """
+
+    def __init__(self, *, tls: ssl.SSLContext | None = None, login: tuple[str, str] | None = None) -> None:
         self.port = free_port()
         self.received: list[Received] = []
         self.lock = threading.Lock()
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port)
+        self.login = login
+        options: dict[str, Any] = {}
+        if tls is not None:
+            options.update(tls_context=tls, require_starttls=True)
+        if login is not None:
+            options.update(authenticator=self._authenticate, auth_required=True)
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **options)
+
+    def _authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        given = (data.login.decode(), data.password.decode()) if isinstance(data, LoginPassword) else None
+        return AuthResult(success=given is not None and given == self.login)
 
     def __enter__(self) -> SmtpServer:
         self.controller.start()

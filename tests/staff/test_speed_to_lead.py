@@ -6,8 +6,11 @@ Real parts: the Postgres ledger, the Nexudus sandbox over HTTP, an SMTP server
 
 from __future__ import annotations
 
+import ssl
+import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -217,3 +220,56 @@ def test_a_sender_whose_claim_lapsed_sends_nothing(
     assert send_due(rt, owner="quick").sent == 2
     assert [_send_one(rt, n, owner="slow") for n in slow] == [None, None]
     assert len(smtp.messages()) == 1 and len(hook[0].posts) == 1
+
+
+def test_starttls_and_a_login_as_a_real_mail_server_wants_them(
+    clean_db: str, sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = tmp_path / "smtp.pem", tmp_path / "smtp.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts this server's own certificate
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    with SmtpServer(tls=tls, login=("relay", "s3cret")) as server:
+        settings = sandbox_settings(
+            clean_db,
+            sandbox,
+            smtp_host="127.0.0.1",
+            smtp_port=server.port,
+            smtp_security="starttls",
+            smtp_username="relay",
+            smtp_password="s3cret",
+            smtp_from="leadrelay@operator.example",
+        )
+        rt = Runtime.load(settings, notifying_routing("http://127.0.0.1:9/unused"))
+        try:
+            lead_id = ingest(rt, person(8))
+            assert process(rt, lead_id, owner="w") == "delivered"
+            report = send_due(rt, owner="s")
+        finally:
+            rt.close()
+        assert report.sent == 1  # the e-mail; the unused webhook fails and waits
+        [mail] = server.messages()
+        assert mail.recipients == [ANN]
+        assert "Client 8" in mail.message.get_content()
