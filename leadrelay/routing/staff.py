@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from leadrelay.routing.base import RoutingError, StrictModel
 from leadrelay.routing.secrets import resolve_secret
@@ -97,6 +97,15 @@ class NotificationsConfig(StrictModel):
     )
     webhook: WebhookTarget | None = Field(default=None, description="every notification, all locations")
     teams: dict[str, TeamConfig] = Field(default_factory=dict, description="per location")
+
+    @field_validator("opportunity_url")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            value.format(id=1, account="main")
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(f"only {{id}} and {{account}} may be filled in ({err!r})") from None
+        return value
 
 
 def rule_for(routing: Routing, *, account: str, location: str, channel: str) -> AssignmentRule | None:

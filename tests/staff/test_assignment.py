@@ -123,6 +123,9 @@ def test_the_routing_file_names_what_assignment_refers_to() -> None:
             ],
             notifications={"teams": {"nowhere": {"email": ["team@op.example"]}}},
         )
+    with pytest.raises(RoutingError) as bad_link:
+        routing_with(notifications={"opportunity_url": "https://dash.example/{opportunity}"})
+    assert "only {id} and {account} may be filled in" in str(bad_link.value)
     text = str(err.value)
     assert "assignment[0].location: no location named 'atlantis'" in text
     assert "assignment[1].staff: fixed assignment takes exactly one staff id" in text
