@@ -16,6 +16,7 @@ from typing import Any
 
 from leadrelay.errors import ConfigurationError
 from leadrelay.routing import Routing, RoutingError, check_secrets, load_routing
+from leadrelay.routing.staff import notification_problems
 from leadrelay.settings import Settings
 
 DEMO_ROUTING_REFUSED = (
@@ -91,7 +92,8 @@ def light_check(settings: Settings) -> tuple[Routing | None, CheckReport]:
         return None, CheckReport("light", [f"{err.source}: {problem}" for problem in err.problems])
     except ConfigurationError as err:
         return None, CheckReport("light", [str(err)])
-    return routing, CheckReport("light", routing_problems(routing))
+    problems = [*routing_problems(routing), *notification_problems(routing, smtp_host=settings.smtp_host)]
+    return routing, CheckReport("light", problems)
 
 
 _last: dict[str, CheckReport] = {}

@@ -74,6 +74,18 @@ INBOX_POLLS = Counter(
     ["inbox", "outcome"],
 )
 
+NOTIFICATIONS = Counter(
+    "leadrelay_notifications_total",
+    "Speed-to-lead notifications handed to their transport (sent), to be tried again (retry), or given up",
+    ["transport", "outcome"],
+)
+SPEED_TO_LEAD = Histogram(
+    "leadrelay_speed_to_lead_seconds",
+    "From a lead's arrival in the ledger to its notification handed to the SMTP server or webhook",
+    ["transport"],
+    buckets=(1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0),
+)
+
 _ID = re.compile(r"^\d+$")
 
 
@@ -136,3 +148,10 @@ def count_settled(channel: str, state: str, reason: str = "parse_error") -> None
         IGNORED.labels(channel=channel).inc()
     elif state == "dead":  # the adapter could not read it (or the door held it: ``reason``)
         DEAD.labels(channel=channel, reason=reason).inc()
+
+
+def count_notification(transport: str, outcome: str, *, seconds: float | None) -> None:
+    """A notification's send ended: ``sent`` (``seconds`` after its lead arrived), ``retry`` or ``failed``."""
+    NOTIFICATIONS.labels(transport=transport, outcome=outcome).inc()
+    if seconds is not None:
+        SPEED_TO_LEAD.labels(transport=transport).observe(max(0.0, seconds))

@@ -364,36 +364,12 @@ class Alert(Base):
 SWEEP_JOB = "sweep"  # the periodic job whose last run says a scheduler is alive
 
 
-class SchedulerLease(Base):
-    """Which process is the scheduler now: elected by holding this row (worker/scheduling/lease.py).
-
-    Its holder renews ``until`` (on the ledger's clock) at every tick; anyone may take
-    the row once ``until`` has passed. ``term`` grows at every change of holder.
-    """
-
-    __tablename__ = "scheduler_leases"
-
-    name: Mapped[str] = mapped_column(String(50), primary_key=True)
-    holder: Mapped[str] = mapped_column(String(200))
-    term: Mapped[int] = mapped_column(BigInteger, default=1)
-    since: Mapped[datetime] = mapped_column(UtcDateTime())  # when this holder took it
-    until: Mapped[datetime] = mapped_column(UtcDateTime())
-
-
-class ScheduledJob(Base):
-    """When a periodic job last started and ended, and who ran it, whichever process led then."""
-
-    __tablename__ = "scheduled_jobs"
-
-    name: Mapped[str] = mapped_column(String(200), primary_key=True)  # sweep, alerts, poll-inbox-<name>…
-    runs: Mapped[int] = mapped_column(BigInteger, default=0)  # claims so far: a claim is a compare-and-set
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
-    last_run_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    last_done_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
-    last_runner: Mapped[str | None] = mapped_column(String(200))
-
-
 from leadrelay.admin_models import AdminSession as AdminSession  # noqa: E402  (registers its table)
 from leadrelay.admin_models import BulkJob as BulkJob  # noqa: E402
 from leadrelay.admin_models import LoginFailure as LoginFailure  # noqa: E402
 from leadrelay.intake.door_log import DoorRejection as DoorRejection  # noqa: E402  (registers its table)
+from leadrelay.scheduler_models import ScheduledJob as ScheduledJob  # noqa: E402
+from leadrelay.scheduler_models import SchedulerLease as SchedulerLease  # noqa: E402
+from leadrelay.staff_models import Assignment as Assignment  # noqa: E402
+from leadrelay.staff_models import AssignmentPool as AssignmentPool  # noqa: E402
+from leadrelay.staff_models import Notification as Notification  # noqa: E402

@@ -23,7 +23,7 @@ RUNBOOK = "docs/runbook.md"
 
 
 class NotifyError(UpstreamError):
-    """The alert could not be handed over; it is tried again at the next check."""
+    """An alert or a notification could not be handed over; it is tried again later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,20 +49,25 @@ class Notice:
 Send = Callable[[Notice], None]
 
 
+def post_json(url: str, payload: dict[str, Any], *, what: str, headers: dict[str, str] | None = None) -> None:
+    """POST ``payload`` to a webhook; :class:`NotifyError` (naming ``what``) unless it answers 2xx."""
+    try:
+        answer = httpx.post(
+            url,
+            json=payload,
+            timeout=TIMEOUT_SECONDS,
+            follow_redirects=False,
+            headers={"User-Agent": f"leadrelay/{__version__}", **(headers or {})},
+        )
+    except httpx.HTTPError as exc:
+        raise NotifyError(f"the {what} did not answer ({type(exc).__name__})") from None
+    if not answer.is_success:
+        raise NotifyError(f"the {what} answered HTTP {answer.status_code}")
+
+
 def webhook_sender(url: str) -> Send:
     def send(notice: Notice) -> None:
-        try:
-            answer = httpx.post(
-                url,
-                json=notice.payload(),
-                timeout=TIMEOUT_SECONDS,
-                follow_redirects=False,
-                headers={"User-Agent": f"leadrelay/{__version__}"},
-            )
-        except httpx.HTTPError as exc:
-            raise NotifyError(f"the alert webhook did not answer ({type(exc).__name__})") from None
-        if not answer.is_success:
-            raise NotifyError(f"the alert webhook answered HTTP {answer.status_code}")
+        post_json(url, notice.payload(), what="alert webhook")
 
     return send
 

@@ -66,6 +66,7 @@ SECRET_FILES = {
     "database_url": ("database_url_file", "LEADRELAY_DATABASE_URL_FILE"),
     "broker_url": ("broker_url_file", "LEADRELAY_BROKER_URL_FILE"),
     "alert_webhook_url": ("alert_webhook_url_file", "LEADRELAY_ALERT_WEBHOOK_URL_FILE"),
+    "smtp_password": ("smtp_password_file", "LEADRELAY_SMTP_PASSWORD_FILE"),
 }
 
 
@@ -258,6 +259,20 @@ class Settings(AdminSettings):
     alert_interval_seconds: float = Field(default=60.0, gt=0, description="how often beat checks")
     alert_backlog_seconds: int = Field(default=1800, gt=0, description="alert when a lead waits longer")
     alert_repeat_seconds: int = Field(default=6 * 3600, ge=0, description="remind while firing (0: never)")
+
+    # speed to lead (docs/configuration.md, "Assignment and speed to lead"): e-mail to staff
+    smtp_host: str | None = Field(default=None, description="SMTP server for staff notifications (off: none)")
+    smtp_port: int = Field(default=587, gt=0, lt=65536)
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="starttls on the plain port, tls from the start (465), or none"
+    )
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_password_file: Path | None = None
+    smtp_from: str = Field(default="leadrelay@localhost", description="the notifications' From address")
+    notify_interval_seconds: float = Field(
+        default=30.0, gt=0, description="how often the scheduler sends notifications still owed"
+    )
 
     inbox_stale_intervals: float = Field(
         default=2,

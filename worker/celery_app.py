@@ -35,6 +35,7 @@ LEADS_QUEUE = "leadrelay.leads"
 CONTROL_QUEUE = "leadrelay.control"
 ALERTS_TASK = "leadrelay.alerts"
 RETENTION_TASK = "leadrelay.retention"
+NOTIFY_TASK = "leadrelay.notify"
 
 app = Celery(
     "leadrelay",
@@ -70,7 +71,7 @@ def celery_config() -> dict[str, Any]:
         "task_queues": [Queue(LEADS_QUEUE), Queue(CONTROL_QUEUE)],
         "task_routes": {
             task: {"queue": CONTROL_QUEUE}
-            for task in ("leadrelay.sweep", POLL_TASK, ALERTS_TASK, RETENTION_TASK)
+            for task in ("leadrelay.sweep", POLL_TASK, ALERTS_TASK, RETENTION_TASK, NOTIFY_TASK)
         },
         "task_time_limit": max(settings.lease_seconds * 4, 300),
         "worker_hijack_root_logger": False,

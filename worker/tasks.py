@@ -15,11 +15,12 @@ from leadrelay import logs
 from leadrelay.notify import sender_for
 from leadrelay.runtime import current_runtime
 from leadrelay.worker import alerts, bulk_jobs, pipeline, retention
-from leadrelay.worker.celery_app import ALERTS_TASK, RETENTION_TASK, app
+from leadrelay.worker.celery_app import ALERTS_TASK, CONTROL_QUEUE, NOTIFY_TASK, RETENTION_TASK, app
 from leadrelay.worker.imap import poll as imap_poll
 from leadrelay.worker.imap.schedule import POLL_TASK
 from leadrelay.worker.queue import PROCESS_TASK, enqueue
 from leadrelay.worker.scheduling.periodic import sweep_now
+from leadrelay.worker.speed_to_lead import sender
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +41,23 @@ def process_lead(self: Task[[int], str], lead_id: int) -> str:
             log.warning("ledger_unavailable", error=type(exc).__name__)
             raise self.retry(countdown=2, exc=exc) from None
         log.info("lead_processed", outcome=outcome)
+        if outcome in ("delivered", "attached") and current_runtime().routing.notifications.enabled:
+            _kick_notifications()
         return outcome
+
+
+def _kick_notifications() -> None:
+    """Send what the lead's settling owes staff now (the scheduler's job catches what this misses)."""
+    try:
+        app.send_task(NOTIFY_TASK, queue=CONTROL_QUEUE, retry=False)
+    except Exception as exc:  # kombu raises transport-specific errors; the outbox keeps the rows
+        log.warning("notify_enqueue_failed", error=type(exc).__name__)
+
+
+@app.task(name=NOTIFY_TASK, acks_late=True, ignore_result=True)
+def send_notifications() -> dict[str, int]:
+    report = sender.send_due(current_runtime(), owner=_owner())
+    return {"sent": report.sent, "failed": report.failed}
 
 
 @app.task(name="leadrelay.sweep", acks_late=True, ignore_result=True)

@@ -11,6 +11,7 @@ from leadrelay.routing.base import StrictModel
 from leadrelay.routing.channels import ChannelConfig
 from leadrelay.routing.inboxes import InboxConfig
 from leadrelay.routing.mapping import MappingConfig, location_only
+from leadrelay.routing.staff import AssignmentRule, NotificationsConfig, StaffMember, staff_problems
 
 
 class Defaults(StrictModel):
@@ -32,6 +33,9 @@ class Routing(StrictModel):
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     inboxes: dict[str, InboxConfig] = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
+    staff: dict[int, StaffMember] = Field(default_factory=dict, description="Nexudus user id -> who")
+    assignment: list[AssignmentRule] = Field(default_factory=list, description="ResponsibleId rules")
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
 
     @model_validator(mode="after")
     def _references(self) -> Routing:
@@ -58,6 +62,7 @@ class Routing(StrictModel):
             if inbox.channel and inbox.channel not in self.channels:
                 problems.append(f"inboxes.{name}.channel: no channel named {inbox.channel!r}")
         problems += location_only(self)
+        problems.extend(staff_problems(self))
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -13,7 +13,7 @@ import httpx
 
 from leadrelay.children import Child, free_port, wait_http
 
-__all__ = ["RemoteSandbox", "sandbox_env", "service_env"]
+__all__ = ["RemoteSandbox", "sandbox_env", "service_env", "workers_and_beat"]
 
 
 def service_env(**extra: str) -> dict[str, str]:
@@ -31,6 +31,16 @@ def sandbox_env(tmp_path: Path, nexudus_url: str, routing: Path, **extra: str) -
         NEXUDUS_PASSWORD="sandbox",
         **extra,
     )
+
+
+def workers_and_beat(
+    env: dict[str, str], logdir: Path, *, workers: int = 3, concurrency: int = 2
+) -> list[Child]:
+    """``workers`` Celery worker processes (prefork, ``concurrency`` slots each) and the scheduler."""
+    args = ["worker", "--concurrency", str(concurrency), "--pool", "prefork"]
+    procs = [Child(f"worker{n}", args, env=env, logdir=logdir) for n in range(workers)]
+    procs.append(Child("beat", ["beat"], env=env, logdir=logdir))
+    return procs
 
 
 class RemoteSandbox:

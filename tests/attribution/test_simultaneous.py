@@ -10,13 +10,12 @@ from pathlib import Path
 import yaml
 from sqlalchemy import create_engine, select
 
-from leadrelay.children import Child
 from leadrelay.db import make_engine, make_session_factory, transaction
 from leadrelay.intake.store import record_inbound
 from leadrelay.models import DeadLetter, Lead
 from leadrelay.nexudus.payloads import note_marker
 from leadrelay.testing.partners import sample
-from leadrelay.testing.processes import sandbox_env
+from leadrelay.testing.processes import sandbox_env, workers_and_beat
 from leadrelay.worker.queue import enqueue
 from tests.attribution.test_attribution import AMARA, hubble, workthere
 from tests.conftest import UNTHROTTLED, routing_with
@@ -72,11 +71,7 @@ def test_twenty_simultaneous_introductions_of_one_client_make_one_opportunity(
     engine.dispose()
 
     env = sandbox_env(tmp_path, sandbox.base_url, routing_file(tmp_path))
-    procs = [
-        Child(f"worker{n}", ["worker", "--concurrency", "2", "--pool", "prefork"], env=env, logdir=tmp_path)
-        for n in range(3)
-    ]
-    procs.append(Child("beat", ["beat"], env=env, logdir=tmp_path))
+    procs = workers_and_beat(env, tmp_path)
     try:
         enqueue(ids)  # all at once: six worker slots race for them
 

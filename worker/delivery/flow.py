@@ -17,7 +17,7 @@ from leadrelay.nexudus.classify import Outcome as Answer
 from leadrelay.nexudus.classify import Result
 from leadrelay.nexudus.client import NexudusClient
 from leadrelay.nexudus.payloads import Route, channel_label, opportunity_payload
-from leadrelay.worker import dedupe
+from leadrelay.worker import assignment, dedupe
 from leadrelay.worker.delivery import customers, notes, policy, staff
 from leadrelay.worker.delivery.attempts import Hold, LostLease
 from leadrelay.worker.delivery.outcome import Outcome
@@ -141,6 +141,12 @@ class Delivery:
             lead_id=s.id,
             received_at=s.received_at,
         )
+        with self.hold.tx() as session:  # picked once per enquiry, in Postgres (worker/assignment.py)
+            responsible = assignment.responsible_id(
+                session, self.hold.rt.routing, route, enquiry=tag.system_id, lead_id=s.id
+            )
+        if responsible is not None:
+            body["ResponsibleId"] = responsible
         return self.hold.call(
             CREATE_OPPORTUNITY,
             lambda guard: client.create_opportunity(body, guard=guard),

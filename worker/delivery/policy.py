@@ -22,6 +22,7 @@ from leadrelay.nexudus.classify import Result
 from leadrelay.worker.delivery.attempts import Hold, LostLease
 from leadrelay.worker.delivery.outcome import Outcome
 from leadrelay.worker.retry import next_attempt
+from leadrelay.worker.speed_to_lead import outbox
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +52,17 @@ def settle(
             last_error=None,
             unfinished_runs=0,
         )
+        # what staff are owed (a new opportunity, a later introduction) is recorded with the settling
+        # itself (worker/speed_to_lead); a twin's enrichment or a follow-up's merge owes nobody a word
+        owes = state in (LeadState.delivered, LeadState.attached)
+        if moved and owes and opportunity_id is not None:
+            outbox.owed(
+                session,
+                hold.rt.routing,
+                hold.s.id,
+                attached=state is LeadState.attached,
+                opportunity_id=opportunity_id,
+            )
     if not moved:
         # The next owner finds this opportunity by its Name (or its note by the
         # marker): nothing is duplicated.

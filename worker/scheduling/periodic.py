@@ -21,7 +21,7 @@ import structlog
 from leadrelay.models import SWEEP_JOB
 from leadrelay.runtime import Runtime
 from leadrelay.worker import bulk_jobs, sweeper
-from leadrelay.worker.celery_app import ALERTS_TASK, CONTROL_QUEUE, RETENTION_TASK, app
+from leadrelay.worker.celery_app import ALERTS_TASK, CONTROL_QUEUE, NOTIFY_TASK, RETENTION_TASK, app
 from leadrelay.worker.imap.schedule import beat_entries
 from leadrelay.worker.queue import enqueue, waiting
 from leadrelay.worker.scheduling.jobs import DailyAt, Every, Job
@@ -31,6 +31,7 @@ log = structlog.get_logger(__name__)
 ALERTS_JOB = "alerts"
 RETENTION_JOB = "retention"
 BULK_JOBS_JOB = "bulk-jobs"  # resumes a bulk job whose message was lost
+NOTIFY_JOB = "notify"
 RETENTION_AT = DailyAt(hour=3, minute=17)  # a quiet hour
 
 
@@ -58,6 +59,8 @@ def leadrelay_jobs(rt: Runtime) -> list[Job]:
             partial(bulk_jobs.resume_stale, rt),
         ),
     ]
+    if rt.routing.notifications.enabled:  # what a delivery's own send missed (worker/speed_to_lead)
+        jobs.append(Job(NOTIFY_JOB, Every(settings.notify_interval_seconds), partial(send, NOTIFY_TASK)))
     for name, entry in beat_entries(rt.routing).items():
         run = partial(send, entry["task"], entry["args"], entry["options"]["expires"])
         jobs.append(Job(name, Every(entry["schedule"]), run))
