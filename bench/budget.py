@@ -49,7 +49,7 @@ def _deliver_and_wait(url: str, bodies: list[dict], *, timeout: float) -> list[i
 
 def bench_budget(run: Run, work: Path, sizes: Sizes) -> None:
     print(f"\n== {BUDGET} / {FAIRNESS}", flush=True)
-    url = env.fresh_database("leadrelay_bench")
+    url = env.fresh_database(env.DB_NAME)
     env.flush_redis()
     sandbox = env.sandbox(work, limits=True, speed=sizes.speed)
     sandbox.add_tenant(*env.SECOND_TENANT)

@@ -56,7 +56,7 @@ def summarise(collapsed: Path, top: int = 25) -> str:
 
 
 def profile_receiver(work: Path, seconds: int) -> Path:
-    url = env.fresh_database("leadrelay_bench")
+    url = env.fresh_database(env.DB_NAME)
     env.flush_redis()
     routing_path = env.routing_file(work / "routing.yaml", limits=env.UNLIMITED)
     secret = signed.secret(load_routing(routing_path))
