@@ -25,25 +25,26 @@ SQL = (
 )
 
 
-def import_all(host: str, port: int, user: str, password: str, folder: str, dsn: str, batch: int) -> int:
-    """One pass over ``folder``: every message stored and flagged; how many were stored."""
+def import_all(
+    host: str, port: int, user: str, password: str, folder: str, db: psycopg.Connection, batch: int
+) -> int:
+    """One pass over ``folder``: every message stored (on ``db``) and flagged; how many were stored."""
     imap = imaplib.IMAP4(host, port, timeout=30)
     imap.login(user, password)
     imap.select(folder)
     _, data = imap.uid("SEARCH", "ALL")
     uids = [int(u) for u in data[0].split()]
     stored = 0
-    with psycopg.connect(dsn) as db:
-        for start in range(0, len(uids), batch):
-            chunk = uids[start : start + batch]
-            _, data = imap.uid("FETCH", uid_set(chunk), "(UID BODY.PEEK[])")
-            with db.transaction():
-                for uid, raw in sorted(parse_fetch(data).items()):
-                    at = datetime.now(UTC)
-                    key = f"floor:{folder}:{uid}"
-                    params = {"key": key, "at": at, "body": raw, "sha": hashlib.sha256(raw).hexdigest()}
-                    stored += db.execute(SQL, params).rowcount
-            imap.uid("STORE", uid_set(chunk), "+FLAGS.SILENT", r"(\Seen)")
+    for start in range(0, len(uids), batch):
+        chunk = uids[start : start + batch]
+        _, data = imap.uid("FETCH", uid_set(chunk), "(UID BODY.PEEK[])")
+        with db.transaction():
+            for uid, raw in sorted(parse_fetch(data).items()):
+                at = datetime.now(UTC)
+                key = f"floor:{folder}:{uid}"
+                params = {"key": key, "at": at, "body": raw, "sha": hashlib.sha256(raw).hexdigest()}
+                stored += db.execute(SQL, params).rowcount
+        imap.uid("STORE", uid_set(chunk), "+FLAGS.SILENT", r"(\Seen)")
     imap.logout()
     return stored
 

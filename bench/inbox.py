@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import psycopg
 import yaml
 
 from bench import env, floor_inbox
-from bench.procstat import backends_cpu, server_cpu
+from bench.procstat import backends_cpu, backends_used, server_cpu
 from bench.results import Row, Run, at_least
 from leadrelay.runtime import Runtime
 from leadrelay.testing.dovecot import MX, USERS, Dovecot, received
@@ -81,25 +82,19 @@ class Clocks:
     def __init__(self, dovecot: Dovecot) -> None:
         self._master = int((dovecot.root / "run" / "master.pid").read_text())
 
-    def _now(self) -> tuple[float, float, float, float]:
-        return (
-            time.perf_counter(),
-            time.process_time(),
-            server_cpu(self._master),
-            backends_cpu(env.DB_NAME),
-        )
+    def _now(self) -> tuple[float, float, float]:
+        return (time.perf_counter(), time.process_time(), server_cpu(self._master))
 
     def __enter__(self) -> Clocks:
-        self._start = self._now()
+        self._start, self._backends = self._now(), backends_cpu(env.DB_NAME)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self._start[0]
         time.sleep(0.2)  # Dovecot reaps the connection's process
         end = self._now()
-        self.wall, self.cpu, self.dovecot, self.postgres = (
-            b - a for a, b in zip(self._start, end, strict=True)
-        )
-        self.wall -= 0.2
+        self.cpu, self.dovecot = end[1] - self._start[1], end[2] - self._start[2]
+        self.postgres = backends_used(self._backends, backends_cpu(env.DB_NAME))  # connections still open
 
 
 def bench_inbox(run: Run, work: Path, sizes: Sizes) -> None:
@@ -111,8 +106,8 @@ def bench_inbox(run: Run, work: Path, sizes: Sizes) -> None:
         dovecot.deliver(FOLDER, *mails)
         fetched, fetch_seconds = _fetch_all(dovecot)
         login = ("127.0.0.1", dovecot.imap_port, "leads", USERS["leads"], FOLDER)
-        with Clocks(dovecot) as floor:
-            stored = floor_inbox.import_all(*login, env.libpq_url(url), BATCH)
+        with psycopg.connect(env.libpq_url(url)) as db, Clocks(dovecot) as floor:
+            stored = floor_inbox.import_all(*login, db, BATCH)
         floor_inbox.unflag(*login)
         url = env.fresh_database(env.DB_NAME)
         env.use_env(env.service_env(url, _routing(work / "routing.yaml", dovecot), work))

@@ -110,9 +110,9 @@ def bench_ingest(run: Run, work: Path, sizes: Sizes) -> dict[str, int]:
             )
     ours = Measured(fixed, top, after - middle, max_cpu.used)
     cpu = (
-        f"CPU at max: receiver {max_cpu.cores('receiver'):.2f} cores"
+        f"CPU at max: receiver {max_cpu.used['receiver'] / top.seconds:.2f} cores"
         f" (floor {floor.cpu['receiver'] / floor.top.seconds:.2f}),"
-        f" Postgres {max_cpu.cores('postgres'):.2f}, wrk {top.cores:.2f};"
+        f" the bench database's backends {max_cpu.used['backends'] / top.seconds:.2f}, wrk {top.cores:.2f};"
         f" pgbench (Postgres alone) {max_pg.tps:,.0f}/s, p50 {fixed_pg.p50_ms or 0:.2f} ms,"
         f" p99 {fixed_pg.p99_ms or 0:.2f} ms at {FIXED_RATE}/s"
     )
@@ -138,7 +138,7 @@ def bench_ingest(run: Run, work: Path, sizes: Sizes) -> dict[str, int]:
             "ms",
             baseline=f"the floor at {FIXED_RATE}/s ({floor.fixed.rate:,.0f}/s achieved)",
             baseline_value=floor.fixed.p50_ms,
-            note=f"receiver {fixed_cpu.cores('receiver'):.2f} cores, wrk {fixed.cores:.2f}",
+            note=f"receiver {fixed_cpu.used['receiver'] / fixed.seconds:.2f} cores, wrk {fixed.cores:.2f}",
         )
     )
     run.add(

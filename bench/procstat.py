@@ -79,13 +79,13 @@ def server_cpu(pid: int) -> float:
     return group_cpu(int(fields[2])) + (int(fields[13]) + int(fields[14])) / TICKS
 
 
-def backends_cpu(database: str) -> float:
-    """CPU seconds of the live Postgres backends connected to ``database`` (their title names it).
+def backends_cpu(database: str) -> dict[int, float]:
+    """CPU seconds of each live Postgres backend connected to ``database`` (its title names it), by pid.
 
     On a machine shared with other work this leaves out the other databases'
     backends, and also the server's own background writers (WAL, checkpoints).
     """
-    total = 0.0
+    found: dict[int, float] = {}
     for s in snapshot():
         if s.name.startswith("postgres"):
             try:
@@ -93,8 +93,13 @@ def backends_cpu(database: str) -> float:
             except OSError:
                 continue
             if f" {database} ".encode() in title:
-                total += s.cpu_seconds
-    return total
+                found[s.pid] = s.cpu_seconds
+    return found
+
+
+def backends_used(start: dict[int, float], end: dict[int, float]) -> float:
+    """CPU used meanwhile by the backends alive at the end (one that ended meanwhile is left out)."""
+    return sum(cpu - start.get(pid, 0.0) for pid, cpu in end.items())
 
 
 @dataclass
@@ -143,17 +148,19 @@ class CpuMeter:
         readings = {label: group_cpu(pgid) for label, pgid in self.groups.items()}
         if self.postgres:
             readings["postgres"] = named_cpu("postgres")
-            readings["backends"] = backends_cpu(self.database)
         return readings
 
     def __enter__(self) -> CpuMeter:
         self._start, self._t0 = self._now(), time.monotonic()
+        self._backends = backends_cpu(self.database) if self.postgres else {}
         return self
 
     def __exit__(self, *exc: object) -> None:
         end = self._now()
         self.wall = time.monotonic() - self._t0
         self.used = {label: end[label] - self._start.get(label, 0.0) for label in end}
+        if self.postgres:
+            self.used["backends"] = backends_used(self._backends, backends_cpu(self.database))
 
     def cores(self, label: str) -> float:
         return self.used.get(label, 0.0) / self.wall if self.wall else 0.0
