@@ -161,13 +161,15 @@ def main() -> None:
     parser.add_argument(
         "--budget-wait", type=float, help="LEADRELAY_BUDGET_WAIT_SECONDS (default: the setting's)"
     )
+    parser.add_argument("--concurrent", type=int, help="the account's concurrent_deliveries (default: 2)")
     args = parser.parse_args()
     extra = {} if args.budget_wait is None else {"LEADRELAY_BUDGET_WAIT_SECONDS": str(args.budget_wait)}
     work = Path(tempfile.mkdtemp(prefix="leadrelay-clock-"))
-    clock = run_clock(work, backlog=args.backlog, extra=extra)
+    clock = run_clock(work, backlog=args.backlog, extra=extra, concurrent=args.concurrent)
     (work / "clock-requests.json").write_text(json.dumps(clock.requests))
+    setup = {**extra, "concurrent_deliveries": args.concurrent or 2}
     print(
-        f"{clock.per_minute:.1f} writes/min on a real clock ({extra or 'defaults'}, span {clock.span:.1f} s):"
+        f"{clock.per_minute:.1f} writes/min on a real clock ({setup}, span {clock.span:.1f} s):"
         f" {describe(clock)}; logs {work}"
     )
 

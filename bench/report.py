@@ -103,9 +103,9 @@ def plot(run: Run, path: Path) -> None:
     )
     for ax, (higher, some) in zip(axes[:, 0], panels, strict=True):
         _panel(ax, some, higher=higher)
-    fig.suptitle(
-        f"leadrelay benchmarks, {run.started} (shared, loaded machine: read the ratios)", fontsize=11
-    )
+    load, cores = run.machine.get("load at start", "?"), run.machine.get("cores", "?")
+    title = f"leadrelay benchmarks, {run.started}; load average at the start {load} on {cores} cores"
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
