@@ -1,6 +1,6 @@
 """``python -m bench``: every measurement against its same-run baseline; table and plot.
 
-    python -m bench            # the full run (about 11 minutes on 2 cores)
+    python -m bench            # the full run (about 17 minutes on 2 quiet cores)
     python -m bench --quick    # smaller sizes, shorter windows (a few minutes): a smoke run
     python -m bench --only ingest,dedupe
 
