@@ -1,6 +1,6 @@
 """``python -m bench``: every measurement against its same-run baseline; table and plot.
 
-    python -m bench            # the full run (about 11 minutes on 2 cores)
+    python -m bench            # the full run (about 17 minutes on 2 quiet cores)
     python -m bench --quick    # smaller sizes, shorter windows (a few minutes): a smoke run
     python -m bench --only ingest,dedupe
 
@@ -20,11 +20,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import budget, dedupe, inbox, ingest, pipeline, report
+from bench import budget, budget_clock, dedupe, inbox, ingest, pipeline, report
 from bench.results import Row, Run, at_most
 
 RESULTS = Path(__file__).with_name("results")
-SECTIONS = ("ingest", "pipeline", "budget", "dedupe", "memory", "inbox")
+SECTIONS = ("ingest", "pipeline", "budget", "clock", "dedupe", "memory", "inbox")
+CLOCK_BACKLOG = {"full": 100, "quick": 30}  # leads of the real-clock budget run (about 2 writes each)
 MB = 1024 * 1024
 
 FULL = {
@@ -98,9 +99,17 @@ def main() -> None:
         if shutil.which(tool) is None:
             parser.error(f"{tool} is not installed (see bench/README.md)")
     sizes = QUICK if args.quick else FULL
+    size_name = "quick" if args.quick else "full"
     run = Run(started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), machine=_machine())
     if args.quick:
         run.notes.append("a --quick run: smaller sizes and shorter windows than the full run")
+    if os.getloadavg()[0] > (os.cpu_count() or 1):
+        run.notes.append(
+            f"the machine was shared and loaded (load average {os.getloadavg()[0]:.1f}"
+            f" on {os.cpu_count()} cores"
+            " at the start): absolute rates are low and noisy; the ratios are against floors measured in the"
+            " same run, under the same load, and CPU per item is the steadier figure"
+        )
     work = Path(tempfile.mkdtemp(prefix="leadrelay-bench-"))
     print(f"bench work directory (logs): {work}", flush=True)
     started = time.monotonic()
@@ -109,6 +118,7 @@ def main() -> None:
         ("ingest", lambda: peaks.update(ingest.bench_ingest(run, work, sizes["ingest"]))),
         ("pipeline", lambda: peaks.update(pipeline.bench_pipeline(run, work, sizes["pipeline"]))),
         ("budget", lambda: budget.bench_budget(run, work, sizes["budget"])),
+        ("clock", lambda: budget_clock.bench_budget_clock(run, work, CLOCK_BACKLOG[size_name])),
         ("dedupe", lambda: dedupe.bench_dedupe(run, work, sizes["dedupe"])),
         ("memory", lambda: _memory(run, peaks)),
         ("inbox", lambda: inbox.bench_inbox(run, work, sizes["inbox"])),

@@ -103,7 +103,7 @@ def decide(url: str, routing_path: Path, bodies: list[dict]) -> list[float]:
 
 def bench_dedupe(run: Run, work: Path, sizes: Sizes) -> None:
     print(f"\n== {SECTION}", flush=True)
-    url = env.fresh_database("leadrelay_bench")
+    url = env.fresh_database(env.DB_NAME)
     routing_path = env.routing_file(work / "routing.yaml", limits=env.UNLIMITED)
     env.use_env(env.service_env(url, routing_path, work))
 
@@ -112,7 +112,7 @@ def bench_dedupe(run: Run, work: Path, sizes: Sizes) -> None:
     seeded_large = seed(url, sizes.large, have=sizes.small)
     large = decide(url, routing_path, _bodies(sizes.decisions, seeded=sizes.small, tag="d1m"))
     rows = ledger.count(url)
-    env.drop_database("leadrelay_bench")
+    env.drop_database(env.DB_NAME)
 
     p50_small, p50_large = ledger.percentile(small, 50), ledger.percentile(large, 50)
     run.add(

@@ -24,6 +24,7 @@ from leadrelay.testing.processes import RemoteSandbox
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0")
+DB_NAME = os.environ.get("BENCH_DB", "leadrelay_bench")  # another name lets a second bench run beside
 SECOND_TENANT = ("second@leadrelay.local", "second-password")
 
 # Limits that never hold leadrelay back (the sandbox's are off too): what the
@@ -125,7 +126,7 @@ def sandbox(workdir: Path, *, limits: bool, speed: float = 1.0) -> RemoteSandbox
 
 def unlimited_delivery(work: Path) -> tuple[str, RemoteSandbox, Path, dict[str, str]]:
     """A fresh ledger, the sandbox with limits off, routing without limits; this process uses them."""
-    url = fresh_database("leadrelay_bench")
+    url = fresh_database(DB_NAME)
     flush_redis()
     box = sandbox(work, limits=False)
     routing_path = routing_file(work / "routing.yaml", limits=UNLIMITED)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
+DATABASE = os.environ.get("BENCH_DB", "leadrelay_bench")  # as bench.env.DB_NAME
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,44 @@ def named_cpu(prefix: str) -> float:
     return sum(s.cpu_seconds for s in snapshot() if s.name.startswith(prefix))
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds of a server's process group, with its children's that exited and were reaped.
+
+    For a server that forks a process per connection (Dovecot): a connection's
+    process ends with its logout, and its CPU then shows in the parent's
+    cutime/cstime (fields 16 and 17 of /proc/PID/stat).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return group_cpu(int(fields[2])) + (int(fields[13]) + int(fields[14])) / TICKS
+
+
+def backends_cpu(database: str) -> dict[int, float]:
+    """CPU seconds of each live Postgres backend connected to ``database`` (its title names it), by pid.
+
+    On a machine shared with other work this leaves out the other databases'
+    backends, and also the server's own background writers (WAL, checkpoints).
+    """
+    found: dict[int, float] = {}
+    for s in snapshot():
+        if s.name.startswith("postgres"):
+            try:
+                title = Path(f"/proc/{s.pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if f" {database} ".encode() in title:
+                found[s.pid] = s.cpu_seconds
+    return found
+
+
+def backends_used(start: dict[int, float], end: dict[int, float]) -> float:
+    """CPU used meanwhile by the backends alive at the end (one that ended meanwhile is left out)."""
+    return sum(cpu - start.get(pid, 0.0) for pid, cpu in end.items())
+
+
 @dataclass
 class PeakRss:
     """Samples the RSS of process groups in a thread; keeps each group's peak per process and in total."""
@@ -98,9 +137,10 @@ class PeakRss:
 class CpuMeter:
     """CPU seconds used between ``start`` and ``stop`` by named groups, and wall time."""
 
-    def __init__(self, groups: dict[str, int], *, postgres: bool = True) -> None:
+    def __init__(self, groups: dict[str, int], *, postgres: bool = True, database: str = DATABASE) -> None:
         self.groups = groups
         self.postgres = postgres
+        self.database = database
         self.used: dict[str, float] = {}
         self.wall = 0.0
 
@@ -112,12 +152,15 @@ class CpuMeter:
 
     def __enter__(self) -> CpuMeter:
         self._start, self._t0 = self._now(), time.monotonic()
+        self._backends = backends_cpu(self.database) if self.postgres else {}
         return self
 
     def __exit__(self, *exc: object) -> None:
         end = self._now()
         self.wall = time.monotonic() - self._t0
         self.used = {label: end[label] - self._start.get(label, 0.0) for label in end}
+        if self.postgres:
+            self.used["backends"] = backends_used(self._backends, backends_cpu(self.database))
 
     def cores(self, label: str) -> float:
         return self.used.get(label, 0.0) / self.wall if self.wall else 0.0

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import collections
+import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +30,8 @@ WAITS = {"wait", "select", "run", "get", "_read_from_socket", "recv", "poll", "s
 
 
 def _record(pid: int, out: Path, seconds: int) -> subprocess.Popen[bytes]:
-    args = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--format", "raw", "--rate", "200",
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))  # the venv's, unactivated
+    args = [spy, "record", "--pid", str(pid), "--subprocesses", "--format", "raw", "--rate", "200",
             "--duration", str(seconds), "--output", str(out), "--nonblocking"]  # fmt: skip
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -56,7 +59,7 @@ def summarise(collapsed: Path, top: int = 25) -> str:
 
 
 def profile_receiver(work: Path, seconds: int) -> Path:
-    url = env.fresh_database("leadrelay_bench")
+    url = env.fresh_database(env.DB_NAME)
     env.flush_redis()
     routing_path = env.routing_file(work / "routing.yaml", limits=env.UNLIMITED)
     secret = signed.secret(load_routing(routing_path))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
+from typing import Any
 
 from bench.results import Row, Run
 
@@ -49,28 +51,61 @@ def markdown(run: Run) -> str:
     )
 
 
+def _label(row: Row) -> str:
+    """The row's section and metric, wrapped to a few short lines (legible beside a bar)."""
+    return textwrap.fill(f"{row.section}: {row.metric}", width=48, max_lines=3, placeholder=" …")
+
+
+def _panel(ax: Any, rows: list[Row], *, higher: bool) -> None:
+    ratios = [r.ratio or 0.0 for r in rows]
+    colours = ["#2a9d8f" if r.met is not False else "#e76f51" for r in rows]
+    ax.barh(range(len(rows)), ratios, color=colours, height=0.6)
+    for y, (ratio, row) in enumerate(zip(ratios, rows, strict=True)):
+        text = f" {ratio:.3g}×  ({_number(row.value, row.unit)} vs {_number(row.baseline_value, row.unit)})"
+        ax.text(ratio, y, text, va="center", fontsize=9)
+    ax.axvline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_yticks(range(len(rows)), [_label(r) for r in rows], fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlim(min([*ratios, 0.5]) / 2, max([*ratios, 1.0]) * 30)
+    way = (
+        "higher is better (≤ 1: short of the baseline)"
+        if higher
+        else "lower is better (≥ 1: above the baseline)"
+    )
+    ax.set_title(f"{'Rates' if higher else 'Times, CPU and memory'}: {way}", fontsize=10, loc="left")
+    ax.set_xlabel("leadrelay ÷ same-run baseline (log scale); red: target not met", fontsize=9)
+
+
 def plot(run: Run, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in run.rows if r.baseline_value not in (None, 0) and not math.isnan(r.value)]
-    fig, ax = plt.subplots(figsize=(12, 0.55 * len(rows) + 1.8))
-    labels = [f"{r.section}: {r.metric[:70]}" for r in rows]
-    ratios = [r.ratio or 0.0 for r in rows]
-    colours = ["#2a9d8f" if r.met is not False else "#e76f51" for r in rows]
-    ax.barh(range(len(rows)), ratios, color=colours)
-    for y, (ratio, row) in enumerate(zip(ratios, rows, strict=True)):
-        ax.text(ratio, y, f"  {ratio:.3g}  ({_number(row.value, row.unit)} vs {_number(row.baseline_value)})",
-                va="center", fontsize=8)  # fmt: skip
-    ax.axvline(1.0, color="grey", linewidth=0.8, linestyle="--")
-    ax.set_yticks(range(len(rows)), labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.set_xlim(min([*ratios, 0.1]) / 2, max([*ratios, 1.0]) * 200)
-    ax.set_xlabel("value / same-run baseline (log scale); red: target not met")
-    ax.set_title(f"leadrelay benchmarks, {run.started}", fontsize=10)
+    rows = [
+        r for r in run.rows if r.baseline_value not in (None, 0) and not math.isnan(r.value) and r.value > 0
+    ]
+    panels = [
+        (True, [r for r in rows if r.higher_is_better]),
+        (False, [r for r in rows if not r.higher_is_better]),
+    ]
+    panels = [(higher, some) for higher, some in panels if some]
+    if not panels:
+        return
+    heights = [len(some) * 0.75 + 1.2 for _, some in panels]
+    fig, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(13, sum(heights) + 0.6),
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
+    for ax, (higher, some) in zip(axes[:, 0], panels, strict=True):
+        _panel(ax, some, higher=higher)
+    load, cores = run.machine.get("load at start", "?"), run.machine.get("cores", "?")
+    title = f"leadrelay benchmarks, {run.started}; load average at the start {load} on {cores} cores"
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

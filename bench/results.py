@@ -19,6 +19,11 @@ class Row:
     target: str | None = None  # e.g. "≥ 2000"
     met: bool | None = None
     note: str = ""
+    better: str = ""  # "higher" or "lower"; empty: by the unit (rates higher, times and sizes lower)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.better == "higher" if self.better else self.unit.startswith("/")
 
     @property
     def ratio(self) -> float | None:

@@ -23,6 +23,7 @@ import contextlib
 import email
 import email.header
 import email.utils
+import functools
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -244,9 +245,16 @@ def _read(msg: Message, depth: int, budget: _Budget) -> Mail:
 def read_mail(raw: bytes, limits: Limits | None = None) -> Mail:
     """Everything an adapter reads from one RFC 822 message (never raises on odd input).
 
-    ``limits``: the process's settings when not given.
+    ``limits``: the process's settings when not given. A message is read once: the
+    inbox's import asks for the same mail three times (which channel, how many leads,
+    what the worker will make of it), so the last two readings are kept (a ``Mail``
+    is frozen) and the same bytes with the same limits get the same reading back.
     """
-    chosen = limits or configured_limits()
+    return _read_once(raw, limits or configured_limits())
+
+
+@functools.lru_cache(maxsize=2)  # one mail in hand at a time; bytes over the size limit are never read whole
+def _read_once(raw: bytes, chosen: Limits) -> Mail:
     if too_many_parts(raw):
         headers_only = _HEADERS_END.split(raw, maxsplit=1)[0] + b"\r\n\r\n"
         msg: EmailMessage | Message = email.message_from_bytes(headers_only, policy=_POLICY)
