@@ -65,6 +65,14 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("NEXUDUS_PASSWORD_FILE", "LEADRELAY_NEXUDUS_PASSWORD_FILE"),
     )
+    nexudus_web_opportunity_url: str = Field(
+        default="https://dashboard.nexudus.com/crm/opportunities/{id}",
+        description="the admin's deep link to an opportunity in the Nexudus web dashboard ({id}: its Id)",
+    )
+    nexudus_web_customer_url: str = Field(
+        default="https://dashboard.nexudus.com/operations/customers/{id}",
+        description="the admin's deep link to a customer (coworker) in the Nexudus dashboard ({id}: its Id)",
+    )
     nexudus_timeout: float = Field(
         default=10.0, gt=0, description="seconds a whole Nexudus call may take (total, not per phase)"
     )

@@ -1,4 +1,4 @@
-"""``/admin``: the dead-letter queue and recent leads for operators, server-rendered.
+"""``/admin/…``: the dead-letter queue and the leads for operators, server-rendered.
 
 No JavaScript; every lead field is untrusted input and rendered through Jinja's
 autoescaping; every form carries a CSRF token tied to the signed session.
@@ -34,7 +34,7 @@ from leadrelay.api.admin_auth import (
 from leadrelay.db import utcnow
 from leadrelay.durations import parse_since
 from leadrelay.errors import Refused
-from leadrelay.models import TERMINAL_STATES, DeadLetterStatus, DeadReason, LeadState
+from leadrelay.models import DeadLetterStatus, DeadReason, LeadState
 from leadrelay.worker import dead_letters, introductions
 from leadrelay.worker.dead_letters import ActionRefused, Filter, NotFound
 from leadrelay.worker.introductions import describe
@@ -62,9 +62,14 @@ class LoginRequired(Refused):
 def _page(request: Request, name: str, code: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("session", web_session(request))
     context.setdefault("notice", request.query_params.get("notice"))
-    return TEMPLATES.TemplateResponse(
-        request, f"admin/{name}", context, status_code=code, headers=SECURITY_HEADERS
-    )
+    # a page that reloads itself says so, with a link to stop it (WCAG 2.2.1); the reload is
+    # the HTTP Refresh header, so turning it off is a plain link and the page needs no script
+    if request.query_params.get("refresh") == "off":
+        context["refresh"] = None
+    headers = dict(SECURITY_HEADERS)
+    if context.get("refresh"):
+        headers["Refresh"] = str(context["refresh"])
+    return TEMPLATES.TemplateResponse(request, f"admin/{name}", context, status_code=code, headers=headers)
 
 
 def _session(request: Request) -> WebSession:
@@ -167,7 +172,7 @@ async def logout(request: Request, csrf: Annotated[str, Form()]) -> Response:
     return response
 
 
-@router.get("")
+@router.get("/dead-letters")
 async def index(
     request: Request, channel: str | None = None, reason: str | None = None, since: str | None = None
 ) -> HTMLResponse:
@@ -291,7 +296,7 @@ async def replay_matching(
             lambda s, i=letter_id: dead_letters.replay(s, i, actor=session.actor, routing=_routing(request)),
         )
         queued += isinstance(result, dead_letters.Replayed) and result.enqueue
-    return _back("/admin", f"Replayed {queued} of {len(ids)} matching dead letters.")
+    return _back("/admin/dead-letters", f"Replayed {queued} of {len(ids)} matching dead letters.")
 
 
 @router.get("/introductions")
@@ -341,31 +346,6 @@ async def leads_page(request: Request, state: str | None = None, channel: str | 
         channel=channel,
         states=[s.value for s in LeadState],
         channels=sorted(request.app.state.runtime.routing.channels),
-    )
-
-
-@router.get("/leads/{lead_id}")
-async def lead_page(request: Request, lead_id: int) -> HTMLResponse:
-    _session(request)
-    with _sessions(request)() as session:
-        view = await run_in_threadpool(queries.lead_view, session, lead_id)
-    if view is None:
-        return _page(request, "error.html", 404, title="Not found", message=f"no lead {lead_id}")
-    lead = view.lead
-    settled = LeadState(lead.state) in TERMINAL_STATES
-    return _page(
-        request,
-        "lead.html",
-        lead=lead,
-        contact=(lead.lead or {}).get("contact") or {},
-        attempts=view.attempts,
-        letters=view.dead_letters,
-        canonical=queries.pretty_lead(lead.lead),
-        raw="(purged by the retention policy)"
-        if lead.raw_body is None
-        else lead.raw_body.decode("utf-8", errors="replace"),
-        refresh=None if settled else 2,
-        now=utcnow(),
     )
 
 

@@ -16,7 +16,16 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from leadrelay import __version__, errors, logs
-from leadrelay.api import admin_api, admin_inboxes, admin_web, health, metrics, webhooks
+from leadrelay.api import (
+    admin_api,
+    admin_inboxes,
+    admin_lead,
+    admin_overview,
+    admin_web,
+    health,
+    metrics,
+    webhooks,
+)
 from leadrelay.api.limits import LIMIT_RESPONSES, RequestLimits
 from leadrelay.api.openapi_doc import document_query_parameters_as_sent
 from leadrelay.api.routing_reload import ReceiverReload
@@ -77,6 +86,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(admin_api.router)
     app.include_router(admin_inboxes.router)
     app.include_router(admin_web.router)
+    app.include_router(admin_overview.router)
+    app.include_router(admin_lead.router)
     app.add_exception_handler(admin_web.LoginRequired, admin_web.login_required)
     app.add_exception_handler(errors.Refused, admin_api.answer_refusal)  # 409; 404 for a NotFound
     app.add_exception_handler(errors.NotFound, admin_api.answer_refusal)
