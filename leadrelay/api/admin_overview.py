@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -34,12 +35,16 @@ DEFAULT_DAYS = 30
 
 
 def leads_href(*, channel: str | None = None, state: str | None = None, period: Period) -> str:
-    """The leads list behind a number: its channel, state and received dates (inclusive)."""
+    """The leads list behind a number: its channel, state and received dates.
+
+    The list's ``since`` and ``until`` are instants (``until`` excluded): the period's
+    first day, and the day after its last.
+    """
     query = {
         "channel": channel,
         "state": state,
-        "from": period.first.isoformat(),
-        "to": period.last.isoformat(),
+        "since": period.first.isoformat(),
+        "until": (period.last + timedelta(days=1)).isoformat(),
     }
     return "/admin/leads?" + urlencode({k: v for k, v in query.items() if v})
 
@@ -155,7 +160,9 @@ def load(rt: Runtime, period: Period) -> dict[str, Any]:
     ]
     return {
         "channels": [_channel_chart(entry, period) for entry in per_day],
-        "latencies": latencies,
+        "latencies": [
+            (lat, leads_href(channel=lat.channel, state="delivered", period=period)) for lat in latencies
+        ],
         "latency_chart": charts.bars(latency_marks),
         "letters": letter_marks,
         "letters_chart": charts.bars(letter_marks),

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import statistics
+from datetime import date
 from html import unescape
 from pathlib import Path
 
@@ -67,6 +68,8 @@ def test_the_overview_of_50000_leads_matches_its_lists_and_its_time_is_recorded(
 
 
 def _whole(href: str) -> bool:
-    """A period total's link (from and to differ), not one day's."""
-    found = dict(re.findall(r"(from|to)=([\d-]+)", unescape(href)))
-    return bool(found) and found.get("from") != found.get("to")
+    """A period total's link (more than one day), not one day's."""
+    found = dict(re.findall(r"(since|until)=([\d-]+)", unescape(href)))
+    if len(found) < 2:
+        return False
+    return (date.fromisoformat(found["until"]) - date.fromisoformat(found["since"])).days > 1
