@@ -7,7 +7,8 @@ a note carries the lead's marker, so a run that finds it there writes it no more
 
 from __future__ import annotations
 
-from typing import TypedDict
+from collections.abc import Callable
+from typing import Any, TypedDict
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -23,6 +24,8 @@ from leadrelay.worker.delivery.outcome import Outcome
 
 WAIT_FOR_FIRST_SECONDS = 3
 NOTE_LOCK_WAIT_SECONDS = 1
+
+Merge = Callable[[dict[str, Any]], dict[str, Any] | None]  # the GET record in, the record to PUT out
 
 
 class _LockKey(TypedDict):
@@ -74,37 +77,11 @@ def attach_to_first(hold: Hold, client: NexudusClient, route: Route, first: Lead
 def attach(
     hold: Hold, client: NexudusClient, route: Route, opportunity_id: int, *, heading: str, first: str | None
 ) -> Outcome:
-    """Append this lead as a note to an existing opportunity, one writer at a time.
+    """Append this lead as a note to an existing opportunity, one writer at a time."""
 
-    Nexudus has no conditional update: two GET–merge–PUTs interleaving would
-    lose a note, so they take turns under a lock in the ledger (one that expires,
-    so a killed worker cannot keep it).
-    """
-    lock = _LockKey(account=route.account, opportunity_id=opportunity_id, owner=hold.owner)
-    with hold.tx() as session:
-        taken = ledger.lock_opportunity(session, **lock, seconds=hold.rt.settings.lease_seconds)
-    if not taken:
-        return policy.wait(
-            hold, NOTE_LOCK_WAIT_SECONDS, f"opportunity {opportunity_id} is being updated by another lead"
-        )
-    try:
-        return _append_note(hold, client, route, opportunity_id, heading=heading, first=first)
-    finally:
-        with hold.tx() as session:
-            ledger.unlock_opportunity(session, **lock)
-
-
-def _append_note(
-    hold: Hold, client: NexudusClient, route: Route, opportunity_id: int, *, heading: str, first: str | None
-) -> Outcome:
-    """GET the opportunity, merge the note, PUT the whole record (Nexudus validates PUT whole)."""
-    got = hold.call(
-        "opportunity.get", lambda guard: client.get_opportunity(opportunity_id, guard=guard), write=False
-    )
-    if not got.ok:
-        return policy.failed(hold, got, call="opportunity.get")
-    record = dict(got.value or {})
-    if note_marker(hold.s.id) not in (record.get("Notes") or ""):
+    def merge(record: dict[str, Any]) -> dict[str, Any] | None:
+        if note_marker(hold.s.id) in (record.get("Notes") or ""):
+            return None  # an earlier run's PUT landed: written once
         label = channel_label(route.channel, route.channel_config)
         note = introduction_note(
             hold.s.lead,
@@ -114,16 +91,60 @@ def _append_note(
             first=first,
             heading=heading,
         )
-        merged = with_note(record, note)
-        updated = hold.call(
-            "opportunity.update", lambda guard: client.update_opportunity(merged, guard=guard), write=True
+        return with_note(record, note)
+
+    def then(record: dict[str, Any]) -> Outcome:
+        return policy.settle(
+            hold,
+            LeadState.attached,
+            coworker_id=record.get("CoworkerId"),
+            opportunity_id=opportunity_id,
+            name=record.get("Name"),
         )
-        if not updated.ok:
-            return policy.failed(hold, updated, call="opportunity.update")
-    return policy.settle(
-        hold,
-        LeadState.attached,
-        coworker_id=record.get("CoworkerId"),
-        opportunity_id=opportunity_id,
-        name=record.get("Name"),
-    )
+
+    return merge_into(hold, client, route.account, opportunity_id, merge=merge, then=then)
+
+
+def merge_into(
+    hold: Hold,
+    client: NexudusClient,
+    account: str,
+    opportunity_id: int,
+    *,
+    merge: Merge,
+    then: Callable[[dict[str, Any]], Outcome],
+) -> Outcome:
+    """GET the opportunity, ``merge`` it, PUT the whole record back — one writer at a time.
+
+    Nexudus has no conditional update: two GET–merge–PUTs interleaving would
+    lose a change, so they take turns under a lock in the ledger (one that expires,
+    so a killed worker cannot keep it). ``merge`` returns the record to PUT, or None
+    when there is nothing to write (its change is there already: it must look for
+    its own marker, so a retried PUT whose answer was lost writes nothing twice).
+    ``then`` ends the run with the record as it was read.
+    """
+    lock = _LockKey(account=account, opportunity_id=opportunity_id, owner=hold.owner)
+    with hold.tx() as session:
+        taken = ledger.lock_opportunity(session, **lock, seconds=hold.rt.settings.lease_seconds)
+    if not taken:
+        return policy.wait(
+            hold, NOTE_LOCK_WAIT_SECONDS, f"opportunity {opportunity_id} is being updated by another lead"
+        )
+    try:
+        got = hold.call(
+            "opportunity.get", lambda guard: client.get_opportunity(opportunity_id, guard=guard), write=False
+        )
+        if not got.ok:
+            return policy.failed(hold, got, call="opportunity.get")
+        record = dict(got.value or {})
+        merged = merge(record)
+        if merged is not None:
+            updated = hold.call(
+                "opportunity.update", lambda guard: client.update_opportunity(merged, guard=guard), write=True
+            )
+            if not updated.ok:
+                return policy.failed(hold, updated, call="opportunity.update")
+        return then(record)
+    finally:
+        with hold.tx() as session:
+            ledger.unlock_opportunity(session, **lock)
