@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-WIDTH = 640
+WIDTH = 480
 DAYS_WIDTH = 960
 DAYS_HEIGHT = 110
 BAR_HEIGHT = 22
-LABEL_WIDTH = 150
+LABEL_WIDTH = 130
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +88,7 @@ def bars(marks: Sequence[Mark], *, top: float | None = None) -> Markup:
     if not marks:
         return Markup("")
     peak = max([top or 0.0, *(m.value for m in marks), 1e-9])
-    room = WIDTH - LABEL_WIDTH - 90
+    room = WIDTH - LABEL_WIDTH - 160  # the value is written after the bar
     rows = []
     for i, mark in enumerate(marks):
         y = i * (BAR_HEIGHT + 6)
