@@ -108,6 +108,15 @@ class AdminSettings(BaseSettings):
         description="where the admin's 'send a test lead' posts (the door's base URL; default public_url)",
     )
 
+    nexudus_web_opportunity_url: str = Field(
+        default="https://dashboard.nexudus.com/crm/opportunities/{id}",
+        description="the admin's deep link to an opportunity in the Nexudus web dashboard ({id}: its Id)",
+    )
+    nexudus_web_customer_url: str = Field(
+        default="https://dashboard.nexudus.com/operations/customers/{id}",
+        description="the admin's deep link to a customer (coworker) in the Nexudus dashboard ({id}: its Id)",
+    )
+
     @field_validator("admin_trusted_proxies", mode="before")
     @classmethod
     def _addresses(cls, value: object) -> object:

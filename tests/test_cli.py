@@ -236,7 +236,7 @@ def test_demo_keep_leaves_the_stack_up_with_the_admin_page_until_ctrl_c() -> Non
             assert client.get("/admin/login").status_code == 200
             logged_in = client.post("/admin/login", data={"token": token[1], "name": "test"})
             assert logged_in.status_code in (200, 303), logged_in.text
-            page = client.get("/admin", follow_redirects=True)
+            page = client.get("/admin/dead-letters", follow_redirects=True)
             assert page.status_code == 200
             assert "Email: is a required field" in page.text  # the demo's dead letter, to explore
         demo.send_signal(signal.SIGINT)

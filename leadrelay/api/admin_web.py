@@ -1,4 +1,4 @@
-"""``/admin``: the dead-letter queue and recent leads for operators, server-rendered.
+"""``/admin/…``: the dead-letter queue and the leads for operators, server-rendered.
 
 No JavaScript; every lead field is untrusted input and rendered through Jinja's
 autoescaping; every form carries a CSRF token tied to the signed session.
@@ -18,13 +18,12 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from leadrelay import queries
 from leadrelay.api import admin_inboxes
 from leadrelay.api.admin_auth import VIEWER_REFUSED, WebSession, csrf_ok, web_session
 from leadrelay.db import utcnow
 from leadrelay.durations import parse_since
 from leadrelay.errors import Refused
-from leadrelay.models import TERMINAL_STATES, DeadLetterStatus, DeadReason, LeadState
+from leadrelay.models import DeadReason
 from leadrelay.worker import dead_letters, introductions
 from leadrelay.worker.dead_letters import ActionRefused, Filter, NotFound
 from leadrelay.worker.introductions import describe
@@ -52,9 +51,14 @@ class LoginRequired(Refused):
 def _page(request: Request, name: str, code: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("session", web_session(request))
     context.setdefault("notice", request.query_params.get("notice"))
-    return TEMPLATES.TemplateResponse(
-        request, f"admin/{name}", context, status_code=code, headers=SECURITY_HEADERS
-    )
+    # a page that reloads itself says so, with a link to stop it (WCAG 2.2.1); the reload is
+    # the HTTP Refresh header, so turning it off is a plain link and the page needs no script
+    if request.query_params.get("refresh") == "off":
+        context["refresh"] = None
+    headers = dict(SECURITY_HEADERS)
+    if context.get("refresh"):
+        headers["Refresh"] = str(context["refresh"])
+    return TEMPLATES.TemplateResponse(request, f"admin/{name}", context, status_code=code, headers=headers)
 
 
 def _session(request: Request) -> WebSession:
@@ -99,42 +103,6 @@ def _acting(request: Request, csrf: str | None) -> WebSession | Response:
             request, "error.html", 403, title="Not allowed", message=VIEWER_REFUSED.capitalize() + "."
         )
     return session
-
-
-@router.get("")
-async def index(
-    request: Request, channel: str | None = None, reason: str | None = None, since: str | None = None
-) -> HTMLResponse:
-    _session(request)
-    status_ = request.query_params.get("status", "open")
-    if status_ != "all" and status_ not in DeadLetterStatus.__members__:
-        status_ = "open"
-    chosen_status = None if status_ == "all" else DeadLetterStatus(status_)
-    chosen_reason = DeadReason(reason) if reason is not None and reason in DeadReason.__members__ else None
-    flt = Filter(
-        channel=channel or None, reason=chosen_reason, since=_since(since), status=chosen_status, limit=200
-    )
-
-    def load(session: Any) -> dict[str, Any]:
-        return {
-            "rows": dead_letters.list_letters(session, flt),
-            "counts": dead_letters.counts(session),
-            "matching": len(dead_letters.matching_ids(session, flt)),
-        }
-
-    with _sessions(request)() as session:
-        data = await run_in_threadpool(load, session)
-    return _page(
-        request,
-        "index.html",
-        **data,
-        flt=flt,
-        since=since,
-        status=status_,
-        channels=sorted(request.app.state.runtime.routing.channels),
-        reasons=[r.value for r in DeadReason],
-        statuses=[*(s.value for s in DeadLetterStatus), "all"],
-    )
 
 
 @router.get("/dead-letters/{letter_id}")
@@ -225,7 +193,7 @@ async def replay_matching(
             lambda s, i=letter_id: dead_letters.replay(s, i, actor=session.actor, routing=_routing(request)),
         )
         queued += isinstance(result, dead_letters.Replayed) and result.enqueue
-    return _back("/admin", f"Replayed {queued} of {len(ids)} matching dead letters.")
+    return _back("/admin/dead-letters", f"Replayed {queued} of {len(ids)} matching dead letters.")
 
 
 @router.get("/introductions")
@@ -260,31 +228,6 @@ async def inboxes_page(request: Request) -> HTMLResponse:
 
 
 # /admin/leads, /admin/dead-letters and /admin/audit (search, pages, CSV): admin_lists.py
-
-
-@router.get("/leads/{lead_id}")
-async def lead_page(request: Request, lead_id: int) -> HTMLResponse:
-    _session(request)
-    with _sessions(request)() as session:
-        view = await run_in_threadpool(queries.lead_view, session, lead_id)
-    if view is None:
-        return _page(request, "error.html", 404, title="Not found", message=f"no lead {lead_id}")
-    lead = view.lead
-    settled = LeadState(lead.state) in TERMINAL_STATES
-    return _page(
-        request,
-        "lead.html",
-        lead=lead,
-        contact=(lead.lead or {}).get("contact") or {},
-        attempts=view.attempts,
-        letters=view.dead_letters,
-        canonical=queries.pretty_lead(lead.lead),
-        raw="(purged by the retention policy)"
-        if lead.raw_body is None
-        else lead.raw_body.decode("utf-8", errors="replace"),
-        refresh=None if settled else 2,
-        now=utcnow(),
-    )
 
 
 async def login_required(request: Request, _exc: Exception) -> Response:

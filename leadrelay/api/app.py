@@ -23,8 +23,10 @@ from leadrelay.api import (
     admin_door,
     admin_edit,
     admin_inboxes,
+    admin_lead,
     admin_lists,
     admin_login,
+    admin_overview,
     admin_search,
     admin_web,
     health,
@@ -99,6 +101,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(admin_edit.router)  # issue 15: edit-and-replay on the page
     app.include_router(admin_bulk.router)  # issue 15: bulk replay/discard as a job, page
     app.include_router(admin_bulk_api.router)  # issue 15: bulk jobs, API
+    app.include_router(admin_overview.router)
+    app.include_router(admin_lead.router)
     app.add_exception_handler(admin_web.LoginRequired, admin_web.login_required)
     app.add_exception_handler(errors.Refused, admin_api.answer_refusal)  # 409; 404 for a NotFound
     app.add_exception_handler(errors.NotFound, admin_api.answer_refusal)

@@ -92,7 +92,7 @@ def log_in(page: Page, base: str) -> None:
     page.get_by_label("User name").fill("admin")
     page.get_by_label("Admin token").fill(TOKEN)
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dead letters")).to_be_visible()
+    expect(page.get_by_role("heading", name="Overview", exact=True)).to_be_visible()
 
 
 def test_log_in_filter_open_replay_and_see_it_delivered(browser: Browser, site, clean_db, sandbox) -> None:
@@ -101,6 +101,7 @@ def test_log_in_filter_open_replay_and_see_it_delivered(browser: Browser, site, 
     other = ingest(rt, canonical(external_id="junk-1", contact={"full_name": "nobody"}))
     page = browser.new_page()
     log_in(page, base)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Dead letters").click()
     expect(page.locator("#dead-letters tbody tr")).to_have_count(2, timeout=10_000)
 
     page.get_by_label("Reason").select_option("routing")

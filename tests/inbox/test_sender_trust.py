@@ -109,7 +109,7 @@ def test_a_spoofed_hubblehq_mail_is_held_listed_and_delivered_once_when_an_admin
             )
             assert sorted(row["lead_id"] for row in api.json()) == sorted([silent.id, failing.id])
             assert client.post("/admin/login", data={"token": TOKEN, "name": "Jo"}).status_code == 303
-            page = client.get("/admin", params={"reason": "unverified_sender"}).text
+            page = client.get("/admin/dead-letters", params={"reason": "unverified_sender"}).text
             assert 'value="unverified_sender"' in page  # the reason filter offers it
             assert page.count('class="tag unverified_sender"') >= 2
     finally:

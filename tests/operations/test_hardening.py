@@ -51,7 +51,7 @@ def test_the_admin_page_sends_its_security_headers(site: str) -> None:
     with httpx.Client(base_url=site) as client:
         pages = [client.get("/admin/login")]
         assert client.post("/admin/login", data={"token": ADMIN_TOKEN, "name": "Jess"}).status_code == 303
-        pages += [client.get("/admin"), client.get("/admin/leads")]
+        pages += [client.get("/admin"), client.get("/admin/dead-letters"), client.get("/admin/leads")]
     for page in pages:
         assert page.status_code == 200, page.url
         csp = page.headers["content-security-policy"]
