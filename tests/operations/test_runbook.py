@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import typer
 
-from leadrelay.cli import app, channels, commands, dlq, inbox, introductions, privacy, setup  # noqa: F401
+from leadrelay.cli import app, channels, commands, dlq, inbox, introductions, leads, privacy, setup  # noqa: F401
 from leadrelay.db import utcnow
 from leadrelay.models import DeadReason
 from leadrelay.notify import Notice
