@@ -1,4 +1,4 @@
-"""Dead letters as lists: filtered listings, the ids a bulk action touches, counts by reason.
+"""Dead letters in bulk: the ids a bulk action touches, counts by reason.
 
 Re-exported by ``dead_letters`` (the actions); ``leadrelay.ledger.search`` is the
 searchable, keyset-paged listing the admin and CLI show.
@@ -27,21 +27,6 @@ class Filter:
     limit: int = 100
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One dead letter as a listing shows it."""
-
-    id: int
-    lead_id: int
-    channel: str
-    reason: str
-    message: str
-    status: str
-    created_at: datetime
-    external_id: str | None
-    attempts: int
-
-
 def _filtered(stmt: Select[*_Ts], flt: Filter) -> Select[*_Ts]:
     if flt.channel:
         stmt = stmt.where(Lead.channel == flt.channel)
@@ -52,31 +37,6 @@ def _filtered(stmt: Select[*_Ts], flt: Filter) -> Select[*_Ts]:
     if flt.status:
         stmt = stmt.where(DeadLetter.status == flt.status)
     return stmt
-
-
-def list_letters(session: Session, flt: Filter) -> list[Row]:
-    """Dead letters, newest first."""
-    stmt = _filtered(
-        select(DeadLetter, Lead.channel, Lead.external_id, Lead.attempts).join(
-            Lead, Lead.id == DeadLetter.lead_id
-        ),
-        flt,
-    )
-    stmt = stmt.order_by(DeadLetter.created_at.desc(), DeadLetter.id.desc()).limit(flt.limit)
-    return [
-        Row(
-            id=letter.id,
-            lead_id=letter.lead_id,
-            channel=channel,
-            reason=letter.reason,
-            message=letter.message,
-            status=letter.status,
-            created_at=letter.created_at,
-            external_id=external_id,
-            attempts=attempts,
-        )
-        for letter, channel, external_id, attempts in session.execute(stmt)
-    ]
 
 
 def matching_ids(session: Session, flt: Filter) -> list[int]:

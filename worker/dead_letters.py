@@ -35,9 +35,7 @@ from leadrelay.queries import pretty_lead
 from leadrelay.routing import ChannelConfig, Routing
 from leadrelay.worker import dedupe
 from leadrelay.worker.dead_letter_lists import Filter as Filter
-from leadrelay.worker.dead_letter_lists import Row as Row
 from leadrelay.worker.dead_letter_lists import counts as counts
-from leadrelay.worker.dead_letter_lists import list_letters as list_letters
 from leadrelay.worker.dead_letter_lists import matching_ids as matching_ids
 from leadrelay.worker.normalise import accept, read_so_far
 
