@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from leadrelay.routing.model import Routing
 
 EMAIL = r"^[^@\s]+@[^@\s]+$"
-DEFAULT_OPPORTUNITY_URL = "https://dashboard.nexudus.com/crm/opportunities/{id}"
 
 
 class AssignmentMode(StrEnum):
@@ -91,16 +90,19 @@ class TeamConfig(StrictModel):
 class NotificationsConfig(StrictModel):
     enabled: bool = Field(default=False, description="tell staff of new opportunities and introductions")
     email: bool = Field(default=True, description="by e-mail (needs LEADRELAY_SMTP_HOST)")
-    opportunity_url: str = Field(
-        default=DEFAULT_OPPORTUNITY_URL,
-        description="the deep link to an opportunity: {id} is its Id, {account} the account's name",
+    opportunity_url: str | None = Field(
+        default=None,
+        description="the deep link to an opportunity: {id} is its Id, {account} the account's name "
+        "(default: LEADRELAY_NEXUDUS_WEB_OPPORTUNITY_URL, the admin page's link)",
     )
     webhook: WebhookTarget | None = Field(default=None, description="every notification, all locations")
     teams: dict[str, TeamConfig] = Field(default_factory=dict, description="per location")
 
     @field_validator("opportunity_url")
     @classmethod
-    def _template(cls, value: str) -> str:
+    def _template(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
             value.format(id=1, account="main")
         except (KeyError, IndexError, ValueError) as err:

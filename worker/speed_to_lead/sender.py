@@ -97,7 +97,7 @@ def _send_one(rt: Runtime, notification_id: int, *, owner: str) -> bool | None:
         lead = session.get(Lead, row.lead_id) if row is not None else None
         if row is None or lead is None:
             return None
-        facts = facts_for(rt.routing, row, lead)
+        facts = facts_for(rt.routing, row, lead, default_url=rt.settings.nexudus_web_opportunity_url)
         transport, recipient, attempts, intake_at = row.transport, row.recipient, row.attempts, row.intake_at
     error: str | None = None
     try:
@@ -137,7 +137,7 @@ def _send_one(rt: Runtime, notification_id: int, *, owner: str) -> bool | None:
     return error is None
 
 
-def facts_for(routing: Routing, row: Notification, lead: Lead) -> Facts:
+def facts_for(routing: Routing, row: Notification, lead: Lead, *, default_url: str) -> Facts:
     config = routing.channels.get(lead.channel)
     label = channel_label(lead.channel, config) if config else lead.channel
     member = routing.staff.get(row.staff_id) if row.staff_id is not None else None
@@ -147,7 +147,8 @@ def facts_for(routing: Routing, row: Notification, lead: Lead) -> Facts:
             canonical = CanonicalLead.model_validate(lead.lead)
         except ValidationError:
             canonical = None
-    link = routing.notifications.opportunity_url.format(id=row.opportunity_id, account=row.account)
+    template = routing.notifications.opportunity_url or default_url
+    link = template.format(id=row.opportunity_id, account=row.account)
     return Facts(
         event=row.event,
         key=row.key,
