@@ -7,14 +7,14 @@ import json
 import os
 import re
 import statistics
-from datetime import date
+from datetime import date, timedelta
 from html import unescape
 from pathlib import Path
 
 from sqlalchemy import text
 
 from leadrelay.db import make_engine, utcnow
-from tests.admin.seeding import seed
+from leadrelay.testing.seed import seed_leads
 from tests.admin.test_overview import COUNTED, count_of, logged_in  # noqa: F401  (fixture)
 
 LEADS = 50_000
@@ -27,7 +27,8 @@ def test_the_overview_of_50000_leads_matches_its_lists_and_its_time_is_recorded(
     client, rt = logged_in
     engine = make_engine(rt.settings.database_url)
     try:
-        seed(engine, LEADS, days=89)  # all within the 90 whole days the page shows
+        # all within the 90 whole days the page shows
+        seed_leads(engine, LEADS, dead_every=40, duplicate_every=7, spacing=timedelta(days=89) / LEADS)
     finally:
         engine.dispose()
     with rt.sessions() as session:
