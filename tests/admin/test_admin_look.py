@@ -153,7 +153,7 @@ def test_the_main_flow_by_keyboard_alone(browser: Browser, site, clean_db, sandb
     assert page.locator(".skip").bounding_box()["y"] >= 0  # shown while it has the focus
     page.keyboard.press("Enter")  # to the content
     page.keyboard.press("Tab")
-    page.keyboard.type("Kim Keyboard")
+    page.keyboard.type("admin")  # the test token's owner
     page.keyboard.press("Tab")
     page.keyboard.type(TOKEN)
     page.keyboard.press("Enter")
