@@ -134,9 +134,9 @@ def tab_to(page: Page, name: str, limit: int = 80) -> None:
     for _ in range(limit):
         page.keyboard.press("Tab")
         assert _focus_is_visible(page), page.evaluate("document.activeElement.outerHTML")
-        said = page.evaluate(
+        said = page.evaluate(  # the label first: a checkbox's value is no name
             "() => { const e = document.activeElement;"
-            " return (e.innerText || e.value || e.getAttribute('aria-label') || '').trim(); }"
+            " return (e.innerText || e.getAttribute('aria-label') || e.value || '').trim(); }"
         )
         if said == name:
             return
