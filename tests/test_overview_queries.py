@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from leadrelay.db import make_session_factory, utcnow
 from leadrelay.ledger import overview
 from leadrelay.ledger.overview import Period
 from leadrelay.models import LeadState
-from tests.admin.seeding import seed
+from leadrelay.testing.seed import seed_leads
 from tests.conftest import fresh_ledger
 
 
@@ -22,7 +23,7 @@ def test_leads_per_day_and_the_latency_quantiles_are_what_was_written(
 ) -> None:
     engine = create_engine(fresh_ledger(request, tmp_path, database))
     try:
-        written = seed(engine, 900, days=12)
+        written = seed_leads(engine, 900, dead_every=9, duplicate_every=7, spacing=timedelta(days=12) / 900)
         period = Period.ending(utcnow().date(), 7)
         with make_session_factory(engine)() as session:
             per_day = overview.leads_per_day(session, period)
@@ -31,7 +32,7 @@ def test_leads_per_day_and_the_latency_quantiles_are_what_was_written(
     finally:
         engine.dispose()
 
-    in_period = {key: n for key, n in written.leads.items() if period.first <= key[1] <= period.last}
+    in_period = {key: n for key, n in written.leads().items() if period.first <= key[1] <= period.last}
     assert sum(in_period.values()) > 300  # most of the 900 fall in the last 7 of 12 days
     for entry in per_day:
         for day in period.days:
@@ -40,7 +41,7 @@ def test_leads_per_day_and_the_latency_quantiles_are_what_was_written(
             for state in overview.SHOWN_STATES:
                 assert entry.on(day, state) == in_period.get((entry.channel, day, state), 0)
     assert sum(entry.total() for entry in per_day) == sum(in_period.values())
-    assert letters == dict(written.open_letters) and list(letters.values()) == sorted(
+    assert letters == dict(written.open_letters()) and list(letters.values()) == sorted(
         letters.values(), reverse=True
     )
 
@@ -61,7 +62,7 @@ def test_leads_per_day_and_the_latency_quantiles_are_what_was_written(
             everything = {lat.channel: lat for lat in overview.latencies(session, with_all)}
     finally:
         engine.dispose()
-    for channel, seconds in written.seconds.items():
+    for channel, seconds in written.seconds().items():
         cuts = statistics.quantiles(seconds, n=100, method="inclusive")
         assert everything[channel].count == len(seconds)
         assert everything[channel].p50 == pytest.approx(statistics.median(seconds), abs=2e-3)

@@ -3,7 +3,7 @@
 The list's checkboxes (or "all matching the filter") post to the preview, which
 says what the action would do and changes nothing; its confirm button makes the
 job (:mod:`leadrelay.worker.bulk_jobs`), which a worker runs in chunks; the job's
-page shows its progress and refreshes itself with a meta refresh (no script).
+page shows its progress and refreshes itself with a Refresh header (no script).
 """
 
 from __future__ import annotations

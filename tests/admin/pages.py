@@ -12,10 +12,11 @@ from tests.admin.test_admin_api import TOKEN
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
-def logged_in(base: str, name: str = "Jess") -> tuple[httpx.Client, str]:
-    """A client with an admin session (``web:<name>``), and the CSRF token its forms carry."""
+def logged_in(base: str, token: str = TOKEN) -> tuple[httpx.Client, str]:
+    """A client with the session of the admin ``token`` names (the test token's: ``web:admin``),
+    and the CSRF token its forms carry."""
     client = httpx.Client(base_url=base)
-    login = client.post("/admin/login", data={"token": TOKEN, "name": name})
+    login = client.post("/admin/login", data={"token": token})
     assert login.status_code == 303, login.text
     found = CSRF.search(client.get("/admin").text)
     assert found is not None

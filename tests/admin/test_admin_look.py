@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ from playwright.sync_api import Browser, Page, expect
 from leadrelay.db import make_engine, transaction
 from leadrelay.intake.store import record_inbound
 from leadrelay.runtime import Runtime
+from leadrelay.testing.seed import seed_leads
 from tests.admin import test_admin_browser as harness
-from tests.admin.seeding import seed
 from tests.admin.test_admin_api import TOKEN
 from tests.admin.test_admin_browser import log_in, unroutable
 from tests.dead_letters.test_replay import settle
@@ -55,7 +56,7 @@ def a_ledger_to_look_at(rt: Runtime, url: str, sandbox: Any) -> dict[str, int]:
     """Seeded history for the charts, a routing dead letter, a delivered lead and its duplicate, a mail."""
     engine = make_engine(url)
     try:
-        seed(engine, 1_500, days=30)
+        seed_leads(engine, 1_500, dead_every=9, duplicate_every=7, spacing=timedelta(days=30) / 1_500)
     finally:
         engine.dispose()
     dead = unroutable(url, sandbox, contact={"full_name": "Dana Whitfield", "email": "dana@example.com"})
@@ -133,9 +134,9 @@ def tab_to(page: Page, name: str, limit: int = 80) -> None:
     for _ in range(limit):
         page.keyboard.press("Tab")
         assert _focus_is_visible(page), page.evaluate("document.activeElement.outerHTML")
-        said = page.evaluate(
+        said = page.evaluate(  # the label first: a checkbox's value is no name
             "() => { const e = document.activeElement;"
-            " return (e.innerText || e.value || e.getAttribute('aria-label') || '').trim(); }"
+            " return (e.innerText || e.getAttribute('aria-label') || e.value || '').trim(); }"
         )
         if said == name:
             return
@@ -152,7 +153,7 @@ def test_the_main_flow_by_keyboard_alone(browser: Browser, site, clean_db, sandb
     assert page.locator(".skip").bounding_box()["y"] >= 0  # shown while it has the focus
     page.keyboard.press("Enter")  # to the content
     page.keyboard.press("Tab")
-    page.keyboard.type("Kim Keyboard")
+    page.keyboard.type("admin")  # the test token's owner
     page.keyboard.press("Tab")
     page.keyboard.type(TOKEN)
     page.keyboard.press("Enter")

@@ -123,7 +123,7 @@ def test_a_fixed_lead_is_delivered_once_and_audited_under_the_acting_user(page, 
         assert lead.lead["broker"]["contact"] == "Jo Baker"  # not on the form: kept as it was
         assert lead.lead["utm"]["campaign"] == "winter-2026"
         [entry] = queries.audit_entries(session)
-    assert (entry.actor, entry.action, entry.result) == ("web:Jess", "dead_letter.edit", "queued")
+    assert (entry.actor, entry.action, entry.result) == ("web:admin", "dead_letter.edit", "queued")
 
     # the same form sent again (a double click, the back button): refused, nothing more in Nexudus
     again = client.post(f"/admin/dead-letters/{letter}/edit", data={**values, "csrf": csrf})

@@ -17,12 +17,13 @@ from leadrelay.db import transaction
 from leadrelay.ledger import audit
 from leadrelay.ledger.search import LEAD_COLUMNS
 from leadrelay.runtime import Runtime
+from leadrelay.settings import Settings
 from leadrelay.testing.seed import seed_leads, seed_name
 from tests.admin.test_admin_api import TOKEN
 from tests.admin.test_admin_api import admin as admin
 from tests.test_cli import cli
 
-ROW_LINK = re.compile(r'<tr>\s*<td><a href="/admin/(?:dead-letters|leads)/(\d+)">')
+ROW_LINK = re.compile(r'<tr>\s*<td>(?:<input [^>]*>\s*)?<a href="/admin/(?:dead-letters|leads)/(\d+)">')
 NEXT = re.compile(r'<a href="\?([^"]+)" rel="next"')
 
 
@@ -30,7 +31,7 @@ NEXT = re.compile(r'<a href="\?([^"]+)" rel="next"')
 def page(admin) -> Iterator[tuple[httpx.Client, httpx.Client, Runtime]]:
     api, rt = admin
     browser = httpx.Client(base_url=api.base_url)
-    assert browser.post("/admin/login", data={"token": TOKEN, "name": "Jess"}).status_code == 303
+    assert browser.post("/admin/login", data={"token": TOKEN}).status_code == 303
     yield browser, api, rt
     browser.close()
 
@@ -126,11 +127,15 @@ def test_the_audit_log_by_actor_action_lead_and_page(page) -> None:
     seeded = seed_leads(rt.engine, 40, dead_every=4)  # 10 dead letters
     with rt.engine.connect() as conn:
         letters = list(conn.execute(text("SELECT id, lead_id FROM dead_letters ORDER BY id")).all())
+    tokens = {"Jess": "jess-operator-token-0123456789", "Kim": "kim-operator-token-0123456789a"}
+    rt.settings.admin_users = Settings(
+        admin_users="\n".join(f"{who}:operator:{token}" for who, token in tokens.items())
+    ).admin_users  # named admins: the audit's actor is whoever's token acted
     for (letter_id, _), who in zip(letters[:3], ("Jess", "Kim", "Jess"), strict=True):
         done = api.post(
             f"/admin/api/dead-letters/{letter_id}/discard",
             json={"why": "spam"},
-            headers={"X-Leadrelay-Actor": who},
+            headers={"Authorization": f"Bearer {tokens[who]}"},
         )
         assert done.status_code == 204
     with transaction(rt.sessions) as session:
