@@ -65,7 +65,8 @@ TWINS = 40  # enquiries sent first without UTM fields, then again (a new webhook
 HELD = 6  # portal mails held for their sender until the storm's replays let them through
 FOLLOWED = 6  # HubbleHq enquiries followed up by an update and a withdrawal (half updated first)
 SECRET = "whsec_" + "Y2hhb3MtY2hhb3MtY2hhb3MtY2hhb3M="
-ADMIN_TOKEN = "chaos-admin-token"
+ADMIN_TOKEN = "chaos-admin-token-0123456789"
+BULK_TOKEN = "chaos-bulk-token-0123456789"  # a second named operator: the bulk jobs' actor
 LEASE_SECONDS = 8
 STALL_SECONDS = LEASE_SECONDS + 4
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672//"
@@ -277,7 +278,7 @@ def stack(clean_db: str, broker: Broker, tmp_path: Path) -> Iterator[tuple[Stack
         LEADRELAY_NEXUDUS_TIMEOUT="1",
         LEADRELAY_WRITE_LANDING_SECONDS="3",
         LEADRELAY_LEASE_SECONDS=str(LEASE_SECONDS),
-        LEADRELAY_ADMIN_TOKEN=ADMIN_TOKEN,
+        LEADRELAY_ADMIN_USERS=f"chaos:operator:{ADMIN_TOKEN},chaos-bulk:operator:{BULK_TOKEN}",
         LEADRELAY_REQUEUE_AFTER_SECONDS="5",
         LEADRELAY_SWEEP_INTERVAL_SECONDS="0.5",
         LEADRELAY_RETRY_SCHEDULE="0,1,1,2,2,3,3,4,4,5,5,5,5,5,5,5,5,5,5,5",
@@ -388,7 +389,8 @@ def chaos(stack: Stack, broker: Broker, stop: threading.Event) -> list[str]:
     return done
 
 
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}", "X-Leadrelay-Actor": "chaos"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}  # the audit actor is the token's owner
+BULK = {"Authorization": f"Bearer {BULK_TOKEN}"}
 
 
 def replay_storm(
@@ -409,7 +411,7 @@ def replay_storm(
                 made = httpx.post(
                     f"{stack.receiver_url}/admin/api/bulk-jobs",
                     json={"action": "replay"},
-                    headers={**ADMIN, "X-Leadrelay-Actor": "chaos-bulk"},
+                    headers=BULK,
                     timeout=30,
                 )
                 jobs.extend([made.json()["id"]] if made.status_code == 202 else [])
