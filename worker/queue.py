@@ -20,6 +20,17 @@ log = structlog.get_logger(__name__)
 PROCESS_TASK = "leadrelay.process_lead"
 NOT_FOUND = 404
 ENQUEUE_BATCH = 500  # messages per Redis pipeline
+NO_KWARGS_REPR = "{}"
+
+
+def args_repr(lead_id: int) -> str:
+    """The message's ``argsrepr`` header, as Celery's ``saferepr([lead_id])`` writes it.
+
+    Given to ``send_task`` (Celery's documented ``argsrepr``/``kwargsrepr`` options), it
+    spares Celery its generic ``saferepr`` walk for every message (~25 % of the CPU of
+    a publish, measured in bench/results/PROFILE.md).
+    """
+    return f"[{lead_id}]"
 
 
 def enqueue(lead_ids: Iterable[int]) -> int:
@@ -36,7 +47,15 @@ def enqueue(lead_ids: Iterable[int]) -> int:
     try:
         with app.producer_or_acquire() as producer, producer.batch(max_size=ENQUEUE_BATCH):
             for lead_id in ids:
-                app.send_task(PROCESS_TASK, args=[lead_id], queue=LEADS_QUEUE, producer=producer, retry=False)
+                app.send_task(
+                    PROCESS_TASK,
+                    args=[lead_id],
+                    argsrepr=args_repr(lead_id),
+                    kwargsrepr=NO_KWARGS_REPR,
+                    queue=LEADS_QUEUE,
+                    producer=producer,
+                    retry=False,
+                )
                 sent += 1
     except Exception as exc:  # kombu raises transport-specific errors
         log.warning("enqueue_failed", error=type(exc).__name__, sent=0, of=len(ids))
