@@ -56,7 +56,9 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "descript
 _REFUSED: dict[int | str, dict[str, Any]] = {
     409: {"model": Problem, "description": "Refused: it could deliver twice, or the lead is not valid"}
 }
-_BODY: dict[int | str, dict[str, Any]] = {400: {"model": Problem, "description": "The body is not JSON"}}
+BODY_ANSWERS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body is not JSON"}
+}
 router = APIRouter(
     prefix="/admin/api",
     tags=["admin"],
@@ -247,7 +249,7 @@ def _replay_out(result: Replayed) -> ReplayOut:
     )
 
 
-@router.post("/dead-letters/replay", response_model=BulkReplayOut, responses=_BODY)
+@router.post("/dead-letters/replay", response_model=BulkReplayOut, responses=BODY_ANSWERS)
 async def replay_matching(request: Request, who: Actor, body: BulkReplayIn) -> Any:
     """Replay every open dead letter matching the filters (``dry_run`` to preview)."""
     flt = Filter(channel=body.channel, reason=body.reason, since=body.since)
@@ -269,7 +271,7 @@ async def replay_matching(request: Request, who: Actor, body: BulkReplayIn) -> A
 
 
 @router.post(
-    "/dead-letters/{letter_id:int}/discard", status_code=204, responses=_NOT_FOUND | _REFUSED | _BODY
+    "/dead-letters/{letter_id:int}/discard", status_code=204, responses=_NOT_FOUND | _REFUSED | BODY_ANSWERS
 )
 async def discard_dead_letter(request: Request, letter_id: LetterId, who: Actor, body: DiscardIn) -> None:
     """Close a dead letter without delivering it; ``why`` goes into the audit log."""
@@ -282,7 +284,9 @@ async def discard_dead_letter(request: Request, letter_id: LetterId, who: Actor,
 
 
 @router.put(
-    "/dead-letters/{letter_id:int}/lead", response_model=ReplayOut, responses=_NOT_FOUND | _REFUSED | _BODY
+    "/dead-letters/{letter_id:int}/lead",
+    response_model=ReplayOut,
+    responses=_NOT_FOUND | _REFUSED | BODY_ANSWERS,
 )
 async def edit_dead_letter(
     request: Request, letter_id: LetterId, who: Actor, lead: Annotated[dict[str, Any], Body()]

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
-from leadrelay.api.admin_api import TEXT, Actor, DateTime, Problem, _read
+from leadrelay.api.admin_api import BODY_ANSWERS, TEXT, Actor, DateTime, Problem, _read
 from leadrelay.api.admin_api import router as admin_router
 from leadrelay.db import transaction
 from leadrelay.models import BulkJob, DeadReason
@@ -87,7 +87,11 @@ def job_out(job: BulkJob) -> BulkJobOut:
     "/bulk-jobs",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=BulkJobOut | BulkPreviewOut,
-    responses={**_ANSWERS, 200: {"model": BulkPreviewOut, "description": "The dry run: nothing changed"}},
+    responses={
+        **_ANSWERS,
+        **BODY_ANSWERS,
+        200: {"model": BulkPreviewOut, "description": "The dry run: nothing changed"},
+    },
 )
 async def create_bulk_job(request: Request, who: Actor, body: BulkJobIn) -> Any:
     """Replay or discard many dead letters in the background (``dry_run``: say what it would do)."""

@@ -155,7 +155,9 @@ FROM (
 
 _LETTERS_BODY = """
 INSERT INTO dead_letters (lead_id, reason, message, detail, status, created_at)
-SELECT id, reasons[1 + CAST(substr(intake_key, length(prefix) + 2) AS bigint) / dead_every % cardinality(reasons)],
+SELECT id,
+       reasons[1 + CAST(substr(intake_key, length(prefix) + 2) AS bigint)
+               / dead_every % cardinality(reasons)],
        'seeded: the lead could not be delivered', '{}'::jsonb,
        'open', received_at + interval '5 seconds'
 FROM leads, p WHERE intake_key LIKE prefix || ':%' AND state = 'dead'
