@@ -85,7 +85,7 @@ def _rewrite_part(part: Message, replacements: dict[str, str]) -> None:
     if part.is_multipart() or not isinstance(payload, str):
         return
     encoding = str(part.get("Content-Transfer-Encoding", "7bit")).lower().strip()
-    raw = payload.encode("ascii", "surrogateescape")
+    raw = payload.encode("utf-8", "surrogateescape")  # 8bit bodies may hold non-ASCII text
     if encoding == "base64":
         payload = base64.encodebytes(_replace(base64.b64decode(raw), replacements)).decode()
     elif encoding == "quoted-printable":
