@@ -71,8 +71,8 @@ from tests.helpers import canonical, ingest, make_due
 # CI runs the same sequences every time (derandomized: a red build is reproducible and
 # its coverage of the paths is stable); LEADRELAY_MODEL_EXPLORE=N runs N fresh random ones.
 EXPLORE = int(os.environ.get("LEADRELAY_MODEL_EXPLORE", "0"))
-STEPS_PER_SEQUENCE = 50
-SEQUENCES = EXPLORE or 100  # 5,000 steps at most; the test asserts at least 2,000 were run
+STEPS_PER_SEQUENCE = 60  # nine optional rules share the steps: each must still be reached
+SEQUENCES = EXPLORE or 100  # 6,000 steps at most; the test asserts at least 2,000 were run
 MADE_BY = re.compile(r"· leadrelay lead (\d+)")
 SETTLE_ROUNDS = 12
 MOVING = ("retry", "throttled", "waiting", "lost_lease", "busy")
