@@ -13,14 +13,14 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.orm import Session, aliased
 
 from leadrelay.adapters import RawItem
 from leadrelay.adapters.events import FollowUp
 from leadrelay.adapters.portal import PortalAdapter
 from leadrelay.adapters.registry import context_for
-from leadrelay.db import transaction, utcnow
+from leadrelay.db import statement_commits, utcnow
 from leadrelay.ledger import transition
 from leadrelay.models import TERMINAL_STATES, Lead, LeadState
 from leadrelay.routing import Routing
@@ -143,31 +143,40 @@ def earlier_unsettled(session: Session, row: Lead) -> int | None:
     ).scalar_one_or_none()
 
 
+def _wake_statement() -> Any:
+    """Built once: every delivery runs it, and nearly always it finds nothing to wake."""
+    enquiry = aliased(Lead)
+
+    def of_enquiry(column: Any) -> Any:
+        return select(column).where(enquiry.id == bindparam("_id")).scalar_subquery()
+
+    return (
+        update(Lead)
+        .where(
+            Lead.channel == of_enquiry(enquiry.channel),
+            Lead.external_id == of_enquiry(enquiry.external_id),  # none: NULL, nothing matches
+            Lead.follow_up.is_not(None),
+            Lead.id != bindparam("_id"),
+            Lead.state == LeadState.normalised,
+        )
+        .values(
+            next_attempt_at=bindparam("_at", type_=Lead.__table__.c.next_attempt_at.type),
+            account=func.coalesce(of_enquiry(enquiry.account), Lead.account),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+_WAKE = _wake_statement()
+
+
 def wake(rt: Runtime, lead_id: int) -> int:
     """Follow-ups waiting for this (now settled) lead's enquiry: due now, under its account.
 
     Called after a delivery settles, before the account's waiting leads are
     dispatched, so a follow-up that arrived before its enquiry goes at once.
+    One statement that commits by itself (it runs after every delivery).
     """
-    with transaction(rt.sessions) as session:
-        row = session.execute(
-            select(Lead.channel, Lead.external_id, Lead.account).where(Lead.id == lead_id)
-        ).one_or_none()
-        if row is None or row.external_id is None:
-            return 0
-        values: dict[str, Any] = {"next_attempt_at": utcnow()}
-        if row.account is not None:
-            values["account"] = row.account
-        result = session.execute(
-            update(Lead)
-            .where(
-                Lead.channel == row.channel,
-                Lead.external_id == row.external_id,
-                Lead.follow_up.is_not(None),
-                Lead.id != lead_id,
-                Lead.state == LeadState.normalised,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
+    with statement_commits(rt.sessions) as session:
+        result = session.connection().execute(_WAKE, {"_id": lead_id, "_at": utcnow()})
+        return int(result.rowcount or 0)

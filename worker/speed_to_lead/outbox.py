@@ -16,8 +16,10 @@ ALL_LOCATIONS = "all"  # the recipient name of notifications.webhook
 def owed(session: Session, routing: Routing, lead_id: int, *, attached: bool, opportunity_id: int) -> int:
     """Record the notifications a lead now settled owes; how many are new (0: already owed, or off)."""
     config = routing.notifications
+    if not config.enabled:
+        return 0  # read nothing: every delivery settles through here
     row = session.get(Lead, lead_id)
-    if not config.enabled or row is None or row.account is None or row.location is None:
+    if row is None or row.account is None or row.location is None:
         return 0
     event = ATTACHED if attached else CREATED
     staff_id = _staff_for(session, routing, row, attached=attached)
