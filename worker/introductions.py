@@ -26,6 +26,7 @@ import unicodedata
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from rapidfuzz import fuzz
 from sqlalchemy import case, select, text
@@ -75,7 +76,18 @@ class Relation:
         return self.first is None
 
 
-def relate(session: Session, lead: Lead, *, routing: Routing) -> Relation:
+class Introduced(Protocol):
+    """What deciding an introduction reads of a lead (a ``Lead``, or a row of these columns)."""
+
+    id: int
+    identity: str | None
+    location: str | None
+    received_at: datetime
+    channel: str
+    account: str | None
+
+
+def relate(session: Session, lead: Introduced, *, routing: Routing) -> Relation:
     """Is ``lead`` the first introduction of its person here, or a later one (of which)?"""
     if not lead.identity or not lead.location:
         return Relation(first=None)

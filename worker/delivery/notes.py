@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypedDict
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from leadrelay import ledger
@@ -36,10 +36,16 @@ class _LockKey(TypedDict):
     owner: str
 
 
+# what deciding the introduction reads of the lead (built once; not the whole row, which is large)
+_INTRODUCED = select(
+    *(Lead.id, Lead.identity, Lead.location, Lead.received_at, Lead.channel, Lead.account),
+    Lead.first_introduction,
+).where(Lead.id == bindparam("_id"))
+
+
 def first_introduction(hold: Hold, session: Session) -> Lead | None:
     """The lead whose opportunity this one belongs to, or None when this lead is the first."""
-    row = session.get(Lead, hold.s.id)
-    assert row is not None
+    row = session.execute(_INTRODUCED, {"_id": hold.s.id}).one()
     relation = introductions.relate(session, row, routing=hold.rt.routing)
     # a first introduction points at itself: decided, under the person's lock
     decided = relation.first if relation.first is not None else hold.s.id
