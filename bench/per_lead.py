@@ -1,0 +1,113 @@
+"""``python -m bench.per_lead [N]``: what one lead costs the worker, in process, lead after lead.
+
+N leads (default 300) are recorded in a fresh bench ledger and run through
+``worker.pipeline.process`` one after another against the sandbox (limits off),
+with a no-op enqueue so that the dispatch after each delivery runs too. The first
+20 warm the caches and are not counted. Printed per lead: the worker's CPU (user
+and system), the CPU of every Postgres process, the SQL statements and
+transactions (SQLAlchemy events), the round trips to Postgres (statements plus
+psycopg's BEGIN and COMMIT), and the most frequent statements. Used for the
+fifth pass in bench/PROFILE.md; the same code varies about ±4 ms of CPU a lead
+between runs, so compare interleaved runs, never two single ones. The leads' log
+lines are written as a worker writes them (their cost is part of a lead's):
+``python -m bench.per_lead | grep -v '^20'`` shows the figures alone.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import resource
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import psycopg._connection_base as psycopg_connection
+from sqlalchemy import event
+
+from bench import env, ledger, signed
+from leadrelay.runtime import Runtime
+from leadrelay.settings import get_settings
+from leadrelay.worker.pipeline import process
+
+WARM = 20
+
+
+def postgres_cpu() -> float:
+    """Seconds of CPU used so far by every process named ``postgres`` on this machine."""
+    ticks = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() != "postgres":
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class Counts:
+    """Statements, transactions and BEGIN/COMMIT commands seen from now on."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.statements: collections.Counter[str] = collections.Counter()
+        self.commits = 0
+        self.commands = 0
+        event.listen(rt.engine, "before_cursor_execute", self._statement)
+        event.listen(rt.engine, "commit", self._commit)
+        original = psycopg_connection.BaseConnection._exec_command
+
+        def counted(conn: Any, command: Any, *args: Any, **kwargs: Any) -> Any:
+            self.commands += 1
+            return original(conn, command, *args, **kwargs)
+
+        psycopg_connection.BaseConnection._exec_command = counted  # type: ignore[method-assign]
+
+    def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.statements[" ".join(statement.split())[:100]] += 1
+
+    def _commit(self, conn: Any) -> None:
+        self.commits += 1
+
+    def clear(self) -> None:
+        self.statements.clear()
+        self.commits = self.commands = 0
+
+
+def main(count: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="leadrelay-per-lead-"))
+    url, sandbox, _, _ = env.unlimited_delivery(work)
+    try:
+        ids = ledger.ingest(url, [signed.lead(n, tag="per-lead") for n in range(count)])
+        rt = Runtime.load(get_settings())
+        counts = Counts(rt)
+        for lead_id in ids[:WARM]:
+            process(rt, lead_id, owner="bench-warm", enqueue=len)
+        counts.clear()
+        measured = ids[WARM:]
+        before, pg_before = resource.getrusage(resource.RUSAGE_SELF), postgres_cpu()
+        for lead_id in measured:
+            process(rt, lead_id, owner="bench", enqueue=len)
+        after, pg_used = resource.getrusage(resource.RUSAGE_SELF), postgres_cpu() - pg_before
+        rt.close()
+    finally:
+        sandbox.stop()
+    n = len(measured)
+    user, system = (after.ru_utime - before.ru_utime) / n, (after.ru_stime - before.ru_stime) / n
+    statements = sum(counts.statements.values())
+    print(f"{n} leads: {ledger.states(url)}")
+    cpu = f"{1000 * (user + system):.2f} ms a lead (user {1000 * user:.2f}, system {1000 * system:.2f})"
+    print(f"worker CPU {cpu}")
+    print(f"Postgres CPU (all its processes) {1000 * pg_used / n:.2f} ms a lead")
+    print(
+        f"{statements / n:.1f} statements, {counts.commits / n:.1f} transactions, "
+        f"{(statements + counts.commands) / n:.1f} round trips a lead"
+    )
+    for statement, seen in counts.statements.most_common(25):
+        print(f"  {seen / n:5.2f}  {statement}")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300)
