@@ -176,15 +176,16 @@ WITH clock AS (
     FROM clock c, usage u, seen s
 ), moved AS (
     UPDATE nexudus_accounts a
-    SET next_request_at = CASE WHEN r.ok THEN r.start + :request_gap ELSE a.next_request_at END,
+    SET next_request_at = CASE WHEN r.ok THEN GREATEST(r.due, r.start) + :request_gap
+                               ELSE a.next_request_at END,
         next_write_at = CASE WHEN r.ok AND :write THEN r.start + :write_gap ELSE a.next_write_at END,
         updated_at = CASE WHEN r.ok THEN clock_timestamp() ELSE a.updated_at END
     FROM (
-        SELECT a2.account, d.now, t.start,
+        SELECT a2.account, d.now, t.start, a2.next_request_at AS due,
                (d.far OR a2.updated_at IS NOT DISTINCT FROM d.seen_at) AS fresh,
                (d.far OR a2.updated_at IS NOT DISTINCT FROM d.seen_at) AND t.start - d.now <= :max_wait AS ok
         FROM nexudus_accounts a2, decision d,
-        LATERAL (SELECT GREATEST(d.now, a2.next_request_at, a2.blocked_until, d.cap_until,
+        LATERAL (SELECT GREATEST(d.now, a2.next_request_at - :request_burst, a2.blocked_until, d.cap_until,
                                  CASE WHEN :write THEN a2.next_write_at END) AS start) t
         WHERE a2.account = :account
         FOR UPDATE OF a2

@@ -5,9 +5,14 @@ Nexudus throttles per account (NEXUDUS.md): a request per 100 ms, 120 a minute,
 ``rate_limit`` is per worker process, so the budget lives in the ledger:
 
 * the account's row in ``nexudus_accounts``, locked for the few milliseconds of a
-  reservation, holds when the next request and the next write may go (strict
-  spacing, so no 60-second window ever sees more than the limit) and until when
-  a 409/429's ``Retry-After`` blocks everyone;
+  reservation, holds when the next request and the next write may go and until
+  when a 409/429's ``Retry-After`` blocks everyone. Writes are strictly spaced.
+  Requests follow the generic cell rate algorithm: ``next_request_at`` is the
+  theoretical arrival time, and a request may come up to one spacing early (a
+  burst of two), with the spacing widened so that no 60-second window ever sees
+  more than the limit. The burst lets two leads' lookups fall between the same
+  two writes (two leads delivered in step otherwise lose half a spacing per
+  pair of leads; bench/PROFILE.md, fifth pass);
 * ``nexudus_usage`` counts requests and writes per minute, for the hourly and
   daily caps (a sliding window over whole minutes, erring on the safe side);
 * times come from the database's clock, so hosts whose clocks drift still agree.
@@ -54,6 +59,7 @@ def db_clock(session: Session) -> float:
 
 
 SEND_GAP_MARGIN = 2.0  # actual sends stay this many times the hard minimum interval apart
+REQUEST_BURST = 2  # requests that may follow one another closer than the spacing (the hard gap holds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +70,25 @@ class Spacing:
     write: float
     send: float
     minute: float
+    request_burst: float = 0.0  # how early a request may come before ``next_request_at``
 
     @classmethod
     def of(cls, limits: NexudusLimits) -> Spacing:
+        """The spacings; with a burst of b, a window of a minute holds at most minute/request + b requests.
+
+        So the request spacing is a minute over the limit less the b − 1 extra ones: with
+        120 a minute, two requests may come back to back and still no minute sees 121.
+        """
         minute = 60.0 / limits.clock_speed
         hard_gap = limits.min_interval_ms / 1000 / limits.clock_speed
-        per_request = max(hard_gap, minute / limits.requests_per_minute)
+        extra = min(REQUEST_BURST, limits.requests_per_minute) - 1
+        per_request = max(hard_gap, minute / (limits.requests_per_minute - extra)) / limits.safety
         return cls(
-            request=per_request / limits.safety,
+            request=per_request,
             write=minute / limits.writes_per_minute / limits.safety,
             send=hard_gap * SEND_GAP_MARGIN,
             minute=minute,
+            request_burst=per_request * extra,
         )
 
 
@@ -165,6 +179,7 @@ class StatementBudget(LedgerBudget):
             "write": write,
             "max_wait": max_wait,
             "request_gap": spacing.request,
+            "request_burst": spacing.request_burst,
             "write_gap": spacing.write,
             "per_hour": per_hour,
             "per_day": per_day,
@@ -209,14 +224,14 @@ class LockingBudget(LedgerBudget):
         with transaction(self._sessions) as session:
             row = lock_account(session, self._account)
             now = db_clock(session)
-            start = max(now, row.next_request_at, row.blocked_until)
+            start = max(now, row.next_request_at - self._spacing.request_burst, row.blocked_until)
             if write:
                 start = max(start, row.next_write_at)
             start = max(start, self._cap_wait(session, now, write=write))
             wait = start - now
             if wait > max_wait:
                 return Slot(wait=wait, at=None)
-            row.next_request_at = start + self._spacing.request
+            row.next_request_at = max(row.next_request_at, start) + self._spacing.request
             if write:
                 row.next_write_at = start + self._spacing.write
             row.updated_at = utcnow()

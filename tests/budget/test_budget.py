@@ -101,15 +101,39 @@ def test_writes_from_many_threads_never_exceed_the_per_minute_limit(budget: Make
     assert min(gaps) >= Spacing.of(limits).write - 1e-6
 
 
-def test_reads_and_writes_share_the_request_spacing(budget: Make) -> None:
-    limits = NexudusLimits(min_interval_ms=100, requests_per_minute=120, writes_per_minute=60, **FAST)
+def test_requests_never_exceed_the_per_minute_limit_in_any_window(budget: Make) -> None:
+    """Two requests may come back to back (a burst of two); still no minute holds more than the limit."""
+    limits = NexudusLimits(min_interval_ms=0, requests_per_minute=120, writes_per_minute=100_000, **FAST)
     acme = budget("acme", limits)
-    times = [
-        *grant_times(acme, count=10, write=False),
-        *grant_times(acme, count=5, write=True),
-    ]
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= Spacing.of(limits).request - 1e-6
+    times = []
+    for n in range(60):
+        times += grant_times(acme, count=3, write=n % 2 == 0)  # reads and writes share the limit
+    assert len(times) == 180
+    assert most_in_any_window(times, Spacing.of(limits).minute) <= 120
+
+
+def test_a_second_request_may_follow_at_once_and_a_third_waits_the_spacing(budget: Make) -> None:
+    limits = NexudusLimits(min_interval_ms=0, requests_per_minute=120)  # a real minute: 0.52 s apart
+    acme = budget("acme", limits)
+    waits = [acme.reserve(write=False, max_wait=30).wait for _ in range(3)]
+    assert waits[0] <= 0.01 and waits[1] <= 0.05  # the burst of two
+    assert waits[2] >= Spacing.of(limits).request - 0.1  # then the spacing
+
+
+def test_two_reads_fit_between_two_writes_reserved_ahead(budget: Make) -> None:
+    """Two leads in step: both next leads' lookups come between the same two writes, which keep
+    their spacing (strict spacing pushed the next write out by half a spacing)."""
+    limits = NexudusLimits(min_interval_ms=0, requests_per_minute=120, writes_per_minute=60, **FAST)
+    acme = budget("acme", limits)
+    first = acme.reserve(write=True, max_wait=30)
+    second = acme.reserve(write=True, max_wait=30)  # a write gap ahead
+    lookups = [acme.reserve(write=False, max_wait=30) for _ in range(2)]
+    third = acme.reserve(write=True, max_wait=30)
+    assert None not in (first.at, second.at, third.at, *(r.at for r in lookups))
+    write_gap = Spacing.of(limits).write
+    assert second.at - first.at >= write_gap - 1e-6
+    assert all(first.at < r.at < third.at for r in lookups)
+    assert third.at - second.at <= write_gap * 1.05
 
 
 def test_a_wait_longer_than_allowed_reserves_nothing(budget: Make) -> None:
