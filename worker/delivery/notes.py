@@ -38,7 +38,12 @@ class _LockKey(TypedDict):
 
 # what deciding the introduction reads of the lead (built once; not the whole row, which is large)
 _INTRODUCED = select(
-    *(Lead.id, Lead.identity, Lead.location, Lead.received_at, Lead.channel, Lead.account),
+    Lead.id,
+    Lead.identity,
+    Lead.location,
+    Lead.received_at,
+    Lead.channel,
+    Lead.account,
     Lead.first_introduction,
 ).where(Lead.id == bindparam("_id"))
 
