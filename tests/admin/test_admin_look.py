@@ -13,16 +13,18 @@ from typing import Any
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import select
 
 from leadrelay.db import make_engine, transaction
 from leadrelay.intake.store import record_inbound
+from leadrelay.models import Lead
 from leadrelay.runtime import Runtime
 from leadrelay.testing.seed import seed_leads
 from tests.admin import test_admin_browser as harness
 from tests.admin.test_admin_api import TOKEN
 from tests.admin.test_admin_browser import log_in, unroutable
 from tests.dead_letters.test_replay import settle
-from tests.helpers import canonical, ingest
+from tests.helpers import canonical, ingest, wait_for
 
 pytestmark = pytest.mark.browser
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -52,6 +54,21 @@ def mail_lead(rt: Runtime) -> int:
         ).lead_id
 
 
+def settled(rt: Runtime, lead_id: int) -> str:
+    """The lead's state once it stops moving: this site's worker thread may take it first."""
+    settle(rt, lead_id)
+    with rt.sessions() as session:
+        wait_for(
+            lambda: (
+                session.execute(select(Lead.state).where(Lead.id == lead_id)).scalar_one()
+                not in ("received", "normalised", "delivering")
+            ),
+            timeout=30,
+            what=f"lead {lead_id} to settle",
+        )
+        return str(session.execute(select(Lead.state).where(Lead.id == lead_id)).scalar_one())
+
+
 def a_ledger_to_look_at(rt: Runtime, url: str, sandbox: Any) -> dict[str, int]:
     """Seeded history for the charts, a routing dead letter, a delivered lead and its duplicate, a mail."""
     engine = make_engine(url)
@@ -62,9 +79,9 @@ def a_ledger_to_look_at(rt: Runtime, url: str, sandbox: Any) -> dict[str, int]:
     dead = unroutable(url, sandbox, contact={"full_name": "Dana Whitfield", "email": "dana@example.com"})
     body = canonical(external_id="enq_STORY001")
     delivered = ingest(rt, body)
-    assert settle(rt, delivered) == "delivered"
+    assert settled(rt, delivered) == "delivered"
     duplicate = ingest(rt, body)
-    assert settle(rt, duplicate) == "duplicate"
+    assert settled(rt, duplicate) == "duplicate"
     mail = mail_lead(rt)
     settle(rt, mail)
     with rt.sessions() as session:
