@@ -5,7 +5,7 @@ protection window (90 days by default). For a person — the same normalised
 e-mail, else the same E.164 phone — and a location, the leads received within
 the window form a group; the group's **first introduction** is the lead that
 holds its opportunity, else its oldest lead still alive (normalised or being
-delivered). It gets the Nexudus
+delivered) that is not a twin of another (worker/delivery/enrich.py). It gets the Nexudus
 opportunity, with its own LeadSource and AgentId. Every later lead of the group
 becomes a note on that opportunity (state ``attached``) and is listed for the
 operator, who usually has 24–48 h to reject a competing introduction.
@@ -107,6 +107,10 @@ def relate(session: Session, lead: Introduced, *, routing: Routing) -> Relation:
             Lead.location == lead.location,
             Lead.state.in_([s.value for s in ALIVE]),
             Lead.received_at >= since,
+            # a twin (read as a duplicate, delivered as an enrichment) holds no opportunity and
+            # waits for its enquiry's: taken for the first introduction, the two would wait for
+            # each other for ever
+            Lead.duplicate_of.is_(None),
         )
         .order_by(delivered_first, Lead.id)
         .limit(1)

@@ -154,3 +154,23 @@ def test_a_twin_waits_for_the_delivery_of_its_enquiry(runtime: Runtime, sandbox)
     assert run(runtime, twin) == "duplicate"
     [opportunity] = sandbox.opportunities()
     assert opportunity["UtmSource"] == "google"
+
+
+def test_a_twin_older_than_its_enquiry_is_never_taken_for_its_first_introduction(
+    runtime: Runtime, sandbox
+) -> None:
+    """The mail was recorded first but the webhook read first (two workers, a replay): the mail is
+    the twin, and must not also count as the person's first introduction — each would wait for
+    the other for ever (the chaos suite caught the pair)."""
+    mail = ingest(runtime, twin_mail("UTM source: google"), channel="hubblehq", source="email")
+    hook = webhook(runtime)
+    with transaction(runtime.sessions) as session:
+        assert normalise(session, hook, routing=runtime.routing).state == LeadState.normalised
+    with transaction(runtime.sessions) as session:
+        assert normalise(session, mail, routing=runtime.routing).duplicate_of == hook
+    assert mail < hook
+
+    assert run(runtime, hook) == "delivered"
+    assert run(runtime, mail) == "duplicate"
+    [opportunity] = sandbox.opportunities()
+    assert opportunity["UtmSource"] == "google"
