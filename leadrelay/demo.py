@@ -3,8 +3,8 @@
 Starts a Nexudus sandbox, the receiver and a worker on the embedded default
 (SQLite ledger, SQLite broker transport) in a throwaway directory, sends three
 signed webhooks — a lead, the same lead again, and a lead Nexudus rejects — and
-one portal notification e-mail (a HubbleHq viewing request, recorded by the inbox
-poller's own intake: there is no IMAP server in the demo), then shows what
+one portal notification e-mail (a HubbleHq viewing request, stored and sorted by
+the inbox's own intake: there is no IMAP server in the demo), then shows what
 Nexudus holds, the duplicate recognised and the dead letter. ``keep``: the stack
 stays up afterwards, with the admin page, until Ctrl-C.
 """
@@ -45,7 +45,8 @@ from leadrelay.nexudus.enums import LeadSource
 from leadrelay.routing import load_routing
 from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime
 from leadrelay.settings import get_settings
-from leadrelay.worker.imap.intake import Place, record_message
+from leadrelay.worker.imap.intake import Place
+from leadrelay.worker.imap.store import record_message
 from leadrelay.worker.imap.trust import MailTrust
 from leadrelay.worker.queue import unit_of_work
 
@@ -252,7 +253,7 @@ def _send(console: Console, receiver_url: str, secret: str) -> list[int]:
 
 
 def _send_mail(console: Console) -> int:
-    """A portal's notification e-mail, recorded as the inbox poller records a fetched message."""
+    """A portal's notification e-mail, stored as the inbox poller stores a fetched message and sorted."""
     raw = resources.files("leadrelay").joinpath("demo_data", DEMO_MAIL).read_bytes()
     rt = Runtime.load()
     try:

@@ -126,6 +126,8 @@ def _inbound_insert(postgres: bool) -> Any:
 
 
 INBOUND_INSERT = per_dialect(_inbound_insert)
+# the same, for many items in one statement (the inbox's batch): each new row's id with its key
+INBOUND_INSERT_KEYED = per_dialect(lambda postgres: _inbound_insert(postgres).returning(Lead.intake_key))
 INBOUND_ID = select(Lead.id).where(Lead.intake_key == bindparam("intake_key", type_=_LEAD["intake_key"].type))
 
 

@@ -6,7 +6,7 @@ change commit together or not at all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -25,6 +25,7 @@ from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.worker import dedupe, follow_ups, introductions
 from leadrelay.worker.delivery import enrich
+from leadrelay.worker.imap.intake import Outcome, sort_message, unsorted
 from leadrelay.worker.several import record_parts, unsplit
 
 
@@ -35,6 +36,8 @@ class Normalised:
     channel: str | None = None  # set when this call moved the lead (for metrics, after commit)
     account: str | None = None  # the routing account, when this call made the lead normalised
     parts: tuple[int, ...] = ()  # the leads recorded from a mail that holds several (worker/several.py)
+    sorted_mail: bool = False  # this call sorted a mail the inbox poll stored raw (counted as intake)
+    reason: str = DeadReason.parse_error.value  # of a dead letter this call opened
 
 
 def read(routing: Routing, lead: Lead) -> CanonicalLead:
@@ -98,6 +101,25 @@ def _several(session: Session, lead: Lead, routing: Routing) -> Normalised | Non
     return Normalised(state=state, channel=lead.channel, parts=parts.lead_ids)
 
 
+_SETTLED = {
+    Outcome.ignored: LeadState.ignored,
+    Outcome.failed: LeadState.dead,
+    Outcome.several: LeadState.ignored,  # a mail of several leads is settled beside them
+}
+_GIVE_BACK: dict[str, Any] = {"unfinished_runs": 0, "lease_owner": None, "lease_until": None}
+
+
+def _sort(session: Session, lead: Lead, routing: Routing) -> Normalised:
+    """A mail the poll stored raw: sorted (worker/imap/intake.py), then read unless that settled it."""
+    door = sort_message(session, lead, routing=routing, **_GIVE_BACK)
+    if door.settled is None:
+        return replace(_read(session, lead, routing), sorted_mail=True)
+    state = _SETTLED[door.settled]
+    return Normalised(
+        state=state, channel=lead.channel, parts=door.parts, sorted_mail=True, reason=door.reason.value
+    )
+
+
 def normalise(session: Session, lead_id: int, *, routing: Routing, reader: str | None = None) -> Normalised:
     """Read, dedupe and move a ``received`` lead on; a no-op for any other state.
 
@@ -111,6 +133,14 @@ def normalise(session: Session, lead_id: int, *, routing: Routing, reader: str |
         return Normalised(state=LeadState(lead.state) if lead else LeadState.dead)
     if reader is not None and lead.lease_owner != reader:
         return Normalised(state=LeadState.received)  # another worker is reading it
+    if unsorted(lead.raw_meta):
+        return _sort(session, lead, routing)
+    return _read(session, lead, routing)
+
+
+def _read(session: Session, lead: Lead, routing: Routing) -> Normalised:
+    """A ``received`` lead this reader holds: split, followed up, read and accepted, or settled."""
+    lead_id = lead.id
     several = _several(session, lead, routing)
     if several is not None:
         return several

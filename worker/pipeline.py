@@ -19,13 +19,13 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from leadrelay.db import statement_commits, transaction
 from leadrelay.ledger import kill, start_reading
-from leadrelay.metrics import DEAD, count_settled
+from leadrelay.metrics import DEAD, count_intake, count_settled
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.runtime import Runtime
 from leadrelay.worker import follow_ups
 from leadrelay.worker.delivery import Outcome, deliver
 from leadrelay.worker.dispatch import Enqueue, account_of, dispatch
-from leadrelay.worker.normalise import normalise
+from leadrelay.worker.normalise import Normalised, normalise
 
 log = structlog.get_logger(__name__)
 
@@ -56,13 +56,21 @@ def process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None = 
         raise
 
 
-def _process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None) -> str:
+def read(rt: Runtime, lead_id: int, *, owner: str) -> Normalised:
+    """Stage 1 alone: lease and count the reading, normalise (sort a stored mail first), count it."""
     if _start_reading(rt, lead_id, owner=owner):
-        return LeadState.dead.value
+        return Normalised(state=LeadState.dead)
     with transaction(rt.sessions) as session:
         result = normalise(session, lead_id, routing=rt.routing, reader=owner)
+    if result.sorted_mail and result.channel is not None:  # a mail the inbox poll stored raw
+        count_intake(result.channel, "email", duplicate=False)
     if result.channel is not None:
-        count_settled(result.channel, result.state)
+        count_settled(result.channel, result.state, result.reason)
+    return result
+
+
+def _process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None) -> str:
+    result = read(rt, lead_id, owner=owner)
     for part in result.parts:  # a whole mail that held several leads: each read and delivered now
         process(rt, part, owner=owner, enqueue=enqueue)
     state = result.state

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from leadrelay.inbox_health import InboxHealth
     from leadrelay.worker.imap.poll import PollReport
 
-COLUMNS = ("new", "duplicate", "ignored", "failed")
+COLUMNS = ("new", "duplicate", "failed")
 
 
 def _table(reports: list[PollReport]) -> Table:
@@ -63,9 +63,12 @@ def poll(
     inbox: Annotated[str | None, typer.Option("--inbox", "-i", help="only this inbox")] = None,
     as_json: Json = False,
 ) -> None:
-    """Poll the configured IMAP inboxes once: new, duplicate, ignored and failed mail per inbox.
+    """Poll the configured IMAP inboxes once: new, duplicate and failed mail per inbox.
 
-    --json: {"inboxes": [{"inbox", "new", "duplicate", "ignored", "failed", "marked", ...}], "not_enqueued"}.
+    New mail is stored raw and queued: the workers sort and read it (its channel, its
+    sender, its leads). Failed: too big to read, a dead letter at once.
+
+    --json: {"inboxes": [{"inbox", "new", "duplicate", "failed", "marked", ...}], "not_enqueued"}.
     """
     from sqlalchemy.exc import DBAPIError
 

@@ -33,6 +33,7 @@ class Template:
     ref: str | None  # the portal reference (external_id) the mail carries
     email: str | None
     lead: bool  # False: the adapter says it is not a lead (a reply, a bounce, a newsletter)
+    follow_up: bool = False  # an update, a viewing or a withdrawal of an enquiry: read, not a new lead
 
     @property
     def key(self) -> str:
@@ -52,6 +53,7 @@ def templates() -> list[Template]:
             ref=case.expected.get("external_id"),
             email=case.expected.get("contact.email"),
             lead=case.lead,
+            follow_up=case.follow_up,
         )
         for case in sorted(mails, key=lambda c: (c.group, c.channel, c.path.name))
     ]

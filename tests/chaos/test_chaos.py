@@ -52,7 +52,8 @@ from leadrelay.routing import load_routing
 from leadrelay.testing.mails import enquiries as portal_mails
 from leadrelay.testing.partners import sample
 from leadrelay.testing.processes import RemoteSandbox, sandbox_env
-from leadrelay.worker.imap.intake import Place, record_message
+from leadrelay.worker.imap.intake import Place
+from leadrelay.worker.imap.store import record_message
 from tests.conftest import REDIS_URL, UNTHROTTLED, free_port, routing_file
 from tests.helpers import canonical, unsettled, wait_for
 

@@ -9,7 +9,7 @@ import redis
 from leadrelay.testing.dovecot import Dovecot
 from leadrelay.testing.mails import enquiries, sample, templates
 from leadrelay.testing.processes import service_env
-from tests.inbox.support import inbox, mail_leads, routing_file
+from tests.inbox.support import inbox, mail_leads, read_stored, routing_file
 from tests.test_cli import cli
 
 
@@ -27,9 +27,12 @@ def test_poll_prints_what_it_did_per_inbox_and_enqueues_the_new_leads(
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if line.startswith("│ leads"))
     cells = [cell.strip() for cell in row.strip("│").split("│")]
-    assert cells == ["leads", "3", "1", "1", "0", f"5 moved to {done}", ""]
+    assert cells == ["leads", "4", "1", "0", f"5 moved to {done}", ""]  # new: stored for the workers
     assert redis.Redis.from_url(redis_broker).llen("leadrelay.leads") == 4  # 3 leads + the newsletter
-    assert len(mail_leads(make_runtime(inboxes))) == 4
+    rt = make_runtime(inboxes)
+    stored = [lead.id for lead in mail_leads(rt)]
+    assert len(stored) == 4
+    assert read_stored(rt, stored) == {"new": 3, "ignored": 1}  # what the workers make of them
 
 
 def test_poll_exits_non_zero_with_a_reason_for_each_inbox_it_could_not_poll(

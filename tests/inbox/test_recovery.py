@@ -101,7 +101,7 @@ def test_a_poller_killed_between_commit_and_mark_loses_and_repeats_nothing(dovec
 
 
 def test_killing_the_poller_at_random_points_never_loses_or_repeats_a_lead(dovecot: Dovecot, victim) -> None:
-    target = victim(40, batch_size=2)
+    target = victim(200, batch_size=2)  # a pass long enough (~100 batches) to be killed in its middle
     rt, folder = target.rt, target.folder
     rng = random.Random(20261128)
     recorded_after_kill = []

@@ -59,7 +59,8 @@ def test_a_digest_of_5_and_a_csv_of_50_polled_twice_end_as_5_and_50_opportunitie
     first = poll(rt, enqueue=enqueued)
     assert first.ok, first.error
     assert (first.new, first.duplicate, first.failed) == (2, 0, 0)
-    assert len(enqueued) == 55  # the leads, not the two mails
+    assert len(enqueued) == 2  # the two mails, stored raw: the worker splits them
+    assert len(first.parts) == 55  # into their leads
 
     with dovecot.client() as client:  # the same two mails again (a re-sync, a rule copying them back)
         client.append(folder, digest)
@@ -70,7 +71,7 @@ def test_a_digest_of_5_and_a_csv_of_50_polled_twice_end_as_5_and_50_opportunitie
     assert list(again) == []
     assert len(mail_leads(rt)) == 2 + 55  # the two mails and their leads, nothing twice
 
-    outcomes = process_all(rt, list(enqueued), workers=WORKERS)
+    outcomes = process_all(rt, first.parts, workers=WORKERS)
     assert outcomes == {"delivered": 55}
 
     opportunities = sandbox.opportunities()
@@ -99,9 +100,9 @@ def test_a_digest_with_an_unreadable_block_dead_letters_that_block_and_delivers_
         hubble_digest(people(3, start=300), message_id="<digest-3@mail.hubblehq.com>", without_contact=2)
     )
     rt = _runtime(make_runtime, dovecot, folders(digest), sandbox)
-    enqueued = Enqueued()
-    assert poll(rt, enqueue=enqueued).new == 1
-    assert process_all(rt, list(enqueued), workers=2) == {"delivered": 2, "dead": 1}
+    polled = poll(rt)
+    assert polled.new == 1
+    assert process_all(rt, polled.parts, workers=2) == {"delivered": 2, "dead": 1}
     with rt.sessions() as session:
         dead = session.execute(select(Lead).where(Lead.state == LeadState.dead)).scalar_one()
         letter = session.execute(select(DeadLetter).where(DeadLetter.lead_id == dead.id)).scalar_one()
@@ -125,10 +126,9 @@ def test_a_broker_resending_the_same_csv_in_a_new_mail_adds_nothing(
         message_id="<csv-b@northbridge.example>",
     )
     rt = _runtime(make_runtime, dovecot, folders(received(first), received(resent)))
-    enqueued = Enqueued()
-    report = poll(rt, enqueue=enqueued)
+    report = poll(rt)
     assert (report.new, report.duplicate) == (2, 0)
-    assert len(enqueued) == 6 + 1  # the four rows sent again are the same items
+    assert len(report.parts) == 6 + 1  # the four rows sent again are the same items
     with rt.sessions() as session:
         notes = session.execute(select(Lead.note).where(Lead.content_type == "message/rfc822")).scalars()
         assert any("4 already in the ledger" in (note or "") for note in notes)
@@ -142,9 +142,9 @@ def test_an_xlsx_of_leads_becomes_one_lead_per_row_and_a_bad_row_names_its_row_a
     clients.append(replace(broken, email="not an address", phone=""))
     mail = received(broker_mail([("leads.xlsx", XLSX, broker_xlsx(clients))], message_id="<xlsx@nb.example>"))
     rt = _runtime(make_runtime, dovecot, folders(mail), sandbox, header_row=2)  # a title above the header
-    enqueued = Enqueued()
-    assert poll(rt, enqueue=enqueued).new == 1
-    assert process_all(rt, list(enqueued), workers=2) == {"delivered": 4, "dead": 1}
+    polled = poll(rt)
+    assert polled.new == 1
+    assert process_all(rt, polled.parts, workers=2) == {"delivered": 4, "dead": 1}
     with rt.sessions() as session:
         letter = session.execute(select(DeadLetter)).scalar_one()
     assert letter.message.endswith(
@@ -178,10 +178,10 @@ def test_a_digest_held_for_its_sender_and_replayed_is_split_by_the_worker(
     digest = received(hubble_digest(people(3, start=600), message_id="<held@x.example>"), authenticated=False)
     rt = _runtime(make_runtime, dovecot, folders(digest), sandbox)
     enqueued = Enqueued()
-    assert poll(rt, enqueue=enqueued).failed == 1  # held: unverified_sender, nothing enqueued
-    assert list(enqueued) == []
+    assert poll(rt, enqueue=enqueued).failed == 1  # held by the worker's sender check: unverified_sender
     with transaction(rt.sessions) as session:
         letter = session.execute(select(DeadLetter)).scalar_one()
+        assert list(enqueued) == [letter.lead_id]  # stored raw for a worker, never split or read
         assert letter.reason == DeadReason.unverified_sender
         assert replay(session, letter.id, actor="admin:test", routing=rt.routing).enqueue
     assert process(rt, letter.lead_id, owner="test") == "ignored"  # the mail; its leads went on

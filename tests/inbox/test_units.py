@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from leadrelay.routing import RoutingError
 from leadrelay.settings import Settings
-from leadrelay.worker.imap.keys import mail_keys, message_id_key, normalised_message_id
+from leadrelay.testing import partners
+from leadrelay.worker.imap import keys
+from leadrelay.worker.imap.keys import MailKeys, mail_keys, message_id_key, normalised_message_id
 from leadrelay.worker.imap.schedule import POLL_TASK, beat_entries, inbox_schedule
 from leadrelay.worker.imap.wire import folder_name, parse_fetch, uid_set
 from tests.inbox.conftest import inbox_routing
@@ -47,6 +52,41 @@ def test_without_a_message_id_the_key_is_the_content() -> None:
     assert mail_keys(plain).primary == mail_keys(traced).primary
     assert mail_keys(plain).primary != mail_keys(plain.replace(b"body", b"other body")).primary
     assert mail_keys(plain).reused_id is None
+
+
+def _keys_by_the_whole_parser(raw: bytes) -> MailKeys:
+    """mail_keys as it read every header of the whole message before (the keys in ledgers today)."""
+    with patch.object(keys, "_key_fields", lambda block: keys._headers(raw)):
+        return mail_keys(raw)
+
+
+HEADER_LINE = st.one_of(
+    st.sampled_from(
+        ["Message-ID", "message-id", "From", "To", "Cc", "Date", "Subject", "Received", "X-Y"]
+    ).flatmap(
+        lambda name: st.text(st.characters(codec="ascii", exclude_characters="\r\n"), max_size=30).map(
+            lambda value: f"{name}:{value}"
+        )
+    ),
+    st.text(st.characters(codec="ascii", exclude_characters="\r\n"), max_size=20).map(lambda v: f" {v}"),
+    st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=20),  # no header line
+)
+
+
+@given(lines=st.lists(HEADER_LINE, max_size=12), newline=st.sampled_from(["\r\n", "\n"]))
+@settings(max_examples=400, deadline=None)
+def test_reading_only_the_key_fields_gives_the_keys_the_whole_parser_gives(
+    lines: list[str], newline: str
+) -> None:
+    raw = (newline.join(lines) + newline + newline + "body").encode("latin-1")
+    assert mail_keys(raw) == _keys_by_the_whole_parser(raw)
+
+
+def test_every_fixture_mail_keeps_its_key() -> None:
+    for case in partners.partner_cases():
+        if case.kind == "email":
+            raw = case.path.read_bytes()
+            assert mail_keys(raw) == _keys_by_the_whole_parser(raw), case.key
 
 
 def test_a_long_message_id_still_fits_the_ledger() -> None:

@@ -14,7 +14,8 @@ from leadrelay.models import AuditEntry, CoworkerCache
 from leadrelay.runtime import Runtime
 from leadrelay.worker import dead_letters as dlq
 from leadrelay.worker.erasure import erase, find_leads, reference
-from leadrelay.worker.imap.intake import Outcome, Place, record_message
+from leadrelay.worker.imap.intake import Outcome, Place
+from leadrelay.worker.imap.store import record_message
 from tests.dead_letters.test_replay import settle
 from tests.helpers import canonical, dead_letters, ingest, lead
 from tests.operations.support import MESSAGE, PERSON, ledger_text, traces_of_the_person

@@ -62,7 +62,8 @@ from leadrelay.testing.partners import sample
 from leadrelay.worker import bulk_jobs
 from leadrelay.worker import dead_letters as dlq
 from leadrelay.worker.erasure import InFlight, erase_when_idle
-from leadrelay.worker.imap.intake import Place, record_message
+from leadrelay.worker.imap.intake import Place
+from leadrelay.worker.imap.store import store_message
 from leadrelay.worker.pipeline import process
 from tests.conftest import sandbox_settings
 from tests.delivery.stall import expire_lease, stalled_before_send
@@ -289,10 +290,10 @@ class Lifecycle(RuleBasedStateMachine):
         """Recorded at the door; a worker may pick it up at once (it usually does)."""
         if enquiry.mail is None:
             lead_id = ingest(self.rt, enquiry.body, channel=enquiry.channel)
-        else:  # as the inbox poller records a fetched message (a re-sent one is the same message)
-            with transaction(self.rt.sessions) as session:
+        else:  # as the inbox poller stores a fetched message (a re-sent one is the same message)
+            with transaction(self.rt.sessions) as session:  # the worker sorts it: channel, sender check
                 place = Place("model", "INBOX", 1, enquiry.number)
-                recorded = record_message(
+                recorded = store_message(
                     session, enquiry.mail, place=place, routing=self.rt.routing, default=None
                 )
             assert recorded.lead_id is not None

@@ -1,22 +1,23 @@
-"""One fetched message into the ledger: its channel, its intake key, its raw bytes.
+"""What becomes of a mail the inbox stored: the door's decisions, taken by the worker that reads it.
 
-The channel comes from the mail itself (the original sender through forwards, the
-portal named in the content), else the inbox's ``channel``. A mail nothing
-assigns is still recorded — nothing is lost: as ``ignored`` when it is surely no
-lead (a bounce, an auto-reply), else as a ``parse_error`` dead letter that says
-how to route it. A message over the size limit is recorded too (as much of it as
-was fetched), routed by its headers alone, as a ``parse_error`` dead letter. Mail
-of a channel that verifies its senders and whose sender is not proven
-(worker/imap/trust.py) is recorded as an ``unverified_sender`` dead letter: held,
-never handed to a worker, until an admin replays it.
+The poll stores each fetched message raw (worker/imap/store.py), marked
+``unsorted``, under the inbox's ``channel`` (else ``unrouted``). The worker that
+first reads it sorts it (:func:`sort_message`) in the transaction that reads it.
+The channel comes from the mail itself (the original sender through forwards,
+the portal named in the content), else the inbox's. A mail nothing assigns is
+parked — nothing is lost: as ``ignored`` when it is surely no lead (a bounce, an
+auto-reply), else as a ``parse_error`` dead letter that says how to route it.
+Mail of a channel that verifies its senders and whose sender is not proven
+(worker/imap/trust.py) becomes an ``unverified_sender`` dead letter, never read
+as a lead until an admin replays it.
 
 A mail that holds several leads — a digest, a CSV or XLSX of leads attached
-(adapters/pieces.py) — is recorded as it is, settled as ``ignored`` with a note
-naming its parts, and each lead is recorded beside it as a ledger item of its
-own (``raw_meta.parent``, ``raw_meta.part``) for the worker: each is
-deduplicated, delivered or dead-lettered alone. A table that cannot be read
-makes the mail a ``parse_error`` dead letter that says why (its other leads are
-still recorded). Every mail's attachments are listed in ``raw_meta.attachments``.
+(adapters/pieces.py) — is settled as ``ignored`` with a note naming its parts,
+and each lead is recorded beside it as a ledger item of its own
+(``raw_meta.parent``, ``raw_meta.part``): each is deduplicated, delivered or
+dead-lettered alone. A table that cannot be read makes the mail a
+``parse_error`` dead letter that says why (its other leads are still recorded).
+Every mail's attachments are listed in ``raw_meta.attachments``.
 """
 
 from __future__ import annotations
@@ -25,23 +26,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from leadrelay.adapters.base import configured_limits
 from leadrelay.adapters.detect import detect_channel
-from leadrelay.adapters.from_email import too_big
 from leadrelay.adapters.mail.attachments import described
 from leadrelay.adapters.mail.classify import not_a_lead
 from leadrelay.adapters.mail.forwards import unwrap
 from leadrelay.adapters.mail.message import read_mail
 from leadrelay.adapters.pieces import Split, split_item
 from leadrelay.adapters.registry import adapter_for
-from leadrelay.intake.store import Intake, record_inbound
 from leadrelay.ledger import kill, transition
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
-from leadrelay.worker.imap.keys import MailKeys, body_sha256, header_block, mail_keys
 from leadrelay.worker.imap.trust import MailTrust, verify
 from leadrelay.worker.several import SPLIT_CHECKED, record_parts
 
@@ -83,13 +80,13 @@ class Recorded:
     uid: int
     lead_id: int
     channel: str | None  # None: nothing said which channel
-    settled: Outcome | None = None  # known at the door (a duplicate, unrouted mail); else the worker's
-    reason: DeadReason = DeadReason.parse_error  # of a dead letter opened at the door
+    settled: Outcome | None = None  # settled now (a duplicate, too big, unrouted…); None: to be read
+    reason: DeadReason = DeadReason.parse_error  # of a dead letter opened now
     parts: tuple[int, ...] = ()  # the new leads recorded from a mail that holds several
 
     @property
     def queued(self) -> bool:
-        """A new lead for the worker (unrouted mail is settled at the door)."""
+        """For a worker: a stored mail to sort, or a mail sorted as one lead to read."""
         return self.settled is None
 
     @property
@@ -106,111 +103,85 @@ def unrouted_message(inbox: str) -> str:
     )
 
 
-def _same_message(session: Session, lead_id: int, digest: str) -> bool:
-    meta = session.execute(select(Lead.raw_meta).where(Lead.id == lead_id)).scalar_one() or {}
-    known = meta.get("body_sha256")
-    if known is None:
-        raw = session.execute(select(Lead.raw_body).where(Lead.id == lead_id)).scalar_one()
-        known = body_sha256(raw) if raw is not None else digest
-    return known == digest
+UNSORTED = "unsorted"  # raw_meta: stored by the poll, not yet read by a worker (sort_message)
 
 
-def _held(session: Session, keys: MailKeys) -> int | None:
-    """The lead that already holds this very message — looked up before the mail is read."""
-    first = session.execute(select(Lead.id).where(Lead.intake_key == keys.primary)).scalar_one_or_none()
-    if first is None or keys.reused_id is None or _same_message(session, first, keys.body_sha256):
-        return first
-    return session.execute(select(Lead.id).where(Lead.intake_key == keys.reused_id)).scalar_one_or_none()
+def unsorted(meta: dict[str, Any] | None) -> bool:
+    """A mail the poll stored raw, whose channel, sender and leads no worker has looked at yet."""
+    return bool((meta or {}).get(UNSORTED))
 
 
-def _record(session: Session, raw: bytes, key: str, channel: str | None, meta: dict[str, Any]) -> Intake:
-    return record_inbound(
-        session,
-        channel=channel or UNROUTED,
-        source="email",
-        intake_key=key,
-        body=raw,
-        content_type=CONTENT_TYPE,
-        meta=meta,
-    )
+def channel_from(detected: str | None, default: str | None) -> str | None:
+    return "mail" if detected else ("inbox" if default else None)
 
 
-def record_message(
+def sort_message(
     session: Session,
-    raw: bytes,
+    lead: Lead,
     *,
-    place: Place,
     routing: Routing,
-    default: str | None,
-    size: Size | None = None,
     trust: MailTrust | None = None,
+    **values: Any,
 ) -> Recorded:
-    """Record one message once: a copy found again (any mailbox, any UID) is a duplicate.
+    """What the door used to decide of a stored mail, decided by whoever reads it first (the worker).
 
-    ``size``: the whole message's, when ``raw`` may be only its beginning. ``trust``: what
-    the inbox believes of its mail's authentication (default: the routing's entry for
-    ``place.inbox``); a channel that verifies senders holds mail that fails it.
+    The channel comes from the mail itself, else the one it was stored under; a mail
+    nothing assigns is parked (ignored or an ``unrouted`` dead letter), mail of a
+    channel that verifies senders from an unproven sender is held
+    (``unverified_sender``), and a mail of several leads is settled beside its
+    leads. Else the lead's channel and ``raw_meta`` are set and it stays
+    ``received``, to be read. ``values``: also set on a lead this settles (the
+    worker's reading lease given back).
     """
-    keys = mail_keys(raw)
-    held = _held(session, keys)
-    if held is not None:  # a re-scan or a retried batch: no need to read the mail again
-        return Recorded(place.uid, held, None, settled=Outcome.duplicate)
-    oversized = size is not None and size.over()
-    detected = detect_channel(header_block(raw) if oversized else raw, routing.channels)
+    raw, meta = lead.raw_body or b"", dict(lead.raw_meta or {})
+    meta.pop(UNSORTED, None)
+    inbox = str(meta.get("inbox", ""))
+    place = Place(
+        inbox,
+        str(meta.get("folder", "")),
+        int(meta.get("uidvalidity", 0)),
+        int(meta.get("uid", 0)),
+    )
+    default = lead.channel if lead.channel != UNROUTED else None
+    detected = detect_channel(raw, routing.channels)
     channel = detected or default
     verdict = None
-    if channel is not None and not oversized:
-        trust = trust or MailTrust.of(place.inbox, routing.inboxes.get(place.inbox))
+    if channel is not None:
+        trust = trust or MailTrust.of(inbox, routing.inboxes.get(inbox))
         verdict = verify(raw, channel=channel, routing=routing, trust=trust)
     split = Split()
-    checked = channel is not None and not oversized and (verdict is None or verdict.trusted)
+    checked = channel is not None and (verdict is None or verdict.trusted)
     if channel is not None and checked:
         split = _split(raw, channel, routing)
-    meta = {
-        "inbox": place.inbox,
-        "folder": place.folder,
-        "uidvalidity": place.uidvalidity,
-        "uid": place.uid,
-        "body_sha256": keys.body_sha256,
-        "channel_from": "mail" if detected else ("inbox" if default else None),
-        **({"size": size.total, "truncated": len(raw) < size.total} if size and oversized else {}),
+    meta |= {
+        "channel_from": channel_from(detected, default),
         **({"sender_check": verdict.check} if verdict else {}),
         **described(list(split.attachments)),
         **({SPLIT_CHECKED: len(split.pieces)} if checked else {}),
     }
-    key = keys.primary
-    intake = _record(session, raw, key, channel, meta)
-    if intake.duplicate and keys.reused_id and not _same_message(session, intake.lead_id, keys.body_sha256):
-        key = keys.reused_id
-        intake = _record(session, raw, key, channel, meta)
-    if intake.duplicate:
-        return Recorded(place.uid, intake.lead_id, channel, settled=Outcome.duplicate)
-    if size is not None and oversized:
-        _refuse(session, intake.lead_id, len(raw), size, place, channel)
-        return Recorded(place.uid, intake.lead_id, channel, settled=Outcome.failed)
+    lead.channel, lead.raw_meta = channel or UNROUTED, meta
+    session.flush()
     if channel is None:
-        return Recorded(
-            place.uid, intake.lead_id, channel, settled=_park(session, intake.lead_id, raw, place)
-        )
+        return Recorded(place.uid, lead.id, channel, settled=_park(session, lead.id, raw, place, **values))
     if verdict is not None and not verdict.trusted and _not_a_lead(raw, read_quotes=True) is None:
         kill(
             session,
-            intake.lead_id,
+            lead.id,
             from_states=[LeadState.received],
             reason=DeadReason.unverified_sender,
             message=verdict.message,
-            detail={"inbox": place.inbox, "source": "email", "channel": channel, "check": verdict.check},
+            detail={"inbox": inbox, "source": "email", "channel": channel, "check": verdict.check},
         )
         return Recorded(
-            place.uid, intake.lead_id, channel, settled=Outcome.failed, reason=DeadReason.unverified_sender
+            place.uid, lead.id, channel, settled=Outcome.failed, reason=DeadReason.unverified_sender
         )
     if split.kind is not None:
         parts = record_parts(
-            session, lead_id=intake.lead_id, key=key, channel=channel, split=split, meta=meta
+            session, lead_id=lead.id, key=lead.intake_key, channel=channel, split=split, meta=meta, **values
         )
         settled = Outcome.failed if parts.failed else Outcome.several
-        return Recorded(place.uid, intake.lead_id, channel, settled=settled, parts=parts.lead_ids)
-    return Recorded(place.uid, intake.lead_id, channel)
+        return Recorded(place.uid, lead.id, channel, settled=settled, parts=parts.lead_ids)
+    return Recorded(place.uid, lead.id, channel)
 
 
 def _split(raw: bytes, channel: str, routing: Routing) -> Split:
@@ -219,18 +190,6 @@ def _split(raw: bytes, channel: str, routing: Routing) -> Split:
     except Exception:  # no adapter: the worker says so in a dead letter
         return Split()
     return split_item(adapter, raw, configured_limits())
-
-
-def _refuse(session: Session, lead_id: int, kept: int, size: Size, place: Place, channel: str | None) -> None:
-    """Mail too big to read: a dead letter at once, so that no worker tries."""
-    kill(
-        session,
-        lead_id,
-        from_states=[LeadState.received],
-        reason=DeadReason.parse_error,
-        message=too_big(size.total, size.limit, kept=kept if kept < size.total else None),
-        detail={"inbox": place.inbox, "source": "email", "channel": channel or UNROUTED, "size": size.total},
-    )
 
 
 def _not_a_lead(raw: bytes, *, read_quotes: bool = False) -> str | None:
@@ -249,12 +208,14 @@ def _not_a_lead(raw: bytes, *, read_quotes: bool = False) -> str | None:
         return None
 
 
-def _park(session: Session, lead_id: int, raw: bytes, place: Place) -> Outcome:
+def _park(session: Session, lead_id: int, raw: bytes, place: Place, **values: Any) -> Outcome:
     """Mail no channel claims: ignored when it is surely no lead (a bounce), else a dead letter."""
     reason = _not_a_lead(raw)
     if reason:
         note = f"this is {reason}"
-        transition(session, lead_id, from_states=[LeadState.received], to=LeadState.ignored, note=note)
+        transition(
+            session, lead_id, from_states=[LeadState.received], to=LeadState.ignored, note=note, **values
+        )
         return Outcome.ignored
     kill(
         session,

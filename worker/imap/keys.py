@@ -26,8 +26,11 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 _ANGLE = re.compile(r"<([^<>\s]+)>")
+_SPACE = re.compile(r"\s")
 _SPLIT = re.compile(rb"\r?\n\r?\n")
 _IDENTITY_HEADERS = ("from", "to", "cc", "date", "subject")
+_KEY_FIELDS = frozenset(name.encode() for name in ("message-id", *_IDENTITY_HEADERS))
+_FIELD = re.compile(rb"([\041-\071\073-\176]*):")  # a header line, as the email package's parser reads one
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,30 @@ def _headers(raw: bytes) -> Message:
     return BytesHeaderParser(policy=compat32).parsebytes(raw)
 
 
+def _key_fields(block: bytes) -> Message:
+    """The fields the keys read, parsed by the same parser as the whole header block.
+
+    Only the lines of those fields (with their continuation lines) are handed to
+    it — a notification carries twenty-odd others (Received, DKIM-Signature…).
+    The same reading exactly: a block with a line that is no header line (where
+    the parser would stop and take the rest as body) is parsed whole.
+    """
+    kept: list[bytes] = []
+    keep = False
+    for line in block.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t"):
+            if keep:
+                kept.append(line)
+            continue
+        field = _FIELD.match(line)
+        if field is None:
+            return _headers(block + b"\r\n\r\n")
+        keep = field.group(1).lower() in _KEY_FIELDS
+        if keep:
+            kept.append(line)
+    return _headers(b"".join(kept) + b"\r\n\r\n")
+
+
 def _header(headers: Message, name: str) -> str:
     try:
         value = headers.get(name)
@@ -57,7 +84,7 @@ def _header(headers: Message, name: str) -> str:
 def normalised_message_id(value: str) -> str | None:
     match = _ANGLE.search(value)
     found = match.group(1) if match else value.strip()
-    if not found or any(char.isspace() for char in found):
+    if not found or _SPACE.search(found):  # whitespace as str.isspace() has it
         return None
     local, at, domain = found.rpartition("@")
     return f"{local}@{domain.lower()}" if at else found
@@ -69,11 +96,14 @@ def message_id_key(message_id: str) -> str:
     return "mail-id:" + _sha256(normalised.encode("utf-8", "surrogateescape"))
 
 
+def _body_sha256(body: bytes) -> str:
+    return _sha256(body.replace(b"\r\n", b"\n").rstrip())
+
+
 def body_sha256(raw: bytes) -> str:
     """A digest of the body alone: the same whichever mailbox the message was delivered to."""
     parts = _SPLIT.split(raw, maxsplit=1)
-    body = parts[1] if len(parts) == 2 else b""
-    return _sha256(body.replace(b"\r\n", b"\n").rstrip())
+    return _body_sha256(parts[1] if len(parts) == 2 else b"")
 
 
 def header_block(raw: bytes) -> bytes:
@@ -82,8 +112,10 @@ def header_block(raw: bytes) -> bytes:
 
 
 def mail_keys(raw: bytes) -> MailKeys:
-    headers = _headers(raw)
-    digest = body_sha256(raw)
+    """The message's intake keys, from its header block and a digest of its body (nothing else read)."""
+    parts = _SPLIT.split(raw, maxsplit=1)
+    headers = _key_fields(parts[0])  # the parser never walks the body, nor the other fields
+    digest = _body_sha256(parts[1] if len(parts) == 2 else b"")
     message_id = normalised_message_id(_header(headers, "message-id"))
     if message_id is not None:
         key = message_id_key(message_id)

@@ -4,7 +4,9 @@ For every batch of new UIDs, in this order:
 
 1. fetch the raw messages with ``BODY.PEEK[]`` (fetching marks nothing), after asking
    their ``RFC822.SIZE``: of one over ``max_message_bytes`` only the beginning;
-2. commit them to the ledger, one intake key per notification;
+2. commit them raw to the ledger, one intake key per notification — nothing is
+   read but the headers' keys (worker/imap/store.py), one SELECT and one INSERT
+   for the batch: the worker sorts and reads;
 3. enqueue the new leads (after the commit, never before);
 4. mark them processed — flag ``\\Seen`` or move to ``processed_folder``;
 5. move the watermark (last UID) past the batch, if every message in it was
@@ -37,10 +39,10 @@ from leadrelay.unit_of_work import Publish, unit_of_work
 from leadrelay.worker.imap import state
 from leadrelay.worker.imap.connection import open_session
 from leadrelay.worker.imap.errors import InboxError
-from leadrelay.worker.imap.intake import UNROUTED, Outcome, Place, Recorded, Size, record_message
-from leadrelay.worker.imap.preview import Reader
+from leadrelay.worker.imap.intake import UNROUTED, Outcome, Place, Recorded, Size
 from leadrelay.worker.imap.reroute import reroute
 from leadrelay.worker.imap.session import Fetched, ImapSession
+from leadrelay.worker.imap.store import store_messages
 from leadrelay.worker.imap.tokens import LedgerTokens
 
 log = structlog.get_logger(__name__)
@@ -66,10 +68,9 @@ class PollReport:
 
     inbox: str
     marks: str  # what "processed" means for this inbox: flagged \Seen, or moved
-    new: int = 0
+    new: int = 0  # stored for the workers, who sort and read them
     duplicate: int = 0
-    ignored: int = 0
-    failed: int = 0
+    failed: int = 0  # too big to read: a dead letter at the door
     marked: int = 0
     left: int = 0  # found but not handled in this pass; the next pass takes them
     retries: int = 0
@@ -89,7 +90,6 @@ class PollReport:
             "inbox": self.inbox,
             "new": self.new,
             "duplicate": self.duplicate,
-            "ignored": self.ignored,
             "failed": self.failed,
             "marked": self.marked,
             "left": self.left,
@@ -121,7 +121,6 @@ class _Pass:
     retry: RetryPolicy
     deadline: float | None
     report: PollReport
-    reader: Reader
     outcomes: dict[tuple[int, int], Outcome] = field(default_factory=dict)
     marked: set[tuple[int, int]] = field(default_factory=set)
     found: set[tuple[int, int]] = field(default_factory=set)
@@ -162,17 +161,17 @@ class _Pass:
         limit = self.rt.settings.max_message_bytes
         with unit_of_work(self.rt, publish=self.enqueue) as uow:
             self.hold(uow.session)
-            recorded = [
-                record_message(
-                    uow.session,
+            found = [
+                (
                     message.raw,
-                    place=Place(self.name, self.config.folder, uidvalidity, uid),
-                    routing=self.rt.routing,
-                    default=self.config.channel,
-                    size=Size(message.size, limit),
+                    Place(self.name, self.config.folder, uidvalidity, uid),
+                    Size(message.size, limit),
                 )
                 for uid, message in sorted(fetched.items())
             ]
+            recorded = store_messages(
+                uow.session, found, routing=self.rt.routing, default=self.config.channel
+            )
             uow.enqueue(*(i for r in recorded for i in r.for_worker))
         return recorded
 
@@ -214,15 +213,18 @@ def _drain(p: _Pass, imap: ImapSession, batch_size: int) -> None:
         if complete:
             p.advance(validity, chunk[-1])
         for r in recorded:
-            p.outcomes.setdefault((validity, r.uid), p.reader.outcome(r, fetched[r.uid].raw))
+            p.outcomes.setdefault((validity, r.uid), r.settled or Outcome.new)
 
 
 def _count(recorded: list[Recorded]) -> None:
+    """Duplicates and refusals at the door; a stored mail is counted by the worker that sorts it."""
     for r in recorded:
         channel = r.channel or UNROUTED
-        count_intake(channel, "email", duplicate=r.settled is Outcome.duplicate)
-        if r.settled in (Outcome.ignored, Outcome.failed):
-            count_settled(channel, "ignored" if r.settled is Outcome.ignored else "dead", r.reason.value)
+        if r.settled is Outcome.duplicate:
+            count_intake(channel, "email", duplicate=True)
+        elif r.settled is Outcome.failed:
+            count_intake(channel, "email", duplicate=False)
+            count_settled(channel, "dead", r.reason.value)
 
 
 def _run(p: _Pass) -> None:
@@ -254,8 +256,11 @@ def _reroute(p: _Pass) -> None:
 def _tally(p: _Pass) -> None:
     counts = Counter(p.outcomes.values())
     report = p.report
-    report.new, report.duplicate = counts[Outcome.new] + counts[Outcome.several], counts[Outcome.duplicate]
-    report.ignored, report.failed = counts[Outcome.ignored], counts[Outcome.failed]
+    report.new, report.duplicate, report.failed = (
+        counts[Outcome.new],
+        counts[Outcome.duplicate],
+        counts[Outcome.failed],
+    )
     report.marked = len(p.marked)
     report.left = len(p.found - p.marked)
 
@@ -288,7 +293,6 @@ def poll_inbox(
         retry=retry or RetryPolicy(),
         deadline=time.monotonic() + max_seconds if max_seconds else None,
         report=PollReport(inbox=name, marks=marks),
-        reader=Reader(rt.routing),
     )
     source = f"{config.username}@{config.host}:{config.port}/{config.folder}"
     with transaction(rt.sessions) as session:

@@ -6,7 +6,8 @@ a channel's ``parse.senders``, the next pass of that inbox gives each of its ope
 unrouted letters the channel the mail now maps to and replays it (audited, like
 an admin's replay). A copy re-sent to the inbox would not help: it is a
 duplicate at the door. Mail of a channel that verifies its senders is checked
-as at the door: one that fails becomes an ``unverified_sender`` dead letter.
+as when a worker sorts a stored mail: one that fails becomes an ``unverified_sender``
+dead letter.
 """
 
 from __future__ import annotations
