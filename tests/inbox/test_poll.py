@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from sqlalchemy import update
+
 from leadrelay.db import transaction
-from leadrelay.models import LeadState
+from leadrelay.models import Lead, LeadState
 from leadrelay.runtime import Runtime
 from leadrelay.schema import upgrade
 from leadrelay.testing.dovecot import Dovecot, received
 from leadrelay.testing.mails import enquiries, sample, templates, unrouted
+from leadrelay.worker import normalise
 from leadrelay.worker.imap import session, state
 from leadrelay.worker.imap.connection import open_session
 from leadrelay.worker.pipeline import process
@@ -154,6 +157,56 @@ def test_unrouted_mail_is_routed_and_replayed_once_the_routing_file_says_where(
     [opportunity] = sandbox.opportunities()
     assert opportunity["LeadSource"] == 17
     assert poll(rt).rerouted == 0
+
+
+def test_mail_read_by_a_worker_of_the_previous_release_is_held_then_rerouted_never_read_unchecked(
+    dovecot: Dovecot, folders, make_runtime, sandbox, monkeypatch
+) -> None:
+    """During an upgrade a worker that does not sort yet may take a stored mail: it finds no channel
+    (the mail waits under ``unrouted``) and dead-letters it; the next pass routes it and replays it,
+    and a worker of this release sorts it — its sender checked — then delivers it."""
+    folder = folders(sample("hubblehq", "email-viewing-request.eml"))
+    rt = make_runtime({"leads": inbox(dovecot, folder)}, sandbox=sandbox)
+    stored = poll(rt, read=False)
+    [mail] = mail_leads(rt)
+    assert (stored.new, mail.channel, mail.raw_meta["unsorted"]) == (1, "unrouted", True)
+    with monkeypatch.context() as old:
+        old.setattr(normalise, "unsorted", lambda meta: False)  # the earlier release knows no such mark
+        assert process(rt, mail.id, owner="old-worker") == "dead"
+    [letter] = dead_letters(rt, mail.id)
+    assert letter.reason == "parse_error" and "'unrouted' is not in the routing file" in letter.message
+
+    enqueued = Enqueued()
+    assert poll(rt, enqueue=enqueued, read=False).rerouted == 1
+    assert enqueued == [mail.id]
+    assert process(rt, mail.id, owner="test") == "delivered"
+    [row] = mail_leads(rt)
+    assert (row.channel, row.raw_meta["sender_check"], "unsorted" in row.raw_meta) == (
+        "hubblehq",
+        "dmarc",
+        False,
+    )
+    assert len(sandbox.opportunities()) == 1
+
+
+def test_a_stored_mail_whose_reading_keeps_failing_is_left_to_an_operator(
+    dovecot: Dovecot, folders, make_runtime
+) -> None:
+    """No channel yet, and every reading dies: a dead letter that says so, which no pass replays."""
+    folder = folders(sample("kontor", "email-lead.eml"))
+    rt = make_runtime({"leads": inbox(dovecot, folder)})
+    poll(rt, read=False)
+    [mail] = mail_leads(rt)
+    with transaction(rt.sessions) as tx:  # what workers killed in the middle of reading it leave
+        tx.execute(
+            update(Lead).where(Lead.id == mail.id).values(unfinished_runs=rt.settings.max_unfinished_runs)
+        )
+    assert process(rt, mail.id, owner="test") == "dead"
+    [letter] = dead_letters(rt, mail.id)
+    assert letter.reason == "parse_error" and letter.detail["runs"] == rt.settings.max_unfinished_runs
+
+    assert poll(rt).rerouted == 0  # not rerouted and replayed each pass: no loop
+    assert dead_letters(rt, mail.id)[0].status == "open"
 
 
 def test_a_large_folder_is_searched_in_windows(dovecot: Dovecot, folders, make_runtime, monkeypatch) -> None:

@@ -1,7 +1,7 @@
 """What becomes of a mail the inbox stored: the door's decisions, taken by the worker that reads it.
 
 The poll stores each fetched message raw (worker/imap/store.py), marked
-``unsorted``, under the inbox's ``channel`` (else ``unrouted``). The worker that
+``unsorted``, under the ``unrouted`` channel (the inbox's ``channel`` beside it). The worker that
 first reads it sorts it (:func:`sort_message`) in the transaction that reads it.
 The channel comes from the mail itself (the original sender through forwards,
 the portal named in the content), else the inbox's. A mail nothing assigns is
@@ -42,7 +42,7 @@ from leadrelay.routing import Routing
 from leadrelay.worker.imap.trust import MailTrust, verify
 from leadrelay.worker.several import SPLIT_CHECKED, record_parts
 
-UNROUTED = "unrouted"  # the channel of mail no sender, content or inbox default assigns
+UNROUTED = "unrouted"  # the channel of mail no sender, content or inbox default assigns (or not yet sorted)
 CONTENT_TYPE = "message/rfc822"
 
 
@@ -104,6 +104,7 @@ def unrouted_message(inbox: str) -> str:
 
 
 UNSORTED = "unsorted"  # raw_meta: stored by the poll, not yet read by a worker (sort_message)
+DEFAULT_CHANNEL = "inbox_channel"  # raw_meta of an unsorted mail: its inbox's channel, for the sort
 
 
 def unsorted(meta: dict[str, Any] | None) -> bool:
@@ -142,7 +143,7 @@ def sort_message(
         int(meta.get("uidvalidity", 0)),
         int(meta.get("uid", 0)),
     )
-    default = lead.channel if lead.channel != UNROUTED else None
+    default = meta.pop(DEFAULT_CHANNEL, None)
     detected = detect_channel(raw, routing.channels)
     channel = detected or default
     verdict = None

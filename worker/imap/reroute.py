@@ -5,9 +5,11 @@ channel. After an operator sets ``inboxes.<name>.channel`` or adds the sender to
 a channel's ``parse.senders``, the next pass of that inbox gives each of its open
 unrouted letters the channel the mail now maps to and replays it (audited, like
 an admin's replay). A copy re-sent to the inbox would not help: it is a
-duplicate at the door. Mail of a channel that verifies its senders is checked
-as when a worker sorts a stored mail: one that fails becomes an ``unverified_sender``
-dead letter.
+duplicate at the door. A mail a worker of an earlier release could not read (it
+was stored unsorted, under ``unrouted``) is replayed the same way; one whose
+reading failed too often (``runs`` in its dead letter) is left to an operator.
+Mail of a channel that verifies its senders is checked as when a worker sorts a
+stored mail: one that fails becomes an ``unverified_sender`` dead letter.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from leadrelay.worker.imap.trust import MailTrust, verify
 def reroute(session: Session, *, inbox: str, routing: Routing, default: str | None) -> list[int]:
     """Ids of this inbox's unrouted leads that now have a channel and were queued again."""
     stranded = session.execute(
-        select(DeadLetter.id, Lead.id, Lead.raw_body, Lead.raw_meta)
+        select(DeadLetter.id, DeadLetter.detail, Lead.id, Lead.raw_body, Lead.raw_meta)
         .join(Lead, Lead.id == DeadLetter.lead_id)
         .where(
             Lead.channel == UNROUTED,
@@ -38,8 +40,10 @@ def reroute(session: Session, *, inbox: str, routing: Routing, default: str | No
     ).all()
     queued: list[int] = []
     trust = MailTrust.of(inbox, routing.inboxes.get(inbox))
-    for letter_id, lead_id, raw, meta in stranded:
+    for letter_id, detail, lead_id, raw, meta in stranded:
         if (meta or {}).get("inbox") != inbox or raw is None:
+            continue
+        if "runs" in (detail or {}):  # its reading failed too often: an operator's to look at, not a loop
             continue
         channel = detect_channel(raw, routing.channels) or default
         if channel is None:

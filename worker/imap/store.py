@@ -1,9 +1,9 @@
 """The inbox poll's side of the door: each fetched message stored raw, once.
 
 Nothing of a message is read but the headers its intake keys come from
-(worker/imap/keys.py): it is committed as a ``received`` lead under the inbox's
-``channel`` (else ``unrouted``), marked ``unsorted`` for the worker, who sorts
-it (worker/imap/intake.py). A copy found again — any mailbox, any UID — is a
+(worker/imap/keys.py): it is committed as a ``received`` lead under the
+``unrouted`` channel, marked ``unsorted`` for the worker, who sorts it
+(worker/imap/intake.py). A copy found again — any mailbox, any UID — is a
 duplicate; a different message reusing a Message-ID goes under its second key.
 A message over the size limit is the one decision taken here: it is recorded
 (as much of it as was fetched), routed by its headers alone, as a
@@ -30,6 +30,7 @@ from leadrelay.routing import Routing
 from leadrelay.statements import INBOUND_INSERT_KEYED
 from leadrelay.worker.imap.intake import (
     CONTENT_TYPE,
+    DEFAULT_CHANNEL,
     UNROUTED,
     UNSORTED,
     Outcome,
@@ -96,10 +97,14 @@ def store_message(
     """Store one message raw, once: a copy found again (any mailbox, any UID) is a duplicate.
 
     Nothing of the mail is read but its headers' keys: the worker sorts it
-    (:func:`sort_message`). It is stored under ``default`` (the inbox's channel),
-    else ``unrouted``, until then. ``size``: the whole message's, when ``raw`` may
-    be only its beginning — such a mail is routed by its headers alone and made a
-    ``parse_error`` dead letter here, so that no worker tries to read it.
+    (:func:`sort_message`). Until then it is stored under the ``unrouted`` channel,
+    ``default`` (the inbox's channel) kept in its ``raw_meta`` for the sort: a worker
+    of an earlier release, which does not sort, makes such a lead a ``parse_error``
+    dead letter (no channel) instead of reading it unchecked, and the inbox's next
+    pass routes and replays it (worker/imap/reroute.py), sender check included.
+    ``size``: the whole message's, when ``raw`` may be only its beginning — such a
+    mail is routed by its headers alone and made a ``parse_error`` dead letter
+    here, so that no worker tries to read it.
     """
     return store_messages(session, [(raw, place, size)], routing=routing, default=default)[0]
 
@@ -179,12 +184,12 @@ def _insert(session: Session, rows: list[tuple[Found, str, MailKeys, str | None]
     now = utcnow()
     values = [
         Inbound(
-            channel=default or UNROUTED,
+            channel=UNROUTED,
             source="email",
             intake_key=key,
             body=raw,
             content_type=CONTENT_TYPE,
-            meta={**_where(place, keys), UNSORTED: True},
+            meta={**_where(place, keys), UNSORTED: True, **({DEFAULT_CHANNEL: default} if default else {})},
         ).values(now)
         for (raw, place, _), key, keys, default in rows
     ]
