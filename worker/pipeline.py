@@ -71,8 +71,14 @@ def read(rt: Runtime, lead_id: int, *, owner: str) -> Normalised:
 
 def _process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None) -> str:
     result = read(rt, lead_id, owner=owner)
-    for part in result.parts:  # a whole mail that held several leads: each read and delivered now
-        process(rt, part, owner=owner, enqueue=enqueue)
+    if result.parts and enqueue is not None:
+        # a mail that held several leads (committed beside it): each its own task, as a webhook's
+        # lead is — a table of hundreds would not fit one task's time limit (the sweeper re-sends
+        # any the broker did not take)
+        enqueue(list(result.parts))
+    else:
+        for part in result.parts:  # no broker at hand (a test, the CLI): each read and delivered now
+            process(rt, part, owner=owner, enqueue=enqueue)
     state = result.state
     if state is LeadState.received:
         return Outcome.skipped  # another worker is reading it

@@ -21,6 +21,7 @@ from leadrelay.testing.dovecot import MX, Dovecot
 from leadrelay.testing.mails import sample, unrouted, vary
 from leadrelay.testing.processes import service_env
 from leadrelay.worker import dead_letters as dlq
+from leadrelay.worker import normalise
 from leadrelay.worker.pipeline import process
 from tests.conftest import ThreadedServer, make_settings, routing_with
 from tests.helpers import dead_letters
@@ -196,3 +197,27 @@ def test_unrouted_mail_routed_later_to_a_verifying_channel_is_checked_too(
     assert (first.reason, first.status) == ("parse_error", DeadLetterStatus.replayed)
     assert (second.reason, second.status) == ("unverified_sender", DeadLetterStatus.open)
     assert "sent from newbroker.example" in second.message
+
+
+def test_a_spoofed_mail_an_earlier_worker_could_not_read_is_held_and_an_admin_replay_releases_it(
+    dovecot: Dovecot, folders: Folders, make_runtime: MakeRuntime, sandbox: Any, monkeypatch: Any
+) -> None:
+    """Dead-lettered unsorted by a worker of the previous release, rerouted, held by this release's
+    sort — and an admin's replay then delivers it once, instead of holding it again for ever."""
+    folder = folders()
+    dovecot.deliver(folder, spoof(9), authenticated=None)
+    rt = make_runtime({"leads": inbox(dovecot, folder)}, sandbox=sandbox)
+    poll(rt, read=False)
+    [mail] = mail_leads(rt)
+    with monkeypatch.context() as old:
+        old.setattr(normalise, "unsorted", lambda meta: False)  # the earlier release knows no such mark
+        assert process(rt, mail.id, owner="old-worker") == "dead"
+    assert poll(rt, read=False).rerouted == 1
+    assert process(rt, mail.id, owner="test") == "dead"  # sorted now: its sender is not proven
+    held = dead_letters(rt, mail.id)[-1]
+    assert held.reason == "unverified_sender"
+
+    with transaction(rt.sessions) as session:
+        assert dlq.replay(session, held.id, actor="admin:jo", routing=rt.routing).enqueue
+    assert process(rt, mail.id, owner="test") == "delivered"
+    assert len(sandbox.opportunities()) == 1

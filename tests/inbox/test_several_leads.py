@@ -190,3 +190,38 @@ def test_a_digest_held_for_its_sender_and_replayed_is_split_by_the_worker(
         assert sorted(p.raw_meta["part"] for p in parts) == ["lead 1 of 3", "lead 2 of 3", "lead 3 of 3"]
         assert {p.state for p in parts} == {LeadState.delivered}
     assert len(sandbox.opportunities()) == 3
+
+
+def test_a_forged_auto_reply_from_an_unproven_sender_is_ignored_never_split(
+    dovecot: Dovecot, folders, make_runtime, sandbox
+) -> None:
+    """An auto-reply header on a spoofed table of leads must not make it skip the sender check and
+    be split (the table's reader never asks whether the mail is an auto-reply)."""
+    table = broker_mail(
+        [("leads.csv", CSV, broker_csv(people(3, start=700)))], message_id="<forged@x.example>"
+    )
+    forged = received(b"Auto-Submitted: auto-replied\r\n" + table, authenticated=False)
+    checked = {**copy.deepcopy(BROKER_CHANNEL), "verify_sender": True}  # a broker whose senders are checked
+    rt = make_runtime(
+        {"leads": inbox(dovecot, folders(forged))}, sandbox=sandbox, channels={"northbridge": checked}
+    )
+    polled = poll(rt)
+    assert (polled.ignored, polled.parts) == (1, [])
+    [row] = mail_leads(rt)
+    assert row.state == LeadState.ignored and "automatic reply" in (row.note or "")
+    assert sandbox.opportunities() == []
+
+
+def test_a_worker_with_a_broker_queues_the_leads_of_a_mail_instead_of_reading_them_all_in_one_task(
+    dovecot: Dovecot, folders, make_runtime
+) -> None:
+    table = broker_mail([("leads.csv", CSV, broker_csv(people(4, start=800)))], message_id="<q@nb.example>")
+    rt = _runtime(make_runtime, dovecot, folders(received(table)))
+    poll(rt, read=False)
+    [mail] = mail_leads(rt)
+    queued = Enqueued()
+    assert process(rt, mail.id, owner="test", enqueue=queued) == "ignored"  # the mail; its leads queued
+    with rt.sessions() as session:
+        parts = session.execute(select(Lead.id, Lead.state).where(Lead.id != mail.id)).all()
+    assert sorted(queued) == sorted(lead_id for lead_id, _ in parts) and len(parts) == 4
+    assert {state for _, state in parts} == {LeadState.received}  # each its own task

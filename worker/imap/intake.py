@@ -143,12 +143,13 @@ def sort_message(
         int(meta.get("uidvalidity", 0)),
         int(meta.get("uid", 0)),
     )
-    default = meta.pop(DEFAULT_CHANNEL, None)
+    config = routing.inboxes.get(inbox)
+    default = meta.pop(DEFAULT_CHANNEL, None) or (config.channel if config else None)
     detected = detect_channel(raw, routing.channels)
     channel = detected or default
     verdict = None
     if channel is not None:
-        trust = trust or MailTrust.of(inbox, routing.inboxes.get(inbox))
+        trust = trust or MailTrust.of(inbox, config)
         verdict = verify(raw, channel=channel, routing=routing, trust=trust)
     split = Split()
     checked = channel is not None and (verdict is None or verdict.trusted)
@@ -164,7 +165,14 @@ def sort_message(
     session.flush()
     if channel is None:
         return Recorded(place.uid, lead.id, channel, settled=_park(session, lead.id, raw, place, **values))
-    if verdict is not None and not verdict.trusted and _not_a_lead(raw, read_quotes=True) is None:
+    if verdict is not None and not verdict.trusted:
+        surely = _not_a_lead(raw, read_quotes=True)
+        if surely is not None:  # a bounce or an auto-reply: ignored whoever sent it, never read further
+            note = f"this is {surely}, from a sender not proven ({verdict.check})"
+            transition(
+                session, lead.id, from_states=[LeadState.received], to=LeadState.ignored, note=note, **values
+            )
+            return Recorded(place.uid, lead.id, channel, settled=Outcome.ignored)
         kill(
             session,
             lead.id,

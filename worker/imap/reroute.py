@@ -22,7 +22,7 @@ from leadrelay.ledger import kill
 from leadrelay.models import DeadLetter, DeadLetterStatus, DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.worker.dead_letters import replay
-from leadrelay.worker.imap.intake import UNROUTED
+from leadrelay.worker.imap.intake import UNROUTED, unsorted
 from leadrelay.worker.imap.trust import MailTrust, verify
 
 
@@ -47,6 +47,10 @@ def reroute(session: Session, *, inbox: str, routing: Routing, default: str | No
             continue
         channel = detect_channel(raw, routing.channels) or default
         if channel is None:
+            continue
+        if unsorted(meta):  # never sorted (a worker of the previous release): the worker sorts it now
+            if replay(session, letter_id, actor=f"inbox:{inbox}", routing=routing).enqueue:
+                queued.append(lead_id)
             continue
         session.execute(
             update(Lead)
