@@ -6,6 +6,8 @@ page is same-origin, so no browser on another origin may read any answer.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -43,6 +45,7 @@ from leadrelay.worker import queue
 
 RECEIVER_THREADS = 16  # blocking ledger and broker calls at once, per receiver process
 SWITCH_INTERVAL = 0.0005  # seconds
+FLUSH_SECONDS = 5.0  # at shutdown, for the broker to take the ids the last answers promised it
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
@@ -77,6 +80,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             yield
         finally:
             await reload.stop()
+            with contextlib.suppress(TimeoutError):  # what is still unsent then, the sweeper publishes
+                await asyncio.wait_for(app.state.publisher.flush(), FLUSH_SECONDS)
             await store.close()
             if runtime is None:
                 rt.close()

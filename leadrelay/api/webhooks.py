@@ -196,9 +196,9 @@ async def _receive(channel: str, request: Request, path_token: str | None) -> JS
     content_type = request.headers.get("content-type")
     meta = {"delivery_id": verified.delivery_id, "timestamp": verified.timestamp}
     item = Inbound(channel, "webhook", key, body, content_type, meta)
-    intake, publish = await state.intake_store.record(item)  # committed, then published (never before)
+    intake, publish = await state.intake_store.record(item)  # committed: now it may be answered
     if publish:
-        await state.publisher.publish(intake.lead_id)
+        state.publisher.submit(intake.lead_id)  # on the broker moments later, never before the commit
     logs.bind_lead(intake.lead_id, channel, {"delivery_id": verified.delivery_id})
     _accepted(channel).inc()
     count_intake(channel, "webhook", duplicate=intake.duplicate)

@@ -16,10 +16,10 @@ was known), executed one of two ways:
   found dead (a restarted Postgres) is dropped with the other dead idle ones and
   the statement tried once more: it is idempotent, the intake key decides.
 
-:class:`Publisher` puts the ids of committed leads on the broker in batches: a
-request waits for its id's batch (so 202 still follows the publish), while one
-worker-thread call and one producer serve every id that arrived meanwhile. A
-crash between commit and publish loses nothing: the row is ``received`` with
+:class:`Publisher` puts the ids of committed leads on the broker in batches,
+behind the answer: the 202 follows the commit, and one worker-thread call and
+one producer serve every id that arrived while the last batch was sent. A crash
+between commit and publish loses nothing: the row is ``received`` with
 ``enqueued_at`` = its receipt, and the sweeper re-enqueues it once
 ``requeue_after_seconds`` have passed.
 """
@@ -50,6 +50,10 @@ log = structlog.get_logger(__name__)
 CONTENT_TYPE_CHARS = 200  # leads.content_type: a sender's longer header is cut, never refused
 APPLICATION_NAME = "leadrelay-intake"  # the pool's connections, as pg_stat_activity shows them
 POOL_TIMEOUT = 10.0  # seconds a webhook waits for a ledger connection before it fails (500)
+# seconds a batch waits for more ids before it goes: no sender waits for it, and a batch
+# of one cost the receiver ~1.4 ms of CPU at 500 webhooks/s against ~0.4 ms batched (PROFILE.md)
+LINGER_SECONDS = 0.02
+MOST_WAITING = 50_000  # ids waiting for the broker in one process; past it the sweeper publishes them
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,36 +264,59 @@ def _driver(statement: Any) -> DriverStatement:
 
 
 class Publisher:
-    """Publishes committed lead ids in batches; :meth:`publish` returns once its batch was sent.
+    """Publishes committed lead ids in batches, behind the answer.
 
-    ``send`` is the synchronous enqueue (``worker.queue.enqueue``: one producer, the
-    worker's task name and message format; it logs a broker failure and never
-    raises). It runs in a worker thread, one call per batch: every id that arrives
-    while a batch is being sent goes into the next one.
+    :meth:`submit` queues an id and returns at once: the sender's 202 follows the
+    commit (DESIGN.md §1), not the broker. One task drains the queue: after
+    ``linger`` seconds for the batch to fill, one worker-thread call of ``send``
+    (the synchronous enqueue, ``worker.queue.enqueue``: one producer, the worker's
+    task name and message format; it logs a broker failure and never raises) for
+    every id that arrived meanwhile. A broker that is down or slow therefore never holds a webhook
+    up; what it fails to take, and what a killed process had not sent yet, the
+    sweeper publishes once ``requeue_after_seconds`` have passed (the rows are
+    ``received``, ``enqueued_at`` their receipt). :meth:`flush` sends what waits
+    (the receiver's shutdown).
     """
 
-    def __init__(self, send: Callable[[list[int]], int]) -> None:
+    def __init__(
+        self,
+        send: Callable[[list[int]], int],
+        *,
+        linger: float = LINGER_SECONDS,
+        most_waiting: int = MOST_WAITING,
+    ) -> None:
         self.send = send
-        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+        self.linger = linger
+        self.most_waiting = most_waiting
+        self._waiting: list[int] = []
         self._task: asyncio.Task[None] | None = None
+        self._full = False
 
-    async def publish(self, lead_id: int) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((lead_id, done))
+    def submit(self, lead_id: int) -> None:
+        """Queue ``lead_id`` for the next batch; never waits, never raises."""
+        if len(self._waiting) >= self.most_waiting:  # the broker has been unreachable for a while
+            if not self._full:  # once per episode, not once per webhook
+                log.warning("publish_queue_full", waiting=len(self._waiting), left_to="sweeper")
+            self._full = True
+            return  # committed: the sweeper publishes it
+        self._full = False
+        self._waiting.append(lead_id)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._drain())
-        await done
+
+    async def flush(self) -> None:
+        """Return once every id submitted so far was handed to ``send``."""
+        while self._task is not None:
+            await asyncio.shield(self._task)
 
     async def _drain(self) -> None:
         try:
             while self._waiting:
+                await asyncio.sleep(self.linger)  # let the batch fill: its fixed cost is most of a small one
                 batch, self._waiting = self._waiting, []
                 try:
-                    await to_thread.run_sync(self.send, [lead_id for lead_id, _ in batch])
+                    await to_thread.run_sync(self.send, batch)
                 except Exception as exc:  # the rows are committed: the sweeper publishes them later
                     log.warning("enqueue_failed", error=type(exc).__name__, sent=0)
-                for _, done in batch:
-                    if not done.done():
-                        done.set_result(None)
         finally:
             self._task = None

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -121,7 +122,7 @@ def test_a_store_opened_before_a_fork_opens_its_own_pool_in_the_child(clean_db: 
     assert os.waitstatus_to_exitcode(status) == 0, why.read_text() if why.exists() else "no traceback"
 
 
-def test_the_publisher_batches_and_answers_each_caller_after_its_batch() -> None:
+def test_the_publisher_batches_behind_the_answer() -> None:
     calls: list[list[int]] = []
 
     def send(ids: list[int]) -> int:
@@ -133,24 +134,56 @@ def test_the_publisher_batches_and_answers_each_caller_after_its_batch() -> None
         publisher = Publisher(send)
 
         async def one(lead_id: int) -> None:
-            await publisher.publish(lead_id)
-            assert any(lead_id in batch for batch in calls)  # sent before the caller goes on
+            await asyncio.sleep(0.01 * (lead_id // 10))  # five waves of ten, 10 ms apart
+            publisher.submit(lead_id)  # returns at once: the answer does not wait for the broker
 
         await asyncio.gather(*(one(i) for i in range(50)))
+        assert len([i for batch in calls for i in batch]) < 50  # some still waiting when all had answered
+        await publisher.flush()
 
     asyncio.run(scenario())
     assert sorted(i for batch in calls for i in batch) == list(range(50))
-    assert len(calls) < 50
+    assert 1 < len(calls) < 50
 
 
 def test_a_broken_broker_does_not_hold_the_publisher_up() -> None:
+    attempts: list[list[int]] = []
+
     def send(ids: list[int]) -> int:
+        attempts.append(ids)
         raise ConnectionRefusedError("broker down")
 
     async def scenario() -> None:
-        await asyncio.wait_for(Publisher(send).publish(1), timeout=5)
+        publisher = Publisher(send)
+        publisher.submit(1)
+        await asyncio.wait_for(publisher.flush(), timeout=5)
+        publisher.submit(2)  # the publisher goes on after a failed batch
+        await asyncio.wait_for(publisher.flush(), timeout=5)
 
     asyncio.run(scenario())
+    assert attempts == [[1], [2]]
+
+
+def test_a_broker_away_for_long_fills_no_memory_the_sweeper_publishes_the_rest() -> None:
+    sent: list[int] = []
+    release = threading.Event()
+
+    def send(ids: list[int]) -> int:
+        release.wait(5)  # a broker that does not answer
+        sent.extend(ids)
+        return len(ids)
+
+    async def scenario() -> None:
+        publisher = Publisher(send, most_waiting=10)
+        publisher.submit(0)  # taken by the first batch, which hangs
+        await asyncio.sleep(0.05)
+        for lead_id in range(1, 30):
+            publisher.submit(lead_id)
+        release.set()
+        await publisher.flush()
+
+    asyncio.run(scenario())
+    assert sent == list(range(11))  # the first, then ten waiting; 11–29 were left to the sweeper
 
 
 def test_a_receiver_that_dies_between_commit_and_publish_loses_nothing(
@@ -187,3 +220,29 @@ def test_a_receiver_that_dies_between_commit_and_publish_loses_nothing(
         assert sent == [lead_id]
     finally:
         sweeper_rt.close()
+
+
+def test_the_answer_does_not_wait_for_the_broker(receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broker that hangs holds no webhook up: the publish is let go only after the 202 came."""
+    from leadrelay.worker import queue
+
+    base, rt, secret = receiver
+    answered = threading.Event()
+    published: list[int] = []
+
+    def hanging_broker(ids: list[int]) -> int:
+        answered.wait(10)  # were the answer waiting for this, neither would ever come
+        published.extend(ids)
+        return len(ids)
+
+    monkeypatch.setattr(queue, "enqueue", hanging_broker)
+    body = json.dumps(SAMPLE).encode()
+    response = httpx.post(f"{base}/webhooks/canonical", content=body, headers=signed(secret, body), timeout=5)
+    assert response.status_code == 202
+    assert stored(rt) == 1
+    assert published == []
+    answered.set()
+    deadline = time.monotonic() + 5
+    while not published and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert published == [response.json()["event_id"]]

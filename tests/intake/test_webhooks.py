@@ -44,13 +44,22 @@ def stored(rt: Runtime) -> int:
         return int(session.execute(select(func.count()).select_from(Lead)).scalar_one())
 
 
-def queued() -> list[int]:
-    """Lead ids waiting in the Redis queue (kombu message → Celery body → args)."""
-    messages = redis.Redis.from_url(REDIS_URL).lrange("leadrelay.leads", 0, -1)
+def queued(expected: int = 0, *, timeout: float = 5.0) -> list[int]:
+    """Lead ids waiting in the Redis queue (kombu message → Celery body → args).
+
+    The receiver publishes behind its answer: this waits (up to ``timeout``) for
+    ``expected`` messages, then a moment more, so that one too many shows too.
+    """
+    client = redis.Redis.from_url(REDIS_URL)
+    deadline = time.monotonic() + timeout
+    while client.llen("leadrelay.leads") < expected and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.1)
+    messages = client.lrange("leadrelay.leads", 0, -1)
     return [json.loads(base64.b64decode(json.loads(m)["body"]))[0][0] for m in messages]
 
 
-def test_a_signed_webhook_is_committed_then_enqueued_then_answered_202(receiver) -> None:
+def test_a_signed_webhook_is_answered_202_once_committed_then_enqueued(receiver) -> None:
     base, rt, secret = receiver
     body = json.dumps(SAMPLE).encode()
     response = httpx.post(f"{base}/webhooks/canonical", content=body, headers=signed(secret, body))
@@ -63,7 +72,7 @@ def test_a_signed_webhook_is_committed_then_enqueued_then_answered_202(receiver)
         assert lead.raw_body == body
         assert lead.state == LeadState.received
         assert lead.channel == "canonical"
-    assert queued() == [answer["event_id"]]
+    assert queued(1) == [answer["event_id"]]
 
 
 def test_the_same_delivery_id_again_is_recognised_at_the_door(receiver) -> None:
@@ -74,7 +83,7 @@ def test_the_same_delivery_id_again_is_recognised_at_the_door(receiver) -> None:
     again = httpx.post(f"{base}/webhooks/canonical", content=body, headers=headers).json()
     assert again == {"event_id": first["event_id"], "duplicate": True}
     assert stored(rt) == 1
-    assert queued() == [first["event_id"]]
+    assert queued(1) == [first["event_id"]]
 
 
 @pytest.mark.parametrize(
