@@ -21,6 +21,10 @@ PROCESS_TASK = "leadrelay.process_lead"
 NOT_FOUND = 404
 ENQUEUE_BATCH = 500  # messages per Redis pipeline
 NO_KWARGS_REPR = "{}"
+# the first message of a batch declares the queue (kombu caches that per connection); the
+# others name no queue to declare: Celery would otherwise bind a copy of it to the channel
+# for each message, ~35 % of a publish's CPU (cProfile, 5,000 messages)
+NO_DECLARE: list[object] = []
 
 
 def args_repr(lead_id: int) -> str:
@@ -55,6 +59,7 @@ def enqueue(lead_ids: Iterable[int]) -> int:
                     queue=LEADS_QUEUE,
                     producer=producer,
                     retry=False,
+                    declare=None if sent == 0 else NO_DECLARE,
                 )
                 sent += 1
     except Exception as exc:  # kombu raises transport-specific errors
