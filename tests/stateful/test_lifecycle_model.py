@@ -8,8 +8,12 @@ is held until an admin replays it (overriding the sender check), a portal follow
 enquiry up (an update, a viewing, a withdrawal: merged into its opportunity, sometimes
 before the enquiry itself arrives, sometimes for one that never does), an enquiry
 comes again with more to say (its twin's UTM fields and company, merged into the
-opportunity and the customer), a person asks to be
-erased, a worker stalls past its lease while another takes the lead over — and after every step
+opportunity and the customer), a portal mails an enquiry it also posts by webhook (the
+mail before the webhook, after it, or alone: the same enquiry through two doors), a person
+asks to be erased, a worker stalls past its lease while another takes the lead over, a
+worker dies between reading a lead and delivering it — and the workers read whatever is
+due in any order (the broker promises none: a mail stored before its webhook may be read
+after it, a retry comes due behind a later lead). After every step it
 checks the promise: **Nexudus never holds two opportunities made for one enquiry**.
 When a sequence ends, Nexudus recovers, the workers catch up, an admin replays every
 dead letter (as after an incident) and the workers catch up again: then **every lead
@@ -56,23 +60,25 @@ from leadrelay.db import Base, transaction
 from leadrelay.models import TERMINAL_STATES, BulkJob, DeadLetter, DeadLetterStatus, Lead, LeadState
 from leadrelay.nexudus.payloads import note_marker
 from leadrelay.runtime import Runtime
+from leadrelay.testing.dovecot import MX, received
 from leadrelay.testing.mails import enquiries as portal_mails
-from leadrelay.testing.mails import new_email
+from leadrelay.testing.mails import new_email, vary
+from leadrelay.testing.mails import sample as mail_sample
 from leadrelay.testing.partners import sample
 from leadrelay.worker import bulk_jobs
 from leadrelay.worker import dead_letters as dlq
 from leadrelay.worker.erasure import InFlight, erase_when_idle
 from leadrelay.worker.imap.intake import Place
 from leadrelay.worker.imap.store import store_message
-from leadrelay.worker.pipeline import process
-from tests.conftest import sandbox_settings
+from leadrelay.worker.pipeline import process, read
+from tests.conftest import OPEN_BUDGET, routing_with, sandbox_settings
 from tests.delivery.stall import expire_lease, stalled_before_send
 from tests.helpers import canonical, ingest, make_due
 
 # CI runs the same sequences every time (derandomized: a red build is reproducible and
 # its coverage of the paths is stable); LEADRELAY_MODEL_EXPLORE=N runs N fresh random ones.
 EXPLORE = int(os.environ.get("LEADRELAY_MODEL_EXPLORE", "0"))
-STEPS_PER_SEQUENCE = 60  # nine optional rules share the steps: each must still be reached
+STEPS_PER_SEQUENCE = 60  # eleven optional rules share the steps: each must still be reached
 SEQUENCES = EXPLORE or 100  # 6,000 steps at most; the test asserts at least 2,000 were run
 MADE_BY = re.compile(r"· leadrelay lead (\d+)")
 SETTLE_ROUNDS = 12
@@ -99,7 +105,21 @@ INCIDENTS: dict[str, tuple[Fault, ...]] = {
     "throttling": (THROTTLED,),
 }
 # rules a sequence may leave out
-OPTIONAL = ("stall", "replay", "edit", "bulk", "discard", "erase", "held", "follow_up", "twin")
+OPTIONAL = (
+    "stall",
+    "killed",
+    "replay",
+    "edit",
+    "bulk",
+    "discard",
+    "erase",
+    "held",
+    "follow_up",
+    "twin",
+    "by_mail",
+)
+READINGS = ("at once", "later", "read, then the worker dies")  # what becomes of a lead at its arrival
+TRUSTED_INBOX = "model-mx"  # an inbox that believes the test mail server's Authentication-Results
 
 
 def enabled(name: str) -> Any:
@@ -230,13 +250,7 @@ class Lifecycle(RuleBasedStateMachine):
             self._age_follow_ups()  # LEADRELAY_FOLLOW_UP_WAIT_SECONDS pass: an orphan ends dead
             self._workers_run(after_waiting=True)
         elif what == "enquiry" or not portal:
-            number = next(self.numbers)
-            email = f"p{number}@model.example"
-            body = json.loads(sample("hubblehq", "webhook-viewing-request.json").read_text())
-            client = {"full_name": f"Person {number}", "email": email}
-            body["enquiry"].update(id=f"enq_model{number}", client=client)
-            enquiry = Enquiry(number, body, email, channel="hubblehq")
-            self.enquiries.append(enquiry)
+            enquiry = self._hubble_enquiry()
             if data.draw(st.sampled_from([True, True, False])):  # else announced only, sent later or never
                 self._arrives(enquiry, picked_up=picked_up)
         else:
@@ -256,6 +270,58 @@ class Lifecycle(RuleBasedStateMachine):
             enquiry.follow_ups.append(lead_id)
             if picked_up:
                 self.seen[f"follow-up: {self._run(lead_id)}"] += 1
+
+    def _hubble_enquiry(self) -> Enquiry:
+        """A new HubbleHq enquiry (its webhook's body), not yet sent."""
+        number = next(self.numbers)
+        email = f"p{number}@model.example"
+        body = json.loads(sample("hubblehq", "webhook-viewing-request.json").read_text())
+        client = {"full_name": f"Person {number}", "email": email}
+        body["enquiry"].update(id=f"enq_model{number}", client=client)
+        enquiry = Enquiry(number, body, email, channel="hubblehq")
+        self.enquiries.append(enquiry)
+        return enquiry
+
+    @enabled("by_mail")
+    @rule(
+        data=st.data(),
+        order=st.sampled_from(["mail first", "webhook first", "mail only"]),
+        mail_read=st.sampled_from(READINGS),
+        webhook_read=st.sampled_from(READINGS),
+    )
+    def the_portal_mails_an_enquiry_it_also_posts(
+        self, data: st.DataObject, order: str, mail_read: str, webhook_read: str
+    ) -> None:
+        """HubbleHq's notification e-mail of an enquiry it posts by webhook too — before the webhook,
+        after it, or instead of it: one enquiry through two doors, each read at once or later."""
+        portal = [e for e in self.enquiries if e.channel == "hubblehq" and e.mail is None]
+        known = portal and data.draw(st.booleans())
+        enquiry = data.draw(st.sampled_from(portal[-2:] + portal)) if known else self._hubble_enquiry()
+        if order == "webhook first":
+            self._posted(enquiry, webhook_read)
+        mail = vary(
+            mail_sample("hubblehq", "email-viewing-request.eml"),
+            {"enq_8F2KQ7XW": f"enq_model{enquiry.number}", "amara.okafor@brightlane.io": enquiry.email},
+            message_id=f"<enq_model{enquiry.number}.viewing@mail.hubblehq.com>",
+        )
+        with transaction(self.rt.sessions) as session:
+            place = Place(TRUSTED_INBOX, "INBOX", 1, enquiry.number)  # sent again: the same message
+            routing = self.rt.routing
+            recorded = store_message(session, received(mail), place=place, routing=routing, default=None)
+        assert recorded.lead_id is not None
+        self._record(enquiry, recorded.lead_id)
+        self.seen[f"portal mail of a webhook's enquiry: {order}"] += 1
+        if mail_read == "at once":
+            self.seen[f"portal mail read: {self._run(recorded.lead_id)}"] += 1
+        elif mail_read != "later" and self._state(recorded.lead_id) == LeadState.received:
+            self._read_and_killed(recorded.lead_id)
+        if order == "mail first":
+            self._posted(enquiry, webhook_read)
+
+    def _posted(self, enquiry: Enquiry, reading: str) -> None:
+        lead_id = self._arrives(enquiry, picked_up=reading == "at once")
+        if reading not in ("at once", "later") and self._state(lead_id) == LeadState.received:
+            self._read_and_killed(lead_id)
 
     def _age_follow_ups(self) -> None:
         bound = timedelta(seconds=self.rt.settings.follow_up_wait_seconds)
@@ -286,7 +352,7 @@ class Lifecycle(RuleBasedStateMachine):
         if picked_up:
             self._run(lead_id)
 
-    def _arrives(self, enquiry: Enquiry, *, picked_up: bool) -> None:
+    def _arrives(self, enquiry: Enquiry, *, picked_up: bool) -> int:
         """Recorded at the door; a worker may pick it up at once (it usually does)."""
         if enquiry.mail is None:
             lead_id = ingest(self.rt, enquiry.body, channel=enquiry.channel)
@@ -302,6 +368,7 @@ class Lifecycle(RuleBasedStateMachine):
         self._record(enquiry, lead_id)
         if picked_up:
             self._run(lead_id)
+        return lead_id
 
     # ---- Nexudus ------------------------------------------------------------------
 
@@ -336,24 +403,44 @@ class Lifecycle(RuleBasedStateMachine):
             )
             return list(rows.scalars())
 
-    def _workers_run(self, *, after_waiting: bool) -> None:
-        """The workers take every lead that is due once (``after_waiting``: every wait has passed)."""
-        for lead_id in self._unsettled():
+    def _workers_run(self, *, after_waiting: bool, data: st.DataObject | None = None) -> None:
+        """The workers take every lead that is due once (``after_waiting``: every wait has passed),
+        in arrival order, or (``data``) in any order: the broker promises none, a retry comes due
+        after a later lead, a mail stored before its webhook may be read after it."""
+        leads = self._unsettled()
+        if data is not None:
+            leads = data.draw(st.permutations(leads))
+        for lead_id in leads:
             if after_waiting:
                 make_due(self.rt, lead_id)
             self._run(lead_id)
 
     @precondition(lambda self: self.lead_of)
-    @rule()
-    def the_workers_run(self) -> None:
-        self._workers_run(after_waiting=False)
+    @rule(data=st.data())
+    def the_workers_run(self, data: st.DataObject) -> None:
+        self._workers_run(after_waiting=False, data=data)
 
     @precondition(lambda self: self.lead_of)
-    @rule(rounds=st.integers(min_value=1, max_value=3))
-    def time_passes(self, rounds: int) -> None:
+    @rule(data=st.data(), rounds=st.integers(min_value=1, max_value=3))
+    def time_passes(self, data: st.DataObject, rounds: int) -> None:
         """Retries come due (and may run out), creates that went unanswered can no longer land."""
         for _ in range(rounds):
-            self._workers_run(after_waiting=True)
+            self._workers_run(after_waiting=True, data=data)
+
+    @enabled("killed")
+    @rule(data=st.data())
+    def a_worker_reads_a_lead_and_is_killed_before_delivering_it(self, data: st.DataObject) -> None:
+        """The lead is read (normalised, deduplicated, related) and the worker dies: its lease runs
+        out, and the lead waits, read, while later ones are read and delivered around it."""
+        unread = [i for i in self._unsettled() if self._state(i) == LeadState.received]
+        if not unread:
+            return
+        self._read_and_killed(data.draw(st.sampled_from(unread)))
+
+    def _read_and_killed(self, lead_id: int) -> None:
+        result = read(self.rt, lead_id, owner=f"model:{uuid.uuid4().hex[:8]}")
+        expire_lease(self.rt, lead_id)
+        self.seen[f"killed after reading: {result.state.value}"] += 1
 
     @enabled("stall")
     @rule(data=st.data())
@@ -612,7 +699,7 @@ class Lifecycle(RuleBasedStateMachine):
 
 
 @pytest.mark.timeout(900)
-def test_no_sequence_of_events_makes_a_second_opportunity_or_a_stuck_lead(clean_db, routing, sandbox) -> None:
+def test_no_sequence_of_events_makes_a_second_opportunity_or_a_stuck_lead(clean_db, sandbox) -> None:
     model_settings = sandbox_settings(
         clean_db,
         sandbox,
@@ -622,6 +709,8 @@ def test_no_sequence_of_events_makes_a_second_opportunity_or_a_stuck_lead(clean_
         retry_schedule=(0, 1),  # retries run out after a second failure: dead letters come up often
         follow_up_wait_seconds=3600.0,  # passes only when the model says so (days_pass_for_…)
     )
+    trusted = {"host": "127.0.0.1", "username": "model", "password": "-", "trusted_authserv_ids": [MX]}
+    routing = routing_with(accounts=OPEN_BUDGET, inboxes={TRUSTED_INBOX: trusted})
     Lifecycle.rt = Runtime.load(model_settings, routing)
     Lifecycle.rescuer = Runtime.load(model_settings, routing)
     Lifecycle.sandbox = sandbox
@@ -669,5 +758,7 @@ def test_no_sequence_of_events_makes_a_second_opportunity_or_a_stuck_lead(clean_
         "a follow-up whose enquiry never came": seen["dead letter: no_original, replayed"]
         + seen["dead letter: no_original, open"],
         "a twin merged into its opportunity": seen["twin merged in"],
+        "a worker killed between reading and delivering": seen["killed after reading: normalised"],
+        "a webhook's enquiry by e-mail first": seen["portal mail of a webhook's enquiry: mail first"],
     }
     assert all(reached.values()), f"paths no sequence reached: {[k for k, v in reached.items() if not v]}"
