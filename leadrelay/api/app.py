@@ -6,8 +6,6 @@ page is same-origin, so no browser on another origin may read any answer.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -80,8 +78,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             yield
         finally:
             await reload.stop()
-            with contextlib.suppress(TimeoutError):  # what is still unsent then, the sweeper publishes
-                await asyncio.wait_for(app.state.publisher.flush(), FLUSH_SECONDS)
+            await app.state.publisher.close(FLUSH_SECONDS)  # what is still unsent then, the sweeper publishes
             await store.close()
             if runtime is None:
                 rt.close()

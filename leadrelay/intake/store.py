@@ -290,24 +290,36 @@ class Publisher:
         self.most_waiting = most_waiting
         self._waiting: list[int] = []
         self._task: asyncio.Task[None] | None = None
-        self._full = False
+        self._left = 0  # ids left to the sweeper since the queue was last full
 
     def submit(self, lead_id: int) -> None:
         """Queue ``lead_id`` for the next batch; never waits, never raises."""
-        if len(self._waiting) >= self.most_waiting:  # the broker has been unreachable for a while
-            if not self._full:  # once per episode, not once per webhook
-                log.warning("publish_queue_full", waiting=len(self._waiting), left_to="sweeper")
-            self._full = True
-            return  # committed: the sweeper publishes it
-        self._full = False
-        self._waiting.append(lead_id)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._drain())
+        if len(self._waiting) >= self.most_waiting:  # the broker has been unreachable for a while
+            if not self._left:  # once per episode, not once per webhook
+                log.warning("publish_queue_full", waiting=len(self._waiting), left_to="sweeper")
+            self._left += 1
+            return  # committed: the sweeper publishes it
+        if self._left:
+            log.warning("publish_queue_drained", left_to_sweeper=self._left)
+            self._left = 0
+        self._waiting.append(lead_id)
 
     async def flush(self) -> None:
         """Return once every id submitted so far was handed to ``send``."""
         while self._task is not None:
             await asyncio.shield(self._task)
+
+    async def close(self, timeout: float) -> None:
+        """Flush for at most ``timeout`` seconds, then give up the rest (the sweeper's)."""
+        try:
+            await asyncio.wait_for(self.flush(), timeout)
+        except TimeoutError:
+            unsent = len(self._waiting)
+            if self._task is not None:  # a send stuck on the broker: its thread is abandoned
+                self._task.cancel()
+            log.warning("publish_abandoned", unsent=unsent, left_to="sweeper")
 
     async def _drain(self) -> None:
         try:
@@ -315,7 +327,7 @@ class Publisher:
                 await asyncio.sleep(self.linger)  # let the batch fill: its fixed cost is most of a small one
                 batch, self._waiting = self._waiting, []
                 try:
-                    await to_thread.run_sync(self.send, batch)
+                    await to_thread.run_sync(self.send, batch, abandon_on_cancel=True)
                 except Exception as exc:  # the rows are committed: the sweeper publishes them later
                     log.warning("enqueue_failed", error=type(exc).__name__, sent=0)
         finally:

@@ -124,26 +124,49 @@ def test_a_store_opened_before_a_fork_opens_its_own_pool_in_the_child(clean_db: 
 
 def test_the_publisher_batches_behind_the_answer() -> None:
     calls: list[list[int]] = []
+    go = threading.Event()
 
     def send(ids: list[int]) -> int:
-        time.sleep(0.02)  # a broker round trip: the others queue up meanwhile
+        go.wait(5)  # a broker round trip: the others queue up meanwhile
         calls.append(list(ids))
         return len(ids)
 
     async def scenario() -> None:
-        publisher = Publisher(send)
-
-        async def one(lead_id: int) -> None:
-            await asyncio.sleep(0.01 * (lead_id // 10))  # five waves of ten, 10 ms apart
+        publisher = Publisher(send, linger=0)
+        publisher.submit(0)
+        await asyncio.sleep(0.05)  # the first batch, [0], is with the broker
+        for lead_id in range(1, 50):
             publisher.submit(lead_id)  # returns at once: the answer does not wait for the broker
-
-        await asyncio.gather(*(one(i) for i in range(50)))
-        assert len([i for batch in calls for i in batch]) < 50  # some still waiting when all had answered
+        assert calls == []
+        go.set()
         await publisher.flush()
 
     asyncio.run(scenario())
-    assert sorted(i for batch in calls for i in batch) == list(range(50))
-    assert 1 < len(calls) < 50
+    assert calls == [[0], list(range(1, 50))]  # what gathered meanwhile went as one batch
+
+
+def test_closing_sends_what_waits_or_gives_it_up_to_the_sweeper() -> None:
+    sent: list[int] = []
+    stuck = threading.Event()
+
+    def send(ids: list[int]) -> int:
+        if 99 in ids:
+            stuck.wait(5)  # a broker that takes this batch and never answers
+        sent.extend(ids)
+        return len(ids)
+
+    async def scenario() -> None:
+        publisher = Publisher(send)
+        for lead_id in range(10):
+            publisher.submit(lead_id)
+        await publisher.close(5)  # the receiver's shutdown: what was promised goes out
+        assert sent == list(range(10))
+        publisher.submit(99)
+        await publisher.close(0.3)  # gives up in time, the thread abandoned
+        assert 99 not in sent
+
+    asyncio.run(scenario())
+    stuck.set()
 
 
 def test_a_broken_broker_does_not_hold_the_publisher_up() -> None:

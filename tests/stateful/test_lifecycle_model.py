@@ -57,6 +57,7 @@ from sqlalchemy import Interval, literal, select, text, update
 from leadrelay.api.admin_edit import edit_from_form
 from leadrelay.api.lead_form import form_values
 from leadrelay.db import Base, transaction
+from leadrelay.ledger.leases import start_reading
 from leadrelay.models import TERMINAL_STATES, BulkJob, DeadLetter, DeadLetterStatus, Lead, LeadState
 from leadrelay.nexudus.payloads import note_marker
 from leadrelay.runtime import Runtime
@@ -78,7 +79,7 @@ from tests.helpers import canonical, ingest, make_due
 # CI runs the same sequences every time (derandomized: a red build is reproducible and
 # its coverage of the paths is stable); LEADRELAY_MODEL_EXPLORE=N runs N fresh random ones.
 EXPLORE = int(os.environ.get("LEADRELAY_MODEL_EXPLORE", "0"))
-STEPS_PER_SEQUENCE = 60  # eleven optional rules share the steps: each must still be reached
+STEPS_PER_SEQUENCE = 60  # ten optional rules share the steps: each must still be reached
 SEQUENCES = EXPLORE or 100  # 6,000 steps at most; the test asserts at least 2,000 were run
 MADE_BY = re.compile(r"· leadrelay lead (\d+)")
 SETTLE_ROUNDS = 12
@@ -116,7 +117,6 @@ OPTIONAL = (
     "held",
     "follow_up",
     "twin",
-    "by_mail",
 )
 READINGS = ("at once", "later", "read, then the worker dies")  # what becomes of a lead at its arrival
 TRUSTED_INBOX = "model-mx"  # an inbox that believes the test mail server's Authentication-Results
@@ -282,7 +282,6 @@ class Lifecycle(RuleBasedStateMachine):
         self.enquiries.append(enquiry)
         return enquiry
 
-    @enabled("by_mail")
     @rule(
         data=st.data(),
         order=st.sampled_from(["mail first", "webhook first", "mail only"]),
@@ -429,18 +428,31 @@ class Lifecycle(RuleBasedStateMachine):
 
     @enabled("killed")
     @rule(data=st.data())
-    def a_worker_reads_a_lead_and_is_killed_before_delivering_it(self, data: st.DataObject) -> None:
-        """The lead is read (normalised, deduplicated, related) and the worker dies: its lease runs
-        out, and the lead waits, read, while later ones are read and delivered around it."""
+    def a_worker_dies_reading_a_lead_or_before_delivering_it(self, data: st.DataObject) -> None:
+        """The worker dies after reading the lead (it waits, read, while later ones are read and
+        delivered around it) or while reading it (its lease runs out; the reading is counted)."""
         unread = [i for i in self._unsettled() if self._state(i) == LeadState.received]
         if not unread:
             return
-        self._read_and_killed(data.draw(st.sampled_from(unread)))
+        lead_id = data.draw(st.sampled_from(unread))
+        if data.draw(st.booleans()):
+            self._read_and_killed(lead_id)
+        else:
+            self._killed_while_reading(lead_id)
 
     def _read_and_killed(self, lead_id: int) -> None:
+        """Read (normalised, deduplicated, related: the reading lease is given back as it commits),
+        and the worker dies before it delivers."""
         result = read(self.rt, lead_id, owner=f"model:{uuid.uuid4().hex[:8]}")
-        expire_lease(self.rt, lead_id)
         self.seen[f"killed after reading: {result.state.value}"] += 1
+
+    def _killed_while_reading(self, lead_id: int) -> None:
+        """The reading started (leased, counted) and the worker died in it: the lease runs out."""
+        with transaction(self.rt.sessions) as session:
+            owner = f"model:{uuid.uuid4().hex[:8]}"
+            start_reading(session, lead_id, owner=owner, lease_seconds=self.rt.settings.lease_seconds)
+        expire_lease(self.rt, lead_id)
+        self.seen["killed while reading"] += 1
 
     @enabled("stall")
     @rule(data=st.data())
@@ -759,6 +771,7 @@ def test_no_sequence_of_events_makes_a_second_opportunity_or_a_stuck_lead(clean_
         + seen["dead letter: no_original, open"],
         "a twin merged into its opportunity": seen["twin merged in"],
         "a worker killed between reading and delivering": seen["killed after reading: normalised"],
+        "a worker killed while reading": seen["killed while reading"],
         "a webhook's enquiry by e-mail first": seen["portal mail of a webhook's enquiry: mail first"],
     }
     assert all(reached.values()), f"paths no sequence reached: {[k for k, v in reached.items() if not v]}"
