@@ -16,12 +16,13 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine
 
+from leadrelay.api.app import create_app
 from leadrelay.intake.store import APPLICATION_NAME, Inbound, Intake, PoolIntakeStore, Publisher, conninfo
 from leadrelay.models import Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
 from leadrelay.worker.sweeper import sweep
-from tests.conftest import make_settings
+from tests.conftest import ThreadedServer, make_settings
 from tests.intake.test_webhooks import SAMPLE, queued, signed, stored
 
 
@@ -269,3 +270,34 @@ def test_the_answer_does_not_wait_for_the_broker(receiver, monkeypatch: pytest.M
     while not published and time.monotonic() < deadline:
         time.sleep(0.01)
     assert published == [response.json()["event_id"]]
+
+
+def test_a_receiver_shutting_down_publishes_what_it_answered(
+    clean_db: str, redis_broker: str, routing: Routing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ids still waiting for the broker when the receiver is stopped go out during its shutdown."""
+    from leadrelay.worker import queue
+
+    broker = queue.enqueue
+
+    def slow_broker(ids: list[int]) -> int:
+        time.sleep(0.3)  # the answers, and the stop, come while the first batch is still on its way
+        return broker(ids)
+
+    monkeypatch.setattr(queue, "enqueue", slow_broker)
+    rt = Runtime.load(make_settings(database_url=clean_db), routing)
+    secret = routing.channels["canonical"].webhook.secret.get_secret_value()  # type: ignore[union-attr]
+    answered: list[int] = []
+    try:
+        with ThreadedServer(create_app(rt)) as server:
+            for _ in range(5):
+                body = json.dumps(SAMPLE).encode()
+                response = httpx.post(
+                    f"{server.base_url}/webhooks/canonical", content=body, headers=signed(secret, body)
+                )
+                assert response.status_code == 202
+                answered.append(response.json()["event_id"])
+        # leaving the block stops the server: its lifespan's shutdown flushes the publisher
+    finally:
+        rt.close()
+    assert sorted(queued(5)) == sorted(answered)
