@@ -50,8 +50,8 @@ log = structlog.get_logger(__name__)
 CONTENT_TYPE_CHARS = 200  # leads.content_type: a sender's longer header is cut, never refused
 APPLICATION_NAME = "leadrelay-intake"  # the pool's connections, as pg_stat_activity shows them
 POOL_TIMEOUT = 10.0  # seconds a webhook waits for a ledger connection before it fails (500)
-# seconds a batch waits for more ids before it goes: no sender waits for it, and a batch
-# of one cost the receiver ~1.4 ms of CPU at 500 webhooks/s against ~0.4 ms batched (PROFILE.md)
+# seconds a batch waits for more ids before it goes: no sender waits for it, and batches of one
+# or two ids cost the receiver ~1.4 ms of CPU a webhook at 500/s (PROFILE.md, seventh pass)
 LINGER_SECONDS = 0.02
 MOST_WAITING = 50_000  # ids waiting for the broker in one process; past it the sweeper publishes them
 
@@ -271,11 +271,11 @@ class Publisher:
     ``linger`` seconds for the batch to fill, one worker-thread call of ``send``
     (the synchronous enqueue, ``worker.queue.enqueue``: one producer, the worker's
     task name and message format; it logs a broker failure and never raises) for
-    every id that arrived meanwhile. A broker that is down or slow therefore never holds a webhook
-    up; what it fails to take, and what a killed process had not sent yet, the
-    sweeper publishes once ``requeue_after_seconds`` have passed (the rows are
-    ``received``, ``enqueued_at`` their receipt). :meth:`flush` sends what waits
-    (the receiver's shutdown).
+    every id that arrived meanwhile. A broker that is down or slow therefore never
+    holds a webhook up; what it fails to take, and what a killed process had not
+    sent yet, the sweeper publishes once ``requeue_after_seconds`` have passed (the
+    rows are ``received``, ``enqueued_at`` their receipt). :meth:`close` sends what
+    waits at the receiver's shutdown, for a bounded time.
     """
 
     def __init__(
