@@ -22,6 +22,8 @@ enquiry. With no rule, the location's ``responsible_id`` (if any) is used as bef
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -37,12 +39,26 @@ OPEN_STATES = (LeadState.normalised, LeadState.delivering, LeadState.delivered)
 
 
 def responsible_id(
-    session: Session, routing: Routing, route: Route, *, enquiry: str, lead_id: int
+    ledger: Callable[[], AbstractContextManager[Session]],
+    routing: Routing,
+    route: Route,
+    *,
+    enquiry: str,
+    lead_id: int,
 ) -> int | None:
-    """The ResponsibleId of the enquiry's opportunity: picked once, then always the same."""
+    """The ResponsibleId of the enquiry's opportunity: picked once, then always the same.
+
+    ``ledger`` opens the transaction a rule's pick is made in; with no rule for the
+    route, the location's id is the answer and no transaction is opened.
+    """
     rule = rule_for(routing, account=route.account, location=route.location, channel=route.channel)
     if rule is None:
         return route.location_config.responsible_id
+    with ledger() as session:
+        return _pick(session, rule, enquiry=enquiry, lead_id=lead_id)
+
+
+def _pick(session: Session, rule: AssignmentRule, *, enquiry: str, lead_id: int) -> int:
     picked = session.get(Assignment, enquiry)
     if picked is not None:
         return picked.staff_id

@@ -14,14 +14,16 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Integer, Interval, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from leadrelay import ledger
+from leadrelay.db import utcnow
 from leadrelay.models import Lead, LeadState
-from leadrelay.nexudus.budget import lock_account
+from leadrelay.nexudus.budget import hold_account
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
+from leadrelay.statements import per_dialect
 from leadrelay.unit_of_work import Publish, unit_of_work
 
 Enqueue = Publish
@@ -37,7 +39,7 @@ class Claim(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Claimed:
     status: Claim
-    runs: int = 0  # delivery runs started and not finished, this one included
+    row: Lead | None = None  # the leased row (claimed): its unfinished_runs counts this run too
 
 
 def _capacity(routing: Routing, account: str | None) -> int | None:
@@ -46,13 +48,12 @@ def _capacity(routing: Routing, account: str | None) -> int | None:
     return routing.accounts[account].limits.concurrent_deliveries
 
 
-def _delivering(account: str, now: Any) -> ColumnElement[bool]:
+def _delivering(account: Any, now: Any) -> ColumnElement[bool]:
     return and_(Lead.account == account, Lead.state == LeadState.delivering, Lead.lease_until >= now)
 
 
-def _waiting(now: Any, grace: timedelta) -> ColumnElement[bool]:
-    """Due, and not handed to a worker recently (or its message was lost)."""
-    stale = now - grace
+def _waiting(now: Any, stale: Any) -> ColumnElement[bool]:
+    """Due, and not handed to a worker recently (before ``stale``), or its message was lost."""
     return or_(
         and_(
             Lead.state == LeadState.normalised,
@@ -69,9 +70,9 @@ def _waiting(now: Any, grace: timedelta) -> ColumnElement[bool]:
     )
 
 
-def _handed_out(now: Any, grace: timedelta) -> ColumnElement[bool]:
-    """Sent to a worker within the grace period and not claimed yet."""
-    recent = Lead.enqueued_at >= now - grace
+def _handed_out(now: Any, stale: Any) -> ColumnElement[bool]:
+    """Sent to a worker since ``stale`` (the grace period) and not claimed yet."""
+    recent = Lead.enqueued_at >= stale
     return or_(
         and_(Lead.state == LeadState.normalised, recent, Lead.enqueued_at >= Lead.next_attempt_at),
         and_(
@@ -83,69 +84,115 @@ def _handed_out(now: Any, grace: timedelta) -> ColumnElement[bool]:
     )
 
 
-def claim(session: Session, lead_id: int, *, owner: str, lease_seconds: int, routing: Routing) -> Claimed:
-    """Lease a lead for delivery if it is due and its account has room."""
-    account = session.execute(select(Lead.account).where(Lead.id == lead_id)).scalar_one_or_none()
+# Built once per database kind (they run after every delivery): now is the ledger's
+# clock, ``_stale`` is now minus the grace period (``_grace`` on Postgres, bound on SQLite).
+def _clock(postgres: bool) -> tuple[Any, Any]:
+    now = ledger.now_param(postgres)
+    if postgres:
+        return now, now - bindparam("_grace", type_=Interval())
+    return now, bindparam("_stale", type_=_LEAD_COLUMNS["enqueued_at"].type)
+
+
+_LEAD_COLUMNS = Lead.__table__.c
+_ACCOUNT_OF = select(Lead.account).where(Lead.id == bindparam("_id"))
+_ACCOUNT = bindparam("_account", type_=_LEAD_COLUMNS["account"].type)
+_BUSY = per_dialect(lambda pg: select(func.count()).where(_delivering(_ACCOUNT, _clock(pg)[0])))
+_BACK_TO_WAITING = (
+    update(Lead)
+    .where(Lead.id == bindparam("_id"), Lead.state == LeadState.normalised)
+    .values(enqueued_at=None)
+    .execution_options(synchronize_session=False)
+)
+
+
+@per_dialect
+def _taken(postgres: bool) -> Any:
+    now, stale = _clock(postgres)
+    return select(func.count()).where(
+        or_(_delivering(_ACCOUNT, now), and_(Lead.account == _ACCOUNT, _handed_out(now, stale)))
+    )
+
+
+def _due(postgres: bool, *, of_account: bool) -> Any:
+    now, stale = _clock(postgres)
+    owned = Lead.account == _ACCOUNT if of_account else Lead.account.is_(None)
+    return (
+        select(Lead.id)
+        .where(owned, _waiting(now, stale))
+        .order_by(Lead.next_attempt_at, Lead.id)
+        .limit(bindparam("_room", type_=Integer()))
+    )
+
+
+_DUE = per_dialect(lambda pg: _due(pg, of_account=True))
+_DUE_NO_ACCOUNT = per_dialect(lambda pg: _due(pg, of_account=False))
+_HANDED = per_dialect(
+    lambda pg: (
+        update(Lead)
+        .where(Lead.id.in_(bindparam("_ids", expanding=True)))
+        .values(enqueued_at=ledger.now_param(pg))
+        .execution_options(synchronize_session=False)
+    )
+)
+
+
+def _clock_params(grace: timedelta) -> dict[str, Any]:
+    at = utcnow()
+    return {"_at": at, "_grace": grace, "_stale": at - grace}
+
+
+def claim(
+    session: Session,
+    lead_id: int,
+    *,
+    owner: str,
+    lease_seconds: int,
+    routing: Routing,
+    account: str | None = None,
+) -> Claimed:
+    """Lease a lead for delivery if it is due and its account has room.
+
+    ``account``: the lead's, when the caller has just routed it (saves reading it back).
+    """
+    if account is None:
+        account = session.execute(_ACCOUNT_OF, {"_id": lead_id}).scalar_one_or_none()
     capacity = _capacity(routing, account)
     if account is not None and capacity is not None:
-        lock_account(session, account)
-        busy = session.execute(
-            select(func.count()).where(_delivering(account, ledger.clock(session)))
-        ).scalar_one()
+        hold_account(session, account)
+        busy = session.execute(_BUSY(session), {"_account": account, "_at": utcnow()}).scalar_one()
         if busy >= capacity:
             # back to waiting: the next dispatch for this account picks it up
-            session.execute(
-                update(Lead)
-                .where(Lead.id == lead_id, Lead.state == LeadState.normalised)
-                .values(enqueued_at=None)
-                .execution_options(synchronize_session=False)
-            )
+            session.execute(_BACK_TO_WAITING, {"_id": lead_id})
             return Claimed(Claim.busy)
-    runs = ledger.claim(session, lead_id, owner=owner, lease_seconds=lease_seconds)
-    return Claimed(Claim.not_due) if runs is None else Claimed(Claim.claimed, runs)
+    row = ledger.claim(session, lead_id, owner=owner, lease_seconds=lease_seconds)
+    return Claimed(Claim.not_due) if row is None else Claimed(Claim.claimed, row)
 
 
 def dispatch(rt: Runtime, account: str | None, *, enqueue: Enqueue) -> int:
     """Hand an account's waiting leads to the workers, up to its free capacity."""
-    grace = timedelta(seconds=rt.settings.requeue_after_seconds)
+    params = _clock_params(timedelta(seconds=rt.settings.requeue_after_seconds))
     with unit_of_work(rt, publish=enqueue) as uow:
         session = uow.session
-        now = ledger.clock(session)
         capacity = _capacity(rt.routing, account)
-        of_account = Lead.account == account if account is not None else Lead.account.is_(None)
         if account is not None and capacity is not None:
-            lock_account(session, account)
-            taken = session.execute(
-                select(func.count()).where(
-                    or_(_delivering(account, now), and_(of_account, _handed_out(now, grace)))
-                )
-            ).scalar_one()
+            hold_account(session, account)
+            taken = session.execute(_taken(session), {**params, "_account": account}).scalar_one()
             room = capacity - taken
         else:
             room = UNGATED_BATCH
         if room <= 0:
             return 0
-        ids = list(
-            session.execute(
-                select(Lead.id)
-                .where(of_account, _waiting(now, grace))
-                .order_by(Lead.next_attempt_at, Lead.id)
-                .limit(room)
-            ).scalars()
-        )
+        due = _DUE if account is not None else _DUE_NO_ACCOUNT
+        found = session.execute(due(session), {**params, "_account": account, "_room": room})
+        ids = list(found.scalars())
         if ids:
-            session.execute(
-                update(Lead)
-                .where(Lead.id.in_(ids))
-                .values(enqueued_at=now)
-                .execution_options(synchronize_session=False)
-            )
+            session.execute(_HANDED(session), {"_ids": ids, "_at": params["_at"]})
             uow.enqueue(*ids)
     return uow.published
 
 
 def accounts_with_waiting_leads(session: Session, *, now: Any, grace: timedelta) -> list[str | None]:
-    stmt = select(Lead.account).where(_waiting(now, grace)).distinct()
+    stmt = select(Lead.account).where(_waiting(now, now - grace)).distinct()
     return list(session.execute(stmt).scalars())
 
 

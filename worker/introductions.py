@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from rapidfuzz import fuzz
-from sqlalchemy import case, select, text
+from sqlalchemy import bindparam, case, select, text
 from sqlalchemy.orm import Session
 
 from leadrelay.canonical import CanonicalLead
@@ -79,12 +79,42 @@ class Relation:
 class Introduced(Protocol):
     """What deciding an introduction reads of a lead (a ``Lead``, or a row of these columns)."""
 
-    id: int
-    identity: str | None
-    location: str | None
-    received_at: datetime
-    channel: str
-    account: str | None
+    @property
+    def id(self) -> int: ...
+    @property
+    def identity(self) -> str | None: ...
+    @property
+    def location(self) -> str | None: ...
+    @property
+    def received_at(self) -> datetime: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def account(self) -> str | None: ...
+
+
+# The one holding the opportunity wins: a dead first introduction replayed later must
+# not take over from the lead delivered in its place. Next, one already decided first
+# (it points at itself, set under the person's lock): an older lead normalised later
+# must not also decide it is first while that one sends. Built once (every delivery).
+_DELIVERED_FIRST = case(
+    (Lead.state == LeadState.delivered, 0), (Lead.first_introduction == Lead.id, 1), else_=2
+)
+_FIRST_INTRODUCTION = (
+    select(Lead.id)
+    .where(
+        Lead.identity == bindparam("_identity"),
+        Lead.location == bindparam("_location"),
+        Lead.state.in_([s.value for s in ALIVE]),
+        Lead.received_at >= bindparam("_since", type_=Lead.__table__.c["received_at"].type),
+        # a twin (read as a duplicate, delivered as an enrichment) holds no opportunity and
+        # waits for its enquiry's: taken for the first introduction, the two would wait for
+        # each other for ever
+        Lead.duplicate_of.is_(None),
+    )
+    .order_by(_DELIVERED_FIRST, Lead.id)
+    .limit(1)
+)
 
 
 def relate(session: Session, lead: Introduced, *, routing: Routing) -> Relation:
@@ -93,28 +123,8 @@ def relate(session: Session, lead: Introduced, *, routing: Routing) -> Relation:
         return Relation(first=None)
     lock_person(session, lead.identity, lead.location)
     since = lead.received_at - protection(routing, lead.channel, lead.account)
-    # The one holding the opportunity wins: a dead first introduction replayed
-    # later must not take over from the lead delivered in its place. Next, one
-    # already decided first (it points at itself, set under this lock): an older
-    # lead normalised later must not also decide it is first while that one sends.
-    delivered_first = case(
-        (Lead.state == LeadState.delivered, 0), (Lead.first_introduction == Lead.id, 1), else_=2
-    )
-    first = session.execute(
-        select(Lead.id)
-        .where(
-            Lead.identity == lead.identity,
-            Lead.location == lead.location,
-            Lead.state.in_([s.value for s in ALIVE]),
-            Lead.received_at >= since,
-            # a twin (read as a duplicate, delivered as an enrichment) holds no opportunity and
-            # waits for its enquiry's: taken for the first introduction, the two would wait for
-            # each other for ever
-            Lead.duplicate_of.is_(None),
-        )
-        .order_by(delivered_first, Lead.id)
-        .limit(1)
-    ).scalar_one_or_none()
+    params = {"_identity": lead.identity, "_location": lead.location, "_since": since}
+    first = session.execute(_FIRST_INTRODUCTION, params).scalar_one_or_none()
     return Relation(first=None if first in (None, lead.id) else first)
 
 

@@ -84,7 +84,7 @@ def _process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None) 
         return Outcome.skipped  # another worker is reading it
     if state not in (LeadState.normalised, LeadState.delivering):
         return state.value
-    outcome = deliver(rt, lead_id, owner=owner)
+    outcome = deliver(rt, lead_id, owner=owner, account=result.account)
     if outcome in (Outcome.delivered, Outcome.attached, Outcome.merged):
         follow_ups.wake(rt, lead_id)  # its enquiry's follow-ups waiting for it: due now
     if enqueue is not None and outcome not in (Outcome.busy, Outcome.skipped):

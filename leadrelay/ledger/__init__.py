@@ -11,8 +11,15 @@ function here commits: the request or task that calls them owns the transaction.
 - ``locks``: an opportunity's note lock
 """
 
-from leadrelay.ledger.dbclock import clock, db_now
-from leadrelay.ledger.leases import CreateTag, claim, renew_lease, restore_create_sent, start_reading
+from leadrelay.ledger.dbclock import clock, db_now, now_param
+from leadrelay.ledger.leases import (
+    CreateTag,
+    claim,
+    renew_lease,
+    renew_lease_for_write,
+    restore_create_sent,
+    start_reading,
+)
 from leadrelay.ledger.locks import lock_opportunity, unlock_opportunity
 from leadrelay.ledger.records import RESPONSE_EXCERPT, audit, start_attempt
 from leadrelay.ledger.transitions import kill, release, transition
@@ -26,8 +33,10 @@ __all__ = [
     "db_now",
     "kill",
     "lock_opportunity",
+    "now_param",
     "release",
     "renew_lease",
+    "renew_lease_for_write",
     "restore_create_sent",
     "start_attempt",
     "start_reading",

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, or_, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from leadrelay.ledger.dbclock import clock_params, lease_end, now_param
-from leadrelay.models import Lead, LeadState
+from leadrelay.ledger.records import start_attempt
+from leadrelay.models import DeliveryAttempt, Lead, LeadState
 from leadrelay.statements import per_dialect
 
 _LEAD_COLUMNS = Lead.__table__.c
@@ -38,19 +39,21 @@ def _claim_statement(postgres: bool) -> Any:
             lease_until=lease_end(postgres),
             unfinished_runs=Lead.unfinished_runs + 1,
         )
-        .returning(Lead.unfinished_runs)
+        .returning(Lead)
+        .execution_options(synchronize_session=False)
     )
 
 
-def claim(session: Session, lead_id: int, *, owner: str, lease_seconds: int) -> int | None:
+def claim(session: Session, lead_id: int, *, owner: str, lease_seconds: int) -> Lead | None:
     """Lease a lead for delivery: due and normalised, or abandoned by a dead worker.
 
-    Returns how many delivery runs have now started without finishing (this one
-    included), or None when the lead was not ours to take.
+    Returns the leased row as it now stands (read in the same round trip; its
+    ``unfinished_runs`` counts the delivery runs started without finishing, this
+    one included), or None when the lead was not ours to take.
     """
     params = {"_id": lead_id, "_owner": owner, **clock_params(lease_seconds)}
-    stmt = _claim_statement(session)
-    return session.connection().execute(stmt, params).scalar_one_or_none()
+    row: Lead | None = session.execute(_claim_statement(session), params).scalar_one_or_none()
+    return row
 
 
 @per_dialect
@@ -130,6 +133,52 @@ def renew_lease(
         params.update(_name=creating.name, _system_id=creating.system_id)
     stmt = (_RENEW if creating is None else _RENEW_CREATING)(session)
     return session.connection().execute(stmt, params).rowcount == 1
+
+
+def _renewal_with_attempt(*, creating: bool) -> Any:
+    """Postgres: the renewal and, only if it renewed, the write's attempt row — one statement."""
+    renewed = _renewal(True, creating=creating).returning(Lead.id).cte("renewed")
+    columns = DeliveryAttempt.__table__.c
+    started = select(
+        renewed.c.id,
+        bindparam("_call", type_=columns["call"].type),
+        now_param(True),
+    )
+    return (
+        insert(DeliveryAttempt)
+        .from_select(["lead_id", "call", "started_at"], started)
+        .returning(DeliveryAttempt.id)
+    )
+
+
+_RENEW_WRITE = _renewal_with_attempt(creating=False)
+_RENEW_WRITE_CREATING = _renewal_with_attempt(creating=True)
+
+
+def renew_lease_for_write(
+    session: Session,
+    lead_id: int,
+    call: str,
+    *,
+    owner: str,
+    lease_seconds: int,
+    creating: CreateTag | None = None,
+) -> int | None:
+    """:func:`renew_lease` before a write, and the write's attempt row (its id; None: the lead is lost).
+
+    On Postgres one round trip: the INSERT reads the renewal's RETURNING, so the row
+    exists only if the lease was ours; elsewhere two statements in the caller's transaction.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        renewed = renew_lease(session, lead_id, owner=owner, lease_seconds=lease_seconds, creating=creating)
+        return start_attempt(session, lead_id, call) if renewed else None
+    params = {"_id": lead_id, "_owner": owner, "_call": call, **clock_params(lease_seconds)}
+    stmt = _RENEW_WRITE
+    if creating is not None:
+        params.update(_name=creating.name, _system_id=creating.system_id)
+        stmt = _RENEW_WRITE_CREATING
+    attempt: int | None = session.connection().execute(stmt, params).scalar_one_or_none()
+    return attempt
 
 
 _RESTORE_CREATE_SENT = (

@@ -34,7 +34,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import bindparam, case, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadrelay.db import insert_for, statement_commits, transaction, utcnow
@@ -107,12 +107,29 @@ def lock_account(session: Session, account: str) -> NexudusAccount:
 
     The row nearly always exists: lock it in one round trip, insert only when missing.
     """
-    locked = select(NexudusAccount).where(NexudusAccount.account == account).with_for_update()
-    row = session.execute(locked).scalar_one_or_none()
+    params = {"_account": account}
+    row = session.execute(_LOCK_ACCOUNT, params).scalar_one_or_none()
     if row is not None:
         return row
     ensure_account(session, account)
-    return session.execute(locked).scalar_one()
+    return session.execute(_LOCK_ACCOUNT, params).scalar_one()
+
+
+def hold_account(session: Session, account: str) -> None:
+    """:func:`lock_account` for a caller that needs the lock, not the row (no ORM object built)."""
+    connection, params = session.connection(), {"_account": account}
+    if connection.execute(_HOLD_ACCOUNT, params).first() is None:
+        ensure_account(session, account)
+        connection.execute(_HOLD_ACCOUNT, params)
+
+
+# built once: they run on every claim and dispatch
+_LOCK_ACCOUNT = (
+    select(NexudusAccount).where(NexudusAccount.account == bindparam("_account")).with_for_update()
+)
+_HOLD_ACCOUNT = (
+    select(NexudusAccount.account).where(NexudusAccount.account == bindparam("_account")).with_for_update()
+)
 
 
 @dataclass(frozen=True, slots=True)

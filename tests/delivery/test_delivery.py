@@ -324,7 +324,8 @@ def test_a_dead_workers_lead_is_finished_by_another_without_a_second_create(
         session.execute(
             update(Lead).where(Lead.id == lead_id).values(next_attempt_at=utcnow() - timedelta(seconds=1))
         )
-        assert claim(session, lead_id, owner="dying-again", lease_seconds=60) == 1
+        claimed = claim(session, lead_id, owner="dying-again", lease_seconds=60)
+        assert claimed is not None and claimed.unfinished_runs == 1
         tag = CreateTag(sent_as.opportunity_name or "", sent_as.system_id or "")
         assert renew_lease(session, lead_id, owner="dying-again", lease_seconds=60, creating=tag)
         start_attempt(session, lead_id, "opportunity.create")  # in flight forever: outcome NULL

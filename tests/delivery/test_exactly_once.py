@@ -25,7 +25,7 @@ from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime
 from leadrelay.worker import dead_letters as dlq
 from leadrelay.worker.pipeline import process
 from tests.conftest import sandbox_settings
-from tests.delivery.stall import expire_lease, stalled_before_send
+from tests.delivery.stall import expire_lease, stalled_before_call, stalled_before_send
 from tests.helpers import at_once, attempts, canonical, dead_letters, ingest, lead, make_due, socket_server
 from tests.sandbox.support import coworker_body, opportunity_body
 
@@ -153,9 +153,26 @@ def test_a_lead_marked_by_the_upgrade_keeps_its_tag_through_an_edit(runtime, san
     assert len(sandbox.opportunities()) == 1
 
 
-def test_a_worker_stalled_past_its_lease_sends_nothing(runtime, sandbox, monkeypatch) -> None:
-    """Worker A stalls right before its create; B takes the lead over and delivers it; A wakes up."""
+STALLS = [
+    ("inside its request", "opportunity.create", "crmopportunities"),
+    ("before its renewal", "coworker.create", "coworkers"),
+    ("before its renewal", "opportunity.create", "crmopportunities"),
+]
+
+
+@pytest.mark.parametrize(("where", "call", "path"), STALLS)
+def test_a_worker_stalled_past_its_lease_sends_nothing(
+    runtime, sandbox, monkeypatch, where, call, path
+) -> None:
+    """Worker A stalls before a write; B takes the lead over and delivers it; A wakes up.
+
+    Stalled inside its request (after every check A makes), the request's deadline
+    stops it. Stalled before its renewal (waiting for the budget), the renewal finds
+    the lead gone: the renewal and the write's attempt row are one statement, so A
+    leaves no attempt row either.
+    """
     lead_id = ingest(runtime, canonical())
+    customers = len(sandbox.coworkers())
     rescuer = Runtime.load(runtime.settings, runtime.routing)
     rescued: list[str] = []
 
@@ -163,23 +180,25 @@ def test_a_worker_stalled_past_its_lease_sends_nothing(runtime, sandbox, monkeyp
         expire_lease(runtime, lead_id)
         rescued.append(settle(rescuer, lead_id, owner="B"))
 
+    common = dict(account="main", method="POST", path_suffix=path, during=take_over)
+    if where == "inside its request":
+        stalled = stalled_before_send(
+            monkeypatch, runtime, seconds=runtime.settings.lease_seconds + 1, **common
+        )
+    else:
+        stalled = stalled_before_call(monkeypatch, runtime, **common)
     try:
-        with stalled_before_send(
-            monkeypatch,
-            runtime,
-            account="main",
-            method="POST",
-            path_suffix="crmopportunities",
-            seconds=runtime.settings.lease_seconds + 1,
-            during=take_over,
-        ) as stalls:
+        with stalled as stalls:
             outcome = process(runtime, lead_id, owner="A")
     finally:
         rescuer.close()
     assert stalls and rescued == ["delivered"]
     assert outcome == "lost_lease"
     assert len(sandbox.opportunities()) == 1
+    assert len(sandbox.coworkers()) == customers + 1
     assert lead(runtime, lead_id).state == LeadState.delivered
+    if where == "before its renewal":  # B's write only: A recorded nothing for the write it never sent
+        assert [a.call for a in attempts(runtime, lead_id)].count(call) == 1
 
 
 def test_a_worker_whose_clock_runs_ahead_cannot_take_a_live_lease(runtime, monkeypatch) -> None:
@@ -188,7 +207,8 @@ def test_a_worker_whose_clock_runs_ahead_cannot_take_a_live_lease(runtime, monke
     with transaction(runtime.sessions) as session:
         session.execute(update(Lead).where(Lead.id == lead_id).values(state=LeadState.normalised))
     with transaction(runtime.sessions) as session:
-        assert claim(session, lead_id, owner="A", lease_seconds=60) == 1
+        claimed = claim(session, lead_id, owner="A", lease_seconds=60)
+        assert claimed is not None and claimed.unfinished_runs == 1
     monkeypatch.setattr("leadrelay.ledger.dbclock.utcnow", lambda: utcnow() + timedelta(minutes=5))
     with transaction(runtime.sessions) as session:
         assert claim(session, lead_id, owner="B-fast-clock", lease_seconds=60) is None

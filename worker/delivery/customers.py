@@ -6,14 +6,18 @@ the run's next transaction (lost with a killed worker: found again).
 
 from __future__ import annotations
 
-from sqlalchemy import delete
+from typing import Any
+
+from sqlalchemy import bindparam, delete
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from leadrelay.db import insert_for, utcnow
+from leadrelay.db import utcnow
 from leadrelay.models import CoworkerCache
 from leadrelay.nexudus.classify import Result
 from leadrelay.nexudus.client import NexudusClient
 from leadrelay.nexudus.payloads import Route, coworker_payload
+from leadrelay.statements import per_dialect
 from leadrelay.worker.delivery.attempts import Hold
 
 
@@ -50,17 +54,26 @@ def _remember(hold: Hold, account: str, email: str, coworker_id: int) -> None:
     """A cache entry: written with the next transaction (lost with a killed worker: found again)."""
 
     def remember(session: Session) -> None:
-        stmt = insert_for(session, CoworkerCache).values(
-            account=account, email=email, coworker_id=coworker_id, updated_at=utcnow()
-        )
-        session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["account", "email"],
-                set_={"coworker_id": coworker_id, "updated_at": utcnow()},
-            )
-        )
+        params = {"_account": account, "_email": email, "_coworker": coworker_id, "_at": utcnow()}
+        session.connection().execute(_cache_entry(session), params)
 
     hold.later(remember)
+
+
+@per_dialect
+def _cache_entry(postgres: bool) -> Any:
+    """An entry written or replaced: built once per database kind."""
+    columns = CoworkerCache.__table__.c
+    stmt = (postgresql.insert if postgres else sqlite.insert)(CoworkerCache).values(
+        account=bindparam("_account", type_=columns["account"].type),
+        email=bindparam("_email", type_=columns["email"].type),
+        coworker_id=bindparam("_coworker", type_=columns["coworker_id"].type),
+        updated_at=bindparam("_at", type_=columns["updated_at"].type),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=["account", "email"],
+        set_={"coworker_id": stmt.excluded.coworker_id, "updated_at": stmt.excluded.updated_at},
+    )
 
 
 def forget(hold: Hold, account: str) -> None:

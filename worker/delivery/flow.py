@@ -141,10 +141,10 @@ class Delivery:
             lead_id=s.id,
             received_at=s.received_at,
         )
-        with self.hold.tx() as session:  # picked once per enquiry, in Postgres (worker/assignment.py)
-            responsible = assignment.responsible_id(
-                session, self.hold.rt.routing, route, enquiry=tag.system_id, lead_id=s.id
-            )
+        # picked once per enquiry, in Postgres (worker/assignment.py); no transaction without a rule
+        responsible = assignment.responsible_id(
+            self.hold.tx, self.hold.rt.routing, route, enquiry=tag.system_id, lead_id=s.id
+        )
         if responsible is not None:
             body["ResponsibleId"] = responsible
         return self.hold.call(

@@ -48,19 +48,22 @@ _INTRODUCED = select(
 ).where(Lead.id == bindparam("_id"))
 
 
+_DECIDED = (
+    update(Lead)
+    .where(Lead.id == bindparam("_id"), Lead.lease_owner == bindparam("_owner"))
+    .values(first_introduction=bindparam("_first", type_=Lead.__table__.c["first_introduction"].type))
+)
+
+
 def first_introduction(hold: Hold, session: Session) -> Lead | None:
     """The lead whose opportunity this one belongs to, or None when this lead is the first."""
-    row = session.execute(_INTRODUCED, {"_id": hold.s.id}).one()
+    # as claimed, under this run's lease (only a run holding it writes first_introduction)
+    row = hold.s.introduction or session.execute(_INTRODUCED, {"_id": hold.s.id}).one()
     relation = introductions.relate(session, row, routing=hold.rt.routing)
     # a first introduction points at itself: decided, under the person's lock
     decided = relation.first if relation.first is not None else hold.s.id
     if decided != row.first_introduction:
-        session.execute(
-            update(Lead)
-            .where(Lead.id == hold.s.id, Lead.lease_owner == hold.owner)
-            .values(first_introduction=decided)
-            .execution_options(synchronize_session=False)
-        )
+        session.connection().execute(_DECIDED, {"_id": hold.s.id, "_owner": hold.owner, "_first": decided})
     return None if relation.first is None else session.get(Lead, relation.first)
 
 

@@ -14,6 +14,19 @@ from leadrelay.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
+class Introduction:
+    """The row's columns an introduction decision reads (``introductions.Introduced``), as claimed."""
+
+    id: int
+    identity: str | None
+    location: str | None
+    received_at: datetime
+    channel: str
+    account: str | None
+    first_introduction: int | None  # written only under this lead's lease (delivery/notes.py)
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """What delivery needs from the ledger row, read once under the lease."""
 
@@ -27,6 +40,7 @@ class Snapshot:
     opportunity_name: str | None  # the Name tag and SystemId that create was sent under
     system_id: str | None
     landing_wait: float  # seconds until that create can no longer land in Nexudus (0: it cannot)
+    introduction: Introduction | None = None  # None: read it from the ledger when needed
 
     @classmethod
     def of(cls, row: Lead, *, landing_wait: float = 0.0) -> Snapshot:
@@ -47,6 +61,15 @@ class Snapshot:
             opportunity_name=row.opportunity_name,
             system_id=row.system_id,
             landing_wait=landing_wait,
+            introduction=Introduction(
+                row.id,
+                row.identity,
+                row.location,
+                row.received_at,
+                row.channel,
+                row.account,
+                row.first_introduction,
+            ),
         )
 
 

@@ -7,7 +7,6 @@ from pydantic import ValidationError
 
 from leadrelay.canonical import first_error
 from leadrelay.db import transaction
-from leadrelay.models import Lead
 from leadrelay.runtime import Runtime
 from leadrelay.worker.delivery import followups
 from leadrelay.worker.delivery.attempts import Hold, LostLease
@@ -21,21 +20,28 @@ from leadrelay.worker.dispatch import Claim, claim
 log = structlog.get_logger(__name__)
 
 
-def deliver(rt: Runtime, lead_id: int, *, owner: str) -> Outcome:
-    """Deliver one lead if it is due; returns what happened (for logs and tests)."""
+def deliver(rt: Runtime, lead_id: int, *, owner: str, account: str | None = None) -> Outcome:
+    """Deliver one lead if it is due; returns what happened (for logs and tests).
+
+    ``account``: the lead's, when the caller has just routed it.
+    """
     settings = rt.settings
     with transaction(rt.sessions) as session:
         claimed = claim(
-            session, lead_id, owner=owner, lease_seconds=settings.lease_seconds, routing=rt.routing
+            session,
+            lead_id,
+            owner=owner,
+            lease_seconds=settings.lease_seconds,
+            routing=rt.routing,
+            account=account,
         )
         if claimed.status is Claim.busy:
             return Outcome.busy
-        if claimed.status is not Claim.claimed:
+        row = claimed.row
+        if claimed.status is not Claim.claimed or row is None:
             return Outcome.skipped
-        row = session.get(Lead, lead_id)
-        assert row is not None
-        if claimed.runs > settings.max_unfinished_runs:
-            runs = claimed.runs - 1
+        if row.unfinished_runs > settings.max_unfinished_runs:
+            runs = row.unfinished_runs - 1
             why = f"delivery started {runs} times without finishing" + (
                 f" (last error: {row.last_error})" if row.last_error else ""
             )
