@@ -105,27 +105,31 @@ _BACK_TO_WAITING = (
 )
 
 
-@per_dialect
-def _taken(postgres: bool) -> Any:
-    now, stale = _clock(postgres)
-    return select(func.count()).where(
-        or_(_delivering(_ACCOUNT, now), and_(Lead.account == _ACCOUNT, _handed_out(now, stale)))
-    )
+def _due(postgres: bool, *, of_account: bool, gated: bool) -> Any:
+    """The account's waiting leads, oldest due first; ``gated``: no more than its free capacity.
 
-
-def _due(postgres: bool, *, of_account: bool) -> Any:
+    The free capacity (``_capacity`` minus the leads being delivered or handed out) is
+    counted in the same statement, after the account's lock: one round trip, not two.
+    """
     now, stale = _clock(postgres)
     owned = Lead.account == _ACCOUNT if of_account else Lead.account.is_(None)
+    room: Any = bindparam("_room", type_=Integer())
+    if gated:
+        taken = (
+            select(func.count())
+            .where(or_(_delivering(_ACCOUNT, now), and_(Lead.account == _ACCOUNT, _handed_out(now, stale))))
+            .scalar_subquery()
+        )
+        # a LIMIT must not be negative (SQLite reads a negative one as no limit at all)
+        room = (func.greatest if postgres else func.max)(bindparam("_capacity", type_=Integer()) - taken, 0)
     return (
-        select(Lead.id)
-        .where(owned, _waiting(now, stale))
-        .order_by(Lead.next_attempt_at, Lead.id)
-        .limit(bindparam("_room", type_=Integer()))
+        select(Lead.id).where(owned, _waiting(now, stale)).order_by(Lead.next_attempt_at, Lead.id).limit(room)
     )
 
 
-_DUE = per_dialect(lambda pg: _due(pg, of_account=True))
-_DUE_NO_ACCOUNT = per_dialect(lambda pg: _due(pg, of_account=False))
+_DUE_GATED = per_dialect(lambda pg: _due(pg, of_account=True, gated=True))
+_DUE = per_dialect(lambda pg: _due(pg, of_account=True, gated=False))
+_DUE_NO_ACCOUNT = per_dialect(lambda pg: _due(pg, of_account=False, gated=False))
 _HANDED = per_dialect(
     lambda pg: (
         update(Lead)
@@ -152,8 +156,11 @@ def claim(
 ) -> Claimed:
     """Lease a lead for delivery if it is due and its account has room.
 
-    ``account``: the lead's, when the caller has just routed it (saves reading it back).
+    ``account``: the lead's, when the caller has just routed it (saves reading it
+    back). The claim then also checks that it still is: if not, nothing is claimed
+    and the sweeper's next pass hands the lead out again, read afresh.
     """
+    hinted = account is not None
     if account is None:
         account = session.execute(_ACCOUNT_OF, {"_id": lead_id}).scalar_one_or_none()
     capacity = _capacity(routing, account)
@@ -164,7 +171,9 @@ def claim(
             # back to waiting: the next dispatch for this account picks it up
             session.execute(_BACK_TO_WAITING, {"_id": lead_id})
             return Claimed(Claim.busy)
-    row = ledger.claim(session, lead_id, owner=owner, lease_seconds=lease_seconds)
+    row = ledger.claim(
+        session, lead_id, owner=owner, lease_seconds=lease_seconds, account=account if hinted else None
+    )
     return Claimed(Claim.not_due) if row is None else Claimed(Claim.claimed, row)
 
 
@@ -176,14 +185,11 @@ def dispatch(rt: Runtime, account: str | None, *, enqueue: Enqueue) -> int:
         capacity = _capacity(rt.routing, account)
         if account is not None and capacity is not None:
             hold_account(session, account)
-            taken = session.execute(_taken(session), {**params, "_account": account}).scalar_one()
-            room = capacity - taken
+            due, params = _DUE_GATED, {**params, "_account": account, "_capacity": capacity}
         else:
-            room = UNGATED_BATCH
-        if room <= 0:
-            return 0
-        due = _DUE if account is not None else _DUE_NO_ACCOUNT
-        found = session.execute(due(session), {**params, "_account": account, "_room": room})
+            due = _DUE if account is not None else _DUE_NO_ACCOUNT
+            params = {**params, "_account": account, "_room": UNGATED_BATCH}
+        found = session.execute(due(session), params)
         ids = list(found.scalars())
         if ids:
             session.execute(_HANDED(session), {"_ids": ids, "_at": params["_at"]})

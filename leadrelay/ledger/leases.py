@@ -20,19 +20,17 @@ from leadrelay.statements import per_dialect
 _LEAD_COLUMNS = Lead.__table__.c
 
 
-@per_dialect
-def _claim_statement(postgres: bool) -> Any:
+def _claim_statement(postgres: bool, *, of_account: bool) -> Any:
     now = now_param(postgres)
+    due = or_(
+        (Lead.state == LeadState.normalised) & (Lead.next_attempt_at <= now),
+        (Lead.state == LeadState.delivering) & (Lead.lease_until < now),
+    )
+    stmt = update(Lead).where(Lead.id == bindparam("_id"), due)
+    if of_account:  # the account the caller gated the claim on: still the lead's
+        stmt = stmt.where(Lead.account == bindparam("_account", type_=_LEAD_COLUMNS["account"].type))
     return (
-        update(Lead)
-        .where(
-            Lead.id == bindparam("_id"),
-            or_(
-                (Lead.state == LeadState.normalised) & (Lead.next_attempt_at <= now),
-                (Lead.state == LeadState.delivering) & (Lead.lease_until < now),
-            ),
-        )
-        .values(
+        stmt.values(
             state=LeadState.delivering,
             state_changed_at=now,
             lease_owner=bindparam("_owner", type_=_LEAD_COLUMNS["lease_owner"].type),
@@ -40,19 +38,29 @@ def _claim_statement(postgres: bool) -> Any:
             unfinished_runs=Lead.unfinished_runs + 1,
         )
         .returning(Lead)
-        .execution_options(synchronize_session=False)
+        # the row as the UPDATE left it, even if this session had loaded the lead before
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
 
 
-def claim(session: Session, lead_id: int, *, owner: str, lease_seconds: int) -> Lead | None:
+_CLAIM = per_dialect(lambda postgres: _claim_statement(postgres, of_account=False))
+_CLAIM_OF_ACCOUNT = per_dialect(lambda postgres: _claim_statement(postgres, of_account=True))
+
+
+def claim(
+    session: Session, lead_id: int, *, owner: str, lease_seconds: int, account: str | None = None
+) -> Lead | None:
     """Lease a lead for delivery: due and normalised, or abandoned by a dead worker.
 
     Returns the leased row as it now stands (read in the same round trip; its
     ``unfinished_runs`` counts the delivery runs started without finishing, this
-    one included), or None when the lead was not ours to take.
+    one included), or None when the lead was not ours to take. ``account``: only
+    if the lead still belongs to this account (the one whose capacity the caller
+    checked); otherwise None, and a later pass claims it under its own account.
     """
-    params = {"_id": lead_id, "_owner": owner, **clock_params(lease_seconds)}
-    row: Lead | None = session.execute(_claim_statement(session), params).scalar_one_or_none()
+    params = {"_id": lead_id, "_owner": owner, "_account": account, **clock_params(lease_seconds)}
+    stmt = (_CLAIM if account is None else _CLAIM_OF_ACCOUNT)(session)
+    row: Lead | None = session.execute(stmt, params).scalar_one_or_none()
     return row
 
 

@@ -24,7 +24,7 @@ from leadrelay.nexudus.client import NexudusClient
 from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime
 from leadrelay.worker import dead_letters as dlq
 from leadrelay.worker.pipeline import process
-from tests.conftest import sandbox_settings
+from tests.conftest import OPEN_BUDGET, routing_with, sandbox_settings
 from tests.delivery.stall import expire_lease, stalled_before_call, stalled_before_send
 from tests.helpers import at_once, attempts, canonical, dead_letters, ingest, lead, make_due, socket_server
 from tests.sandbox.support import coworker_body, opportunity_body
@@ -153,24 +153,31 @@ def test_a_lead_marked_by_the_upgrade_keeps_its_tag_through_an_edit(runtime, san
     assert len(sandbox.opportunities()) == 1
 
 
+# where A stalls, which write, and whether an assignment rule picks its ResponsibleId
+# first (the rule's transaction writes what is pending, so the create's renewal and
+# attempt row commit as one statement on their own, without a transaction around them)
 STALLS = [
-    ("inside its request", "opportunity.create", "crmopportunities"),
-    ("before its renewal", "coworker.create", "coworkers"),
-    ("before its renewal", "opportunity.create", "crmopportunities"),
+    ("inside its request", "opportunity.create", "crmopportunities", False),
+    ("before its renewal", "coworker.create", "coworkers", False),
+    ("before its renewal", "opportunity.create", "crmopportunities", False),
+    ("before its renewal", "opportunity.create", "crmopportunities", True),
 ]
 
 
-@pytest.mark.parametrize(("where", "call", "path"), STALLS)
+@pytest.mark.parametrize(("where", "call", "path", "assigned"), STALLS)
 def test_a_worker_stalled_past_its_lease_sends_nothing(
-    runtime, sandbox, monkeypatch, where, call, path
+    runtime, sandbox, monkeypatch, where, call, path, assigned
 ) -> None:
     """Worker A stalls before a write; B takes the lead over and delivers it; A wakes up.
 
     Stalled inside its request (after every check A makes), the request's deadline
     stops it. Stalled before its renewal (waiting for the budget), the renewal finds
-    the lead gone: the renewal and the write's attempt row are one statement, so A
-    leaves no attempt row either.
+    the lead gone; the write's attempt row is only written with a renewal that
+    succeeded, so A leaves none.
     """
+    if assigned:
+        routing = routing_with(accounts=OPEN_BUDGET, assignment=[{"pool": "sales", "staff": [501]}])
+        runtime = Runtime.load(runtime.settings, routing)
     lead_id = ingest(runtime, canonical())
     customers = len(sandbox.coworkers())
     rescuer = Runtime.load(runtime.settings, runtime.routing)
@@ -182,9 +189,8 @@ def test_a_worker_stalled_past_its_lease_sends_nothing(
 
     common = dict(account="main", method="POST", path_suffix=path, during=take_over)
     if where == "inside its request":
-        stalled = stalled_before_send(
-            monkeypatch, runtime, seconds=runtime.settings.lease_seconds + 1, **common
-        )
+        past_lease = runtime.settings.lease_seconds + 1
+        stalled = stalled_before_send(monkeypatch, runtime, seconds=past_lease, **common)
     else:
         stalled = stalled_before_call(monkeypatch, runtime, **common)
     try:
@@ -199,6 +205,9 @@ def test_a_worker_stalled_past_its_lease_sends_nothing(
     assert lead(runtime, lead_id).state == LeadState.delivered
     if where == "before its renewal":  # B's write only: A recorded nothing for the write it never sent
         assert [a.call for a in attempts(runtime, lead_id)].count(call) == 1
+    if assigned:
+        assert [o.get("ResponsibleId") for o in sandbox.opportunities()] == [501]
+        runtime.close()
 
 
 def test_a_worker_whose_clock_runs_ahead_cannot_take_a_live_lease(runtime, monkeypatch) -> None:

@@ -757,9 +757,9 @@ def test_no_sequence_of_events_makes_a_second_opportunity_or_a_stuck_lead(clean_
     # the (same, derandomized) sequences reached the paths the promise is about, not only the happy one
     reached = {
         "a stalled worker": sum(n for what, n in seen.items() if what.startswith("stalled worker:")),
-        "a worker stalled before its renewal": sum(
-            n for what, n in seen.items() if what.startswith("stalled worker before renewal")
-        ),
+        "a worker stalled before its renewal, refused by it": seen[
+            "stalled worker before renewal: lost_lease"
+        ],
         "a superseded dead letter": seen["dead letter: exhausted, superseded"]
         + seen["dead letter: validation, superseded"],
         "an exhausted lead": sum(n for what, n in seen.items() if what.startswith("dead letter: exhausted")),

@@ -8,6 +8,7 @@ a note carries the lead's marker, so a run that finds it there writes it no more
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypedDict
 
 from sqlalchemy import bindparam, select, update
@@ -58,12 +59,15 @@ _DECIDED = (
 def first_introduction(hold: Hold, session: Session) -> Lead | None:
     """The lead whose opportunity this one belongs to, or None when this lead is the first."""
     # as claimed, under this run's lease (only a run holding it writes first_introduction)
-    row = hold.s.introduction or session.execute(_INTRODUCED, {"_id": hold.s.id}).one()
+    claimed = hold.s.introduction
+    row = claimed or session.execute(_INTRODUCED, {"_id": hold.s.id}).one()
     relation = introductions.relate(session, row, routing=hold.rt.routing)
     # a first introduction points at itself: decided, under the person's lock
     decided = relation.first if relation.first is not None else hold.s.id
     if decided != row.first_introduction:
         session.connection().execute(_DECIDED, {"_id": hold.s.id, "_owner": hold.owner, "_first": decided})
+        if claimed is not None:  # the run's copy says what the ledger now does
+            hold.s = replace(hold.s, introduction=replace(claimed, first_introduction=decided))
     return None if relation.first is None else session.get(Lead, relation.first)
 
 
