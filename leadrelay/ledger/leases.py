@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from leadrelay.ledger.dbclock import clock_params, lease_end, now_param
 from leadrelay.ledger.records import start_attempt
 from leadrelay.models import DeliveryAttempt, Lead, LeadState
-from leadrelay.statements import per_dialect
+from leadrelay.statements import is_postgres, per_dialect
 
 _LEAD_COLUMNS = Lead.__table__.c
 
@@ -177,7 +177,7 @@ def renew_lease_for_write(
     On Postgres one round trip: the INSERT reads the renewal's RETURNING, so the row
     exists only if the lease was ours; elsewhere two statements in the caller's transaction.
     """
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgres(session):
         renewed = renew_lease(session, lead_id, owner=owner, lease_seconds=lease_seconds, creating=creating)
         return start_attempt(session, lead_id, call) if renewed else None
     params = {"_id": lead_id, "_owner": owner, "_call": call, **clock_params(lease_seconds)}
