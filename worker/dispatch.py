@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Interval, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Integer, Interval, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from leadrelay import ledger
@@ -46,10 +47,6 @@ def _capacity(routing: Routing, account: str | None) -> int | None:
     if account is None or account not in routing.accounts:
         return None  # no account: delivery will dead-letter it (routing) without calling Nexudus
     return routing.accounts[account].limits.concurrent_deliveries
-
-
-def _delivering(account: Any, now: Any) -> ColumnElement[bool]:
-    return and_(Lead.account == account, Lead.state == LeadState.delivering, Lead.lease_until >= now)
 
 
 def _waiting(now: Any, stale: Any) -> ColumnElement[bool]:
@@ -96,13 +93,25 @@ def _clock(postgres: bool) -> tuple[Any, Any]:
 _LEAD_COLUMNS = Lead.__table__.c
 _ACCOUNT_OF = select(Lead.account).where(Lead.id == bindparam("_id"))
 _ACCOUNT = bindparam("_account", type_=_LEAD_COLUMNS["account"].type)
-_BUSY = per_dialect(lambda pg: select(func.count()).where(_delivering(_ACCOUNT, _clock(pg)[0])))
-_BACK_TO_WAITING = (
-    update(Lead)
-    .where(Lead.id == bindparam("_id"), Lead.state == LeadState.normalised)
-    .values(enqueued_at=None)
-    .execution_options(synchronize_session=False)
-)
+
+
+def _back_to_waiting(postgres: bool, *, of_account: bool) -> Any:
+    """A lead the claim would have taken but for the account's room: a normalised one waits again.
+
+    The claim's own conditions but its room, so a row here means "busy": decided by the
+    row, under the account's lock, without counting the leads in flight a second time.
+    """
+    stmt = update(Lead).where(Lead.id == bindparam("_id"), ledger.claimable(ledger.now_param(postgres)))
+    if of_account:
+        stmt = stmt.where(Lead.account == _ACCOUNT)
+    # the next dispatch of the account hands it out (an abandoned delivery keeps its mark)
+    waiting = case((Lead.state == LeadState.normalised, None), else_=Lead.enqueued_at)
+    return stmt.values(enqueued_at=waiting).execution_options(synchronize_session=False)
+
+
+_BACK_TO_WAITING = {
+    of_account: per_dialect(partial(_back_to_waiting, of_account=of_account)) for of_account in (False, True)
+}
 
 
 def _due(postgres: bool, *, of_account: bool, gated: bool) -> Any:
@@ -117,7 +126,9 @@ def _due(postgres: bool, *, of_account: bool, gated: bool) -> Any:
     if gated:
         taken = (
             select(func.count())
-            .where(or_(_delivering(_ACCOUNT, now), and_(Lead.account == _ACCOUNT, _handed_out(now, stale))))
+            .where(
+                or_(ledger.delivering(_ACCOUNT, now), and_(Lead.account == _ACCOUNT, _handed_out(now, stale)))
+            )
             .scalar_subquery()
         )
         # a LIMIT must not be negative (SQLite reads a negative one as no limit at all)
@@ -164,17 +175,24 @@ def claim(
     if account is None:
         account = session.execute(_ACCOUNT_OF, {"_id": lead_id}).scalar_one_or_none()
     capacity = _capacity(routing, account)
-    if account is not None and capacity is not None:
-        hold_account(session, account)
-        busy = session.execute(_BUSY(session), {"_account": account, "_at": utcnow()}).scalar_one()
-        if busy >= capacity:
-            # back to waiting: the next dispatch for this account picks it up
-            session.execute(_BACK_TO_WAITING, {"_id": lead_id})
-            return Claimed(Claim.busy)
+    room = None if account is None or capacity is None else (account, capacity)
+    if room is not None:
+        hold_account(session, room[0])
     row = ledger.claim(
-        session, lead_id, owner=owner, lease_seconds=lease_seconds, account=account if hinted else None
+        session,
+        lead_id,
+        owner=owner,
+        lease_seconds=lease_seconds,
+        account=account if hinted else None,
+        room=room,  # the account's room is counted by the claim itself, under the lock
     )
-    return Claimed(Claim.not_due) if row is None else Claimed(Claim.claimed, row)
+    if row is not None:
+        return Claimed(Claim.claimed, row)
+    if room is not None:
+        params = {"_id": lead_id, "_account": room[0], "_at": utcnow()}
+        if session.connection().execute(_BACK_TO_WAITING[hinted](session), params).rowcount:
+            return Claimed(Claim.busy)
+    return Claimed(Claim.not_due)
 
 
 def dispatch(rt: Runtime, account: str | None, *, enqueue: Enqueue) -> int:
@@ -189,10 +207,10 @@ def dispatch(rt: Runtime, account: str | None, *, enqueue: Enqueue) -> int:
         else:
             due = _DUE if account is not None else _DUE_NO_ACCOUNT
             params = {**params, "_account": account, "_room": UNGATED_BATCH}
-        found = session.execute(due(session), params)
-        ids = list(found.scalars())
+        connection = session.connection()  # Core statements: no ORM work
+        ids = list(connection.execute(due(session), params).scalars())
         if ids:
-            session.execute(_HANDED(session), {"_ids": ids, "_at": params["_at"]})
+            connection.execute(_HANDED(session), {"_ids": ids, "_at": params["_at"]})
             uow.enqueue(*ids)
     return uow.published
 

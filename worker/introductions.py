@@ -26,10 +26,10 @@ import unicodedata
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from rapidfuzz import fuzz
-from sqlalchemy import bindparam, case, select, text
+from sqlalchemy import bindparam, case, func, select, text, update
 from sqlalchemy.orm import Session
 
 from leadrelay.canonical import CanonicalLead
@@ -37,6 +37,7 @@ from leadrelay.db import insert_for, utcnow
 from leadrelay.models import Lead, LeadState, PossibleDuplicate
 from leadrelay.nexudus.payloads import channel_label
 from leadrelay.routing import Routing
+from leadrelay.statements import is_postgres
 
 ALIVE = (LeadState.normalised, LeadState.delivering, LeadState.delivered)
 SIMILAR_NAME = 85  # rapidfuzz token_sort_ratio, 0–100
@@ -56,11 +57,14 @@ def company_key(company: str | None) -> str | None:
     return " ".join(words)[:200] or None
 
 
+_PERSON_LOCK = text("SELECT pg_advisory_xact_lock(:a, :b)")
+
+
 def lock_person(session: Session, identity: str, location: str) -> None:
     """Serialise decisions about one person at one location (Postgres; SQLite serialises anyway)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         key = zlib.crc32(f"{identity}|{location}".encode())
-        session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": 7012, "b": key - 2**31})
+        session.connection().execute(_PERSON_LOCK, {"a": 7012, "b": key - 2**31})
 
 
 def protection(routing: Routing, channel: str, account: str | None) -> timedelta:
@@ -91,6 +95,8 @@ class Introduced(Protocol):
     def channel(self) -> str: ...
     @property
     def account(self) -> str | None: ...
+    @property
+    def first_introduction(self) -> int | None: ...
 
 
 # The one holding the opportunity wins: a dead first introduction replayed later must
@@ -117,15 +123,75 @@ _FIRST_INTRODUCTION = (
 )
 
 
-def relate(session: Session, lead: Introduced, *, routing: Routing) -> Relation:
-    """Is ``lead`` the first introduction of its person here, or a later one (of which)?"""
+_LEAD_ID = bindparam("_id", type_=Lead.__table__.c["id"].type)
+_OWNED = (Lead.id == _LEAD_ID) & (Lead.lease_owner == bindparam("_owner"))
+# the decision written (a first introduction points at itself), by the run holding the lease
+_MARK = (
+    update(Lead)
+    .where(_OWNED)
+    .values(first_introduction=bindparam("_first", type_=Lead.__table__.c["first_introduction"].type))
+)
+
+
+def _first_and_mark() -> Any:
+    """Postgres: the first introduction found and the decision written, in one statement."""
+    first = _FIRST_INTRODUCTION.cte("first_introduction")
+    found = select(first.c.id).scalar_subquery()
+    decided = func.coalesce(found, _LEAD_ID)
+    marked = (
+        update(Lead)
+        .where(_OWNED, Lead.first_introduction.is_distinct_from(decided))
+        .values(first_introduction=decided)
+        .returning(Lead.id)
+        .cte("marked")
+    )
+    return select(found).add_cte(marked)
+
+
+_FIRST_AND_MARK = _first_and_mark()
+
+
+def relate(session: Session, lead: Introduced, *, routing: Routing, mark: str | None = None) -> Relation:
+    """Is ``lead`` the first introduction of its person here, or a later one (of which)?
+
+    ``mark``: the owner of the lead's delivery lease. The decision is then also
+    written to the lead's ``first_introduction`` while that lease holds (on
+    Postgres by the statement that finds the first introduction: one round trip).
+    """
     if not lead.identity or not lead.location:
+        _mark(session, lead, mark, decided=lead.id)
         return Relation(first=None)
     lock_person(session, lead.identity, lead.location)
     since = lead.received_at - protection(routing, lead.channel, lead.account)
     params = {"_identity": lead.identity, "_location": lead.location, "_since": since}
-    first = session.execute(_FIRST_INTRODUCTION, params).scalar_one_or_none()
+    if mark is not None and is_postgres(session):
+        params.update(_id=lead.id, _owner=mark)
+        first = session.connection().execute(_FIRST_AND_MARK, params).scalar()
+    else:
+        first = session.execute(_FIRST_INTRODUCTION, params).scalar_one_or_none()
+        _mark(session, lead, mark, decided=first if first is not None else lead.id)
     return Relation(first=None if first in (None, lead.id) else first)
+
+
+def _mark(session: Session, lead: Introduced, owner: str | None, *, decided: int) -> None:
+    if owner is not None and decided != lead.first_introduction:
+        session.connection().execute(_MARK, {"_id": lead.id, "_owner": owner, "_first": decided})
+
+
+# built once (every lead with a company and a name is compared)
+_SAME_COMPANY = (
+    select(Lead.id, Lead.lead)
+    .where(
+        Lead.location == bindparam("_location"),
+        Lead.company_key == bindparam("_company"),
+        Lead.identity != bindparam("_identity"),
+        Lead.id != bindparam("_id"),
+        Lead.received_at >= bindparam("_since", type_=Lead.__table__.c["received_at"].type),
+        Lead.state.not_in([LeadState.duplicate, LeadState.ignored]),
+    )
+    .order_by(Lead.id.desc())
+    .limit(CANDIDATES)
+)
 
 
 def flag_possible_duplicates(
@@ -136,19 +202,14 @@ def flag_possible_duplicates(
     if not key or not name or not lead.location:
         return []
     since = lead.received_at - protection(routing, lead.channel, lead.account)
-    others = session.execute(
-        select(Lead.id, Lead.lead)
-        .where(
-            Lead.location == lead.location,
-            Lead.company_key == key,
-            Lead.identity != lead.identity,
-            Lead.id != lead.id,
-            Lead.received_at >= since,
-            Lead.state.not_in([LeadState.duplicate, LeadState.ignored]),
-        )
-        .order_by(Lead.id.desc())
-        .limit(CANDIDATES)
-    ).all()
+    params = {
+        "_location": lead.location,
+        "_company": key,
+        "_identity": lead.identity,
+        "_id": lead.id,
+        "_since": since,
+    }
+    others = session.connection().execute(_SAME_COMPANY, params).all()
     flagged = []
     for other_id, other in others:
         other_name = ((other or {}).get("contact") or {}).get("full_name")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -120,13 +120,17 @@ def _sort(session: Session, lead: Lead, routing: Routing) -> Normalised:
     )
 
 
+# built once: every lead is read through it
+_LEAD_LOCKED = select(Lead).where(Lead.id == bindparam("_id")).with_for_update()
+
+
 def normalise(session: Session, lead_id: int, *, routing: Routing, reader: str | None = None) -> Normalised:
     """Read, dedupe and move a ``received`` lead on; a no-op for any other state.
 
     ``reader``: the owner of the reading lease (:func:`leadrelay.ledger.start_reading`);
     a lead leased to another reader is left to it.
     """
-    lead = session.execute(select(Lead).where(Lead.id == lead_id).with_for_update()).scalar_one_or_none()
+    lead = session.execute(_LEAD_LOCKED, {"_id": lead_id}).scalar_one_or_none()
     if lead is not None:
         logs.bind_lead(lead.id, lead.channel, lead.raw_meta)
     if lead is None or lead.state != LeadState.received:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import ColumnElement, Integer, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from leadrelay.ledger.dbclock import clock_params, lease_end, now_param
@@ -20,15 +21,28 @@ from leadrelay.statements import is_postgres, per_dialect
 _LEAD_COLUMNS = Lead.__table__.c
 
 
-def _claim_statement(postgres: bool, *, of_account: bool) -> Any:
-    now = now_param(postgres)
-    due = or_(
+def delivering(account: Any, now: Any) -> ColumnElement[bool]:
+    """The account's leads being delivered now: leased, the lease not yet over."""
+    return and_(Lead.account == account, Lead.state == LeadState.delivering, Lead.lease_until >= now)
+
+
+def claimable(now: Any) -> ColumnElement[bool]:
+    """Due to be claimed for delivery: normalised and due, or its delivery's lease is over."""
+    return or_(
         (Lead.state == LeadState.normalised) & (Lead.next_attempt_at <= now),
         (Lead.state == LeadState.delivering) & (Lead.lease_until < now),
     )
-    stmt = update(Lead).where(Lead.id == bindparam("_id"), due)
+
+
+def _claim_statement(postgres: bool, *, of_account: bool, gated: bool) -> Any:
+    now = now_param(postgres)
+    account = bindparam("_account", type_=_LEAD_COLUMNS["account"].type)
+    stmt = update(Lead).where(Lead.id == bindparam("_id"), claimable(now))
     if of_account:  # the account the caller gated the claim on: still the lead's
-        stmt = stmt.where(Lead.account == bindparam("_account", type_=_LEAD_COLUMNS["account"].type))
+        stmt = stmt.where(Lead.account == account)
+    if gated:  # the account has room: counted in the same statement (after the caller's lock)
+        in_flight = select(func.count()).where(delivering(account, now)).scalar_subquery()
+        stmt = stmt.where(in_flight < bindparam("_capacity", type_=Integer()))
     return (
         stmt.values(
             state=LeadState.delivering,
@@ -43,12 +57,22 @@ def _claim_statement(postgres: bool, *, of_account: bool) -> Any:
     )
 
 
-_CLAIM = per_dialect(lambda postgres: _claim_statement(postgres, of_account=False))
-_CLAIM_OF_ACCOUNT = per_dialect(lambda postgres: _claim_statement(postgres, of_account=True))
+# keyed by (checks the account, checks its room)
+_CLAIMS = {
+    (of_account, gated): per_dialect(partial(_claim_statement, of_account=of_account, gated=gated))
+    for of_account in (False, True)
+    for gated in (False, True)
+}
 
 
 def claim(
-    session: Session, lead_id: int, *, owner: str, lease_seconds: int, account: str | None = None
+    session: Session,
+    lead_id: int,
+    *,
+    owner: str,
+    lease_seconds: int,
+    account: str | None = None,
+    room: tuple[str, int] | None = None,
 ) -> Lead | None:
     """Lease a lead for delivery: due and normalised, or abandoned by a dead worker.
 
@@ -57,9 +81,15 @@ def claim(
     one included), or None when the lead was not ours to take. ``account``: only
     if the lead still belongs to this account (the one whose capacity the caller
     checked); otherwise None, and a later pass claims it under its own account.
+    ``room``: (account, capacity): only while fewer than ``capacity`` of that
+    account's leads are being delivered (the caller holds the account's lock).
     """
     params = {"_id": lead_id, "_owner": owner, "_account": account, **clock_params(lease_seconds)}
-    stmt = (_CLAIM if account is None else _CLAIM_OF_ACCOUNT)(session)
+    if room is not None:
+        params["_account"], params["_capacity"] = room
+        if account is not None and account != room[0]:
+            raise ValueError("a claim gated on one account's room must not name another account")
+    stmt = _CLAIMS[(account is not None, room is not None)](session)
     row: Lead | None = session.execute(stmt, params).scalar_one_or_none()
     return row
 

@@ -227,10 +227,11 @@ class StatementBudget(LedgerBudget):
     def _run(self, statement: Any, params: dict[str, Any]) -> Any:
         """``statement`` on an autocommit connection; the account's row is made on first use."""
         with statement_commits(self._sessions) as session:
-            row = session.execute(statement, params).one_or_none()
+            connection = session.connection()  # Core: no ORM work for one text statement
+            row = connection.execute(statement, params).one_or_none()
             if row is None:
                 ensure_account(session, self._account)
-                row = session.execute(statement, params).one()
+                row = connection.execute(statement, params).one()
         return row
 
 

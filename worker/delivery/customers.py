@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -20,11 +20,19 @@ from leadrelay.nexudus.payloads import Route, coworker_payload
 from leadrelay.statements import per_dialect
 from leadrelay.worker.delivery.attempts import Hold
 
+# built once (every delivery with an e-mail asks); a Core row, not an ORM object to load
+_CACHED = select(CoworkerCache.__table__.c.coworker_id).where(
+    CoworkerCache.__table__.c.account == bindparam("_account"),
+    CoworkerCache.__table__.c.email == bindparam("_email"),
+)
+
 
 def cached(session: Session, account: str, email: str | None) -> int | None:
     """The cached coworker id of the contact's e-mail, if any."""
-    entry = session.get(CoworkerCache, (account, email)) if email else None
-    return entry.coworker_id if entry is not None else None
+    if not email:
+        return None
+    found: int | None = session.connection().execute(_CACHED, {"_account": account, "_email": email}).scalar()
+    return found
 
 
 def find_or_create(hold: Hold, client: NexudusClient, route: Route) -> tuple[int, bool] | Result:

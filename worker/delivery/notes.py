@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypedDict
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from leadrelay import ledger
@@ -49,25 +49,16 @@ _INTRODUCED = select(
 ).where(Lead.id == bindparam("_id"))
 
 
-_DECIDED = (
-    update(Lead)
-    .where(Lead.id == bindparam("_id"), Lead.lease_owner == bindparam("_owner"))
-    .values(first_introduction=bindparam("_first", type_=Lead.__table__.c["first_introduction"].type))
-)
-
-
 def first_introduction(hold: Hold, session: Session) -> Lead | None:
     """The lead whose opportunity this one belongs to, or None when this lead is the first."""
     # as claimed, under this run's lease (only a run holding it writes first_introduction)
     claimed = hold.s.introduction
     row = claimed or session.execute(_INTRODUCED, {"_id": hold.s.id}).one()
-    relation = introductions.relate(session, row, routing=hold.rt.routing)
-    # a first introduction points at itself: decided, under the person's lock
+    # the decision is written under the person's lock (a first introduction points at itself)
+    relation = introductions.relate(session, row, routing=hold.rt.routing, mark=hold.owner)
     decided = relation.first if relation.first is not None else hold.s.id
-    if decided != row.first_introduction:
-        session.connection().execute(_DECIDED, {"_id": hold.s.id, "_owner": hold.owner, "_first": decided})
-        if claimed is not None:  # the run's copy says what the ledger now does
-            hold.s = replace(hold.s, introduction=replace(claimed, first_introduction=decided))
+    if claimed is not None and decided != claimed.first_introduction:
+        hold.s = replace(hold.s, introduction=replace(claimed, first_introduction=decided))  # as the ledger
     return None if relation.first is None else session.get(Lead, relation.first)
 
 
