@@ -7,12 +7,13 @@ The caller — a request handler or a task — owns the transaction: services ta
 from __future__ import annotations
 
 import select
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
+from sqlalchemy import JSON, BigInteger, Connection, DateTime, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -131,15 +132,16 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any exception."""
-    session = factory()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+    with _held(factory.kw["bind"], autocommit=False) as conn:
+        session = factory() if conn is None else factory(bind=conn)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
 
 
 @contextmanager
@@ -155,11 +157,81 @@ def statement_commits(factory: sessionmaker[Session]) -> Iterator[Session]:
         with transaction(factory) as session:
             yield session
         return
-    with (
-        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn,
-        factory(bind=conn) as session,
-    ):
-        yield session
+    with ExitStack() as stack:
+        conn = stack.enter_context(_held(engine, autocommit=True))
+        if conn is None:
+            conn = stack.enter_context(engine.connect().execution_options(isolation_level="AUTOCOMMIT"))
+        yield stack.enter_context(factory(bind=conn))
+
+
+class _Kept:
+    """The connections one thread keeps for the units of work of one task (see :func:`kept_connections`)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.connections: dict[bool, Connection] = {}  # by autocommit
+        self.in_use: set[bool] = set()
+
+    def drop(self, autocommit: bool) -> None:
+        connection = self.connections.pop(autocommit, None)
+        if connection is not None:
+            connection.close()  # back to the pool, which discards it if it was invalidated
+
+    def close(self) -> None:
+        for autocommit in (False, True):
+            self.drop(autocommit)
+
+
+_kept = threading.local()
+
+
+@contextmanager
+def kept_connections(factory: sessionmaker[Session]) -> Iterator[None]:
+    """Within the block, this thread's units of work on Postgres reuse two pooled connections.
+
+    A task runs a dozen units of work (:func:`transaction`, :func:`statement_commits`),
+    each of which would otherwise check a connection out of the pool and back in
+    (pre-ping, reset, and for an autocommit unit its isolation level set and reset):
+    here one connection serves the transactions and one the autocommit units, each
+    unit as before (its own session, its own commit). A unit that starts while the
+    same kind is already open (nested) takes its own from the pool, as without the
+    block; a unit that fails gives its connection back, so the next one checks a
+    fresh (pre-pinged) one out. Both go back to the pool when the block ends.
+    Elsewhere than on Postgres, and inside an outer block, it changes nothing.
+    """
+    engine = factory.kw["bind"]
+    if engine.dialect.name != "postgresql" or getattr(_kept, "current", None) is not None:
+        yield
+        return
+    kept = _kept.current = _Kept(engine)
+    try:
+        yield
+    finally:
+        _kept.current = None
+        kept.close()
+
+
+@contextmanager
+def _held(engine: Engine, *, autocommit: bool) -> Iterator[Connection | None]:
+    """This thread's kept connection of that kind, if one is kept for the engine and free; else None."""
+    kept: _Kept | None = getattr(_kept, "current", None)
+    if kept is None or kept.engine is not engine or autocommit in kept.in_use:
+        yield None
+        return
+    connection = kept.connections.get(autocommit)
+    if connection is None:
+        connection = engine.connect()
+        if autocommit:
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+        kept.connections[autocommit] = connection
+    kept.in_use.add(autocommit)
+    try:
+        yield connection
+    except BaseException:
+        kept.drop(autocommit)
+        raise
+    finally:
+        kept.in_use.discard(autocommit)
 
 
 def insert_for(session: Session, table: Any) -> Any:

@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy import bindparam, case, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from leadrelay.db import statement_commits, transaction
+from leadrelay.db import kept_connections, statement_commits, transaction
 from leadrelay.ledger import kill, start_reading
 from leadrelay.metrics import DEAD, count_intake, count_settled
 from leadrelay.models import DeadReason, Lead, LeadState
@@ -49,11 +49,12 @@ def process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None = 
     With ``enqueue``, a finished delivery hands the account's next waiting lead to
     the workers at once, instead of leaving it to the sweeper's next pass.
     """
-    try:
-        return _process(rt, lead_id, owner=owner, enqueue=enqueue)
-    except Exception as exc:
-        _remember(rt, lead_id, exc, owner=owner)
-        raise
+    with kept_connections(rt.sessions):  # a run's dozen units of work on two connections
+        try:
+            return _process(rt, lead_id, owner=owner, enqueue=enqueue)
+        except Exception as exc:
+            _remember(rt, lead_id, exc, owner=owner)
+            raise
 
 
 def read(rt: Runtime, lead_id: int, *, owner: str) -> Normalised:

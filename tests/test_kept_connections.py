@@ -1,0 +1,130 @@
+"""A task's units of work keep two connections (db.kept_connections): the same commits, fewer checkouts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
+
+from leadrelay.db import kept_connections, make_engine, make_session_factory, statement_commits, transaction
+from leadrelay.intake.store import record_inbound
+from leadrelay.models import Lead
+from leadrelay.runtime import Runtime
+from leadrelay.worker.pipeline import process
+from tests.helpers import canonical, ingest
+
+BACKEND_PID = text("SELECT pg_backend_pid()")
+
+
+class Checkouts:
+    """Counts the pool's checkouts of an engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.count = 0
+        event.listen(engine, "checkout", self._seen)
+
+    def _seen(self, *_: object) -> None:
+        self.count += 1
+
+
+@pytest.fixture
+def sessions(clean_db: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(clean_db)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def _checked_out(engine: Engine) -> int:
+    pool = engine.pool
+    assert isinstance(pool, QueuePool)
+    return pool.checkedout()
+
+
+def _leads(sessions: sessionmaker[Session]) -> int:
+    with sessions() as other:  # a connection of its own: sees only what is committed
+        return int(other.execute(select(func.count()).select_from(Lead)).scalar_one())
+
+
+def _add(session: Session, n: int) -> None:
+    record_inbound(
+        session,
+        channel="canonical",
+        source="webhook",
+        intake_key=f"kept:{n}",
+        body=b"{}",
+        content_type="application/json",
+    )
+
+
+def test_units_reuse_one_connection_each_and_commit_as_before(sessions: sessionmaker[Session]) -> None:
+    engine = sessions.kw["bind"]
+    checkouts = Checkouts(engine)
+    backends: dict[str, set[int]] = {"transaction": set(), "autocommit": set()}
+    with kept_connections(sessions):
+        for n in range(3):
+            with transaction(sessions) as session:
+                backends["transaction"].add(session.execute(BACKEND_PID).scalar_one())
+                _add(session, n)
+            assert _leads(sessions) == 2 * n + 1  # committed when the unit ended, not when the block ends
+            with statement_commits(sessions) as session:
+                backends["autocommit"].add(session.execute(BACKEND_PID).scalar_one())
+                _add(session, 100 + n)
+            assert _leads(sessions) == 2 * n + 2
+        assert _checked_out(engine) == 2
+    assert _checked_out(engine) == 0  # both given back when the block ends
+    assert [len(pids) for pids in backends.values()] == [1, 1]
+    assert backends["transaction"] != backends["autocommit"]
+    assert checkouts.count == 2 + 6  # the two kept, and the six counts from other connections
+
+
+def test_a_failed_unit_rolls_back_and_gives_its_connection_back(sessions: sessionmaker[Session]) -> None:
+    checkouts = Checkouts(sessions.kw["bind"])
+    with kept_connections(sessions):
+        for _ in range(2):
+            with transaction(sessions) as session:
+                session.execute(BACKEND_PID)
+        assert checkouts.count == 1
+        with pytest.raises(RuntimeError), transaction(sessions) as session:
+            _add(session, 1)
+            raise RuntimeError("the unit fails")
+        assert _leads(sessions) == 0  # rolled back
+        assert checkouts.count == 2  # (the count above used a connection of its own)
+        with transaction(sessions) as session:
+            assert session.execute(select(func.count()).select_from(Lead)).scalar_one() == 0
+        # the failed unit's connection went back to the pool: the next unit checked one out,
+        # past the pool's pre-ping, instead of reusing what the failure may have broken
+        assert checkouts.count == 3
+
+
+def test_a_nested_unit_takes_its_own_connection(sessions: sessionmaker[Session]) -> None:
+    with kept_connections(sessions), transaction(sessions) as outer:
+        _add(outer, 1)
+        with transaction(sessions) as inner:
+            assert inner.execute(BACKEND_PID).scalar_one() != outer.execute(BACKEND_PID).scalar_one()
+            # the inner unit is a transaction of its own: it does not see the outer one's row
+            assert inner.execute(select(func.count()).select_from(Lead)).scalar_one() == 0
+        with statement_commits(sessions) as auto, statement_commits(sessions) as nested:
+            assert auto.execute(BACKEND_PID).scalar_one() != nested.execute(BACKEND_PID).scalar_one()
+
+
+def test_on_sqlite_nothing_is_kept(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    sessions = make_session_factory(engine)
+    with kept_connections(sessions):
+        with transaction(sessions) as session:
+            session.execute(text("CREATE TABLE t (x INTEGER)"))
+        assert _checked_out(engine) == 0
+    engine.dispose()
+
+
+def test_a_delivery_checks_out_two_connections(runtime: Runtime) -> None:
+    """Without the kept connections a lead took a connection from the pool for each of its ~13 units."""
+    lead_id = ingest(runtime, canonical())
+    checkouts = Checkouts(runtime.engine)
+    assert process(runtime, lead_id, owner="test", enqueue=len) == "delivered"
+    assert checkouts.count == 2
+    assert _checked_out(runtime.engine) == 0
