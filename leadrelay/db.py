@@ -195,8 +195,10 @@ def kept_connections(factory: sessionmaker[Session]) -> Iterator[None]:
     here one connection serves the transactions and one the autocommit units, each
     unit as before (its own session, its own commit). A unit that starts while the
     same kind is already open (nested) takes its own from the pool, as without the
-    block; a unit that fails gives its connection back, so the next one checks a
-    fresh (pre-pinged) one out. Both go back to the pool when the block ends.
+    block; a unit that fails, or leaves its connection in a transaction, gives it
+    back. A kept connection is pinged before each reuse as the pool pings at a
+    checkout (a poll of its quiet socket), since it may have sat idle through a
+    Nexudus call while Postgres restarted. Both go back to the pool when the block ends.
     Elsewhere than on Postgres, and inside an outer block, it changes nothing.
     """
     engine = factory.kw["bind"]
@@ -219,6 +221,9 @@ def _held(engine: Engine, *, autocommit: bool) -> Iterator[Connection | None]:
         yield None
         return
     connection = kept.connections.get(autocommit)
+    if connection is not None and not _alive(engine, connection):
+        kept.drop(autocommit)  # idle through a Nexudus call: Postgres may have ended it meanwhile
+        connection = None
     if connection is None:
         connection = engine.connect()
         if autocommit:
@@ -230,8 +235,22 @@ def _held(engine: Engine, *, autocommit: bool) -> Iterator[Connection | None]:
     except BaseException:
         kept.drop(autocommit)
         raise
+    else:
+        if connection.in_transaction() or connection.invalidated:  # not as a unit leaves it: not reused
+            kept.drop(autocommit)
     finally:
         kept.in_use.discard(autocommit)
+
+
+def _alive(engine: Engine, connection: Connection) -> bool:
+    """The pool's pre-ping, for a kept connection (a poll of its quiet socket: :func:`_quiet_socket_ping`)."""
+    if connection.invalidated or connection.closed:
+        return False
+    try:
+        dbapi = connection.connection.dbapi_connection
+        return dbapi is not None and bool(engine.dialect.do_ping(dbapi))
+    except Exception:  # a dead connection: the next unit takes a fresh one
+        return False
 
 
 def insert_for(session: Session, table: Any) -> Any:

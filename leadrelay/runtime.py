@@ -172,7 +172,7 @@ _pool_size = 5
 
 
 def set_pool_size(size: int) -> None:
-    """Connections kept by the process's runtime: one per thread that uses the ledger at once."""
+    """Connections kept by the process's runtime: two per task thread (``db.kept_connections``), and spare."""
     global _pool_size
     _pool_size = max(5, size)
 

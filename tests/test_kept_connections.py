@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
@@ -128,3 +131,49 @@ def test_a_delivery_checks_out_two_connections(runtime: Runtime) -> None:
     assert process(runtime, lead_id, owner="test", enqueue=len) == "delivered"
     assert checkouts.count == 2
     assert _checked_out(runtime.engine) == 0
+
+
+def test_a_kept_connection_that_postgres_ended_is_replaced(sessions: sessionmaker[Session]) -> None:
+    """A kept connection sits idle through a Nexudus call; Postgres may end it meanwhile (a restart)."""
+    checkouts = Checkouts(sessions.kw["bind"])
+    with kept_connections(sessions):
+        ended = []
+        for autocommit_unit in (transaction, statement_commits):
+            with autocommit_unit(sessions) as session:
+                ended.append(session.execute(BACKEND_PID).scalar_one())
+        with sessions() as other:
+            for pid in ended:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        for n, autocommit_unit in enumerate((transaction, statement_commits)):
+            with autocommit_unit(sessions) as session:  # not an error: a fresh connection
+                assert session.execute(BACKEND_PID).scalar_one() not in ended
+                _add(session, n)
+        assert _leads(sessions) == 2
+    assert checkouts.count == 2 + 1 + 2 + 1  # kept, the killer's, the two replacements, the count's
+
+
+def test_a_failed_one_statement_unit_gives_its_connection_back(sessions: sessionmaker[Session]) -> None:
+    checkouts = Checkouts(sessions.kw["bind"])
+    with kept_connections(sessions):
+        with statement_commits(sessions) as session:
+            _add(session, 1)
+        with pytest.raises(IntegrityError), statement_commits(sessions) as session:
+            _add(session, 1)  # the same intake key
+            session.execute(text("INSERT INTO leads (id) VALUES (NULL)"))
+        with statement_commits(sessions) as session:
+            _add(session, 2)
+        assert _leads(sessions) == 2
+    assert checkouts.count == 2 + 1  # a fresh one after the failure, and the count's
+
+
+def test_each_thread_keeps_its_own(sessions: sessionmaker[Session]) -> None:
+    def backend() -> int:
+        with kept_connections(sessions), transaction(sessions) as session:
+            pid = int(session.execute(BACKEND_PID).scalar_one())
+            barrier.wait(timeout=10)  # both threads hold theirs at once
+            return pid
+
+    barrier = threading.Barrier(2)
+    with ThreadPoolExecutor(2) as pool:
+        pids = list(pool.map(lambda _: backend(), range(2)))
+    assert len(set(pids)) == 2

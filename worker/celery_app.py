@@ -86,8 +86,12 @@ def _configure(sender: Celery, **_: Any) -> None:
 
 @worker_init.connect
 def _size_the_pool(sender: Any = None, **_: Any) -> None:
-    """A thread pool shares one runtime: one pooled connection per thread (no overflow churn)."""
+    """A thread pool shares one runtime: two pooled connections per thread (no overflow churn).
+
+    A task keeps two for its units of work (``db.kept_connections``): one for its
+    transactions, one for its one-statement units; the scheduler's thread takes the rest.
+    """
     pool = getattr(sender, "pool_cls", None)
     name = pool if isinstance(pool, str) else getattr(pool, "__module__", "")
     if "thread" in str(name):
-        set_pool_size(int(getattr(sender, "concurrency", 0) or 0) + 2)
+        set_pool_size(2 * int(getattr(sender, "concurrency", 0) or 0) + 2)
