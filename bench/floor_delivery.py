@@ -108,8 +108,10 @@ def main() -> None:
                 break
             deliver(db, http, row[0], json.loads(row[1]))
             delivered += 1
-    print(f"{owner}: {delivered} leads delivered", flush=True)
-    signal.pause()  # stay (and keep the connection) until the bench has read the CPU used; SIGTERM ends it
+        print(f"{owner}: {delivered} leads delivered", flush=True)
+        # stay, connected, until the bench has read the CPU used (its backend's too: the
+        # bench counts only backends alive at the end); SIGTERM ends it
+        signal.pause()
 
 
 if __name__ == "__main__":
