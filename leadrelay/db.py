@@ -160,7 +160,7 @@ def statement_commits(factory: sessionmaker[Session]) -> Iterator[Session]:
     with ExitStack() as stack:
         conn = stack.enter_context(_held(engine, autocommit=True))
         if conn is None:
-            conn = stack.enter_context(engine.connect().execution_options(isolation_level="AUTOCOMMIT"))
+            conn = stack.enter_context(_connect(engine, autocommit=True))
         yield stack.enter_context(factory(bind=conn))
 
 
@@ -225,10 +225,7 @@ def _held(engine: Engine, *, autocommit: bool) -> Iterator[Connection | None]:
         kept.drop(autocommit)  # idle through a Nexudus call: Postgres may have ended it meanwhile
         connection = None
     if connection is None:
-        connection = engine.connect()
-        if autocommit:
-            connection.execution_options(isolation_level="AUTOCOMMIT")
-        kept.connections[autocommit] = connection
+        connection = kept.connections[autocommit] = _connect(engine, autocommit=autocommit)
     kept.in_use.add(autocommit)
     try:
         yield connection
@@ -240,6 +237,12 @@ def _held(engine: Engine, *, autocommit: bool) -> Iterator[Connection | None]:
             kept.drop(autocommit)
     finally:
         kept.in_use.discard(autocommit)
+
+
+def _connect(engine: Engine, *, autocommit: bool) -> Connection:
+    """A pooled connection; in AUTOCOMMIT (each statement commits) for a one-statement unit."""
+    connection = engine.connect()
+    return connection.execution_options(isolation_level="AUTOCOMMIT") if autocommit else connection
 
 
 def _alive(engine: Engine, connection: Connection) -> bool:
