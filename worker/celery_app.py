@@ -24,9 +24,10 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import task_postrun, worker_init, worker_process_init
 from kombu import Queue
 
+from leadrelay import heap
 from leadrelay.runtime import set_pool_size
 from leadrelay.settings import get_settings
 from leadrelay.worker.imap.schedule import POLL_TASK
@@ -95,3 +96,24 @@ def _size_the_pool(sender: Any = None, **_: Any) -> None:
     name = pool if isinstance(pool, str) else getattr(pool, "__module__", "")
     if "thread" in str(name):
         set_pool_size(2 * int(getattr(sender, "concurrency", 0) or 0) + 2)
+
+
+@worker_init.connect
+def _freeze_in_worker(**_: Any) -> None:
+    """The modules and the app, frozen before any pool process is forked (see :mod:`leadrelay.heap`)."""
+    heap.freeze_long_lived("worker")
+
+
+@worker_process_init.connect
+def _freeze_in_pool_process(**_: Any) -> None:
+    """What the pool process was given after the parent froze its own (prefork)."""
+    heap.freeze_long_lived("pool process")
+
+
+_WARM = heap.WarmFreeze("worker, warm")  # a prefork pool process counts its own (a copy made at the fork)
+
+
+@task_postrun.connect
+def _freeze_once_warm(**_: Any) -> None:
+    """What the first tasks import or cache (the runtime, the Nexudus clients, compiled statements)."""
+    _WARM.tick()

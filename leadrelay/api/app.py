@@ -15,7 +15,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from leadrelay import __version__, errors, logs
+from leadrelay import __version__, errors, heap, logs
 from leadrelay.api import (
     admin_api,
     admin_bulk,
@@ -46,6 +46,17 @@ SWITCH_INTERVAL = 0.0005  # seconds
 FLUSH_SECONDS = 5.0  # at shutdown, for the broker to take the ids the last answers promised it
 
 
+_WARM = heap.WarmFreeze("receiver, warm")
+
+
+def _publish(lead_ids: list[int]) -> int:
+    """The publisher's send in a served process: its first batches import the broker's client."""
+    try:
+        return queue.enqueue(lead_ids)
+    finally:
+        _WARM.tick()
+
+
 def create_app(runtime: Runtime | None = None) -> FastAPI:
     """The ASGI app; ``runtime`` defaults to one built from the environment."""
     if runtime is None:
@@ -71,9 +82,11 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             store = SessionIntakeStore(rt.sessions)
         await store.open()
         app.state.intake_store = store
-        app.state.publisher = Publisher(lambda ids: queue.enqueue(ids))
+        app.state.publisher = Publisher(_publish if runtime is None else lambda ids: queue.enqueue(ids))
         reload = app.state.routing_reload = ReceiverReload(app, rt)
         reload.start()  # SIGHUP, and a look at the file every routing_watch_seconds
+        if runtime is None:  # a served process: its startup's objects leave the collector's way
+            heap.freeze_long_lived("receiver")
         try:
             yield
         finally:
