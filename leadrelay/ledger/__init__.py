@@ -18,17 +18,19 @@ from leadrelay.ledger.leases import (
     claimable,
     delivering,
     renew_lease,
-    renew_lease_for_write,
+    renew_lease_and_start_attempt,
     restore_create_sent,
     start_reading,
 )
 from leadrelay.ledger.locks import lock_opportunity, unlock_opportunity
 from leadrelay.ledger.records import RESPONSE_EXCERPT, audit, start_attempt
+from leadrelay.ledger.side_writes import SideWrite
 from leadrelay.ledger.transitions import kill, release, transition
 
 __all__ = [
     "RESPONSE_EXCERPT",
     "CreateTag",
+    "SideWrite",
     "audit",
     "claim",
     "claimable",
@@ -40,7 +42,7 @@ __all__ = [
     "now_param",
     "release",
     "renew_lease",
-    "renew_lease_for_write",
+    "renew_lease_and_start_attempt",
     "restore_create_sent",
     "start_attempt",
     "start_reading",

@@ -5,6 +5,7 @@ Each is one guarded UPDATE, prebuilt per database kind (:func:`leadrelay.stateme
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from leadrelay.ledger.dbclock import clock_params, lease_end, now_param
 from leadrelay.ledger.records import start_attempt
+from leadrelay.ledger.side_writes import SideWrite, carried
 from leadrelay.models import DeliveryAttempt, Lead, LeadState
 from leadrelay.statements import is_postgres, per_dialect
 
@@ -174,7 +176,7 @@ def renew_lease(
 
 
 def _renewal_with_attempt(*, creating: bool) -> Any:
-    """Postgres: the renewal and, only if it renewed, the write's attempt row — one statement."""
+    """Postgres: the renewal and, only if it renewed, the request's attempt row — one statement."""
     renewed = _renewal(True, creating=creating).returning(Lead.id).cte("renewed")
     columns = DeliveryAttempt.__table__.c
     started = select(
@@ -189,11 +191,11 @@ def _renewal_with_attempt(*, creating: bool) -> Any:
     )
 
 
-_RENEW_WRITE = _renewal_with_attempt(creating=False)
-_RENEW_WRITE_CREATING = _renewal_with_attempt(creating=True)
+_RENEW_ATTEMPT = _renewal_with_attempt(creating=False)
+_RENEW_ATTEMPT_CREATING = _renewal_with_attempt(creating=True)
 
 
-def renew_lease_for_write(
+def renew_lease_and_start_attempt(
     session: Session,
     lead_id: int,
     call: str,
@@ -201,20 +203,27 @@ def renew_lease_for_write(
     owner: str,
     lease_seconds: int,
     creating: CreateTag | None = None,
+    side_writes: Sequence[SideWrite] = (),
 ) -> int | None:
-    """:func:`renew_lease` before a write, and the write's attempt row (its id; None: the lead is lost).
+    """:func:`renew_lease` before a request, and the request's attempt row (its id; None: the lead is lost).
 
     On Postgres one round trip: the INSERT reads the renewal's RETURNING, so the row
-    exists only if the lease was ours; elsewhere two statements in the caller's transaction.
+    exists only if the lease was ours, and ``side_writes`` ride in the same statement
+    (written whether or not the lease was ours, as they would be in the caller's
+    transaction); elsewhere each is a statement in the caller's transaction.
     """
     if not is_postgres(session):
+        for write in side_writes:
+            write(session)
         renewed = renew_lease(session, lead_id, owner=owner, lease_seconds=lease_seconds, creating=creating)
         return start_attempt(session, lead_id, call) if renewed else None
-    params = {"_id": lead_id, "_owner": owner, "_call": call, **clock_params(lease_seconds)}
-    stmt = _RENEW_WRITE
+    params: dict[str, Any] = {"_id": lead_id, "_owner": owner, "_call": call, **clock_params(lease_seconds)}
+    stmt = _RENEW_ATTEMPT
     if creating is not None:
         params.update(_name=creating.name, _system_id=creating.system_id)
-        stmt = _RENEW_WRITE_CREATING
+        stmt = _RENEW_ATTEMPT_CREATING
+    if side_writes:
+        stmt, params = carried(stmt, params, side_writes)
     attempt: int | None = session.connection().execute(stmt, params).scalar_one_or_none()
     return attempt
 

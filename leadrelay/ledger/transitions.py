@@ -6,7 +6,7 @@ true (the state, the lease owner); ``rowcount == 1`` means this caller won.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ClauseElement
 
 from leadrelay.db import utcnow
+from leadrelay.ledger.side_writes import SideWrite, carried
 from leadrelay.models import DeadLetter, DeadReason, Lead, LeadState
+from leadrelay.statements import is_postgres
 
 
 def transition(
@@ -26,12 +28,22 @@ def transition(
     to: LeadState,
     owner: str | None = None,
     now: datetime | None = None,
+    side_writes: Sequence[SideWrite] = (),
     **values: Any,
 ) -> bool:
-    """Move a lead to ``to`` if it is still in one of ``from_states`` (and leased by ``owner``)."""
+    """Move a lead to ``to`` if it is still in one of ``from_states`` (and leased by ``owner``).
+
+    ``side_writes`` are written with it (:mod:`~leadrelay.ledger.side_writes`): on Postgres
+    in the same statement, whether or not the lead moved; elsewhere each as its own, first.
+    """
     at = now or utcnow()
     states = [s.value for s in from_states]
-    if any(isinstance(v, ClauseElement) for v in values.values()):
+    expressions = any(isinstance(v, ClauseElement) for v in values.values())
+    if side_writes and (expressions or not is_postgres(session)):
+        for write in side_writes:
+            write(session)
+        side_writes = ()
+    if expressions:
         stmt = update(Lead).where(Lead.id == lead_id, Lead.state.in_(states))
         if owner is not None:
             stmt = stmt.where(Lead.lease_owner == owner)
@@ -45,6 +57,8 @@ def transition(
     if owner is not None:
         params["_owner"] = owner
     stmt = _transition_statement(owner is not None, tuple(values))
+    if side_writes:
+        stmt, params = carried(stmt, params, side_writes)
     return session.connection().execute(stmt, params).rowcount == 1
 
 

@@ -1,9 +1,10 @@
 """A delivery run's hold on its lead: the lease, each request's attempt row, the pending writes.
 
-Before each request the lease is renewed on the ledger's clock, a write's attempt
-row commits and, for a create, the lead's create mark with it. What a round trip
-leaves to record (a read's attempt row, a write's outcome, the coworker cache)
-waits in :attr:`Hold.pending` for the next transaction the run opens.
+Before each request the lease is renewed on the ledger's clock, the request's
+attempt row commits and, for a create, the lead's create mark with it — one
+statement. What a round trip leaves to record (its outcome, the coworker cache)
+waits in :attr:`Hold.pending` for the run's next write: on Postgres it rides in
+that statement (:mod:`leadrelay.ledger.side_writes`), elsewhere in its transaction.
 """
 
 from __future__ import annotations
@@ -87,39 +88,60 @@ class Hold:
         call: str,
         send: Callable[[SendGuard], Result],
         *,
-        write: bool,
         creating: ledger.CreateTag | None = None,
     ) -> Result:
         """One Nexudus call, its requests guarded by the lease and each one on record."""
-        guard = RequestGuard(self, call, write=write, creating=creating)
+        guard = RequestGuard(self, call, creating=creating)
         result = send(guard)
         if not guard.sent and not (result.status_code is None and result.outcome is Answer.throttle):
             guard.record(result)  # nothing reached the API (the login failed): on record all the same
         return result
 
-    def lease_for_request(self, call: str, *, write: bool, creating: ledger.CreateTag | None) -> int | None:
-        """Renew the lease right before a request: the attempt row of a write, if any (LostLease: gone).
+    @contextmanager
+    def statement_unit(self, *, carry: bool) -> Iterator[tuple[Session, list[ledger.SideWrite]]]:
+        """The unit of the run's next statement, and the pending side writes it is to carry.
 
-        One statement, with what is pending before it in the same transaction; with
-        nothing pending, that statement commits by itself (one round trip, not three).
+        With ``carry`` on Postgres, pending writes beside the lead's row are handed over
+        (:mod:`leadrelay.ledger.side_writes`) to ride in that statement. If nothing is
+        left pending, the statement commits by itself (one round trip); otherwise it
+        runs in a transaction that first writes what is pending.
         """
-        lease_seconds = self.rt.settings.lease_seconds
+        carried = self._side_writes_only() if carry else []
         unit = self.tx() if self._pending else statement_commits(self.rt.sessions)
         with unit as session:
-            if write:
-                # a write's attempt row commits before the write is sent, and only under our lease
-                attempt_id = ledger.renew_lease_for_write(
-                    session, self.s.id, call, owner=self.owner, lease_seconds=lease_seconds, creating=creating
-                )
-                renewed = attempt_id is not None
-            else:
-                attempt_id = None
-                renewed = ledger.renew_lease(
-                    session, self.s.id, owner=self.owner, lease_seconds=lease_seconds, creating=creating
-                )
-        if not renewed:
+            yield session, carried
+
+    def lease_for_request(self, call: str, *, creating: ledger.CreateTag | None) -> int:
+        """Renew the lease right before a request and start its attempt row (LostLease: gone).
+
+        One statement, carrying what is pending beside the lead's row (see
+        :meth:`statement_unit`); the row commits before the request is sent, and only
+        under our lease. The request's outcome finishes it with the run's next write.
+        """
+        lease_seconds = self.rt.settings.lease_seconds
+        with self.statement_unit(carry=True) as (session, carried):
+            attempt_id = ledger.renew_lease_and_start_attempt(
+                session,
+                self.s.id,
+                call,
+                owner=self.owner,
+                lease_seconds=lease_seconds,
+                creating=creating,
+                side_writes=carried,
+            )
+        if attempt_id is None:
             raise LostLease()
         return attempt_id
+
+    def _side_writes_only(self) -> list[ledger.SideWrite]:
+        """What is pending, taken, if a renewal on Postgres may carry all of it; otherwise nothing."""
+        pending = self._pending
+        if not pending or self.rt.engine.dialect.name != "postgresql":
+            return []
+        if not all(isinstance(write, ledger.SideWrite) for write in pending):
+            return []
+        self._pending = []
+        return [write for write in pending if isinstance(write, ledger.SideWrite)]
 
     def create_refused(self, previous: datetime | None) -> None:
         """A create answered with a refusal (nothing made): may-have-happened is what it was before."""
@@ -134,15 +156,14 @@ class RequestGuard:
     """One call's requests, as the delivery sees them (the client's :class:`SendGuard`).
 
     Before each request: the lease is renewed on the ledger's clock (LostLease if
-    another worker has it), a write's attempt row — and for a create, the lead's
+    another worker has it), the request's attempt row — and for a create, the lead's
     create mark — commits, and the request is given what is left of the lease
-    minus a margin. After it: its outcome rides along with the next transaction.
+    minus a margin. After it: its outcome rides along with the run's next write.
     """
 
-    def __init__(self, hold: Hold, call: str, *, write: bool, creating: ledger.CreateTag | None) -> None:
+    def __init__(self, hold: Hold, call: str, *, creating: ledger.CreateTag | None) -> None:
         self._hold = hold
         self._call = call
-        self._write = write
         self._creating = creating
         self._attempt_id: int | None = None
         self._started = utcnow()
@@ -153,7 +174,7 @@ class RequestGuard:
         hold = self._hold
         self._started = utcnow()
         self._mark_before = hold.s.create_sent_at
-        self._attempt_id = hold.lease_for_request(self._call, write=self._write, creating=self._creating)
+        self._attempt_id = hold.lease_for_request(self._call, creating=self._creating)
         if self._creating is not None:
             hold.s = replace(
                 hold.s, create_sent_at=self._started
@@ -178,9 +199,11 @@ class RequestGuard:
             "response": result.excerpt[: ledger.RESPONSE_EXCERPT] if result.excerpt else None,
         }
         params: dict[str, Any] = {f"v_{k}": v for k, v in values.items()}
-        if self._attempt_id is None:
+        if self._attempt_id is None:  # never sent (the login failed): on record after the fact
             params.update(v_lead_id=self._hold.s.id, v_call=self._call, v_started_at=self._started)
+            # not a side write: carried in a later statement its row could take an id after that
+            # statement's own attempt row, and a lead's attempts are read in id order
             self._hold.later(lambda session: session.connection().execute(_RECORD_ATTEMPT, params))
         else:
             params["_id"] = self._attempt_id
-            self._hold.later(lambda session: session.connection().execute(_FINISH_ATTEMPT, params))
+            self._hold.later(ledger.SideWrite(_FINISH_ATTEMPT, params))

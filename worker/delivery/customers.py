@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from leadrelay import ledger
 from leadrelay.db import utcnow
 from leadrelay.models import CoworkerCache
 from leadrelay.nexudus.classify import Result
@@ -39,18 +40,14 @@ def find_or_create(hold: Hold, client: NexudusClient, route: Route) -> tuple[int
     """The customer's id, and whether Nexudus knew them before this lead."""
     email = hold.s.lead.contact.email
     if email:
-        found = hold.call(
-            "coworker.find", lambda guard: client.find_coworker(email, guard=guard), write=False
-        )
+        found = hold.call("coworker.find", lambda guard: client.find_coworker(email, guard=guard))
         if not found.ok:
             return found
         if found.value is not None:
             _remember(hold, route.account, email, found.value)
             return int(found.value), True
     body = coworker_payload(hold.s.lead, route)
-    created = hold.call(
-        "coworker.create", lambda guard: client.create_coworker(body, guard=guard), write=True
-    )
+    created = hold.call("coworker.create", lambda guard: client.create_coworker(body, guard=guard))
     if not created.ok:
         return created
     if email:
@@ -61,11 +58,8 @@ def find_or_create(hold: Hold, client: NexudusClient, route: Route) -> tuple[int
 def _remember(hold: Hold, account: str, email: str, coworker_id: int) -> None:
     """A cache entry: written with the next transaction (lost with a killed worker: found again)."""
 
-    def remember(session: Session) -> None:
-        params = {"_account": account, "_email": email, "_coworker": coworker_id, "_at": utcnow()}
-        session.connection().execute(_cache_entry(session), params)
-
-    hold.later(remember)
+    params = {"_account": account, "_email": email, "_coworker": coworker_id, "_at": utcnow()}
+    hold.later(ledger.SideWrite(_cache_entry, params))
 
 
 @per_dialect

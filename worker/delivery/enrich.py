@@ -86,9 +86,7 @@ class Twin:
 
     def _merge(self, client: NexudusClient, opportunity_id: int, adds: enrichment.Additions) -> Outcome:
         hold = self.hold
-        got = hold.call(
-            "opportunity.get", lambda guard: client.get_opportunity(opportunity_id, guard=guard), write=False
-        )
+        got = hold.call("opportunity.get", lambda guard: client.get_opportunity(opportunity_id, guard=guard))
         if not got.ok:
             return policy.failed(hold, got, call="opportunity.get")
         record: dict[str, Any] = dict(got.value or {})
@@ -98,9 +96,7 @@ class Twin:
             return done
         coworker_id = record.get("CoworkerId")
         if adds.coworker and isinstance(coworker_id, int):
-            customer = hold.call(
-                "coworker.get", lambda guard: client.get_coworker(coworker_id, guard=guard), write=False
-            )
+            customer = hold.call("coworker.get", lambda guard: client.get_coworker(coworker_id, guard=guard))
             if not customer.ok:
                 return policy.failed(hold, customer, call="coworker.get")
             done = self._put(client, "coworker", dict(customer.value or {}), adds.coworker, written)
@@ -126,7 +122,7 @@ class Twin:
         if merged.changes:
             body = {**record, **merged.changes}
             update_record = client.update_opportunity if kind == "opportunity" else client.update_coworker
-            put = hold.call(f"{kind}.update", lambda guard: update_record(body, guard=guard), write=True)
+            put = hold.call(f"{kind}.update", lambda guard: update_record(body, guard=guard))
             if not put.ok:
                 return policy.failed(hold, put, call=f"{kind}.update")
         written[kind] = {"Id": record_id, **merged.ours}

@@ -68,7 +68,6 @@ class Delivery:
             made = hold.call(
                 "opportunity.find",
                 lambda guard: client.find_opportunity(tag.name, tag.system_id, guard=guard),
-                write=False,
             )
             if not made.ok:
                 return policy.failed(hold, made, call="opportunity.find")
@@ -150,6 +149,5 @@ class Delivery:
         return self.hold.call(
             CREATE_OPPORTUNITY,
             lambda guard: client.create_opportunity(body, guard=guard),
-            write=True,
             creating=tag,
         )

@@ -134,16 +134,14 @@ def merge_into(
     """
 
     def work() -> Outcome:
-        got = hold.call(
-            "opportunity.get", lambda guard: client.get_opportunity(opportunity_id, guard=guard), write=False
-        )
+        got = hold.call("opportunity.get", lambda guard: client.get_opportunity(opportunity_id, guard=guard))
         if not got.ok:
             return policy.failed(hold, got, call="opportunity.get")
         record = dict(got.value or {})
         merged = merge(record)
         if merged is not None:
             updated = hold.call(
-                "opportunity.update", lambda guard: client.update_opportunity(merged, guard=guard), write=True
+                "opportunity.update", lambda guard: client.update_opportunity(merged, guard=guard)
             )
             if not updated.ok:
                 return policy.failed(hold, updated, call="opportunity.update")

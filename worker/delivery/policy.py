@@ -7,6 +7,7 @@ duplicated).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,33 +37,30 @@ def delivered(hold: Hold, coworker_id: int | None, opportunity_id: int, name: st
 def settle(
     hold: Hold, state: LeadState, *, coworker_id: int | None, opportunity_id: int | None, name: str | None
 ) -> Outcome:
-    with hold.tx() as session:
-        moved = ledger.transition(
-            session,
-            hold.s.id,
-            from_states=[LeadState.delivering],
-            to=state,
-            owner=hold.owner,
-            coworker_id=coworker_id,
-            opportunity_id=opportunity_id,
-            opportunity_name=name,
-            delivered_at=utcnow(),
-            lease_owner=None,
-            lease_until=None,
-            last_error=None,
-            unfinished_runs=0,
-        )
-        # what staff are owed (a new opportunity, a later introduction) is recorded with the settling
-        # itself (worker/speed_to_lead); a twin's enrichment or a follow-up's merge owes nobody a word
-        owes = state in (LeadState.delivered, LeadState.attached)
-        if moved and owes and opportunity_id is not None:
-            outbox.owed(
-                session,
-                hold.rt.routing,
-                hold.s.id,
-                attached=state is LeadState.attached,
-                opportunity_id=opportunity_id,
-            )
+    values: dict[str, Any] = {
+        "coworker_id": coworker_id,
+        "opportunity_id": opportunity_id,
+        "opportunity_name": name,
+        "delivered_at": utcnow(),
+        "lease_owner": None,
+        "lease_until": None,
+        "last_error": None,
+        "unfinished_runs": 0,
+    }
+    # what staff are owed (a new opportunity, a later introduction) is recorded with the settling
+    # itself (worker/speed_to_lead); a twin's enrichment or a follow-up's merge owes nobody a word
+    owes = state in (LeadState.delivered, LeadState.attached) and opportunity_id is not None
+    if owes and hold.rt.routing.notifications.enabled:
+        with hold.tx() as session:
+            moved = _settled(session, hold, state, values)
+            if moved and opportunity_id is not None:
+                attached = state is LeadState.attached
+                outbox.owed(
+                    session, hold.rt.routing, hold.s.id, attached=attached, opportunity_id=opportunity_id
+                )
+    else:  # one statement, carrying the last attempt's outcome
+        with hold.statement_unit(carry=True) as (session, carried):
+            moved = _settled(session, hold, state, values, side_writes=carried)
     if not moved:
         # The next owner finds this opportunity by its Name (or its note by the
         # marker): nothing is duplicated.
@@ -71,6 +69,24 @@ def settle(
     DELIVERED.labels(channel=hold.s.channel, kind=kind).inc()
     log.info("lead_delivered", kind=kind, opportunity_id=opportunity_id)
     return Outcome(state.value)
+
+
+def _settled(
+    session: Session,
+    hold: Hold,
+    state: LeadState,
+    values: dict[str, Any],
+    side_writes: Sequence[ledger.SideWrite] = (),
+) -> bool:
+    return ledger.transition(
+        session,
+        hold.s.id,
+        from_states=[LeadState.delivering],
+        to=state,
+        owner=hold.owner,
+        side_writes=side_writes,
+        **values,
+    )
 
 
 def dead(hold: Hold, reason: DeadReason, message: str, detail: dict[str, Any]) -> Outcome:

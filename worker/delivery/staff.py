@@ -14,9 +14,7 @@ def open_opportunity_by_others(
     hold: Hold, client: NexudusClient, route: Route, coworker: int
 ) -> int | Result | None:
     """An open opportunity someone else (staff, another tool) made for this customer here."""
-    found = hold.call(
-        "opportunity.open", lambda guard: client.open_opportunities(coworker, guard=guard), write=False
-    )
+    found = hold.call("opportunity.open", lambda guard: client.open_opportunities(coworker, guard=guard))
     if not found.ok:
         return found
     records = [r for r in found.value if not str(r.get("SystemId") or "").startswith("leadrelay:")]
@@ -33,9 +31,7 @@ def _board_columns(hold: Hold, client: NexudusClient, route: Route) -> set[int] 
     column = route.location_config.board_column_id
     key = (route.account, column)
     if key not in _BOARD_COLUMNS:
-        found = hold.call(
-            "board.columns", lambda guard: client.board_columns(column, guard=guard), write=False
-        )
+        found = hold.call("board.columns", lambda guard: client.board_columns(column, guard=guard))
         if not found.ok:
             return found
         _BOARD_COLUMNS[key] = set(found.value)

@@ -1,0 +1,73 @@
+"""Writes to rows beside the lead's, which may ride in the statement that renews its lease.
+
+A delivery run leaves some writes for its next transaction: the attempt row of a
+request that has been answered, the coworker-cache entry of a customer found or
+made. Each is one prebuilt INSERT or UPDATE of a row that is not the lead's
+(:class:`SideWrite`). Called with a session, one runs as its own statement in
+the caller's transaction. On Postgres, :func:`carried` puts them in another
+statement instead, each as a data-modifying CTE (``WITH w0 AS (UPDATE …),
+w1 AS (INSERT …) <the statement>``): one round trip and one commit instead of
+a ``BEGIN``, a statement each and a ``COMMIT``. Postgres runs every such CTE to
+completion, once, whether or not the statement reads it, all in one snapshot and
+atomically with the statement — what the transaction gave. A write to the lead's
+own row must not be one: two updates of one row in one statement are not
+defined (that is why the writes to the lead's row stay plain callables).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter
+
+from leadrelay.statements import PerDialect
+
+
+@dataclass(frozen=True, slots=True)
+class SideWrite:
+    """One prebuilt INSERT or UPDATE (or one per database kind) of a row beside the lead's, and its values."""
+
+    statement: Any
+    params: Mapping[str, Any]
+
+    def __call__(self, session: Session) -> None:
+        stmt = self.statement(session) if isinstance(self.statement, PerDialect) else self.statement
+        session.connection().execute(stmt, dict(self.params))
+
+    def postgres_statement(self) -> Any:
+        return self.statement.build(True) if isinstance(self.statement, PerDialect) else self.statement
+
+
+# (the carrying statement, the side writes' statements) -> the combined statement; few pairs
+# exist (all of them prebuilt, module-level), so this stays small
+_CARRIED: dict[tuple[int, ...], Any] = {}
+
+
+def carried(stmt: Any, params: Mapping[str, Any], writes: Sequence[SideWrite]) -> tuple[Any, dict[str, Any]]:
+    """Postgres: ``stmt`` with each write as a CTE before it, and the values of all of them."""
+    statements = [write.postgres_statement() for write in writes]
+    key = (id(stmt), *map(id, statements))
+    combined = _CARRIED.get(key)
+    if combined is None:
+        ctes = [_renamed(s, f"w{n}_").cte(f"w{n}") for n, s in enumerate(statements)]
+        combined = _CARRIED[key] = stmt.add_cte(*ctes)
+    values = dict(params)
+    for n, write in enumerate(writes):
+        values.update({f"w{n}_{name}": value for name, value in write.params.items()})
+    return combined, values
+
+
+def _renamed(stmt: Any, prefix: str) -> Any:
+    """A copy of ``stmt`` whose named parameters carry ``prefix`` (two writes may name theirs alike)."""
+
+    def rename(element: Any, **_: Any) -> Any:
+        if isinstance(element, BindParameter) and not element.unique:
+            return bindparam(prefix + element.key, type_=element.type)
+        return None
+
+    return visitors.replacement_traverse(stmt, {}, rename)
