@@ -20,6 +20,9 @@ What the first units of work import or cache for good (a receiver's broker
 client: Celery, kombu and redis-py, ~17,000 objects, are imported by its first
 publish) would otherwise make every later full collection walk them again:
 :class:`WarmFreeze` freezes a second time once ``WARM_UNITS`` units have run.
+That second freeze is itself one full collection (one pause, once in a process's
+life), and whatever cyclic garbage the units in flight at that moment leave is
+frozen with the rest: a one-off, bounded leak, the price of the later pauses.
 """
 
 from __future__ import annotations

@@ -85,3 +85,13 @@ def test_units_ending_on_many_threads_freeze_once(monkeypatch: pytest.MonkeyPatc
     for thread in threads:
         thread.join()
     assert freezes == ["test"]
+
+
+def test_an_eager_task_never_freezes_a_process_that_is_not_a_worker() -> None:
+    """Celery's task_postrun also follows ``.apply()`` in a test or a command: only a worker counts."""
+    from leadrelay.worker import celery_app
+
+    assert celery_app._WARM is None  # made by worker_init, in a worker only
+    for _ in range(heap.WARM_UNITS + 1):
+        celery_app._freeze_once_warm()
+    assert gc.get_freeze_count() == 0

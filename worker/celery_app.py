@@ -101,7 +101,9 @@ def _size_the_pool(sender: Any = None, **_: Any) -> None:
 @worker_init.connect
 def _freeze_in_worker(**_: Any) -> None:
     """The modules and the app, frozen before any pool process is forked (see :mod:`leadrelay.heap`)."""
+    global _WARM
     heap.freeze_long_lived("worker")
+    _WARM = heap.WarmFreeze("worker, warm")  # a prefork pool process counts its own (a copy made at the fork)
 
 
 @worker_process_init.connect
@@ -110,10 +112,12 @@ def _freeze_in_pool_process(**_: Any) -> None:
     heap.freeze_long_lived("pool process")
 
 
-_WARM = heap.WarmFreeze("worker, warm")  # a prefork pool process counts its own (a copy made at the fork)
+# only a worker counts its tasks: an eager task (a test, a command) never freezes its process
+_WARM: heap.WarmFreeze | None = None
 
 
 @task_postrun.connect
 def _freeze_once_warm(**_: Any) -> None:
     """What the first tasks import or cache (the runtime, the Nexudus clients, compiled statements)."""
-    _WARM.tick()
+    if _WARM is not None:
+        _WARM.tick()

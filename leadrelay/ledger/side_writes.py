@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter
 
+from leadrelay.models import Lead
 from leadrelay.statements import PerDialect
 
 
@@ -43,19 +44,21 @@ class SideWrite:
         return self.statement.build(True) if isinstance(self.statement, PerDialect) else self.statement
 
 
-# (the carrying statement, the side writes' statements) -> the combined statement; few pairs
-# exist (all of them prebuilt, module-level), so this stays small
-_CARRIED: dict[tuple[int, ...], Any] = {}
+# (the carrying statement, the side writes' statements, by identity) -> the combined statement,
+# and those statements themselves (kept alive: an id is never reused for another while cached).
+# Few combinations exist (all of them prebuilt, module-level), so this stays small.
+_CARRIED: dict[tuple[int, ...], tuple[Any, tuple[Any, ...]]] = {}
 
 
 def carried(stmt: Any, params: Mapping[str, Any], writes: Sequence[SideWrite]) -> tuple[Any, dict[str, Any]]:
     """Postgres: ``stmt`` with each write as a CTE before it, and the values of all of them."""
     statements = [write.postgres_statement() for write in writes]
     key = (id(stmt), *map(id, statements))
-    combined = _CARRIED.get(key)
-    if combined is None:
+    found = _CARRIED.get(key)
+    if found is None:
         ctes = [_renamed(s, f"w{n}_").cte(f"w{n}") for n, s in enumerate(statements)]
-        combined = _CARRIED[key] = stmt.add_cte(*ctes)
+        found = _CARRIED[key] = (stmt.add_cte(*ctes), (stmt, *statements))
+    combined = found[0]
     values = dict(params)
     for n, write in enumerate(writes):
         values.update({f"w{n}_{name}": value for name, value in write.params.items()})
@@ -64,10 +67,14 @@ def carried(stmt: Any, params: Mapping[str, Any], writes: Sequence[SideWrite]) -
 
 def _renamed(stmt: Any, prefix: str) -> Any:
     """A copy of ``stmt`` whose named parameters carry ``prefix`` (two writes may name theirs alike)."""
+    if getattr(getattr(stmt, "table", None), "name", None) == Lead.__tablename__:  # ORM-annotated: by name
+        raise ValueError("a write to a lead's row is never carried (see leadrelay.ledger.side_writes)")
 
     def rename(element: Any, **_: Any) -> Any:
-        if isinstance(element, BindParameter) and not element.unique:
-            return bindparam(prefix + element.key, type_=element.type)
-        return None
+        if not isinstance(element, BindParameter) or element.unique:
+            return None  # an anonymous one (a constant) is unique: named apart at compile time
+        if element.value is not None or element.callable is not None or element.expanding:
+            raise ValueError(f"a side write's parameters are plain named values, not {element.key!r}")
+        return bindparam(prefix + element.key, type_=element.type)
 
     return visitors.replacement_traverse(stmt, {}, rename)

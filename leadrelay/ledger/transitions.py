@@ -34,7 +34,9 @@ def transition(
     """Move a lead to ``to`` if it is still in one of ``from_states`` (and leased by ``owner``).
 
     ``side_writes`` are written with it (:mod:`~leadrelay.ledger.side_writes`): on Postgres
-    in the same statement, whether or not the lead moved; elsewhere each as its own, first.
+    in the same statement, whether or not the lead moved; elsewhere, or when a value is
+    an SQL expression, each as its own statement first — atomic with the move only in a
+    transaction, so a caller passing both runs this in one.
     """
     at = now or utcnow()
     states = [s.value for s in from_states]

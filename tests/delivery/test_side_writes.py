@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from leadrelay import ledger
 from leadrelay.db import make_engine, make_session_factory, statement_commits, transaction
 from leadrelay.ledger import SideWrite
+from leadrelay.ledger.leases import _RENEW_ATTEMPT
+from leadrelay.ledger.side_writes import carried
 from leadrelay.models import CoworkerCache, DeliveryAttempt, Lead, LeadState
 from leadrelay.runtime import Runtime
 from leadrelay.worker.delivery.attempts import Hold
@@ -137,6 +139,16 @@ def test_a_settling_carries_the_last_outcome(sessions: sessionmaker[Session]) ->
     assert _outcomes(sessions, lead_id)["coworker.find"] == ("ok", 201)
     with sessions() as session:
         assert session.get(Lead, lead_id).state == LeadState.delivered  # type: ignore[union-attr]
+
+
+def test_what_cannot_ride_is_refused_when_built() -> None:
+    """A write to the leads table, or a parameter that is not a plain named value: a ValueError."""
+    lead_row = SideWrite(update(Lead).where(Lead.id == bindparam("_id")).values(last_error="x"), {"_id": 1})
+    with pytest.raises(ValueError, match="never carried"):
+        carried(_RENEW_ATTEMPT, {}, [lead_row])
+    listed = update(DeliveryAttempt).where(DeliveryAttempt.id.in_(bindparam("_ids", expanding=True)))
+    with pytest.raises(ValueError, match="plain named values"):
+        carried(_RENEW_ATTEMPT, {}, [SideWrite(listed.values(outcome="ok"), {"_ids": [1]})])
 
 
 def test_a_write_to_the_leads_own_row_is_never_carried(runtime: Runtime) -> None:

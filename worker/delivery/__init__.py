@@ -16,9 +16,11 @@ At most one opportunity per enquiry, ever:
   longer land (its deadline plus ``write_landing_seconds``). A definite refusal
   (an answer that created nothing) takes the mark back.
 
-Round trips: a read's attempt row, a write's outcome and the coworker cache are
-written in the *next* transaction the delivery opens — the next request's lease
-renewal, or the final state change — not in one of their own. Nothing the
+Round trips: each request's attempt row starts with its lease renewal (one
+statement); its outcome and the coworker cache are written with the *next* ledger
+write the delivery makes — the next request's lease renewal, or the final state
+change — not in one of their own: on Postgres inside that statement
+(:mod:`leadrelay.ledger.side_writes`), elsewhere in its transaction. Nothing the
 exactly-once design relies on waits for them: the create mark commits before
 the create is sent, and is only ever taken back after a definite refusal.
 

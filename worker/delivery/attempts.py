@@ -61,11 +61,11 @@ class Hold:
         self.rt = rt
         self.s = snapshot
         self.owner = owner
-        # ledger writes that ride along with the next transaction (see the package's docstring)
+        # ledger writes that ride along with the run's next write (see the module's docstring)
         self._pending: list[Write] = []
 
     def later(self, write: Write) -> None:
-        """A ledger write for the next transaction this run opens."""
+        """A ledger write for the run's next statement (a side write) or transaction (any other)."""
         self._pending.append(write)
 
     @contextmanager
@@ -98,15 +98,15 @@ class Hold:
         return result
 
     @contextmanager
-    def statement_unit(self, *, carry: bool) -> Iterator[tuple[Session, list[ledger.SideWrite]]]:
+    def statement_unit(self) -> Iterator[tuple[Session, list[ledger.SideWrite]]]:
         """The unit of the run's next statement, and the pending side writes it is to carry.
 
-        With ``carry`` on Postgres, pending writes beside the lead's row are handed over
+        On Postgres, pending writes beside the lead's row are handed over
         (:mod:`leadrelay.ledger.side_writes`) to ride in that statement. If nothing is
         left pending, the statement commits by itself (one round trip); otherwise it
         runs in a transaction that first writes what is pending.
         """
-        carried = self._side_writes_only() if carry else []
+        carried = self._side_writes_only()
         unit = self.tx() if self._pending else statement_commits(self.rt.sessions)
         with unit as session:
             yield session, carried
@@ -119,7 +119,7 @@ class Hold:
         under our lease. The request's outcome finishes it with the run's next write.
         """
         lease_seconds = self.rt.settings.lease_seconds
-        with self.statement_unit(carry=True) as (session, carried):
+        with self.statement_unit() as (session, carried):
             attempt_id = ledger.renew_lease_and_start_attempt(
                 session,
                 self.s.id,
@@ -134,7 +134,7 @@ class Hold:
         return attempt_id
 
     def _side_writes_only(self) -> list[ledger.SideWrite]:
-        """What is pending, taken, if a renewal on Postgres may carry all of it; otherwise nothing."""
+        """What is pending, taken, if the next statement (Postgres) may carry all of it; else nothing."""
         pending = self._pending
         if not pending or self.rt.engine.dialect.name != "postgresql":
             return []
@@ -189,7 +189,7 @@ class RequestGuard:
             self._hold.create_refused(self._mark_before)
 
     def record(self, result: Result) -> None:
-        """The request's outcome: written with the delivery's next transaction."""
+        """The request's outcome: written with the delivery's next ledger write."""
         recorded = "unknown" if result.maybe_committed else result.outcome.value
         values = {
             "finished_at": utcnow(),

@@ -1,7 +1,7 @@
 """The customer: the Coworker a lead's contact is in Nexudus, found or created.
 
 The ledger caches each e-mail's coworker id per account; an entry is written with
-the run's next transaction (lost with a killed worker: found again).
+the run's next ledger write (lost with a killed worker: found again).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def find_or_create(hold: Hold, client: NexudusClient, route: Route) -> tuple[int
 
 
 def _remember(hold: Hold, account: str, email: str, coworker_id: int) -> None:
-    """A cache entry: written with the next transaction (lost with a killed worker: found again)."""
+    """A cache entry: written with the run's next ledger write (lost with a killed worker: found again)."""
 
     params = {"_account": account, "_email": email, "_coworker": coworker_id, "_at": utcnow()}
     hold.later(ledger.SideWrite(_cache_entry, params))

@@ -59,7 +59,7 @@ def settle(
                     session, hold.rt.routing, hold.s.id, attached=attached, opportunity_id=opportunity_id
                 )
     else:  # one statement, carrying the last attempt's outcome
-        with hold.statement_unit(carry=True) as (session, carried):
+        with hold.statement_unit() as (session, carried):
             moved = _settled(session, hold, state, values, side_writes=carried)
     if not moved:
         # The next owner finds this opportunity by its Name (or its note by the
