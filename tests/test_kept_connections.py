@@ -143,7 +143,10 @@ def test_a_kept_connection_that_postgres_ended_is_replaced(sessions: sessionmake
                 ended.append(session.execute(BACKEND_PID).scalar_one())
         with sessions() as other:
             for pid in ended:
-                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                # with a timeout it returns once the backend is gone: without, the next unit's ping
+                # could still find it alive and its statement meet the termination (CI, 2026-12-02)
+                ended_now = other.execute(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid})
+                assert ended_now.scalar_one() is True
         for n, autocommit_unit in enumerate((transaction, statement_commits)):
             with autocommit_unit(sessions) as session:  # not an error: a fresh connection
                 assert session.execute(BACKEND_PID).scalar_one() not in ended
