@@ -1,4 +1,4 @@
-"""Writes to rows beside the lead's, which may ride in the statement that renews its lease.
+"""Writes to rows beside the lead's, which may ride in the statement that renews its lease or settles it.
 
 A delivery run leaves some writes for its next transaction: the attempt row of a
 request that has been answered, the coworker-cache entry of a customer found or

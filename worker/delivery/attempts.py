@@ -135,13 +135,13 @@ class Hold:
 
     def _side_writes_only(self) -> list[ledger.SideWrite]:
         """What is pending, taken, if the next statement (Postgres) may carry all of it; else nothing."""
-        pending = self._pending
-        if not pending or self.rt.engine.dialect.name != "postgresql":
+        if not self._pending or self.rt.engine.dialect.name != "postgresql":
             return []
-        if not all(isinstance(write, ledger.SideWrite) for write in pending):
+        carried = [write for write in self._pending if isinstance(write, ledger.SideWrite)]
+        if len(carried) != len(self._pending):
             return []
         self._pending = []
-        return [write for write in pending if isinstance(write, ledger.SideWrite)]
+        return carried
 
     def create_refused(self, previous: datetime | None) -> None:
         """A create answered with a refusal (nothing made): may-have-happened is what it was before."""
