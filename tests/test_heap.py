@@ -34,7 +34,8 @@ def test_a_frozen_object_leaves_the_collectors_walk_and_a_later_one_does_not() -
     assert tracked(before)
     frozen = heap.freeze_long_lived("test")
     after = Node()
-    assert frozen == gc.get_freeze_count() > 1000  # the test process's modules, at the least
+    # frozen objects may still be freed by reference counting (the count only falls after a freeze)
+    assert frozen >= gc.get_freeze_count() > 1000  # the test process's modules, at the least
     assert not tracked(before)
     assert tracked(after)
 
