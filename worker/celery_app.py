@@ -37,6 +37,7 @@ CONTROL_QUEUE = "leadrelay.control"
 ALERTS_TASK = "leadrelay.alerts"
 RETENTION_TASK = "leadrelay.retention"
 NOTIFY_TASK = "leadrelay.notify"
+FAN_OUT_TASK = "leadrelay.fan_out"
 
 app = Celery(
     "leadrelay",
@@ -72,7 +73,7 @@ def celery_config() -> dict[str, Any]:
         "task_queues": [Queue(LEADS_QUEUE), Queue(CONTROL_QUEUE)],
         "task_routes": {
             task: {"queue": CONTROL_QUEUE}
-            for task in ("leadrelay.sweep", POLL_TASK, ALERTS_TASK, RETENTION_TASK, NOTIFY_TASK)
+            for task in ("leadrelay.sweep", POLL_TASK, ALERTS_TASK, RETENTION_TASK, NOTIFY_TASK, FAN_OUT_TASK)
         },
         "task_time_limit": max(settings.lease_seconds * 4, 300),
         "worker_hijack_root_logger": False,

@@ -15,10 +15,17 @@ from leadrelay import logs
 from leadrelay.notify import sender_for
 from leadrelay.runtime import current_runtime
 from leadrelay.worker import alerts, bulk_jobs, pipeline, retention
-from leadrelay.worker.celery_app import ALERTS_TASK, CONTROL_QUEUE, NOTIFY_TASK, RETENTION_TASK, app
+from leadrelay.worker.celery_app import (
+    ALERTS_TASK,
+    CONTROL_QUEUE,
+    FAN_OUT_TASK,
+    NOTIFY_TASK,
+    RETENTION_TASK,
+    app,
+)
 from leadrelay.worker.imap import poll as imap_poll
 from leadrelay.worker.imap.schedule import POLL_TASK
-from leadrelay.worker.queue import PROCESS_TASK, enqueue
+from leadrelay.worker.queue import PROCESS_TASK, enqueue, publish_each
 from leadrelay.worker.scheduling.periodic import sweep_now
 from leadrelay.worker.speed_to_lead import sender
 
@@ -52,6 +59,17 @@ def _kick_notifications() -> None:
         app.send_task(NOTIFY_TASK, queue=CONTROL_QUEUE, retry=False)
     except Exception as exc:  # kombu raises transport-specific errors; the outbox keeps the rows
         log.warning("notify_enqueue_failed", error=type(exc).__name__)
+
+
+@app.task(name=FAN_OUT_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def fan_out(lead_ids: list[object]) -> int:
+    """A receiver's batch of committed leads, put on the leads queue one message each."""
+    if not isinstance(lead_ids, list):
+        log.warning("fan_out_skipped", skipped=1)
+        return 0
+    sent = publish_each(lead_ids)
+    log.info("fanned_out", leads=len(lead_ids), sent=sent)
+    return sent
 
 
 @app.task(name=NOTIFY_TASK, acks_late=True, ignore_result=True)

@@ -52,7 +52,7 @@ _WARM = heap.WarmFreeze("receiver, warm")
 def _publish(lead_ids: list[int]) -> int:
     """The publisher's send in a served process: its first batches import the broker's client."""
     try:
-        return queue.enqueue(lead_ids)
+        return queue.announce(lead_ids)
     finally:
         _WARM.tick()
 
@@ -82,7 +82,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             store = SessionIntakeStore(rt.sessions)
         await store.open()
         app.state.intake_store = store
-        app.state.publisher = Publisher(_publish if runtime is None else lambda ids: queue.enqueue(ids))
+        app.state.publisher = Publisher(_publish if runtime is None else lambda ids: queue.announce(ids))
         reload = app.state.routing_reload = ReceiverReload(app, rt)
         reload.start()  # SIGHUP, and a look at the file every routing_watch_seconds
         if runtime is None:  # a served process: its startup's objects leave the collector's way

@@ -269,8 +269,8 @@ class Publisher:
     :meth:`submit` queues an id and returns at once: the sender's 202 follows the
     commit (DESIGN.md §1), not the broker. One task drains the queue: after
     ``linger`` seconds for the batch to fill, one worker-thread call of ``send``
-    (the synchronous enqueue, ``worker.queue.enqueue``: one producer, the worker's
-    task name and message format; it logs a broker failure and never raises) for
+    (the synchronous publish, ``worker.queue.announce``: one message for the batch,
+    which a worker fans out to one per lead; it logs a broker failure and never raises) for
     every id that arrived meanwhile. A broker that is down or slow therefore never
     holds a webhook up; what it fails to take, and what a killed process had not
     sent yet, the sweeper publishes once ``requeue_after_seconds`` have passed (the

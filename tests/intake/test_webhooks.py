@@ -17,6 +17,8 @@ from leadrelay.intake.signatures import sign_standard
 from leadrelay.models import Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
+from leadrelay.worker.celery_app import CONTROL_QUEUE, FAN_OUT_TASK, LEADS_QUEUE
+from leadrelay.worker.queue import PROCESS_TASK
 from tests.conftest import REDIS_URL
 
 SAMPLE = {
@@ -45,18 +47,29 @@ def stored(rt: Runtime) -> int:
 
 
 def queued(expected: int = 0, *, timeout: float = 5.0) -> list[int]:
-    """Lead ids waiting in the Redis queue (kombu message → Celery body → args).
+    """Lead ids the receiver put on the broker (kombu message → Celery body → args).
 
-    The receiver publishes behind its answer: this waits (up to ``timeout``) for
-    ``expected`` messages, then a moment more, so that one too many shows too.
+    One id is a message on the leads queue; a batch is a ``leadrelay.fan_out``
+    message on the control queue, whose ids a worker would publish one by one: both
+    count. The receiver publishes behind its answer: this waits (up to ``timeout``)
+    for ``expected`` ids, then a moment more, so that one too many shows too.
     """
     client = redis.Redis.from_url(REDIS_URL)
+
+    def ids() -> list[int]:
+        found = []
+        for queue in (LEADS_QUEUE, CONTROL_QUEUE):
+            for message in client.lrange(queue, 0, -1):
+                args = json.loads(base64.b64decode(json.loads(message)["body"]))[0]
+                task = json.loads(message)["headers"]["task"]
+                found += args[0] if task == FAN_OUT_TASK else [args[0]] if task == PROCESS_TASK else []
+        return found
+
     deadline = time.monotonic() + timeout
-    while client.llen("leadrelay.leads") < expected and time.monotonic() < deadline:
+    while len(ids()) < expected and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.1)
-    messages = client.lrange("leadrelay.leads", 0, -1)
-    return [json.loads(base64.b64decode(json.loads(m)["body"]))[0][0] for m in messages]
+    return ids()
 
 
 def test_a_signed_webhook_is_answered_202_once_committed_then_enqueued(receiver) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,48 @@ def test_every_process_counts_its_events_and_metrics_add_them_up(stack: Stack, c
     }
     assert sum(calls.values()) >= 3  # a login, a customer, an opportunity at least
     assert (("account", "main"), ("call", "POST crmopportunities"), ("outcome", "ok")) in calls
+
+
+def test_a_burst_reaches_the_worker_as_fan_out_messages_and_each_lead_once(
+    stack: Stack, clean_db: str
+) -> None:
+    """Webhooks answered together leave a receiver as one message; a worker fans it out (worker.queue)."""
+    secret = load_routing(None).channels["canonical"].webhook.secret.get_secret_value()  # type: ignore[union-attr]
+
+    def post(n: int) -> int:
+        person = {"full_name": f"Burst Person {n}", "email": f"burst.{n}@example.org"}
+        body = json.dumps(canonical(external_id=f"burst-{n}", contact=person)).encode()
+        answer = httpx.post(
+            f"{stack.receiver}/webhooks/canonical", content=body, headers=signed(secret, body)
+        )
+        assert answer.status_code == 202, answer.text
+        return int(answer.json()["event_id"])
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        lead_ids = list(pool.map(post, range(30)))
+    engine = create_engine(clean_db)
+    try:
+
+        def settled() -> list[tuple[str, int | None]]:
+            with Session(engine) as session:
+                rows = session.execute(select(Lead.state, Lead.opportunity_id).where(Lead.id.in_(lead_ids)))
+                return [(state, opportunity) for state, opportunity in rows]
+
+        wait_for(
+            lambda: [state for state, _ in settled()] == [LeadState.delivered] * 30,
+            timeout=90,
+            what="30 deliveries",
+        )
+        assert len({opportunity for _, opportunity in settled()}) == 30  # one opportunity each
+    finally:
+        engine.dispose()
+    fanned = [
+        event
+        for line in (stack.logs / "worker.log").read_text(errors="replace").splitlines()
+        if line.startswith("{") and (event := json.loads(line)).get("event") == "fanned_out"
+    ]
+    assert fanned, "thirty webhooks at once left the receivers one message each"
+    assert all(int(e["leads"]) >= 2 for e in fanned) and sum(int(e["leads"]) for e in fanned) <= 30
 
 
 def test_each_serving_process_freezes_what_its_startup_made(stack: Stack) -> None:
