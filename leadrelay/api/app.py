@@ -123,6 +123,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.add_exception_handler(errors.NotFound, admin_api.answer_refusal)
     static = Path(__file__).resolve().parents[1] / "static"
     app.mount("/admin/static", StaticFiles(directory=static), name="admin_static")
+    app.add_middleware(webhooks.WebhookDoor)  # inside the limits: they check the door's headers too
     app.add_middleware(RequestLimits)
     document_query_parameters_as_sent(app)
     webhooks.publish_canonical_schema(app)
