@@ -1,7 +1,9 @@
 """1. Ingest: signed webhooks accepted with a durable commit, against the bare ingest floor.
 
 Receiver: ``leadrelay serve`` (uvicorn workers as given), on a fresh ledger; no
-Celery worker runs, so the receiver's commit + enqueue is all that is measured.
+Celery worker runs, so the receiver's commit + publish is all that is measured (a batch
+goes out as one fan-out message; the worker that would publish its ids one by one, ~89 µs
+each, is not running: that cost is the delivery's, section 2).
 Load: wrk replays pre-signed deliveries (valid signatures, fresh timestamps, unique
 webhook-ids) — first at a fixed 1,000/s for latency, then as fast as it is answered
 for the sustained maximum — with the same number of connections as pgbench's clients.

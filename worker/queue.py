@@ -21,6 +21,7 @@ PROCESS_TASK = "leadrelay.process_lead"
 NOT_FOUND = 404
 ENQUEUE_BATCH = 500  # messages per Redis pipeline
 FAN_OUT_MOST = 1000  # lead ids in one fan-out message (~8 KB of JSON)
+_BIGINT = 2**63  # leads.id is a BIGINT
 NO_KWARGS_REPR = "{}"
 
 
@@ -106,18 +107,21 @@ def announce(lead_ids: Iterable[int]) -> int:
     return sent
 
 
-def publish_each(lead_ids: list[object]) -> int:
+def publish_each(lead_ids: list[object]) -> tuple[int, int]:
     """A fan-out message's ids, one process message each (the ``leadrelay.fan_out`` task).
 
-    Anything in the list that is not a lead id is skipped and counted in a log line: the
-    message came from a receiver, but the broker is not the ledger and is not trusted to
-    be well-formed. A redelivered fan-out message (its worker died) publishes its ids
-    again: a second message for a lead is harmless.
+    The message came from a receiver, but the broker is not the ledger and is not
+    trusted to be well-formed: at most :data:`FAN_OUT_MOST` ids are read, each a
+    positive 64-bit integer, each once; the rest is skipped and counted in a log line.
+    A redelivered fan-out message (its worker died) publishes its ids again: a second
+    message for a lead is harmless. Returns how many ids were read, and how many of
+    them reached the broker.
     """
-    ids = [item for item in lead_ids if type(item) is int and item > 0]
+    read = lead_ids[:FAN_OUT_MOST]
+    ids = list(dict.fromkeys(item for item in read if type(item) is int and 0 < item < _BIGINT))
     if len(ids) < len(lead_ids):
         log.warning("fan_out_skipped", skipped=len(lead_ids) - len(ids))
-    return enqueue(ids)
+    return len(ids), enqueue(ids)
 
 
 def unit_of_work(rt: Runtime) -> AbstractContextManager[units.UnitOfWork]:

@@ -61,14 +61,27 @@ def _kick_notifications() -> None:
         log.warning("notify_enqueue_failed", error=type(exc).__name__)
 
 
-@app.task(name=FAN_OUT_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def fan_out(lead_ids: list[object]) -> int:
-    """A receiver's batch of committed leads, put on the leads queue one message each."""
+@app.task(
+    name=FAN_OUT_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=5,
+)
+def fan_out(self: Task[[list[object]], int], lead_ids: list[object]) -> int:
+    """A receiver's batch of committed leads, put on the leads queue one message each.
+
+    A broker that took none of them (``enqueue`` logs why) gets the batch again 2 s
+    later, up to five times; then the sweeper publishes what is still unsent.
+    """
     if not isinstance(lead_ids, list):
         log.warning("fan_out_skipped", skipped=1)
         return 0
-    sent = publish_each(lead_ids)
-    log.info("fanned_out", leads=len(lead_ids), sent=sent)
+    leads, sent = publish_each(lead_ids)
+    log.info("fanned_out", leads=leads, sent=sent)
+    if leads and not sent:
+        raise self.retry(countdown=2)
     return sent
 
 

@@ -194,7 +194,9 @@ def _redis_up() -> bool:
 
 
 def purge_rabbit() -> None:
-    subprocess.run(["rabbitmqctl", "purge_queue", "leadrelay.leads"], check=False, capture_output=True)
+    """Every message lost: the leads' and the control queue's (fan-out messages, polls, bulk jobs)."""
+    for queue in ("leadrelay.leads", "leadrelay.control"):
+        subprocess.run(["rabbitmqctl", "purge_queue", queue], check=False, capture_output=True)
 
 
 def restart_rabbit() -> None:

@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from leadrelay.api.app import create_app
+from leadrelay.api.limits import RequestLimits
 from leadrelay.api.webhooks import WebhookDoor, door_route
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
@@ -57,6 +58,12 @@ def two_receivers(clean_db: str, redis_broker: str, routing: Routing) -> Iterato
     with ThreadedServer(create_app(rt)) as door, ThreadedServer(without_door(create_app(rt))) as routes:
         yield door.base_url, routes.base_url, secret
     rt.close()
+
+
+def test_the_receiver_answers_the_door_inside_its_request_limits(receiver) -> None:
+    """The served app has the door, and the limits (headers, 431) still come first."""
+    app = create_app(receiver[1])
+    assert [m.cls for m in app.user_middleware][:2] == [RequestLimits, WebhookDoor]
 
 
 def test_the_door_answers_every_request_as_the_routes_do(two_receivers: tuple[str, str, str]) -> None:

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import redis
+from celery.exceptions import Retry
 from structlog.testing import capture_logs
 
 from leadrelay.worker import queue, tasks
@@ -60,4 +61,21 @@ def test_the_worker_publishes_one_message_a_lead_and_skips_what_is_not_a_lead_id
         ("fan_out_skipped", 5),
         ("fan_out_skipped", 1),
     ]
-    assert [e["leads"] for e in logs if e["event"] == "fanned_out"] == [2, 7]
+    assert [e["leads"] for e in logs if e["event"] == "fanned_out"] == [2, 2]
+
+
+def test_a_fan_out_message_is_read_as_input_bounded_and_each_id_once(
+    redis_broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = redis.Redis.from_url(redis_broker)
+    assert queue.publish_each([31, 31, 2**63, 32]) == (2, 2)  # once each; leads.id is a BIGINT
+    monkeypatch.setattr(queue, "FAN_OUT_MOST", 2)
+    assert queue.publish_each([33, 34, 35]) == (2, 2)  # what a receiver would never send is not read
+    assert messages(client, LEADS_QUEUE) == [(queue.PROCESS_TASK, n) for n in (31, 32, 33, 34)]
+
+
+def test_a_fan_out_the_broker_took_nothing_of_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(queue, "enqueue", lambda ids: 0)  # enqueue logged the broker's failure
+    with pytest.raises(Retry):
+        tasks.fan_out.run([41, 42])
+    assert tasks.fan_out.run(["junk"]) == 0  # nothing to publish is not a failure: no retry

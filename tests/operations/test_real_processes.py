@@ -146,7 +146,15 @@ def test_a_burst_reaches_the_worker_as_fan_out_messages_and_each_lead_once(
         if line.startswith("{") and (event := json.loads(line)).get("event") == "fanned_out"
     ]
     assert fanned, "thirty webhooks at once left the receivers one message each"
-    assert all(int(e["leads"]) >= 2 for e in fanned) and sum(int(e["leads"]) for e in fanned) <= 30
+    assert all(int(e["leads"]) >= 2 and e["sent"] == e["leads"] for e in fanned)
+    assert sum(int(e["leads"]) for e in fanned) <= 30
+    creates = samples(stack.worker_metrics)[
+        (
+            "leadrelay_nexudus_request_seconds_count",
+            (("account", "main"), ("call", "POST crmopportunities"), ("outcome", "ok")),
+        )
+    ]
+    assert creates == 30  # one create a lead: a lead's second message found it claimed or settled
 
 
 def test_each_serving_process_freezes_what_its_startup_made(stack: Stack) -> None:
