@@ -8,9 +8,10 @@ and system), the CPU of every Postgres process, the SQL statements and
 transactions (SQLAlchemy events), the round trips to Postgres (statements plus
 psycopg's BEGIN and COMMIT), and the most frequent statements. Used for the
 fifth pass in bench/PROFILE.md; the same code varies about ±4 ms of CPU a lead
-between runs, so compare interleaved runs, never two single ones. The leads' log
-lines are written as a worker writes them (their cost is part of a lead's):
-``python -m bench.per_lead | grep -v '^20'`` shows the figures alone.
+between runs, so compare interleaved runs, never two single ones. Logging is
+configured as ``leadrelay worker`` configures it, and the leads' log lines are
+written to stderr as a worker writes them (their cost is part of a lead's):
+``python -m bench.per_lead 2>/dev/null`` shows the figures alone.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import psycopg._connection_base as psycopg_connection
 from sqlalchemy import event
 
 from bench import env, ledger, signed
+from leadrelay import logs
 from leadrelay.runtime import Runtime
 from leadrelay.settings import get_settings
 from leadrelay.worker.pipeline import process
@@ -82,6 +84,7 @@ def main(count: int) -> None:
     try:
         ids = ledger.ingest(url, [signed.lead(n, tag="per-lead") for n in range(count)])
         rt = Runtime.load(get_settings())
+        logs.configure()  # as `leadrelay worker` does
         counts = Counts(rt)
         for lead_id in ids[:WARM]:
             process(rt, lead_id, owner="bench-warm", enqueue=len)

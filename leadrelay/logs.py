@@ -9,8 +9,10 @@ phone number, and drops values of keys that name personal or secret fields.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -40,6 +42,7 @@ _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]++@[\w-]+(?:\.[\w-]+)+")  # starts a ru
 _PHONE = re.compile(r"(?<![\w.])\+?\d[\d ()./-]{6,}\d")
 REDACTED = "[redacted]"
 PHONE_MIN_DIGITS = 9  # fewer digits than this are dates, ids and counts, not phones
+_ENOUGH_DIGITS = re.compile(rf"(?:\D*+\d){{{PHONE_MIN_DIGITS}}}")  # \D and \d never overlap: linear
 
 
 _DECIMAL = re.compile(r"^\d+\.\d+$")  # a duration or a ratio, not a phone number
@@ -60,9 +63,21 @@ def _mask_phone(match: re.Match[str]) -> str:
 
 
 def mask_personal(text: str) -> str:
-    """Anything in free text that looks like an e-mail address, a phone number or echoed input."""
-    masked = _PATH_TOKEN.sub(rf"\g<1>{REDACTED}", _INPUT_VALUE.sub(f"input_value={REDACTED}", text))
-    return _PHONE.sub(_mask_phone, _EMAIL.sub(REDACTED, masked))
+    """Anything in free text that looks like an e-mail address, a phone number or echoed input.
+
+    Each mask runs only on text that holds what it needs to match (``input_value=``,
+    a webhook path, ``@``, nine digits): the same result, at a fraction of the cost
+    for the short event names, channels and ids that most log values are.
+    """
+    if "input_value=" in text:
+        text = _INPUT_VALUE.sub(f"input_value={REDACTED}", text)
+    if "/webhooks/" in text:
+        text = _PATH_TOKEN.sub(rf"\g<1>{REDACTED}", text)
+    if "@" in text:
+        text = _EMAIL.sub(REDACTED, text)
+    if _ENOUGH_DIGITS.match(text):  # fewer digits in all cannot make a phone number
+        text = _PHONE.sub(_mask_phone, text)
+    return text
 
 
 def _scrub(value: Any) -> Any:
@@ -81,27 +96,95 @@ def redact(_logger: Any, _method: str, event: EventDict) -> dict[str, Any]:
     }
 
 
-def configure(level: str = "INFO", *, json: bool = True) -> None:
-    """JSON lines on stderr for structlog and the standard library alike."""
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.format_exc_info,
-        redact,
-    ]
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+class _Lines:
+    """structlog's logger: each rendered event one line on the configured stream.
+
+    As the standard library's handler does, it writes under a lock (taken anew in a
+    forked child, which may have been forked while another thread held it) and drops
+    a line it cannot write (a closed stream, a broken pipe) rather than fail the
+    request or task that logged it. The stream is looked up at each line, so loggers
+    cached before a later :func:`configure` follow it.
+    """
+
+    def __init__(self, *_args: Any) -> None:
+        pass
+
+    def msg(self, message: str) -> None:
+        with _output.lock:
+            try:
+                stream = _output.stream
+                stream.write(message + "\n")
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
+
+
+class _Output:
+    def __init__(self) -> None:
+        self.stream: Any = sys.stderr
+        self.threshold = logging.INFO
+        self.lock = threading.Lock()
+
+    def reinit_lock(self) -> None:
+        self.lock = threading.Lock()
+
+
+_output = _Output()
+os.register_at_fork(after_in_child=_output.reinit_lock)
+# structlog's method names (``exception`` logs at ERROR, ``warn`` at WARNING)
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+
+
+def _at_level(_logger: Any, method: str, event: EventDict) -> EventDict:
+    """Drop an event below the configured level (read at each event: cached loggers follow it)."""
+    if _LEVELS.get(method, logging.CRITICAL) < _output.threshold:
+        raise structlog.DropEvent
+    return event
+
+
+_SHARED: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.format_exc_info,
+    redact,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),  # ours, after redact: nothing to mask in it
+]
+# one list for every configure(): a logger cached on first use keeps the list it was made with
+_PROCESSORS: list[Any] = [_at_level, *_SHARED, structlog.processors.JSONRenderer()]
+
+
+def configure(level: str = "INFO") -> None:
+    """JSON lines on stderr for structlog and the standard library alike.
+
+    structlog's events are rendered by structlog and written directly
+    (:class:`_Lines`): half the CPU of a line sent through the standard library's
+    logging, which is left to the libraries' own log lines (uvicorn, Celery, httpx).
+    Both pass the same processors, :func:`redact` among them.
+    """
+    _output.stream = sys.stderr
+    _output.threshold = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=_PROCESSORS,
+        logger_factory=_Lines,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared[:-1], structlog.stdlib.ExtraAdder(), redact],
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[*_SHARED[:2], structlog.stdlib.ExtraAdder(), *_SHARED[2:]],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _PROCESSORS[-1]],
         )
     )
     root = logging.getLogger()

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from leadrelay import logs
 from leadrelay.api.app import create_app
 from leadrelay.intake.signatures import SignatureError, verify_token
 from leadrelay.logs import mask_personal
@@ -116,10 +117,15 @@ def test_the_delivery_id_header_keys_a_token_delivery_else_the_body_hash(
 
 
 def test_a_path_token_is_accepted_only_where_configured_and_never_logged(
-    token_receiver: tuple[str, Runtime], caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+    token_receiver: tuple[str, Runtime],
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
 ) -> None:
     base, rt = token_receiver
-    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG)  # the libraries' lines (through logging)
+    logs.configure("DEBUG")  # leadrelay's own lines: onto the stderr capfd reads in this test
+    request.addfinalizer(logs.configure)  # INFO again, for the tests that follow
     assert httpx.post(f"{base}/webhooks/form/{FORM_TOKEN}", content=BODY, headers=JSON).status_code == 202
     wrong = httpx.post(f"{base}/webhooks/form/{FORM_TOKEN[:-2]}xx", content=BODY, headers=JSON)
     assert (wrong.status_code, wrong.json()["error"]) == (401, "invalid_token")
