@@ -26,7 +26,7 @@ from leadrelay.ledger import CreateTag, audit
 from leadrelay.models import DeadLetter, DeadLetterStatus, DedupeKey, Lead, LeadState
 from leadrelay.nexudus import mapping
 from leadrelay.nexudus.payloads import NAME_LIMIT, opportunity_name
-from leadrelay.statements import per_dialect
+from leadrelay.statements import PerDialect, per_dialect
 
 _VOLATILE = ("received_at", "channel", "lead_source")
 
@@ -76,38 +76,52 @@ class Verdict:
     duplicate_of: int | None  # None: this lead is the primary
 
 
-@per_dialect
-def _claim_statement(postgres: bool) -> Any:
-    columns = DedupeKey.__table__.c
-    insert = postgresql.insert if postgres else sqlite.insert
-    return (
-        insert(DedupeKey)
-        .values(
-            key=bindparam("_key", type_=columns["key"].type),
-            lead_id=bindparam("_lead", type_=columns["lead_id"].type),
-            created_at=bindparam("_at", type_=columns["created_at"].type),
+MOST_KEYS = 2  # keys_for gives a content key and, when the portal names one, a reference key
+
+
+def _claim_statement(count: int) -> PerDialect:
+    """Claim ``count`` keys in one statement (their rows in the order given); RETURNING the won ones."""
+
+    def build(postgres: bool) -> Any:
+        columns = DedupeKey.__table__.c
+        insert = postgresql.insert if postgres else sqlite.insert
+        lead = bindparam("_lead", type_=columns["lead_id"].type)
+        at = bindparam("_at", type_=columns["created_at"].type)
+        rows = [
+            {"key": bindparam(f"_key{n}", type_=columns["key"].type), "lead_id": lead, "created_at": at}
+            for n in range(count)
+        ]
+        return (
+            insert(DedupeKey)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(DedupeKey.key)
         )
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(DedupeKey.lead_id)
-    )
+
+    return per_dialect(build)
+
+
+_CLAIMS = {count: _claim_statement(count) for count in range(1, MOST_KEYS + 1)}  # built once each
 
 
 def claim(session: Session, lead_id: int, keys: list[str]) -> Verdict:
-    """Claim ``keys`` for ``lead_id``; report the lead that already owns one, if any."""
+    """Claim ``keys`` for ``lead_id``; report the lead that already owns one, if any.
+
+    One statement claims them all (in their sorted order, so that two leads sharing
+    several keys cannot deadlock). A key it did not win was taken, after waiting for
+    its owner's transaction: who holds it is read then, key by key, in a statement of
+    its own (a later one, whose snapshot sees that transaction's outcome).
+    """
+    won = _claim_keys(session, lead_id, keys)
     owner: int | None = None
-    taken: list[str] = []
     for key in keys:
-        # RETURNING: a row back means the key is ours now (one statement); none means
-        # it was taken (after waiting for its owner's transaction): read who holds it
-        params = {"_key": key, "_lead": lead_id, "_at": utcnow()}
-        won = session.connection().execute(_claim_statement(session), params).scalar_one_or_none()
-        if won is not None:
-            taken.append(key)
+        if key in won:
             continue
         holder = session.execute(select(DedupeKey.lead_id).where(DedupeKey.key == key)).scalar_one()
         if holder != lead_id:
             owner = holder
             break
+    taken = [key for key in keys if key in won]
     if owner is None:
         return Verdict(duplicate_of=None)
     if _supersede_dead(session, old=owner, new=lead_id):
@@ -118,6 +132,18 @@ def claim(session: Session, lead_id: int, keys: list[str]) -> Verdict:
     if taken:
         session.execute(delete(DedupeKey).where(DedupeKey.lead_id == lead_id, DedupeKey.key.in_(taken)))
     return Verdict(duplicate_of=owner)
+
+
+def _claim_keys(session: Session, lead_id: int, keys: list[str]) -> set[str]:
+    """Insert what is free of ``keys`` for ``lead_id``; the keys won (up to MOST_KEYS a statement)."""
+    won: set[str] = set()
+    connection = session.connection()  # Core: no ORM work
+    for start in range(0, len(keys), MOST_KEYS):
+        chunk = keys[start : start + MOST_KEYS]
+        params: dict[str, Any] = {f"_key{n}": key for n, key in enumerate(chunk)}
+        params.update(_lead=lead_id, _at=utcnow())
+        won.update(connection.execute(_CLAIMS[len(chunk)](session), params).scalars())
+    return won
 
 
 def _supersede_dead(session: Session, *, old: int, new: int) -> bool:
