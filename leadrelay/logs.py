@@ -8,13 +8,14 @@ phone number, and drops values of keys that name personal or secret fields.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import sys
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import structlog
@@ -110,13 +111,10 @@ class _Lines:
         pass
 
     def msg(self, message: str) -> None:
-        with _output.lock:
-            try:
-                stream = _output.stream
-                stream.write(message + "\n")
-                stream.flush()
-            except (OSError, ValueError):
-                pass
+        with _output.lock, suppress(Exception):  # a closed, broken or missing stderr: the line is lost
+            stream = _output.stream
+            stream.write(message + "\n")
+            stream.flush()
 
     log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
 
@@ -129,6 +127,31 @@ class _Output:
 
     def reinit_lock(self) -> None:
         self.lock = threading.Lock()
+
+
+_FILTERING: Any = structlog.make_filtering_bound_logger(logging.NOTSET)  # every level: _at_level filters
+
+
+class _NeverRaises(_FILTERING):  # type: ignore[misc]  # a class structlog makes at run time
+    """A bound logger whose call never raises, as a call into the standard library's logging never does.
+
+    A value that cannot be rendered (a dict with tuple keys, a ``__repr__`` that
+    raises) loses its line, not the request or task that logged it; a short line
+    in its place says a line was lost, and why, without any of its values.
+    """
+
+    def _proxy_to_logger(self, method_name: str, event: str | None = None, **event_kw: Any) -> Any:
+        try:
+            return super()._proxy_to_logger(method_name, event, **event_kw)
+        except Exception as exc:
+            lost = {
+                "event": "log_line_lost",
+                "level": "error",
+                "method": method_name,
+                "error": type(exc).__name__,
+            }
+            _Lines().msg(json.dumps(lost))
+            return None
 
 
 _output = _Output()
@@ -177,7 +200,7 @@ def configure(level: str = "INFO") -> None:
     structlog.configure(
         processors=_PROCESSORS,
         logger_factory=_Lines,
-        wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
+        wrapper_class=_NeverRaises,
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
@@ -187,6 +210,7 @@ def configure(level: str = "INFO") -> None:
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _PROCESSORS[-1]],
         )
     )
+    logging.raiseExceptions = False  # a library's line that cannot be written is lost, silently, as ours
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Interval, case, create_engine, func, literal, select
 
+from leadrelay import logs
 from leadrelay.db import transaction
 from leadrelay.demo import DEMO_LEAD
 from leadrelay.intake.store import record_inbound
@@ -175,3 +177,17 @@ def unsettled(url: str) -> int:
         return -1
     finally:
         engine.dispose()
+
+
+@contextmanager
+def logging_restored() -> Iterator[None]:
+    """Logs as they were before the block: a test that configures them onto its captured stderr
+    (which pytest closes after the test) leaves the tests that follow logging where they did."""
+    root, output = logging.getLogger(), logs._output
+    stream, threshold, handlers, level = output.stream, output.threshold, root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        output.stream, output.threshold = stream, threshold
+        root.handlers[:] = handlers
+        root.setLevel(level)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 import structlog
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from leadrelay import logs
 from leadrelay.logs import REDACTED, mask_personal
+from tests.helpers import logging_restored
 
 R = REDACTED
 
@@ -54,13 +56,13 @@ def test_the_masks_still_mask() -> None:
 
 
 @pytest.fixture
-def logged(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+def logged(capsys: pytest.CaptureFixture[str]) -> Iterator[Lines]:
     """Logs configured as a process configures them, onto the test's captured stderr; its lines.
 
     (Configured in the test itself: pytest sets its own stderr again between a test's phases.)
     """
-    yield lambda: [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    logs.configure()  # onto pytest's own stderr again, for the tests that follow
+    with logging_restored():
+        yield lambda: [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     structlog.contextvars.clear_contextvars()
 
 
@@ -106,13 +108,30 @@ def test_a_logger_used_before_a_new_level_follows_it(logged: Lines) -> None:
 def test_a_line_that_cannot_be_written_is_dropped_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     closed = io.StringIO()
     closed.close()
-    monkeypatch.setattr(sys, "stderr", closed)
-    logs.configure()
-    try:
-        log.error("nowhere to go")  # raises nothing: the request or task that logged it carries on
-    finally:
+    with logging_restored():
+        for stream in (closed, None):  # closed, or none at all (a process started without one)
+            monkeypatch.setattr(sys, "stderr", stream)
+            logs.configure()
+            log.error("nowhere to go")  # raises nothing: the request or task that logged it carries on
+            logging.getLogger("uvicorn.error").error("nor this")
         monkeypatch.undo()
-        logs.configure()
+
+
+class Unprintable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no")
+
+
+def test_a_value_that_cannot_be_rendered_loses_its_line_not_the_caller(logged: Lines) -> None:
+    logs.configure()
+    log.info("tuple_keys", counts={(1, 2): 3})
+    log.info("bad_repr", value=Unprintable(), email="jo@example.com")
+    log.info("after")
+    assert logged() == [
+        {"event": "log_line_lost", "level": "error", "method": "info", "error": "TypeError"},
+        {"event": "log_line_lost", "level": "error", "method": "info", "error": "RuntimeError"},
+        {"event": "after", "level": "info", "timestamp": ANY},
+    ]
 
 
 def test_a_child_forked_while_a_thread_was_writing_can_log(
@@ -120,8 +139,8 @@ def test_a_child_forked_while_a_thread_was_writing_can_log(
 ) -> None:
     out = (tmp_path / "stderr").open("w")
     monkeypatch.setattr(sys, "stderr", out)
-    logs.configure()
-    try:
+    with logging_restored():
+        logs.configure()
         with logs._output.lock:  # as if another thread were writing a line at the fork
             pid = os.fork()
             if pid == 0:  # the child: its copy of the lock is held by no thread of its own
@@ -133,11 +152,8 @@ def test_a_child_forked_while_a_thread_was_writing_can_log(
         if done[0] == 0:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
-        assert done == (pid, 0), "the child hung on the lock it was forked with"
-        out.flush()
-        logged = [json.loads(line)["event"] for line in (tmp_path / "stderr").read_text().splitlines()]
-        assert logged == ["from_the_child"]
-    finally:
-        monkeypatch.undo()
-        logs.configure()
-        out.close()
+    monkeypatch.undo()
+    out.close()
+    assert done == (pid, 0), "the child hung on the lock it was forked with"
+    logged = [json.loads(line)["event"] for line in (tmp_path / "stderr").read_text().splitlines()]
+    assert logged == ["from_the_child"]

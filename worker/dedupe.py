@@ -104,15 +104,18 @@ def _claim_statement(count: int) -> PerDialect:
 _CLAIMS = {count: _claim_statement(count) for count in range(1, MOST_KEYS + 1)}  # built once each
 
 
-def claim(session: Session, lead_id: int, keys: list[str]) -> Verdict:
+def claim(
+    session: Session, lead_id: int, keys: list[str], *, won_before: frozenset[str] = frozenset()
+) -> Verdict:
     """Claim ``keys`` for ``lead_id``; report the lead that already owns one, if any.
 
     One statement claims them all (in their sorted order, so that two leads sharing
     several keys cannot deadlock). A key it did not win was taken, after waiting for
     its owner's transaction: who holds it is read then, key by key, in a statement of
     its own (a later one, whose snapshot sees that transaction's outcome).
+    ``won_before``: the keys an earlier pass of this claim won (it then met a dead owner).
     """
-    won = _claim_keys(session, lead_id, keys)
+    won = _claim_keys(session, lead_id, keys) | won_before
     owner: int | None = None
     for key in keys:
         if key in won:
@@ -125,7 +128,7 @@ def claim(session: Session, lead_id: int, keys: list[str]) -> Verdict:
     if owner is None:
         return Verdict(duplicate_of=None)
     if _supersede_dead(session, old=owner, new=lead_id):
-        return claim(session, lead_id, keys)
+        return claim(session, lead_id, keys, won_before=frozenset(taken))  # what this pass won stays won
     # A duplicate must not keep the keys it claimed here before meeting the owner. Keys
     # it held before (an edited lead's first reading) stay: a later copy of what it was
     # then is still recognised as it.

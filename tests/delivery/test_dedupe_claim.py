@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadrelay.db import make_engine, make_session_factory, transaction
-from leadrelay.models import DedupeKey, Lead
+from leadrelay.models import DedupeKey, Lead, LeadState
 from leadrelay.worker.dedupe import claim
 from tests.conftest import fresh_ledger
 
@@ -80,3 +80,16 @@ def test_more_keys_than_one_statement_holds_are_all_claimed(sessions: sessionmak
     keys = ["k:1", "k:2", "k:3", "k:4", "k:5"]
     assert claimed(sessions, copy, keys) == (owner, 6)  # three claims, the holder, its state, a give-back
     assert held(sessions) == {"k:3": owner}
+
+
+def test_a_copy_of_a_dead_lead_takes_its_keys_and_still_gives_back_what_it_won(
+    sessions: sessionmaker[Session],
+) -> None:
+    dead, live, copy = new_lead(sessions, 1), new_lead(sessions, 2), new_lead(sessions, 3)
+    assert claimed(sessions, dead, ["k:a"])[0] is None
+    assert claimed(sessions, live, ["k:c"])[0] is None
+    with transaction(sessions) as session:
+        session.execute(update(Lead).where(Lead.id == dead).values(state=LeadState.dead))
+    # k:a is the dead lead's (the copy takes it over), k:b is free, k:c a live lead's
+    assert claimed(sessions, copy, ["k:a", "k:b", "k:c"])[0] == live
+    assert held(sessions) == {"k:a": copy, "k:c": live}  # k:b, won before the dead owner was met, given back

@@ -19,6 +19,7 @@ from leadrelay.models import Lead
 from leadrelay.routing import RoutingError
 from leadrelay.runtime import Runtime
 from tests.conftest import OPEN_BUDGET, ThreadedServer, make_settings, routing_with
+from tests.helpers import logging_restored
 
 TOKEN = "zap_" + "k3Y9" * 10  # 44 URL-safe characters
 OLD_TOKEN = "old_" + "Q7wE" * 10
@@ -51,6 +52,13 @@ def token_receiver(clean_db: str, redis_broker: str) -> Iterator[tuple[str, Runt
     with ThreadedServer(create_app(rt)) as server:
         yield server.base_url, rt
     rt.close()
+
+
+@pytest.fixture
+def own_logs() -> Iterator[None]:
+    """The test configures logs onto its captured stderr: as they were again afterwards."""
+    with logging_restored():
+        yield
 
 
 def leads(rt: Runtime) -> int:
@@ -120,12 +128,12 @@ def test_a_path_token_is_accepted_only_where_configured_and_never_logged(
     token_receiver: tuple[str, Runtime],
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
-    request: pytest.FixtureRequest,
+    own_logs: None,
 ) -> None:
     base, rt = token_receiver
-    caplog.set_level(logging.DEBUG)  # the libraries' lines (through logging)
     logs.configure("DEBUG")  # leadrelay's own lines: onto the stderr capfd reads in this test
-    request.addfinalizer(logs.configure)  # INFO again, for the tests that follow
+    logging.getLogger().addHandler(caplog.handler)  # and the libraries' (configure() replaced caplog's)
+    caplog.set_level(logging.DEBUG)
     assert httpx.post(f"{base}/webhooks/form/{FORM_TOKEN}", content=BODY, headers=JSON).status_code == 202
     wrong = httpx.post(f"{base}/webhooks/form/{FORM_TOKEN[:-2]}xx", content=BODY, headers=JSON)
     assert (wrong.status_code, wrong.json()["error"]) == (401, "invalid_token")
