@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import budget, budget_clock, dedupe, inbox, ingest, pipeline, report
+from bench import budget, budget_clock, dedupe, env, inbox, ingest, pipeline, report
 from bench.results import Row, Run, at_most
 
 RESULTS = Path(__file__).with_name("results")
@@ -112,6 +112,7 @@ def main() -> None:
         )
     work = Path(tempfile.mkdtemp(prefix="leadrelay-bench-"))
     print(f"bench work directory (logs): {work}", flush=True)
+    print(f"measuring the code at {env.measured_code()}", flush=True)
     started = time.monotonic()
     peaks: dict[str, int] = {}
     steps: list[tuple[str, Callable[[], object]]] = [

@@ -9,6 +9,7 @@ CPU, which the report notes.
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -18,6 +19,7 @@ from typing import Any
 import yaml
 from sqlalchemy import create_engine, text
 
+import leadrelay
 from leadrelay.children import Child, free_port, wait_http
 from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME
 from leadrelay.testing.processes import RemoteSandbox
@@ -38,6 +40,24 @@ UNLIMITED = {
     "writes_per_day": 100_000_000,
     "concurrent_deliveries": 16,
 }
+
+
+def measured_code() -> str:
+    """The checkout this process (and the children it starts) runs leadrelay from, and its commit.
+
+    ``python -m`` puts the working directory first on ``sys.path``, before
+    ``PYTHONPATH``: a before/after pair runs each side from its own checkout's
+    directory, and this line says which code a run measured.
+    """
+    root = Path(leadrelay.__file__).resolve().parents[1]
+    try:
+        described = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty"],
+            capture_output=True, text=True, timeout=10, check=False,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        described = ""
+    return f"{root} ({described or 'not a git checkout'})"
 
 
 def db_url(name: str) -> str:

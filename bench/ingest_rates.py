@@ -7,8 +7,9 @@ weigh on a quiet door, not on a busy one). A fresh bench ledger, no Celery worke
 deliveries at each rate for S seconds, after a 3-second warm-up; printed per rate:
 the rate achieved, latency percentiles, and the CPU of the receiver's processes
 and of the bench database's Postgres backends, in cores and in ms a webhook.
-To compare two versions of the code, run it with ``PYTHONPATH`` set to each
-checkout, one after the other, twice (PROFILE.md, seventh pass).
+To compare two versions of the code, run it from each checkout's own directory
+(``python -m`` puts the working directory before ``PYTHONPATH``), interleaved,
+at least twice each (PROFILE.md, fourteenth pass); the first line says which code ran.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--receivers", type=int, default=2, help="uvicorn worker processes (default 2)")
     parser.add_argument("--seconds", type=int, default=8, help="seconds at each rate (default 8)")
     args = parser.parse_args()
+    print(f"the code at {env.measured_code()}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="leadrelay-rates-"))
     url = env.fresh_database(env.DB_NAME)
     env.flush_redis()

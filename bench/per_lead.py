@@ -100,6 +100,7 @@ def main(count: int) -> None:
     n = len(measured)
     user, system = (after.ru_utime - before.ru_utime) / n, (after.ru_stime - before.ru_stime) / n
     statements = sum(counts.statements.values())
+    print(f"the code at {env.measured_code()}")
     print(f"{n} leads: {ledger.states(url)}")
     cpu = f"{1000 * (user + system):.2f} ms a lead (user {1000 * user:.2f}, system {1000 * system:.2f})"
     print(f"worker CPU {cpu}")
