@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import socket
@@ -191,3 +192,13 @@ def logging_restored() -> Iterator[None]:
         output.stream, output.threshold = stream, threshold
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+def broker_messages(client: Any, queue: str) -> list[tuple[str, Any]]:
+    """(task name, first argument) of each Celery message waiting in a Redis queue, oldest first."""
+    found = []
+    for raw in reversed(client.lrange(queue, 0, -1)):  # kombu LPUSHes, the worker takes from the right
+        message = json.loads(raw)
+        args = json.loads(base64.b64decode(message["body"]))[0]
+        found.append((message["headers"]["task"], args[0]))
+    return found

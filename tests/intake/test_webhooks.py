@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 import uuid
@@ -20,6 +19,7 @@ from leadrelay.runtime import Runtime
 from leadrelay.worker.celery_app import CONTROL_QUEUE, FAN_OUT_TASK, LEADS_QUEUE
 from leadrelay.worker.queue import PROCESS_TASK
 from tests.conftest import REDIS_URL
+from tests.helpers import broker_messages
 
 SAMPLE = {
     "external_id": "zap-000193",
@@ -59,10 +59,8 @@ def queued(expected: int = 0, *, timeout: float = 5.0) -> list[int]:
     def ids() -> list[int]:
         found = []
         for queue in (LEADS_QUEUE, CONTROL_QUEUE):
-            for message in client.lrange(queue, 0, -1):
-                args = json.loads(base64.b64decode(json.loads(message)["body"]))[0]
-                task = json.loads(message)["headers"]["task"]
-                found += args[0] if task == FAN_OUT_TASK else [args[0]] if task == PROCESS_TASK else []
+            for task, first in broker_messages(client, queue):
+                found += first if task == FAN_OUT_TASK else [first] if task == PROCESS_TASK else []
         return found
 
     deadline = time.monotonic() + timeout
