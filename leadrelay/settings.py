@@ -211,7 +211,7 @@ class Settings(AdminSettings):
     max_headers: int = Field(default=100, gt=0, description="request header lines")
     max_connections: int = Field(default=1000, gt=0, description="concurrent connections per receiver")
     receiver_ledger_connections: int = Field(
-        default=16, gt=0, description="Postgres connections for the webhook insert, per receiver process"
+        default=16, gt=0, description="Postgres connections for webhook inserts, door log, per receiver"
     )
     max_message_bytes: int = Field(
         default=25 * 1024 * 1024,

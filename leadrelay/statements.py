@@ -98,30 +98,54 @@ class DriverStatement:
 _LEAD = Lead.__table__.c
 
 
+def _inbound_values(suffix: str = "") -> dict[str, Any]:
+    """The columns of a raw inbound item's row; its parameters' names end in ``suffix``."""
+    at = bindparam(f"at{suffix}", type_=_LEAD["received_at"].type)
+
+    def given(column: str, name: str | None = None) -> Any:
+        return bindparam(f"{name or column}{suffix}", type_=_LEAD[column].type)
+
+    return {
+        "channel": given("channel"),
+        "source": given("source"),
+        "intake_key": given("intake_key"),
+        "received_at": at,
+        "content_type": given("content_type"),
+        "raw_body": given("raw_body", "body"),
+        "raw_sha256": given("raw_sha256", "sha256"),
+        "raw_meta": given("raw_meta", "meta"),
+        "state": literal_column(f"'{LeadState.received.value}'"),
+        "state_changed_at": at,
+        "attempts": literal_column("0"),
+        "unfinished_runs": literal_column("0"),
+        "next_attempt_at": at,
+        "enqueued_at": at,
+    }
+
+
 def _inbound_insert(postgres: bool) -> Any:
     """Store a raw inbound item unless its intake key is known; RETURNING the new id (none: known)."""
     insert = postgresql.insert if postgres else sqlite.insert
-    at = bindparam("at", type_=_LEAD["received_at"].type)
     return (
         insert(Lead)
-        .values(
-            channel=bindparam("channel", type_=_LEAD["channel"].type),
-            source=bindparam("source", type_=_LEAD["source"].type),
-            intake_key=bindparam("intake_key", type_=_LEAD["intake_key"].type),
-            received_at=at,
-            content_type=bindparam("content_type", type_=_LEAD["content_type"].type),
-            raw_body=bindparam("body", type_=_LEAD["raw_body"].type),
-            raw_sha256=bindparam("sha256", type_=_LEAD["raw_sha256"].type),
-            raw_meta=bindparam("meta", type_=_LEAD["raw_meta"].type),
-            state=literal_column(f"'{LeadState.received.value}'"),
-            state_changed_at=at,
-            attempts=literal_column("0"),
-            unfinished_runs=literal_column("0"),
-            next_attempt_at=at,
-            enqueued_at=at,
-        )
+        .values(**_inbound_values())
         .on_conflict_do_nothing(index_elements=["intake_key"])
         .returning(Lead.id)
+    )
+
+
+def inbound_insert_rows(count: int) -> Any:
+    """Postgres: ``count`` items in one INSERT (row n's parameters end in ``_n``); each new id with its key.
+
+    One statement: its rows commit together or not at all. A key that two of its
+    rows carry is stored from the first (``DO NOTHING`` skips the second).
+    """
+    rows = [_inbound_values(f"_{n}") for n in range(count)]
+    return (
+        postgresql.insert(Lead)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["intake_key"])
+        .returning(Lead.id, Lead.intake_key)
     )
 
 

@@ -36,7 +36,8 @@ from leadrelay.api import (
 from leadrelay.api.limits import LIMIT_RESPONSES, RequestLimits
 from leadrelay.api.openapi_doc import document_query_parameters_as_sent
 from leadrelay.api.routing_reload import ReceiverReload
-from leadrelay.intake.store import IntakeStore, PoolIntakeStore, Publisher, SessionIntakeStore, conninfo
+from leadrelay.intake.publisher import Publisher
+from leadrelay.intake.store import IntakeStore, PoolIntakeStore, SessionIntakeStore, conninfo
 from leadrelay.intake.webhooks import open_doors
 from leadrelay.runtime import Runtime
 from leadrelay.worker import queue

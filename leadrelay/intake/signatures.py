@@ -53,7 +53,7 @@ def _fresh_timestamp(header: str, text: str, tolerance_seconds: int, now: float 
     digits = text.strip()  # ASCII digits only: no sign, no spaces inside, no "1e9", no "²"
     if len(text) > 20 or not (digits.isascii() and digits.isdigit()):
         raise SignatureError(f"{header} is not an integer (Unix seconds)")
-    timestamp = int(text)
+    timestamp = int(digits)  # str.strip() and int() disagree on what is whitespace (e.g. "\x1f")
     current = time.time() if now is None else now
     try:
         skew = abs(current - timestamp)

@@ -10,18 +10,18 @@ was known), executed one of two ways:
   :class:`SessionIntakeStore`); the caller owns the transaction;
 * :class:`PoolIntakeStore`, the receiver's hot path on Postgres: the same
   statements compiled once to psycopg text and run on a
-  ``psycopg_pool.AsyncConnectionPool`` in autocommit, on the event loop — one
-  round trip, durable when it answers, no ORM, no thread hop, no pre-ping
-  (psycopg prepares the statement server-side after a few runs). A connection
-  found dead (a restarted Postgres) is dropped with the other dead idle ones and
-  the statement tried once more: it is idempotent, the intake key decides.
+  ``psycopg_pool.AsyncConnectionPool`` in autocommit, on the event loop — no ORM,
+  no thread hop, no pre-ping (psycopg prepares the statement server-side after a
+  few runs). Webhooks that arrive while the store's batches are in flight go
+  together in the next one (a group commit): one pipeline of their INSERTs, one
+  commit, one round trip, and each is answered once its batch has committed. A
+  batch of one is the single INSERT it always was. A connection found dead (a
+  restarted Postgres) is dropped with the other dead idle ones and the batch
+  tried once more: it is idempotent, the intake key decides. A batch that
+  Postgres refuses (one item it cannot store) stored nothing, and its items are
+  tried one by one, so that only that item fails.
 
-:class:`Publisher` puts the ids of committed leads on the broker in batches,
-behind the answer: the 202 follows the commit, and one worker-thread call and
-one producer serve every id that arrived while the last batch was sent. A crash
-between commit and publish loses nothing: the row is ``received`` with
-``enqueued_at`` = its receipt, and the sweeper re-enqueues it once
-``requeue_after_seconds`` have passed.
+The ids of committed leads go to the broker through :mod:`leadrelay.intake.publisher`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import asyncio
 import functools
 import hashlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -43,17 +43,15 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadrelay.db import statement_commits, transaction, utcnow
-from leadrelay.statements import INBOUND_ID, INBOUND_INSERT, DriverStatement
+from leadrelay.statements import INBOUND_ID, INBOUND_INSERT, DriverStatement, inbound_insert_rows
 
 log = structlog.get_logger(__name__)
 
 CONTENT_TYPE_CHARS = 200  # leads.content_type: a sender's longer header is cut, never refused
 APPLICATION_NAME = "leadrelay-intake"  # the pool's connections, as pg_stat_activity shows them
 POOL_TIMEOUT = 10.0  # seconds a webhook waits for a ledger connection before it fails (500)
-# seconds a batch waits for more ids before it goes: no sender waits for it, and batches of one
-# or two ids cost the receiver ~1.4 ms of CPU a webhook at 500/s (PROFILE.md, seventh pass)
-LINGER_SECONDS = 0.02
-MOST_WAITING = 50_000  # ids waiting for the broker in one process; past it the sweeper publishes them
+MOST_ROWS = 100  # items in one batch (one pipeline, one commit)
+MOST_FLUSHES = 2  # batches in flight at once, per receiver process: the others gather meanwhile
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +170,67 @@ _INSERT = DriverStatement(INBOUND_INSERT.build(True))
 _EXISTING = DriverStatement(INBOUND_ID)
 
 
+@dataclass(frozen=True, slots=True)
+class _Waiting:
+    """An item waiting for its batch: its intake key, its INSERT's values, and its request's answer."""
+
+    key: str
+    params: dict[str, Any]
+    answer: asyncio.Future[tuple[Intake, bool]]
+
+
+async def _insert(conn: psycopg.AsyncConnection[Any], batch: list[_Waiting]) -> list[Intake]:
+    """Store each item once per intake key; the intakes in the batch's order. Committed when it returns.
+
+    One item is one INSERT; more are one INSERT of many rows. Either is one
+    statement in autocommit, so a batch commits whole or not at all. An item whose
+    key the ledger knew, or that an earlier item of the batch carried, is a
+    duplicate of the row that holds the key.
+    """
+    if len(batch) == 1:
+        row = await (await conn.execute(_INSERT.sql, batch[0].params)).fetchone()
+        new = {} if row is None else {batch[0].key: int(row[0])}
+    else:
+        firsts: dict[str, dict[str, Any]] = {}  # each key's first item
+        for waiting in batch:
+            firsts.setdefault(waiting.key, waiting.params)
+        values = {
+            f"{name}_{n}": value for n, params in enumerate(firsts.values()) for name, value in params.items()
+        }
+        cur = await conn.execute(_insert_rows(len(firsts)), values)
+        new = {key: int(lead_id) for lead_id, key in await cur.fetchall()}
+    held: dict[str, int] = {}
+    for key in dict.fromkeys(waiting.key for waiting in batch if waiting.key not in new):
+        found = await (await conn.execute(_EXISTING.sql, _EXISTING.params({"intake_key": key}))).fetchone()
+        assert found is not None  # the INSERT found the key: its row is there
+        held[key] = int(found[0])
+    intakes = []
+    for waiting in batch:
+        lead_id = new.pop(waiting.key, None)  # only the key's first item made the row
+        if lead_id is not None:
+            held[waiting.key] = lead_id
+        intakes.append(
+            Intake(lead_id=held[waiting.key] if lead_id is None else lead_id, duplicate=lead_id is None)
+        )
+    return intakes
+
+
+@functools.cache
+def _insert_rows(count: int) -> str:
+    """The SQL of an INSERT of ``count`` items, compiled once per count (at most :data:`MOST_ROWS`).
+
+    Its parameters are the single INSERT's, already converted by :data:`_INSERT`, each
+    name suffixed with its row's number.
+    """
+    return DriverStatement(inbound_insert_rows(count)).sql
+
+
+def _answer_all(batch: list[_Waiting], error: BaseException) -> None:
+    for waiting in batch:
+        if not waiting.answer.done():
+            waiting.answer.set_exception(error)
+
+
 def conninfo(engine: Engine) -> str:
     """The libpq URL of a SQLAlchemy Postgres engine (``postgresql+psycopg://`` → ``postgresql://``)."""
     return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -189,8 +248,12 @@ class PoolIntakeStore:
         self.url = url
         self.size = size
         self.timeout = timeout
+        self.flushes = min(size, MOST_FLUSHES)
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._pid = 0
+        self._queue: list[_Waiting] = []  # items for the next batch
+        self._flushing = 0  # batches in flight
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] = AsyncConnectionPool(
@@ -204,6 +267,7 @@ class PoolIntakeStore:
         )
         await pool.open(wait=False)
         self._pool, self._pid = pool, os.getpid()
+        self._queue, self._flushing, self._tasks = [], 0, set()  # not a parent's (a fork)
 
     async def _current(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
         if self._pool is None or self._pid != os.getpid():  # never opened, or the parent's
@@ -212,36 +276,74 @@ class PoolIntakeStore:
         return self._pool
 
     async def record(self, item: Inbound, *, now: datetime | None = None) -> tuple[Intake, bool]:
-        params = _INSERT.params(item.values(now))
-        existing = _EXISTING.params({"intake_key": item.intake_key})
         pool = await self._current()
+        waiting = _Waiting(
+            item.intake_key, _INSERT.params(item.values(now)), asyncio.get_running_loop().create_future()
+        )
+        self._queue.append(waiting)
+        if self._flushing < self.flushes:
+            self._flushing += 1
+            task = asyncio.get_running_loop().create_task(self._flush(pool))
+            self._tasks.add(task)  # the loop keeps only a weak reference
+            task.add_done_callback(self._tasks.discard)
+        return await waiting.answer
+
+    async def _flush(self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]]) -> None:
+        """Store what waits, a batch at a time, until nothing does."""
+        batch: list[_Waiting] = []
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:MOST_ROWS], self._queue[MOST_ROWS:]
+                await self._store(pool, batch)
+        except BaseException:  # cancelled (the receiver stops): nobody is left waiting for ever
+            for waiting in (*batch, *self._queue):
+                waiting.answer.cancel()
+            self._queue = []
+            raise
+        finally:
+            self._flushing -= 1
+
+    async def _store(
+        self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]], batch: list[_Waiting]
+    ) -> None:
+        """Answer every item of ``batch``: its intake, or the error that kept it from the ledger."""
+        try:
+            intakes, retried = await self._on_connection(pool, lambda conn: _insert(conn, batch))
+        except psycopg.OperationalError as exc:  # no ledger (or lost twice): nothing to try item by item
+            _answer_all(batch, exc)
+        except psycopg.Error as exc:
+            if len(batch) == 1:
+                _answer_all(batch, exc)
+                return
+            for waiting in batch:  # the batch stored nothing: each item alone, so only a bad one fails
+                await self._store(pool, [waiting])
+        except Exception as exc:  # a bug: each request answers 500 and logs it
+            _answer_all(batch, exc)
+        else:
+            for waiting, intake in zip(batch, intakes, strict=True):
+                if not waiting.answer.done():  # its request may have been cancelled meanwhile
+                    waiting.answer.set_result((intake, not intake.duplicate or retried))
+
+    async def _on_connection(
+        self,
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]],
+        run: Callable[[psycopg.AsyncConnection[Any]], Awaitable[list[Intake]]],
+    ) -> tuple[list[Intake], bool]:
+        """``run`` on a pooled connection, again on a fresh one if that one was dead; and whether it was."""
         retried = False
         while True:
             conn = await pool.getconn()  # not pool.connection(): its context manager cost ~25 µs a call
             try:
-                intake = await self._record(conn, params, existing)
+                return await run(conn), retried
             except psycopg.OperationalError:
                 if retried or not conn.broken:
                     raise
                 # died while idle: Postgres restarted, and took the other idle ones with it
                 retried = True
                 log.warning("ledger_connection_lost", retry=True)
-            else:
-                return intake, not intake.duplicate or retried
             finally:
                 await pool.putconn(conn)  # a broken one is dropped, and replaced
             await pool.check()  # the other idle ones
-
-    async def _record(
-        self, conn: psycopg.AsyncConnection[Any], params: dict[str, Any], existing: dict[str, Any]
-    ) -> Intake:
-        row = await (await conn.execute(_INSERT.sql, params)).fetchone()
-        if row is not None:
-            return Intake(lead_id=int(row[0]), duplicate=False)
-        cur = await conn.execute(_EXISTING.sql, existing)
-        found = await cur.fetchone()
-        assert found is not None
-        return Intake(lead_id=int(found[0]), duplicate=True)
 
     async def execute(self, statements: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
         """One transaction on a pooled connection; not retried (a side job: its caller logs a failure)."""
@@ -261,74 +363,3 @@ class PoolIntakeStore:
 def _driver(statement: Any) -> DriverStatement:
     """A side job's statement as psycopg text, compiled once."""
     return DriverStatement(statement)
-
-
-class Publisher:
-    """Publishes committed lead ids in batches, behind the answer.
-
-    :meth:`submit` queues an id and returns at once: the sender's 202 follows the
-    commit (DESIGN.md §1), not the broker. One task drains the queue: after
-    ``linger`` seconds for the batch to fill, one worker-thread call of ``send``
-    (the synchronous publish, ``worker.queue.announce``: one message for the batch,
-    which a worker fans out to one per lead; it logs a broker failure and never raises) for
-    every id that arrived meanwhile. A broker that is down or slow therefore never
-    holds a webhook up; what it fails to take, and what a killed process had not
-    sent yet, the sweeper publishes once ``requeue_after_seconds`` have passed (the
-    rows are ``received``, ``enqueued_at`` their receipt). :meth:`close` sends what
-    waits at the receiver's shutdown, for a bounded time.
-    """
-
-    def __init__(
-        self,
-        send: Callable[[list[int]], int],
-        *,
-        linger: float = LINGER_SECONDS,
-        most_waiting: int = MOST_WAITING,
-    ) -> None:
-        self.send = send
-        self.linger = linger
-        self.most_waiting = most_waiting
-        self._waiting: list[int] = []
-        self._task: asyncio.Task[None] | None = None
-        self._left = 0  # ids left to the sweeper since the queue was last full
-
-    def submit(self, lead_id: int) -> None:
-        """Queue ``lead_id`` for the next batch; never waits, never raises."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._drain())
-        if len(self._waiting) >= self.most_waiting:  # the broker has been unreachable for a while
-            if not self._left:  # once per episode, not once per webhook
-                log.warning("publish_queue_full", waiting=len(self._waiting), left_to="sweeper")
-            self._left += 1
-            return  # committed: the sweeper publishes it
-        if self._left:
-            log.warning("publish_queue_drained", left_to_sweeper=self._left)
-            self._left = 0
-        self._waiting.append(lead_id)
-
-    async def flush(self) -> None:
-        """Return once every id submitted so far was handed to ``send``."""
-        while self._task is not None:
-            await asyncio.shield(self._task)
-
-    async def close(self, timeout: float) -> None:
-        """Flush for at most ``timeout`` seconds, then give up the rest (the sweeper's)."""
-        try:
-            await asyncio.wait_for(self.flush(), timeout)
-        except TimeoutError:
-            unsent = len(self._waiting)
-            if self._task is not None:  # a send stuck on the broker: its thread is abandoned
-                self._task.cancel()
-            log.warning("publish_abandoned", unsent=unsent, left_to="sweeper")
-
-    async def _drain(self) -> None:
-        try:
-            while self._waiting:
-                await asyncio.sleep(self.linger)  # let the batch fill: its fixed cost is most of a small one
-                batch, self._waiting = self._waiting, []
-                try:
-                    await to_thread.run_sync(self.send, batch, abandon_on_cancel=True)
-                except Exception as exc:  # the rows are committed: the sweeper publishes them later
-                    log.warning("enqueue_failed", error=type(exc).__name__, sent=0)
-        finally:
-            self._task = None

@@ -143,3 +143,11 @@ def test_plain_hmac_header_scheme() -> None:
 def test_a_whsec_secret_that_is_not_base64_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="base64"):
         decode_secret("whsec_not base64!")
+
+
+@pytest.mark.parametrize("timestamp", ["0\x1f", "\x1c1700000000", "1700000000\x1d\x1e"])
+def test_a_timestamp_padded_with_what_only_strip_calls_whitespace_is_refused_cleanly(timestamp: str) -> None:
+    """str.strip() removes the ASCII separators \\x1c-\\x1f and int() does not accept them (was a 500)."""
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": timestamp, "webhook-signature": "v1,AAAA"}
+    with pytest.raises(SignatureError):
+        verify_standard(headers, SPEC_BODY, [KEY], now=SPEC_TS)

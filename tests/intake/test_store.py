@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import create_engine
 
 from leadrelay.api.app import create_app
-from leadrelay.intake.store import APPLICATION_NAME, Inbound, Intake, PoolIntakeStore, Publisher, conninfo
+from leadrelay.intake.publisher import Publisher
+from leadrelay.intake.store import APPLICATION_NAME, Inbound, Intake, PoolIntakeStore, conninfo
 from leadrelay.models import Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
