@@ -26,7 +26,7 @@ from leadrelay.ledger import CreateTag, audit
 from leadrelay.models import DeadLetter, DeadLetterStatus, DedupeKey, Lead, LeadState
 from leadrelay.nexudus import mapping
 from leadrelay.nexudus.payloads import NAME_LIMIT, opportunity_name
-from leadrelay.statements import PerDialect, per_dialect
+from leadrelay.statements import Precompiled
 
 _VOLATILE = ("received_at", "channel", "lead_source")
 
@@ -79,7 +79,7 @@ class Verdict:
 MOST_KEYS = 2  # keys_for gives a content key and, when the portal names one, a reference key
 
 
-def _claim_statement(count: int) -> PerDialect:
+def _claim_statement(count: int) -> Precompiled:
     """Claim ``count`` keys in one statement (their rows in the order given); RETURNING the won ones."""
 
     def build(postgres: bool) -> Any:
@@ -98,7 +98,7 @@ def _claim_statement(count: int) -> PerDialect:
             .returning(DedupeKey.key)
         )
 
-    return per_dialect(build)
+    return Precompiled(build)  # a multi-row VALUES: SQLAlchemy would compile it on every run
 
 
 _CLAIMS = {count: _claim_statement(count) for count in range(1, MOST_KEYS + 1)}  # built once each
@@ -140,12 +140,11 @@ def claim(
 def _claim_keys(session: Session, lead_id: int, keys: list[str]) -> set[str]:
     """Insert what is free of ``keys`` for ``lead_id``; the keys won (up to MOST_KEYS a statement)."""
     won: set[str] = set()
-    connection = session.connection()  # Core: no ORM work
     for start in range(0, len(keys), MOST_KEYS):
         chunk = keys[start : start + MOST_KEYS]
         params: dict[str, Any] = {f"_key{n}": key for n, key in enumerate(chunk)}
         params.update(_lead=lead_id, _at=utcnow())
-        won.update(connection.execute(_CLAIMS[len(chunk)](session), params).scalars())
+        won.update(_CLAIMS[len(chunk)].execute(session, params).scalars())
     return won
 
 
