@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, literal_column, select, text
+from sqlalchemy import any_, bindparam, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
@@ -178,6 +178,10 @@ INBOUND_INSERT = per_dialect(_inbound_insert)
 # the same, for many items in one statement (the inbox's batch): each new row's id with its key
 INBOUND_INSERT_KEYED = per_dialect(lambda postgres: _inbound_insert(postgres).returning(Lead.intake_key))
 INBOUND_ID = select(Lead.id).where(Lead.intake_key == bindparam("intake_key", type_=_LEAD["intake_key"].type))
+# Postgres: the rows holding any of these keys, with their keys (a batch's redeliveries, one round trip)
+INBOUND_IDS = select(Lead.id, Lead.intake_key).where(
+    Lead.intake_key == any_(bindparam("keys", type_=postgresql.ARRAY(_LEAD["intake_key"].type)))
+)
 
 
 # ---- the Nexudus budget on Postgres ------------------------------------------------

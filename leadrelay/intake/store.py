@@ -43,13 +43,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadrelay.db import statement_commits, transaction, utcnow
-from leadrelay.statements import INBOUND_ID, INBOUND_INSERT, DriverStatement, inbound_insert_rows
+from leadrelay.statements import INBOUND_ID, INBOUND_IDS, INBOUND_INSERT, DriverStatement, inbound_insert_rows
 
 log = structlog.get_logger(__name__)
 
 CONTENT_TYPE_CHARS = 200  # leads.content_type: a sender's longer header is cut, never refused
 APPLICATION_NAME = "leadrelay-intake"  # the pool's connections, as pg_stat_activity shows them
-POOL_TIMEOUT = 10.0  # seconds a webhook waits for a ledger connection before it fails (500)
+POOL_TIMEOUT = 10.0  # seconds a batch waits for a ledger connection before its webhooks fail (500)
+ANSWER_SECONDS = 30.0  # seconds a batch may take (a stuck statement): then its webhooks get a 500
 MOST_ROWS = 100  # items in one batch (one pipeline, one commit)
 MOST_FLUSHES = 2  # batches in flight at once, per receiver process: the others gather meanwhile
 
@@ -167,7 +168,7 @@ class SessionIntakeStore:
 
 
 _INSERT = DriverStatement(INBOUND_INSERT.build(True))
-_EXISTING = DriverStatement(INBOUND_ID)
+_HELD = DriverStatement(INBOUND_IDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,13 +180,15 @@ class _Waiting:
     answer: asyncio.Future[tuple[Intake, bool]]
 
 
-async def _insert(conn: psycopg.AsyncConnection[Any], batch: list[_Waiting]) -> list[Intake]:
+async def _insert(conn: psycopg.AsyncConnection[Any], batch: list[_Waiting]) -> list[Intake | Exception]:
     """Store each item once per intake key; the intakes in the batch's order. Committed when it returns.
 
-    One item is one INSERT; more are one INSERT of many rows. Either is one
-    statement in autocommit, so a batch commits whole or not at all. An item whose
-    key the ledger knew, or that an earlier item of the batch carried, is a
-    duplicate of the row that holds the key.
+    One item is one INSERT; more are one INSERT of many rows, in the order of their
+    keys (two batches in flight wait for each other's keys in one order, never in a
+    cycle). Either is one statement in autocommit, so a batch commits whole or not
+    at all. An item whose key the ledger knew, or that an earlier item of the batch
+    carried, is a duplicate of the row that holds the key, read in one more
+    statement; should that read fail, only those items fail (what was stored stands).
     """
     if len(batch) == 1:
         row = await (await conn.execute(_INSERT.sql, batch[0].params)).fetchone()
@@ -194,25 +197,34 @@ async def _insert(conn: psycopg.AsyncConnection[Any], batch: list[_Waiting]) -> 
         firsts: dict[str, dict[str, Any]] = {}  # each key's first item
         for waiting in batch:
             firsts.setdefault(waiting.key, waiting.params)
-        values = {
-            f"{name}_{n}": value for n, params in enumerate(firsts.values()) for name, value in params.items()
-        }
-        cur = await conn.execute(_insert_rows(len(firsts)), values)
+        keys = sorted(firsts)
+        values = {f"{name}_{n}": value for n, key in enumerate(keys) for name, value in firsts[key].items()}
+        cur = await conn.execute(_insert_rows(len(keys)), values)
         new = {key: int(lead_id) for lead_id, key in await cur.fetchall()}
-    held: dict[str, int] = {}
-    for key in dict.fromkeys(waiting.key for waiting in batch if waiting.key not in new):
-        found = await (await conn.execute(_EXISTING.sql, _EXISTING.params({"intake_key": key}))).fetchone()
-        assert found is not None  # the INSERT found the key: its row is there
-        held[key] = int(found[0])
-    intakes = []
+    held = await _held(conn, list(dict.fromkeys(w.key for w in batch if w.key not in new)))
+    intakes: list[Intake | Exception] = []
     for waiting in batch:
         lead_id = new.pop(waiting.key, None)  # only the key's first item made the row
         if lead_id is not None:
             held[waiting.key] = lead_id
-        intakes.append(
-            Intake(lead_id=held[waiting.key] if lead_id is None else lead_id, duplicate=lead_id is None)
-        )
+            intakes.append(Intake(lead_id=lead_id, duplicate=False))
+            continue
+        holder = held.get(waiting.key, LookupError("the row holding this intake key is gone"))
+        intakes.append(holder if isinstance(holder, Exception) else Intake(lead_id=holder, duplicate=True))
     return intakes
+
+
+async def _held(conn: psycopg.AsyncConnection[Any], keys: list[str]) -> dict[str, int | Exception]:
+    """The ids of the rows holding ``keys``; the read's error for each, unless the connection died."""
+    if not keys:
+        return {}
+    try:
+        cur = await conn.execute(_HELD.sql, _HELD.params({"keys": keys}))
+        return {key: int(lead_id) for lead_id, key in await cur.fetchall()}
+    except psycopg.Error as exc:
+        if conn.broken:
+            raise  # tried again on a fresh connection, every item then published
+        return dict.fromkeys(keys, exc)
 
 
 @functools.cache
@@ -266,8 +278,9 @@ class PoolIntakeStore:
             name="intake",
         )
         await pool.open(wait=False)
+        if self._pid != os.getpid():  # a parent's batches (a fork) are not this process's
+            self._queue, self._flushing, self._tasks = [], 0, set()
         self._pool, self._pid = pool, os.getpid()
-        self._queue, self._flushing, self._tasks = [], 0, set()  # not a parent's (a fork)
 
     async def _current(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
         if self._pool is None or self._pid != os.getpid():  # never opened, or the parent's
@@ -294,11 +307,15 @@ class PoolIntakeStore:
         try:
             while self._queue:
                 batch, self._queue = self._queue[:MOST_ROWS], self._queue[MOST_ROWS:]
-                await self._store(pool, batch)
+                batch = [waiting for waiting in batch if not waiting.answer.done()]  # not a sender gone
+                if batch:
+                    await self._store(pool, batch)
         except BaseException:  # cancelled (the receiver stops): nobody is left waiting for ever
-            for waiting in (*batch, *self._queue):
+            last = self._flushing == 1  # else the other batch in flight takes the queue on
+            for waiting in (*batch, *(self._queue if last else ())):
                 waiting.answer.cancel()
-            self._queue = []
+            if last:
+                self._queue = []
             raise
         finally:
             self._flushing -= 1
@@ -308,27 +325,42 @@ class PoolIntakeStore:
     ) -> None:
         """Answer every item of ``batch``: its intake, or the error that kept it from the ledger."""
         try:
-            intakes, retried = await self._on_connection(pool, lambda conn: _insert(conn, batch))
+            async with asyncio.timeout(ANSWER_SECONDS):  # a stuck statement holds no batch for ever
+                intakes, retried = await self._on_connection(pool, lambda conn: _insert(conn, batch))
+        except TimeoutError:  # it may commit yet: a retry is then a duplicate, the sweeper publishes it
+            _answer_all(batch, psycopg.OperationalError(f"the ledger took over {ANSWER_SECONDS:.0f} s"))
+        except psycopg.errors.TransactionRollback as exc:  # a deadlock or a serialization failure
+            await self._one_by_one(pool, batch, exc)
         except psycopg.OperationalError as exc:  # no ledger (or lost twice): nothing to try item by item
             _answer_all(batch, exc)
-        except psycopg.Error as exc:
-            if len(batch) == 1:
-                _answer_all(batch, exc)
-                return
-            for waiting in batch:  # the batch stored nothing: each item alone, so only a bad one fails
-                await self._store(pool, [waiting])
+        except psycopg.Error as exc:  # refused: the batch stored nothing
+            await self._one_by_one(pool, batch, exc)
         except Exception as exc:  # a bug: each request answers 500 and logs it
             _answer_all(batch, exc)
         else:
             for waiting, intake in zip(batch, intakes, strict=True):
-                if not waiting.answer.done():  # its request may have been cancelled meanwhile
+                if waiting.answer.done():  # its request was cancelled meanwhile
+                    continue
+                if isinstance(intake, Exception):
+                    waiting.answer.set_exception(intake)
+                else:
                     waiting.answer.set_result((intake, not intake.duplicate or retried))
+
+    async def _one_by_one(
+        self, pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]], batch: list[_Waiting], error: Exception
+    ) -> None:
+        """Each item of a batch that stored nothing, alone: only one Postgres cannot store fails."""
+        if len(batch) == 1:
+            _answer_all(batch, error)
+            return
+        for waiting in batch:
+            await self._store(pool, [waiting])
 
     async def _on_connection(
         self,
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]],
-        run: Callable[[psycopg.AsyncConnection[Any]], Awaitable[list[Intake]]],
-    ) -> tuple[list[Intake], bool]:
+        run: Callable[[psycopg.AsyncConnection[Any]], Awaitable[list[Intake | Exception]]],
+    ) -> tuple[list[Intake | Exception], bool]:
         """``run`` on a pooled connection, again on a fresh one if that one was dead; and whether it was."""
         retried = False
         while True:
