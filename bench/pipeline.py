@@ -11,7 +11,8 @@ Floor (``floor_delivery.py``): as many plain loops as the worker has processes, 
 same three Nexudus calls against the same sandbox and three ledger commits per lead,
 on a backlog of the same size in the same ledger, right after leadrelay's drain.
 CPU per lead is reported for leadrelay's worker, the floor, the sandbox under each,
-and the bench database's Postgres backends. Celery's no-op rate is kept in the notes.
+and the bench database's Postgres backends. Celery's no-op rate is kept in the notes,
+with what the backends wait on during each drain (``waits.py``: row locks, WAL flushes).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bench import env, floors, ledger, noop, signed
 from bench.loadgen import run_wrk
 from bench.procstat import CpuMeter, PeakRss
 from bench.results import Row, Run, at_least, at_most
+from bench.waits import Waits
 from leadrelay.routing import load_routing
 from leadrelay.testing.ledger import record_canonical
 from leadrelay.worker.queue import enqueue
@@ -63,7 +65,7 @@ def bench_pipeline(run: Run, work: Path, sizes: Sizes) -> dict[str, int]:
         enqueue(ids)
         worker = env.worker(service, work, concurrency=CONCURRENCY)
         groups = {"worker": worker.popen.pid, "sandbox": sandbox.proc.popen.pid}
-        with env.processes(worker), PeakRss(groups) as rss, CpuMeter(groups) as cpu:
+        with env.processes(worker), PeakRss(groups) as rss, CpuMeter(groups) as cpu, Waits() as waits:
             _wait_delivered(url, ids, len(ids), timeout=600)
         drained = ledger.drain_rate(ledger.times(url, ids=ids))
 
@@ -75,6 +77,7 @@ def bench_pipeline(run: Run, work: Path, sizes: Sizes) -> dict[str, int]:
         with (
             env.processes(*loops),
             CpuMeter({**floor_groups, "sandbox": sandbox.proc.popen.pid}) as floor_cpu,
+            Waits() as floor_waits,
         ):
             _wait_delivered(url, floor_ids, len(floor_ids), timeout=600)
         floor_rate = ledger.drain_rate(ledger.times(url, ids=floor_ids))
@@ -119,7 +122,8 @@ def bench_pipeline(run: Run, work: Path, sizes: Sizes) -> dict[str, int]:
             met=at_least(drained, 0.5 * floor_rate),
             note=(
                 f"worker {cpu.cores('worker'):.2f} cores, floor {floor_cores:.2f};"
-                f" Celery no-op tasks/s, same broker and settings: {noop_rate:,.0f}"
+                f" Celery no-op tasks/s, same broker and settings: {noop_rate:,.0f};"
+                f" while leadrelay drains: {waits.summary()}; the floor: {floor_waits.summary()}"
             ),
         )
     )

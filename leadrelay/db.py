@@ -129,12 +129,25 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+_UNFLUSHED = "SET LOCAL synchronous_commit TO OFF"
+
+
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any exception."""
-    with _held(factory.kw["bind"], autocommit=False) as conn:
+def transaction(factory: sessionmaker[Session], *, flushed: bool = True) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on any exception.
+
+    ``flushed=False`` (Postgres): the commit returns without waiting for its WAL
+    flush. Only for a unit that nothing outside the ledger acts on before a later
+    flushed commit (WAL is flushed in order, so that one makes this one durable
+    too): a crash of Postgres itself may lose it, never reorder it
+    (docs/guarantees.md, "Commits that do not wait for the disk").
+    """
+    engine = factory.kw["bind"]
+    with _held(engine, autocommit=False) as conn:
         session = factory() if conn is None else factory(bind=conn)
         try:
+            if not flushed and engine.dialect.name == "postgresql":
+                session.connection().exec_driver_sql(_UNFLUSHED)
             yield session
             session.commit()
         except BaseException:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, event, func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
@@ -180,3 +180,29 @@ def test_each_thread_keeps_its_own(sessions: sessionmaker[Session]) -> None:
     with ThreadPoolExecutor(2) as pool:
         pids = list(pool.map(lambda _: backend(), range(2)))
     assert len(set(pids)) == 2
+
+
+SYNCHRONOUS = text("SHOW synchronous_commit")
+
+
+def test_an_unflushed_unit_is_unflushed_alone(sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    """``flushed=False`` holds for its own transaction: the kept connection's next unit waits for the disk."""
+    with kept_connections(sessions):
+        with transaction(sessions, flushed=False) as session:
+            pid = session.execute(BACKEND_PID).scalar()
+            assert session.execute(SYNCHRONOUS).scalar() == "off"
+            _add(session, 1)
+        with transaction(sessions) as session:
+            assert session.execute(BACKEND_PID).scalar() == pid  # the same connection, kept
+            assert session.execute(SYNCHRONOUS).scalar() == "on"
+        with pytest.raises(DataError), transaction(sessions, flushed=False) as session:
+            _add(session, 2)
+            session.execute(text("SELECT 1 / 0"))  # refused by Postgres: the unit rolls back
+        with transaction(sessions) as session:
+            assert session.execute(SYNCHRONOUS).scalar() == "on"
+        with statement_commits(sessions) as session:
+            assert session.execute(SYNCHRONOUS).scalar() == "on"
+    assert _leads(sessions) == 1  # the first committed (not flushed yet is committed), the third not
+    sqlite = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'ledger.db'}"))
+    with transaction(sqlite, flushed=False) as session:  # nothing to set: SQLite commits as before
+        assert session.execute(text("SELECT 1")).scalar() == 1

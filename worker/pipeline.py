@@ -61,7 +61,9 @@ def read(rt: Runtime, lead_id: int, *, owner: str) -> Normalised:
     """Stage 1 alone: lease and count the reading, normalise (sort a stored mail first), count it."""
     if _start_reading(rt, lead_id, owner=owner):
         return Normalised(state=LeadState.dead)
-    with transaction(rt.sessions) as session:
+    # not flushed: the claim made next, or any later flushed commit, makes it durable before a
+    # request leaves for Nexudus; lost in a crash of Postgres, it is read again (leadrelay.db.transaction)
+    with transaction(rt.sessions, flushed=False) as session:
         result = normalise(session, lead_id, routing=rt.routing, reader=owner)
     if result.sorted_mail and result.channel is not None:  # a mail the inbox poll stored raw
         count_intake(result.channel, "email", duplicate=False)

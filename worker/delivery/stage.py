@@ -26,7 +26,11 @@ def deliver(rt: Runtime, lead_id: int, *, owner: str, account: str | None = None
     ``account``: the lead's, when the caller has just routed it.
     """
     settings = rt.settings
-    with transaction(rt.sessions) as session:
+    # the claim's commit does not wait for the disk (nor hold the account's lock while it would):
+    # the next unit (the reads before the first call) is flushed, and this claim with it; if a crash
+    # of Postgres loses it, the run's lease is gone and its first request is refused before it is
+    # sent (leases are this run's alone); the lead is due again, the run not counted
+    with transaction(rt.sessions, flushed=False) as session:
         claimed = claim(
             session,
             lead_id,
