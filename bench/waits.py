@@ -1,6 +1,6 @@
 """What the bench database's backends wait on while a phase runs: ``pg_stat_activity``, sampled.
 
-A thread reads ``pg_stat_activity`` every 5 ms from its own connection and adds up,
+A thread reads ``pg_stat_activity`` every 20 ms from its own connection and adds up,
 for each wait event, how many of the bench database's client backends were waiting
 on it; divided by the samples, that is how many backends wait on it on average
 (0.25: a quarter of the time, one backend). ``Lock`` events are a transaction
@@ -38,7 +38,7 @@ SHOWN = {
 class Waits:
     """``with Waits() as waits: …`` then ``waits.average(event)`` or ``waits.summary()``."""
 
-    def __init__(self, database: str = DB_NAME, interval: float = 0.005) -> None:
+    def __init__(self, database: str = DB_NAME, interval: float = 0.02) -> None:
         self._database, self._interval = database, interval
         self._dsn = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
         self._counts: collections.Counter[str] = collections.Counter()

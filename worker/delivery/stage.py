@@ -27,9 +27,9 @@ def deliver(rt: Runtime, lead_id: int, *, owner: str, account: str | None = None
     """
     settings = rt.settings
     # the claim's commit does not wait for the disk (nor hold the account's lock while it would):
-    # the next unit (the reads before the first call) is flushed, and this claim with it; if a crash
-    # of Postgres loses it, the run's lease is gone and its first request is refused before it is
-    # sent (leases are this run's alone); the lead is due again, the run not counted
+    # the attempt statement before the first request is flushed, and this claim with it; if a crash
+    # of Postgres loses it, the run's lease is gone and that statement refuses the request before
+    # it is sent (leases are this run's alone); the lead is due again, the run not counted
     with transaction(rt.sessions, flushed=False) as session:
         claimed = claim(
             session,
