@@ -130,6 +130,17 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 _UNFLUSHED = "SET LOCAL synchronous_commit TO OFF"
+_FLUSHED = "SET LOCAL synchronous_commit TO ON"
+
+
+def flush_at_commit(session: Session) -> None:
+    """Inside ``transaction(flushed=False)``: this unit's commit waits for the disk after all.
+
+    For a unit that found, once running, that something outside the ledger will act
+    on it right after its commit (Postgres; elsewhere every commit waits anyway).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql(_FLUSHED)
 
 
 @contextmanager

@@ -124,7 +124,11 @@ _FIRST_INTRODUCTION = (
 
 
 _LEAD_ID = bindparam("_id", type_=Lead.__table__.c["id"].type)
-_OWNED = (Lead.id == _LEAD_ID) & (Lead.lease_owner == bindparam("_owner"))
+# held for delivery by this run: the reading's lease has the same owner, and a claim that a crash
+# of Postgres took back leaves the lead received under it (docs/guarantees.md)
+_OWNED = (
+    (Lead.id == _LEAD_ID) & (Lead.state == LeadState.delivering) & (Lead.lease_owner == bindparam("_owner"))
+)
 # the decision written (a first introduction points at itself), by the run holding the lease
 _MARK = (
     update(Lead)

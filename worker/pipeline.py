@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy import bindparam, case, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from leadrelay.db import kept_connections, statement_commits, transaction
+from leadrelay.db import flush_at_commit, kept_connections, statement_commits, transaction
 from leadrelay.ledger import kill, start_reading
 from leadrelay.metrics import DEAD, count_intake, count_settled
 from leadrelay.models import DeadReason, Lead, LeadState
@@ -61,10 +61,13 @@ def read(rt: Runtime, lead_id: int, *, owner: str) -> Normalised:
     """Stage 1 alone: lease and count the reading, normalise (sort a stored mail first), count it."""
     if _start_reading(rt, lead_id, owner=owner):
         return Normalised(state=LeadState.dead)
-    # not flushed: the claim made next, or any later flushed commit, makes it durable before a
-    # request leaves for Nexudus; lost in a crash of Postgres, it is read again (leadrelay.db.transaction)
+    # not flushed: the attempt statement before a request to Nexudus is, and this reading with it;
+    # lost in a crash of Postgres, it is read again (docs/guarantees.md). A mail's leads recorded
+    # here are published right after the commit: then it waits for the disk
     with transaction(rt.sessions, flushed=False) as session:
         result = normalise(session, lead_id, routing=rt.routing, reader=owner)
+        if result.parts:
+            flush_at_commit(session)
     if result.sorted_mail and result.channel is not None:  # a mail the inbox poll stored raw
         count_intake(result.channel, "email", duplicate=False)
     if result.channel is not None:

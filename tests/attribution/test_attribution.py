@@ -18,7 +18,7 @@ from leadrelay.testing.partners import sample
 from leadrelay.worker import dead_letters as dlq
 from leadrelay.worker import introductions
 from leadrelay.worker.normalise import normalise
-from leadrelay.worker.pipeline import process
+from leadrelay.worker.pipeline import process, read
 from tests.conftest import OPEN_BUDGET, make_settings, routing_with
 from tests.helpers import canonical, dead_letters, ingest, lead, settle
 from tests.test_cli import cli
@@ -246,3 +246,20 @@ def _settings(url: str, sandbox):  # type: ignore[no-untyped-def]
         nexudus_username="sandbox@leadrelay.local",
         nexudus_password="sandbox",
     )
+
+
+def test_only_the_run_holding_a_lead_for_delivery_writes_its_first_introduction(runtime: Runtime) -> None:
+    """A claim that a crash of Postgres took back leaves the lead received, leased to the same owner
+    by its reading: the run that carries on writes no mark (docs/guarantees.md)."""
+    lead_id = ingest(runtime, hubble(), channel="hubblehq")
+    assert read(runtime, lead_id, owner="run-1").state is LeadState.normalised
+    for state, marked in ((LeadState.received, None), (LeadState.delivering, lead_id)):
+        with transaction(runtime.sessions) as session:
+            session.execute(
+                update(Lead)
+                .where(Lead.id == lead_id)
+                .values(state=state, lease_owner="run-1", first_introduction=None)
+            )
+        with transaction(runtime.sessions) as session:
+            introductions.relate(session, session.get(Lead, lead_id), routing=runtime.routing, mark="run-1")
+        assert lead(runtime, lead_id).first_introduction == marked

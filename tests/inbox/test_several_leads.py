@@ -11,7 +11,7 @@ from dataclasses import replace
 from email import message_from_bytes
 from email.policy import SMTP
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from leadrelay.db import transaction
 from leadrelay.models import DeadLetter, DeadReason, Lead, LeadState
@@ -32,6 +32,7 @@ from tests.inbox.workers import process_all
 from tests.test_cli import cli
 
 CSV = "text/csv"
+UNFLUSHED, FLUSHED = "SET LOCAL synchronous_commit TO OFF", "SET LOCAL synchronous_commit TO ON"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 WORKERS = max(2, min(4, os.cpu_count() or 2))
 
@@ -220,8 +221,20 @@ def test_a_worker_with_a_broker_queues_the_leads_of_a_mail_instead_of_reading_th
     poll(rt, read=False)
     [mail] = mail_leads(rt)
     queued = Enqueued()
-    assert process(rt, mail.id, owner="test", enqueue=queued) == "ignored"  # the mail; its leads queued
+    seen: list[str] = []
+    event.listen(rt.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    event.listen(rt.engine, "commit", lambda *_: seen.append("COMMIT"))
+
+    def enqueue(lead_ids: list[int]) -> int:
+        seen.append("published")
+        return queued(lead_ids)
+
+    assert process(rt, mail.id, owner="test", enqueue=enqueue) == "ignored"  # the mail; its leads queued
     with rt.sessions() as session:
         parts = session.execute(select(Lead.id, Lead.state).where(Lead.id != mail.id)).all()
     assert sorted(queued) == sorted(lead_id for lead_id, _ in parts) and len(parts) == 4
     assert {state for _, state in parts} == {LeadState.received}  # each its own task
+    # the reading that recorded them began unflushed, and its commit waits for the disk: they are
+    # published only once they are durable
+    unflushed, flushed = seen.index(UNFLUSHED), seen.index(FLUSHED)
+    assert unflushed < flushed < seen.index("COMMIT", flushed) < seen.index("published")
