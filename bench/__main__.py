@@ -40,7 +40,7 @@ QUICK = {
     "pipeline": pipeline.Sizes(backlog=200, noops=1000, latency_seconds=6),
     "budget": budget.Sizes(backlog=300, window_seconds=30, others=4, speed=10.0),
     "dedupe": dedupe.Sizes(small=10_000, large=100_000, decisions=100),
-    "inbox": inbox.Sizes(messages=200),
+    "inbox": inbox.Sizes(messages=200, rounds=2),
 }
 
 

@@ -175,12 +175,38 @@ def inbound_insert_rows(count: int) -> Any:
 
 
 INBOUND_INSERT = per_dialect(_inbound_insert)
-# the same, for many items in one statement (the inbox's batch): each new row's id with its key
+# the same, for many items in one statement (the inbox's batch on SQLite): each new row's id with its key
 INBOUND_INSERT_KEYED = per_dialect(lambda postgres: _inbound_insert(postgres).returning(Lead.intake_key))
+# Postgres: many items of one channel, source and content type in one statement whose
+# text is the same for any number of rows (the inbox's batch): the rows come as
+# arrays, so neither SQLAlchemy nor psycopg compiles or parses it again per batch
+# size, as they do a multi-row VALUES; the arrays go in binary (``%b``: the bodies
+# are not escaped). SQL for ``exec_driver_sql`` (bench/PROFILE.md, seventeenth
+# pass). Rows are inserted in the arrays' order; each new row's id with its key.
+INBOUND_INSERT_ARRAYS = """
+INSERT INTO leads (channel, source, intake_key, received_at, content_type, raw_body, raw_sha256,
+    raw_meta, state, state_changed_at, attempts, unfinished_runs, next_attempt_at, enqueued_at)
+SELECT %(channel)b, %(source)b, item.intake_key, %(at)b, %(content_type)b, item.body, item.sha256,
+    CAST(item.meta AS jsonb), 'received', %(at)b, 0, 0, %(at)b, %(at)b
+FROM unnest(%(keys)b, %(bodies)b, %(sha256s)b, %(metas)b)
+    WITH ORDINALITY AS item(intake_key, body, sha256, meta, n)
+ORDER BY item.n
+ON CONFLICT (intake_key) DO NOTHING
+RETURNING id, intake_key
+"""
 INBOUND_ID = select(Lead.id).where(Lead.intake_key == bindparam("intake_key", type_=_LEAD["intake_key"].type))
 # Postgres: the rows holding any of these keys, with their keys (a batch's redeliveries, one round trip)
 INBOUND_IDS = select(Lead.id, Lead.intake_key).where(
     Lead.intake_key == any_(bindparam("keys", type_=postgresql.ARRAY(_LEAD["intake_key"].type)))
+)
+# the rows holding any of these keys, with the body digest their ``raw_meta`` keeps
+# (Postgres: one array parameter, the same text for any number of keys)
+INBOUND_HOLDERS = per_dialect(
+    lambda postgres: select(Lead.id, Lead.intake_key, Lead.raw_meta["body_sha256"].as_string()).where(
+        Lead.intake_key == any_(bindparam("keys", type_=postgresql.ARRAY(_LEAD["intake_key"].type)))
+        if postgres
+        else Lead.intake_key.in_(bindparam("keys", expanding=True))
+    )
 )
 
 

@@ -21,6 +21,7 @@ from leadrelay.testing.mails import Enquiry, enquiries, sample, templates, vary
 from leadrelay.testing.processes import service_env
 from leadrelay.worker.imap import state
 from leadrelay.worker.imap.keys import message_id_key
+from leadrelay.worker.imap.poll import RetryPolicy, poll_inbox
 from tests.conftest import REPO
 from tests.inbox.proxy import CuttingProxy
 from tests.inbox.support import (
@@ -136,6 +137,20 @@ def test_a_connection_dropped_mid_fetch_is_retried_and_nothing_is_lost(
     assert (report.new, report.marked) == (20, 20)
     assert len(mail_leads(rt)) == 20
     assert dovecot.message_ids(folder, seen=False) == set()
+
+
+def test_a_pass_that_fails_after_some_batches_keeps_its_watermark_past_them(
+    dovecot: Dovecot, folders, make_runtime
+) -> None:
+    folder = folders(*(mail.raw for mail in enquiries(20)))
+    # connection 1 dies a few batches in; every reconnect dies before it logs in, until the pass gives up
+    with CuttingProxy(dovecot.imap_port, cuts=[20_000, 200, 200, 200]) as proxy:
+        rt = make_runtime({"leads": inbox(dovecot, folder, port=proxy.port, batch_size=5)})
+        report = poll_inbox(rt, "leads", enqueue=len, retry=RetryPolicy(attempts=2, first_delay=0.01))
+    assert report.error is not None and 5 <= report.marked < 20
+    # each batch's watermark is written with the next batch's commit: the last one, when the pass ends
+    assert watermark(rt).last_uid == report.marked
+    assert len(mail_leads(rt)) >= report.marked
 
 
 def test_a_uidvalidity_reset_reimports_nothing_and_skips_nothing(

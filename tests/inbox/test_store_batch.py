@@ -7,9 +7,12 @@ INSERT — is shaped by hiding the ledger from the lookup once.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+import pytest
 from sqlalchemy import func, select
 
 from leadrelay.db import transaction
@@ -19,6 +22,7 @@ from leadrelay.testing.mails import enquiries, vary
 from leadrelay.worker.imap import store
 from leadrelay.worker.imap.intake import Outcome, Place, Recorded
 from leadrelay.worker.imap.store import store_message, store_messages
+from tests.conftest import fresh_ledger, make_settings, routing_with
 
 
 def _at(uid: int) -> Place:
@@ -36,8 +40,16 @@ def _rows(rt: Runtime) -> int:
         return session.execute(select(func.count()).select_from(Lead)).scalar_one()
 
 
-def test_a_batch_stores_each_message_once_in_order_and_knows_its_copies(make_runtime) -> None:
-    rt = make_runtime({})
+@pytest.fixture(params=["postgres", "sqlite"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
+    """A runtime on a fresh ledger of each kind: Postgres stores a batch from arrays, SQLite row by row."""
+    rt = Runtime.load(make_settings(database_url=fresh_ledger(request, tmp_path, request.param)), routing_with())
+    yield rt
+    rt.close()
+
+
+def test_a_batch_stores_each_message_once_in_order_and_knows_its_copies(ledger: Runtime) -> None:
+    rt = ledger
     one, two, three = (mail.raw for mail in enquiries(3))
     reused = vary(two, {}, message_id="<x@one.example>")  # another mail under one's Message-ID
     first = vary(one, {}, message_id="<x@one.example>")

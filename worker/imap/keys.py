@@ -29,7 +29,8 @@ _ANGLE = re.compile(r"<([^<>\s]+)>")
 _SPACE = re.compile(r"\s")
 _SPLIT = re.compile(rb"\r?\n\r?\n")
 _IDENTITY_HEADERS = ("from", "to", "cc", "date", "subject")
-_KEY_FIELDS = frozenset(name.encode() for name in ("message-id", *_IDENTITY_HEADERS))
+_KEY_NAMES = ("message-id", *_IDENTITY_HEADERS)
+_KEY_FIELDS = frozenset(name.encode() for name in _KEY_NAMES)
 _FIELD = re.compile(rb"([\041-\071\073-\176]*):")  # a header line, as the email package's parser reads one
 
 
@@ -49,13 +50,15 @@ def _headers(raw: bytes) -> Message:
     return BytesHeaderParser(policy=compat32).parsebytes(raw)
 
 
-def _key_fields(block: bytes) -> Message:
-    """The fields the keys read, parsed by the same parser as the whole header block.
+def _key_fields(block: bytes) -> dict[str, str]:
+    """The values of the fields the keys read, as the email package's parser reads them.
 
-    Only the lines of those fields (with their continuation lines) are handed to
-    it — a notification carries twenty-odd others (Received, DKIM-Signature…).
-    The same reading exactly: a block with a line that is no header line (where
-    the parser would stop and take the rest as body) is parsed whole.
+    Only the lines of those fields (with their continuation lines) are read — a
+    notification carries twenty-odd others (Received, DKIM-Signature…). The usual
+    block (every line a header line, those fields in ASCII) is read here directly
+    (:func:`_read_fields`); any other is handed to the parser, which then reads it
+    the same way exactly: a block with a line that is no header line (where the
+    parser would stop and take the rest as body) is parsed whole.
     """
     kept: list[bytes] = []
     keep = False
@@ -66,11 +69,43 @@ def _key_fields(block: bytes) -> Message:
             continue
         field = _FIELD.match(line)
         if field is None:
-            return _headers(block + b"\r\n\r\n")
+            return _parsed_fields(_headers(block + b"\r\n\r\n"))
         keep = field.group(1).lower() in _KEY_FIELDS
         if keep:
             kept.append(line)
-    return _headers(b"".join(kept) + b"\r\n\r\n")
+    values = _read_fields(kept)
+    return values if values is not None else _parsed_fields(_headers(b"".join(kept) + b"\r\n\r\n"))
+
+
+def _read_fields(lines: list[bytes]) -> dict[str, str] | None:
+    """What the parser (compat32) gives for these header lines, read directly; None: not all ASCII.
+
+    A field's value is its first occurrence's text after the colon with its
+    continuation lines, whitespace collapsed (:func:`_header`).
+    """
+    found: dict[str, list[bytes]] = {}
+    current: list[bytes] | None = None
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):
+            if current is not None:
+                current.append(line)
+            continue
+        name, _, value = line.partition(b":")
+        current = None
+        key = name.lower().decode("ascii", "replace")
+        if key not in found:
+            current = found[key] = [value]
+    values = dict.fromkeys(_KEY_NAMES, "")
+    for key, parts in found.items():
+        text = b"".join(parts)
+        if not text.isascii():
+            return None  # the parser makes a Header of unknown-8bit text: it reads those
+        values[key] = " ".join(text.decode("ascii").split())
+    return values
+
+
+def _parsed_fields(headers: Message) -> dict[str, str]:
+    return {name: _header(headers, name) for name in _KEY_NAMES}
 
 
 def _header(headers: Message, name: str) -> str:
@@ -114,13 +149,13 @@ def header_block(raw: bytes) -> bytes:
 def mail_keys(raw: bytes) -> MailKeys:
     """The message's intake keys, from its header block and a digest of its body (nothing else read)."""
     parts = _SPLIT.split(raw, maxsplit=1)
-    headers = _key_fields(parts[0])  # the parser never walks the body, nor the other fields
+    fields = _key_fields(parts[0])  # nothing walks the body, nor the other fields
     digest = _body_sha256(parts[1] if len(parts) == 2 else b"")
-    message_id = normalised_message_id(_header(headers, "message-id"))
+    message_id = normalised_message_id(fields["message-id"])
     if message_id is not None:
         key = message_id_key(message_id)
         return MailKeys(key, f"{key}#{digest[:32]}", digest, message_id)
-    identity = "\n".join(_header(headers, name) for name in _IDENTITY_HEADERS)
+    identity = "\n".join(fields[name] for name in _IDENTITY_HEADERS)
     content = _sha256(f"{identity}\n{digest}".encode("utf-8", "surrogateescape"))
     return MailKeys(f"mail-sha256:{content}", None, digest, None)
 

@@ -10,7 +10,8 @@ For every batch of new UIDs, in this order:
 3. enqueue the new leads (after the commit, never before);
 4. mark them processed — flag ``\\Seen`` or move to ``processed_folder``;
 5. move the watermark (last UID) past the batch, if every message in it was
-   committed and marked.
+   committed and marked — written in the next batch's transaction (or at the
+   end of the pass), not in one of its own.
 
 A poller killed anywhere in between leaves the watermark where the ledger and
 the mailbox agree: the next pass fetches those messages again, finds them in the
@@ -124,6 +125,7 @@ class _Pass:
     outcomes: dict[tuple[int, int], Outcome] = field(default_factory=dict)
     marked: set[tuple[int, int]] = field(default_factory=set)
     found: set[tuple[int, int]] = field(default_factory=set)
+    behind: tuple[int, int] | None = None  # (UIDVALIDITY, UID) the watermark may move to, not yet written
 
     @property
     def tokens(self) -> LedgerTokens | None:
@@ -161,6 +163,7 @@ class _Pass:
         limit = self.rt.settings.max_message_bytes
         with unit_of_work(self.rt, publish=self.enqueue) as uow:
             self.hold(uow.session)
+            self.write_watermark(uow.session)
             found = [
                 (
                     message.raw,
@@ -182,8 +185,20 @@ class _Pass:
             imap.mark_seen(uids)
 
     def advance(self, uidvalidity: int, last_uid: int) -> None:
-        with transaction(self.rt.sessions) as session:
+        """The watermark may move past ``last_uid``: written with the next batch, or by :meth:`settle`."""
+        self.behind = (uidvalidity, last_uid)
+
+    def write_watermark(self, session: Session) -> None:
+        if self.behind is not None:
+            uidvalidity, last_uid = self.behind
             state.advance(session, self.name, owner=self.owner, uidvalidity=uidvalidity, last_uid=last_uid)
+            self.behind = None
+
+    def settle(self) -> None:
+        """Write the watermark still behind (no batch follows to carry it)."""
+        if self.behind is not None:
+            with transaction(self.rt.sessions) as session:
+                self.write_watermark(session)
 
     def past_deadline(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
@@ -234,8 +249,10 @@ def _run(p: _Pass) -> None:
         try:
             with open_session(p.name, p.config, p.tokens) as imap:
                 _drain(p, imap, batch_size)
+            p.settle()
             return
         except InboxError as err:
+            p.settle()  # what was marked before the failure stays behind the watermark
             attempt = 1 if len(p.marked) > handled else attempt + 1
             if not err.retryable or attempt > p.retry.attempts:
                 raise

@@ -13,6 +13,7 @@ A message over the size limit is the one decision taken here: it is recorded
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,7 @@ from leadrelay.intake.store import Inbound, Intake, record_inbound
 from leadrelay.ledger import kill
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
-from leadrelay.statements import INBOUND_INSERT_KEYED
+from leadrelay.statements import INBOUND_HOLDERS, INBOUND_INSERT_ARRAYS, INBOUND_INSERT_KEYED, is_postgres
 from leadrelay.worker.imap.intake import (
     CONTENT_TYPE,
     DEFAULT_CHANNEL,
@@ -157,8 +158,8 @@ def store_messages(
 def _holders(session: Session, keys: set[str]) -> dict[str, _Holder]:
     if not keys:
         return {}
-    rows = session.execute(select(Lead.id, Lead.intake_key, Lead.raw_meta).where(Lead.intake_key.in_(keys)))
-    return {key: _Holder(lead_id, (meta or {}).get("body_sha256")) for lead_id, key, meta in rows}
+    rows = session.execute(INBOUND_HOLDERS(session), {"keys": sorted(keys)})
+    return {key: _Holder(lead_id, digest) for lead_id, key, digest in rows}
 
 
 def _decide(session: Session, keys: MailKeys, holders: dict[str, _Holder]) -> tuple[str, _Holder | None]:
@@ -193,7 +194,20 @@ def _insert(session: Session, rows: list[tuple[Found, str, MailKeys, str | None]
         ).values(now)
         for (raw, place, _), key, keys, default in rows
     ]
-    result = session.connection().execute(INBOUND_INSERT_KEYED(session), values)
+    if not is_postgres(session):
+        result = session.connection().execute(INBOUND_INSERT_KEYED(session), values)
+        return {key: lead_id for lead_id, key in result}
+    arrays = {
+        "channel": UNROUTED,
+        "source": "email",
+        "content_type": CONTENT_TYPE,
+        "at": now,
+        "keys": [v["intake_key"] for v in values],
+        "bodies": [v["body"] for v in values],
+        "sha256s": [v["sha256"] for v in values],
+        "metas": [json.dumps(v["meta"]) for v in values],
+    }
+    result = session.connection().exec_driver_sql(INBOUND_INSERT_ARRAYS, arrays)
     return {key: lead_id for lead_id, key in result}
 
 
