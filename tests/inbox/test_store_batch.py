@@ -43,7 +43,9 @@ def _rows(rt: Runtime) -> int:
 @pytest.fixture(params=["postgres", "sqlite"])
 def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runtime]:
     """A runtime on a fresh ledger of each kind: Postgres stores a batch from arrays, SQLite row by row."""
-    rt = Runtime.load(make_settings(database_url=fresh_ledger(request, tmp_path, request.param)), routing_with())
+    rt = Runtime.load(
+        make_settings(database_url=fresh_ledger(request, tmp_path, request.param)), routing_with()
+    )
     yield rt
     rt.close()
 
