@@ -11,14 +11,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from leadrelay.db import transaction
 from leadrelay.runtime import Runtime
 from leadrelay.testing.dovecot import Dovecot
 from leadrelay.testing.mails import Enquiry, enquiries, sample, templates, vary
 from leadrelay.testing.processes import service_env
+from leadrelay.worker.imap import poll as poll_module
 from leadrelay.worker.imap import state
 from leadrelay.worker.imap.keys import message_id_key
 from leadrelay.worker.imap.poll import RetryPolicy, poll_inbox
@@ -151,6 +154,29 @@ def test_a_pass_that_fails_after_some_batches_keeps_its_watermark_past_them(
     # each batch's watermark is written with the next batch's commit: the last one, when the pass ends
     assert watermark(rt).last_uid == report.marked
     assert len(mail_leads(rt)) >= report.marked
+
+
+def test_a_ledger_error_in_a_batch_keeps_the_watermark_of_the_batches_before(
+    dovecot: Dovecot, folders, make_runtime
+) -> None:
+    folder = folders(*(mail.raw for mail in enquiries(15)))
+    rt = make_runtime({"leads": inbox(dovecot, folder, batch_size=5)})
+    calls = {"n": 0}
+    real = poll_module.store_messages
+
+    def failing_second(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the transaction that also carries the first batch's watermark
+            raise OperationalError("INSERT INTO leads …", {}, Exception("the ledger went away"))
+        return real(*args, **kwargs)
+
+    with patch.object(poll_module, "store_messages", failing_second), pytest.raises(OperationalError):
+        poll_inbox(rt, "leads", enqueue=len, retry=RetryPolicy(attempts=1, first_delay=0.01))
+    assert watermark(rt).last_uid == 5  # the first batch: committed, marked, and its watermark kept
+    assert len(dovecot.message_ids(folder, seen=True)) == 5
+    report = poll_inbox(rt, "leads", enqueue=len)  # the next pass takes the rest
+    assert (report.new, report.marked) == (10, 10)
+    assert watermark(rt).last_uid == 15
 
 
 def test_a_uidvalidity_reset_reimports_nothing_and_skips_nothing(

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from leadrelay.db import transaction
@@ -176,6 +177,7 @@ class _Pass:
                 uow.session, found, routing=self.rt.routing, default=self.config.channel
             )
             uow.enqueue(*(i for r in recorded for i in r.for_worker))
+        self.behind = None  # written with the batch: gone only once it committed
         return recorded
 
     def mark(self, imap: ImapSession, uids: list[int]) -> None:
@@ -192,13 +194,20 @@ class _Pass:
         if self.behind is not None:
             uidvalidity, last_uid = self.behind
             state.advance(session, self.name, owner=self.owner, uidvalidity=uidvalidity, last_uid=last_uid)
-            self.behind = None
 
     def settle(self) -> None:
         """Write the watermark still behind (no batch follows to carry it)."""
         if self.behind is not None:
             with transaction(self.rt.sessions) as session:
                 self.write_watermark(session)
+            self.behind = None
+
+    def settle_after_ledger_error(self) -> None:
+        """:meth:`settle` while a ledger error ends the pass: that error is the one raised."""
+        try:
+            self.settle()
+        except SQLAlchemyError as exc:
+            log.warning("inbox_watermark_not_written", inbox=self.name, error=type(exc).__name__)
 
     def past_deadline(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
@@ -251,6 +260,9 @@ def _run(p: _Pass) -> None:
                 _drain(p, imap, batch_size)
             p.settle()
             return
+        except SQLAlchemyError:
+            p.settle_after_ledger_error()
+            raise
         except InboxError as err:
             p.settle()  # what was marked before the failure stays behind the watermark
             attempt = 1 if len(p.marked) > handled else attempt + 1
