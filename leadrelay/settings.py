@@ -157,6 +157,12 @@ class AdminSettings(BaseSettings):
         return users
 
 
+_BATCH_BYTES = (
+    "an inbox batch is cut where its messages' bytes pass this (each batch: one fetch, one INSERT);"
+    " a single bigger message is a batch of its own"
+)
+
+
 class Settings(AdminSettings):
     model_config = SettingsConfigDict(env_prefix="LEADRELAY_", extra="ignore", populate_by_name=True)
 
@@ -219,6 +225,7 @@ class Settings(AdminSettings):
         description="a bigger e-mail is not read: a parse_error dead letter with its raw bytes kept "
         "(from IMAP, only the first max_message_bytes + 1 bytes are fetched)",
     )
+    max_batch_bytes: int = Field(default=64 * 1024 * 1024, gt=0, description=_BATCH_BYTES)
     max_part_text_bytes: int = Field(
         default=1024 * 1024, gt=0, description="decoded text read from each MIME part (its beginning)"
     )

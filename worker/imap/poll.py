@@ -3,7 +3,8 @@
 For every batch of new UIDs, in this order:
 
 1. fetch the raw messages with ``BODY.PEEK[]`` (fetching marks nothing), after asking
-   their ``RFC822.SIZE``: of one over ``max_message_bytes`` only the beginning;
+   their ``RFC822.SIZE``: of one over ``max_message_bytes`` only the beginning; a
+   batch is cut where its bytes pass ``max_batch_bytes``;
 2. commit them raw to the ledger, one intake key per notification — nothing is
    read but the headers' keys (worker/imap/store.py), one SELECT and one INSERT
    for the batch: the worker sorts and reads;
@@ -108,9 +109,31 @@ def lease_seconds(config: InboxConfig) -> float:
     return max(120.0, 8 * config.timeout_seconds)
 
 
-def _batches(uids: list[int], size: int) -> Iterator[list[int]]:
+def _parts(
+    imap: ImapSession, uids: list[int], size: int, *, limit: int, most: int
+) -> Iterator[tuple[list[int], dict[int, int]]]:
+    """``uids`` in batches of ``size``, each cut where its messages' bytes pass ``most``.
+
+    Yields each part's UIDs with the sizes of its batch (asked once a batch; a UID
+    the server no longer lists has none, and counts nothing). A message counts what is
+    fetched of it (at most ``limit + 1`` bytes); a part holds at least one. So no
+    batch brings more than ``most`` bytes into memory and into one INSERT (fifty
+    mails at the size limit would be over a gigabyte: more than one Postgres
+    message can carry, the same failure on every pass).
+    """
     for start in range(0, len(uids), size):
-        yield uids[start : start + size]
+        batch = uids[start : start + size]
+        sizes = imap.sizes(batch)
+        part: list[int] = []
+        held = 0
+        for uid in batch:
+            fetched = min(sizes.get(uid, 0), limit + 1)
+            if part and held + fetched > most:
+                yield part, sizes
+                part, held = [], 0
+            part.append(uid)
+            held += fetched
+        yield part, sizes
 
 
 @dataclass
@@ -221,10 +244,11 @@ def _drain(p: _Pass, imap: ImapSession, batch_size: int) -> None:
     uids = imap.uids_after(p.start(validity), uidnext=status.uidnext)
     p.found = {(validity, uid) for uid in uids}
     complete = True  # every UID so far is committed and marked: the watermark may follow
-    for chunk in _batches(uids, batch_size):
+    limit = p.rt.settings.max_message_bytes
+    for chunk, sizes in _parts(imap, uids, batch_size, limit=limit, most=p.rt.settings.max_batch_bytes):
         if p.past_deadline():
             return
-        fetched = imap.fetch_within(chunk, p.rt.settings.max_message_bytes)
+        fetched = imap.fetch_within(chunk, limit, sizes=sizes)
         recorded = p.commit(validity, fetched) if fetched else []
         _count(recorded)
         p.report.lead_ids.extend(i for r in recorded for i in r.for_worker)
