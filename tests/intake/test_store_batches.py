@@ -168,12 +168,19 @@ def test_two_batches_in_flight_and_a_request_given_up_meanwhile(
 
     monkeypatch.setattr(intake_store, "_insert", held_back)
 
+    async def taken(count: int) -> None:
+        """Until ``count`` batches are held at the ledger (a pool connection may take a moment to open)."""
+        for _ in range(5_000):
+            if len(sizes) >= count:
+                return
+            await asyncio.sleep(0.002)
+        raise AssertionError(f"batch {count} was never handed to the ledger: {sizes}")
+
     async def scenario(store: PoolIntakeStore) -> list[Answer | BaseException]:
         first = []
         for n in range(2):
             first.append(asyncio.ensure_future(store.record(inbound(f"k{n}"))))
-            for _ in range(5):
-                await asyncio.sleep(0)  # its batch taken, and held
+            await taken(n + 1)  # its batch taken, and held
         rest = [asyncio.ensure_future(store.record(inbound(f"k{n}"))) for n in range(2, 8)]
         await asyncio.sleep(0)
         first[1].cancel()  # its sender hung up while its batch was in flight
