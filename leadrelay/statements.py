@@ -196,16 +196,13 @@ RETURNING id, intake_key
 """
 INBOUND_ID = select(Lead.id).where(Lead.intake_key == bindparam("intake_key", type_=_LEAD["intake_key"].type))
 # Postgres: the rows holding any of these keys, with their keys (a batch's redeliveries, one round trip)
-INBOUND_IDS = select(Lead.id, Lead.intake_key).where(
-    Lead.intake_key == any_(bindparam("keys", type_=postgresql.ARRAY(_LEAD["intake_key"].type)))
-)
+_ANY_KEY = Lead.intake_key == any_(bindparam("keys", type_=postgresql.ARRAY(_LEAD["intake_key"].type)))
+INBOUND_IDS = select(Lead.id, Lead.intake_key).where(_ANY_KEY)
 # the rows holding any of these keys, with the body digest their ``raw_meta`` keeps
 # (Postgres: one array parameter, the same text for any number of keys)
 INBOUND_HOLDERS = per_dialect(
     lambda postgres: select(Lead.id, Lead.intake_key, Lead.raw_meta["body_sha256"].as_string()).where(
-        Lead.intake_key == any_(bindparam("keys", type_=postgresql.ARRAY(_LEAD["intake_key"].type)))
-        if postgres
-        else Lead.intake_key.in_(bindparam("keys", expanding=True))
+        _ANY_KEY if postgres else Lead.intake_key.in_(bindparam("keys", expanding=True))
     )
 )
 

@@ -130,17 +130,15 @@ class ImapSession:
         wanted = set(uids)
         return {uid: size for uid, size in parse_sizes(data).items() if uid in wanted}
 
-    def fetch_within(
-        self, uids: list[int], limit: int, *, sizes: dict[int, int] | None = None
-    ) -> dict[int, Fetched]:
+    def fetch_within(self, uids: list[int], limit: int, *, sizes: dict[int, int]) -> dict[int, Fetched]:
         """Messages up to ``limit`` bytes whole; a bigger one as its first ``limit + 1`` bytes.
 
         One byte over the limit is enough for every later reader (a replay, the
         worker) to see that the message is too big, and no more is held in memory.
-        ``sizes``: the RFC822.SIZEs already asked (of these UIDs or more).
+        ``sizes``: their RFC822.SIZEs (:meth:`sizes`, asked for these UIDs or more);
+        a UID without one is no longer there and is not fetched.
         """
-        known = self.sizes(uids) if sizes is None else sizes
-        sizes = {uid: known[uid] for uid in uids if uid in known}
+        sizes = {uid: sizes[uid] for uid in uids if uid in sizes}
         small = [uid for uid, size in sizes.items() if size <= limit]
         found = {uid: Fetched(raw, max(sizes[uid], len(raw))) for uid, raw in self._whole(small).items()}
         for uid in (uid for uid, size in sizes.items() if size > limit):

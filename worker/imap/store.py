@@ -197,11 +197,9 @@ def _insert(session: Session, rows: list[tuple[Found, str, MailKeys, str | None]
     if not is_postgres(session):
         result = session.connection().execute(INBOUND_INSERT_KEYED(session), values)
         return {key: lead_id for lead_id, key in result}
+    first = values[0]  # channel, source, content type and time: the same for the whole batch
     arrays = {
-        "channel": UNROUTED,
-        "source": "email",
-        "content_type": CONTENT_TYPE,
-        "at": now,
+        **{name: first[name] for name in ("channel", "source", "content_type", "at")},
         "keys": [v["intake_key"] for v in values],
         "bodies": [v["body"] for v in values],
         "sha256s": [v["sha256"] for v in values],
