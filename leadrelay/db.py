@@ -129,7 +129,7 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-_UNFLUSHED = "SET LOCAL synchronous_commit TO OFF"
+UNFLUSHED = "SET LOCAL synchronous_commit TO OFF"
 _FLUSHED = "SET LOCAL synchronous_commit TO ON"
 
 
@@ -154,11 +154,11 @@ def transaction(factory: sessionmaker[Session], *, flushed: bool = True) -> Iter
     (docs/guarantees.md, "Commits that do not wait for the disk").
     """
     engine = factory.kw["bind"]
-    with _held(engine, autocommit=False) as conn:
+    with held(engine, autocommit=False) as conn:
         session = factory() if conn is None else factory(bind=conn)
         try:
             if not flushed and engine.dialect.name == "postgresql":
-                session.connection().exec_driver_sql(_UNFLUSHED)
+                session.connection().exec_driver_sql(UNFLUSHED)
             yield session
             session.commit()
         except BaseException:
@@ -182,7 +182,7 @@ def statement_commits(factory: sessionmaker[Session]) -> Iterator[Session]:
             yield session
         return
     with ExitStack() as stack:
-        conn = stack.enter_context(_held(engine, autocommit=True))
+        conn = stack.enter_context(held(engine, autocommit=True))
         if conn is None:
             conn = stack.enter_context(_connect(engine, autocommit=True))
         yield stack.enter_context(factory(bind=conn))
@@ -238,7 +238,7 @@ def kept_connections(factory: sessionmaker[Session]) -> Iterator[None]:
 
 
 @contextmanager
-def _held(engine: Engine, *, autocommit: bool) -> Iterator[Connection | None]:
+def held(engine: Engine, *, autocommit: bool) -> Iterator[Connection | None]:
     """This thread's kept connection of that kind, if one is kept for the engine and free; else None."""
     kept: _Kept | None = getattr(_kept, "current", None)
     if kept is None or kept.engine is not engine or autocommit in kept.in_use:

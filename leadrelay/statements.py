@@ -20,7 +20,7 @@ Nothing here executes or commits anything.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import any_, bindparam, literal_column, select, text
@@ -60,60 +60,77 @@ def per_dialect(build: Callable[[bool], Any]) -> PerDialect:
     return PerDialect(build)
 
 
-class Precompiled(PerDialect):
-    """A :class:`PerDialect` statement SQLAlchemy cannot cache, compiled once for Postgres.
-
-    SQLAlchemy compiles a statement it cannot key (a multi-row ``VALUES``) on every
-    run: ~0.4 ms of a worker's CPU for the dedupe claim (bench/PROFILE.md, fifteenth
-    pass). :meth:`execute` runs the SQL compiled once (:class:`DriverStatement`)
-    through the session's connection (``exec_driver_sql``: SQLAlchemy's error
-    handling, events and invalidation of a dead connection are kept); on another
-    database, the statement itself.
-    """
-
-    def __init__(self, build: Callable[[bool], Any]) -> None:
-        super().__init__(build)
-        self._driver: DriverStatement | None = None
-
-    def execute(self, session: Session, values: Mapping[str, Any]) -> Any:
-        connection = session.connection()
-        if not is_postgres(session):
-            return connection.execute(self(session), dict(values))
-        driver = self._driver
-        if driver is None:
-            driver = self._driver = DriverStatement(self.build(True))
-        return connection.exec_driver_sql(driver.sql, driver.params(values))
+Processor = Callable[[Any], Any]
+_PSYCOPG = PGDialect_psycopg()  # type: ignore[no-untyped-call]  # SQLAlchemy leaves its __init__ unannotated
 
 
 class DriverStatement:
-    """A Core statement compiled once for psycopg: the SQL text, and its parameters from values.
+    """A Core statement compiled once for psycopg: the SQL, its parameters from values, its rows.
 
-    For a caller that holds a bare psycopg connection (the receiver's async pool):
-    the same statement the session runs, with the same parameter conversions (the
-    column types' bind processors: UTC datetimes, JSON), without SQLAlchemy per call.
-    Every parameter comes from the values (constants are written into the SQL).
+    For a caller on a bare psycopg connection (the receiver's async pool, the
+    worker's units of work in :mod:`leadrelay.driver`): the same statement a session
+    runs, with the same conversions — the column types' bind processors (UTC
+    datetimes, JSON) and result processors — and its constants (an IN of fixed
+    values expanded once, as SQLAlchemy expands it on every execution), without
+    SQLAlchemy per call. A parameter that SQLAlchemy would fill in or expand per
+    call (a Python-side column default, an IN of bound values) is refused here.
     """
 
     def __init__(self, stmt: Any) -> None:
-        dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]  # SQLAlchemy leaves its __init__ unannotated
-        compiled = stmt.compile(dialect=dialect)
-        if getattr(compiled, "insert_prefetch", None):  # an ORM execution would fill these in
-            names = ", ".join(c.name for c in compiled.insert_prefetch)
-            raise ValueError(f"give these columns a value in the statement itself: {names}")
-        if constants := [name for bind, name in compiled.bind_names.items() if not bind.required]:
-            raise ValueError(f"write constants into the SQL (literal_column), not as parameters: {constants}")
+        compiled = stmt.compile(dialect=_PSYCOPG)
+        prefetch = [*getattr(compiled, "insert_prefetch", ()), *getattr(compiled, "update_prefetch", ())]
+        if prefetch:  # an ORM execution would fill these in
+            raise ValueError(
+                f"give these columns a value in the statement itself: {[c.name for c in prefetch]}"
+            )
+        if compiled.literal_execute_params or any(b.required for b in compiled.post_compile_params):
+            raise ValueError("an IN of bound values is compiled per call: use = ANY(:array) instead")
+        if compiled.escaped_bind_names:
+            raise ValueError(f"name these parameters plainly: {sorted(compiled.escaped_bind_names)}")
+        binds = {name: bind for bind, name in compiled.bind_names.items()}
         self.sql: str = compiled.string
-        self._processors = tuple(
+        self._defaults = {name: bind.value for name, bind in binds.items() if not bind.required}
+        self._processors: tuple[tuple[str, Processor], ...] = tuple(
             (name, processor)
-            for bind, name in compiled.bind_names.items()
-            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+            for name, bind in binds.items()
+            if (processor := bind.type.dialect_impl(_PSYCOPG).bind_processor(_PSYCOPG)) is not None
+        )
+        if compiled.post_compile_params:  # an IN of constants: expanded once, here
+            values = compiled.construct_params(_check=False, escape_names=False, _no_postcompile=True)
+            expanded = compiled._process_parameters_for_postcompile(values)
+            self.sql = expanded.statement
+            self._defaults = {
+                name: value
+                for name, value in expanded.parameters.items()
+                if name not in binds or not binds[name].required
+            }
+            self._processors += tuple(
+                (name, processor) for name, processor in expanded.processors.items() if name not in binds
+            )
+        self._results: tuple[tuple[int, Processor], ...] = tuple(
+            (index, processor)
+            for index, column in enumerate(compiled._result_columns)
+            if (processor := column[3].dialect_impl(_PSYCOPG).result_processor(_PSYCOPG, None)) is not None
         )
 
     def params(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        params = dict(values)
+        params = {**self._defaults, **values} if self._defaults else dict(values)
         for name, processor in self._processors:
-            params[name] = processor(params[name])
+            if name in params:
+                params[name] = processor(params[name])
         return params
+
+    def rows(self, fetched: Sequence[tuple[Any, ...]]) -> Sequence[tuple[Any, ...]]:
+        """The rows psycopg fetched, converted as SQLAlchemy converts them (enums, UTC datetimes)."""
+        if not self._results or not fetched:
+            return fetched
+        converted = []
+        for row in fetched:
+            values = list(row)
+            for index, processor in self._results:
+                values[index] = processor(values[index])
+            converted.append(tuple(values))
+        return converted
 
 
 # ---- intake ----------------------------------------------------------------------

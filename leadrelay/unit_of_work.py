@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import structlog
 from sqlalchemy.orm import Session
 
-from leadrelay.db import transaction
+from leadrelay.driver import Unit, unit
 
 if TYPE_CHECKING:
     from leadrelay.runtime import Runtime
@@ -46,16 +46,21 @@ Publish = Callable[[list[int]], int]
 
 
 class UnitOfWork:
-    """The session of one transaction, and the lead ids to publish after its commit."""
+    """One transaction (a unit of work: leadrelay.driver), and the lead ids to publish after its commit."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, work: Unit) -> None:
+        self.work = work  # prebuilt statements, no session (leadrelay.driver)
         self.published = 0  # set once the unit has committed and published
         self._ids: dict[int, None] = {}  # ordered, each lead once
 
     def enqueue(self, *lead_ids: int) -> None:
         """Publish these leads once the transaction has committed (never before, never on rollback)."""
         self._ids.update(dict.fromkeys(lead_ids))
+
+    @property
+    def session(self) -> Session:
+        """The transaction's session (opened on first use, on the same connection)."""
+        return self.work.orm()
 
     @property
     def pending(self) -> list[int]:
@@ -65,8 +70,8 @@ class UnitOfWork:
 @contextmanager
 def unit_of_work(rt: Runtime, *, publish: Publish) -> Iterator[UnitOfWork]:
     """A transaction on ``rt``'s ledger whose enqueued ids ``publish`` gets after the commit."""
-    with transaction(rt.sessions) as session:
-        uow = UnitOfWork(session)
+    with unit(rt.sessions) as work:
+        uow = UnitOfWork(work)
         yield uow
     ids = uow.pending
     if not ids:

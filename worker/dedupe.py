@@ -22,11 +22,12 @@ from sqlalchemy.orm import Session
 
 from leadrelay.canonical import CanonicalLead
 from leadrelay.db import utcnow
+from leadrelay.driver import as_unit
 from leadrelay.ledger import CreateTag, audit
 from leadrelay.models import DeadLetter, DeadLetterStatus, DedupeKey, Lead, LeadState
 from leadrelay.nexudus import mapping
 from leadrelay.nexudus.payloads import NAME_LIMIT, opportunity_name
-from leadrelay.statements import Precompiled
+from leadrelay.statements import PerDialect
 
 _VOLATILE = ("received_at", "channel", "lead_source")
 
@@ -79,7 +80,7 @@ class Verdict:
 MOST_KEYS = 2  # keys_for gives a content key and, when the portal names one, a reference key
 
 
-def _claim_statement(count: int) -> Precompiled:
+def _claim_statement(count: int) -> PerDialect:
     """Claim ``count`` keys in one statement (their rows in the order given); RETURNING the won ones."""
 
     def build(postgres: bool) -> Any:
@@ -98,7 +99,8 @@ def _claim_statement(count: int) -> Precompiled:
             .returning(DedupeKey.key)
         )
 
-    return Precompiled(build)  # a multi-row VALUES: SQLAlchemy would compile it on every run
+    # a multi-row VALUES: SQLAlchemy would compile it on every run; the driver compiles it once
+    return PerDialect(build)
 
 
 _CLAIMS = {count: _claim_statement(count) for count in range(1, MOST_KEYS + 1)}  # built once each
@@ -144,7 +146,7 @@ def _claim_keys(session: Session, lead_id: int, keys: list[str]) -> set[str]:
         chunk = keys[start : start + MOST_KEYS]
         params: dict[str, Any] = {f"_key{n}": key for n, key in enumerate(chunk)}
         params.update(_lead=lead_id, _at=utcnow())
-        won.update(_CLAIMS[len(chunk)].execute(session, params).scalars())
+        won.update(row[0] for row in as_unit(session).execute(_CLAIMS[len(chunk)], params))
     return won
 
 

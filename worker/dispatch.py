@@ -15,11 +15,26 @@ from enum import StrEnum
 from functools import partial
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Interval, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Interval,
+    and_,
+    any_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from leadrelay import ledger
 from leadrelay.db import utcnow
+from leadrelay.driver import Unit, as_unit
 from leadrelay.models import Lead, LeadState
 from leadrelay.nexudus.budget import hold_account
 from leadrelay.routing import Routing
@@ -40,7 +55,7 @@ class Claim(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Claimed:
     status: Claim
-    row: Lead | None = None  # the leased row (claimed): its unfinished_runs counts this run too
+    row: ledger.LeadRecord | None = None  # the leased lead (claimed): its unfinished_runs counts this run too
 
 
 def _capacity(routing: Routing, account: str | None) -> int | None:
@@ -144,7 +159,12 @@ _DUE_NO_ACCOUNT = per_dialect(lambda pg: _due(pg, of_account=False, gated=False)
 _HANDED = per_dialect(
     lambda pg: (
         update(Lead)
-        .where(Lead.id.in_(bindparam("_ids", expanding=True)))
+        # Postgres: the ids as one array (an IN list is compiled anew for each length)
+        .where(
+            Lead.id == any_(bindparam("_ids", type_=postgresql.ARRAY(BigInteger())))
+            if pg
+            else Lead.id.in_(bindparam("_ids", expanding=True))
+        )
         .values(enqueued_at=ledger.now_param(pg))
         .execution_options(synchronize_session=False)
     )
@@ -157,7 +177,7 @@ def _clock_params(grace: timedelta) -> dict[str, Any]:
 
 
 def claim(
-    session: Session,
+    session: Session | Unit,
     lead_id: int,
     *,
     owner: str,
@@ -171,15 +191,16 @@ def claim(
     back). The claim then also checks that it still is: if not, nothing is claimed
     and the sweeper's next pass hands the lead out again, read afresh.
     """
-    hinted = account is not None
+    hinted, work = account is not None, as_unit(session)
     if account is None:
-        account = session.execute(_ACCOUNT_OF, {"_id": lead_id}).scalar_one_or_none()
+        found = work.execute(_ACCOUNT_OF, {"_id": lead_id})
+        account = found[0][0] if found else None
     capacity = _capacity(routing, account)
     room = None if account is None or capacity is None else (account, capacity)
     if room is not None:
-        hold_account(session, room[0])
+        hold_account(work, room[0])
     row = ledger.claim(
-        session,
+        work,
         lead_id,
         owner=owner,
         lease_seconds=lease_seconds,
@@ -190,7 +211,7 @@ def claim(
         return Claimed(Claim.claimed, row)
     if room is not None:
         params = {"_id": lead_id, "_account": room[0], "_at": utcnow()}
-        if session.connection().execute(_BACK_TO_WAITING[hinted](session), params).rowcount:
+        if work.execute(_BACK_TO_WAITING[hinted], params).rowcount:
             return Claimed(Claim.busy)
     return Claimed(Claim.not_due)
 
@@ -199,18 +220,17 @@ def dispatch(rt: Runtime, account: str | None, *, enqueue: Enqueue) -> int:
     """Hand an account's waiting leads to the workers, up to its free capacity."""
     params = _clock_params(timedelta(seconds=rt.settings.requeue_after_seconds))
     with unit_of_work(rt, publish=enqueue) as uow:
-        session = uow.session
+        work = uow.work  # prebuilt statements: no session
         capacity = _capacity(rt.routing, account)
         if account is not None and capacity is not None:
-            hold_account(session, account)
+            hold_account(work, account)
             due, params = _DUE_GATED, {**params, "_account": account, "_capacity": capacity}
         else:
             due = _DUE if account is not None else _DUE_NO_ACCOUNT
             params = {**params, "_account": account, "_room": UNGATED_BATCH}
-        connection = session.connection()  # Core statements: no ORM work
-        ids = list(connection.execute(due(session), params).scalars())
+        ids = [row[0] for row in work.execute(due, params)]
         if ids:
-            connection.execute(_HANDED(session), {"_ids": ids, "_at": params["_at"]})
+            work.execute(_HANDED, {"_ids": ids, "_at": params["_at"]})
             uow.enqueue(*ids)
     return uow.published
 

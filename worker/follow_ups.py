@@ -20,8 +20,9 @@ from leadrelay.adapters import RawItem
 from leadrelay.adapters.events import FollowUp
 from leadrelay.adapters.portal import PortalAdapter
 from leadrelay.adapters.registry import context_for
-from leadrelay.db import statement_commits, utcnow
-from leadrelay.ledger import transition
+from leadrelay.db import utcnow
+from leadrelay.driver import unit
+from leadrelay.ledger import LeadRecord, transition
 from leadrelay.models import TERMINAL_STATES, Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
@@ -111,7 +112,7 @@ def accept(
     return LeadState.normalised, None, account
 
 
-def enquiry_of(session: Session, row: Lead) -> Lead | None:
+def enquiry_of(session: Session, row: LeadRecord) -> Lead | None:
     """The lead of this follow-up's enquiry that is in Nexudus, or None while none is."""
     return session.execute(
         select(Lead)
@@ -127,7 +128,7 @@ def enquiry_of(session: Session, row: Lead) -> Lead | None:
     ).scalar_one_or_none()
 
 
-def earlier_unsettled(session: Session, row: Lead) -> int | None:
+def earlier_unsettled(session: Session, row: LeadRecord) -> int | None:
     """An earlier follow-up of the same enquiry not settled yet: this one goes after it."""
     return session.execute(
         select(Lead.id)
@@ -177,6 +178,5 @@ def wake(rt: Runtime, lead_id: int) -> int:
     dispatched, so a follow-up that arrived before its enquiry goes at once.
     One statement that commits by itself (it runs after every delivery).
     """
-    with statement_commits(rt.sessions) as session:
-        result = session.connection().execute(_WAKE, {"_id": lead_id, "_at": utcnow()})
-        return int(result.rowcount or 0)
+    with unit(rt.sessions, autocommit=True) as work:
+        return max(0, work.execute(_WAKE, {"_id": lead_id, "_at": utcnow()}).rowcount)

@@ -34,10 +34,10 @@ from sqlalchemy.orm import Session
 
 from leadrelay.canonical import CanonicalLead
 from leadrelay.db import insert_for, utcnow
+from leadrelay.driver import Unit, as_unit
 from leadrelay.models import Lead, LeadState, PossibleDuplicate
 from leadrelay.nexudus.payloads import channel_label
 from leadrelay.routing import Routing
-from leadrelay.statements import is_postgres
 
 ALIVE = (LeadState.normalised, LeadState.delivering, LeadState.delivered)
 SIMILAR_NAME = 85  # rapidfuzz token_sort_ratio, 0–100
@@ -60,11 +60,12 @@ def company_key(company: str | None) -> str | None:
 _PERSON_LOCK = text("SELECT pg_advisory_xact_lock(:a, :b)")
 
 
-def lock_person(session: Session, identity: str, location: str) -> None:
+def lock_person(session: Session | Unit, identity: str, location: str) -> None:
     """Serialise decisions about one person at one location (Postgres; SQLite serialises anyway)."""
-    if is_postgres(session):
+    work = as_unit(session)
+    if work.postgres:
         key = zlib.crc32(f"{identity}|{location}".encode())
-        session.connection().execute(_PERSON_LOCK, {"a": 7012, "b": key - 2**31})
+        work.execute(_PERSON_LOCK, {"a": 7012, "b": key - 2**31})
 
 
 def protection(routing: Routing, channel: str, account: str | None) -> timedelta:
@@ -155,31 +156,35 @@ def _first_and_mark() -> Any:
 _FIRST_AND_MARK = _first_and_mark()
 
 
-def relate(session: Session, lead: Introduced, *, routing: Routing, mark: str | None = None) -> Relation:
+def relate(
+    session: Session | Unit, lead: Introduced, *, routing: Routing, mark: str | None = None
+) -> Relation:
     """Is ``lead`` the first introduction of its person here, or a later one (of which)?
 
     ``mark``: the owner of the lead's delivery lease. The decision is then also
     written to the lead's ``first_introduction`` while that lease holds (on
     Postgres by the statement that finds the first introduction: one round trip).
     """
+    work = as_unit(session)
     if not lead.identity or not lead.location:
-        _mark(session, lead, mark, decided=lead.id)
+        _mark(work, lead, mark, decided=lead.id)
         return Relation(first=None)
-    lock_person(session, lead.identity, lead.location)
+    lock_person(work, lead.identity, lead.location)
     since = lead.received_at - protection(routing, lead.channel, lead.account)
     params = {"_identity": lead.identity, "_location": lead.location, "_since": since}
-    if mark is not None and is_postgres(session):
+    if mark is not None and work.postgres:
         params.update(_id=lead.id, _owner=mark)
-        first = session.connection().execute(_FIRST_AND_MARK, params).scalar()
+        rows = work.execute(_FIRST_AND_MARK, params)
     else:
-        first = session.execute(_FIRST_INTRODUCTION, params).scalar_one_or_none()
-        _mark(session, lead, mark, decided=first if first is not None else lead.id)
+        rows = work.execute(_FIRST_INTRODUCTION, params)
+        _mark(work, lead, mark, decided=rows[0][0] if rows else lead.id)
+    first = rows[0][0] if rows else None
     return Relation(first=None if first in (None, lead.id) else first)
 
 
-def _mark(session: Session, lead: Introduced, owner: str | None, *, decided: int) -> None:
+def _mark(work: Unit, lead: Introduced, owner: str | None, *, decided: int) -> None:
     if owner is not None and decided != lead.first_introduction:
-        session.connection().execute(_MARK, {"_id": lead.id, "_owner": owner, "_first": decided})
+        work.execute(_MARK, {"_id": lead.id, "_owner": owner, "_first": decided})
 
 
 # built once (every lead with a company and a name is compared)
@@ -213,7 +218,7 @@ def flag_possible_duplicates(
         "_id": lead.id,
         "_since": since,
     }
-    others = session.connection().execute(_SAME_COMPANY, params).all()
+    others = as_unit(session).execute(_SAME_COMPANY, params)
     flagged = []
     for other_id, other in others:
         other_name = ((other or {}).get("contact") or {}).get("full_name")

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, case, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from leadrelay.db import flush_at_commit, kept_connections, statement_commits, transaction
+from leadrelay.driver import unit
 from leadrelay.ledger import kill, start_reading
 from leadrelay.metrics import DEAD, count_intake, count_settled
 from leadrelay.models import DeadReason, Lead, LeadState
@@ -104,8 +105,8 @@ def _process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None) 
 def _start_reading(rt: Runtime, lead_id: int, *, owner: str) -> bool:
     """Lease and count a reading of a ``received`` lead; True: it has failed too often (now dead)."""
     settings = rt.settings
-    with statement_commits(rt.sessions) as session:
-        started = start_reading(session, lead_id, owner=owner, lease_seconds=settings.lease_seconds)
+    with unit(rt.sessions, autocommit=True) as work:
+        started = start_reading(work, lead_id, owner=owner, lease_seconds=settings.lease_seconds)
     if started is None or started.runs <= settings.max_unfinished_runs:
         return False
     runs, error = started.runs - 1, started.last_error

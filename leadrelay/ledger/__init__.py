@@ -14,6 +14,7 @@ function here commits: the request or task that calls them owns the transaction.
 from leadrelay.ledger.dbclock import clock, db_now, now_param
 from leadrelay.ledger.leases import (
     CreateTag,
+    LeadRecord,
     claim,
     claimable,
     delivering,
@@ -30,6 +31,7 @@ from leadrelay.ledger.transitions import kill, release, transition
 __all__ = [
     "RESPONSE_EXCERPT",
     "CreateTag",
+    "LeadRecord",
     "SideWrite",
     "audit",
     "claim",

@@ -6,7 +6,7 @@ Each is one guarded UPDATE, prebuilt per database kind (:func:`leadrelay.stateme
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -14,11 +14,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Integer, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from leadrelay.driver import Unit, as_unit
 from leadrelay.ledger.dbclock import clock_params, lease_end, now_param
 from leadrelay.ledger.records import start_attempt
 from leadrelay.ledger.side_writes import SideWrite, carried
 from leadrelay.models import DeliveryAttempt, Lead, LeadState
-from leadrelay.statements import is_postgres, per_dialect
+from leadrelay.statements import per_dialect
 
 _LEAD_COLUMNS = Lead.__table__.c
 
@@ -34,6 +35,33 @@ def claimable(now: Any) -> ColumnElement[bool]:
         (Lead.state == LeadState.normalised) & (Lead.next_attempt_at <= now),
         (Lead.state == LeadState.delivering) & (Lead.lease_until < now),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LeadRecord:
+    """A lead as its delivery reads it, once, from the claim (the columns it needs, no ORM object)."""
+
+    id: int
+    channel: str
+    external_id: str | None
+    received_at: datetime
+    lead: dict[str, Any] | None
+    fingerprint: str | None
+    identity: str | None
+    location: str | None
+    account: str | None
+    attempts: int
+    unfinished_runs: int  # delivery runs started without finishing, this one included
+    last_error: str | None
+    duplicate_of: int | None
+    follow_up: dict[str, Any] | None
+    first_introduction: int | None
+    create_sent_at: datetime | None
+    opportunity_name: str | None
+    system_id: str | None
+
+
+_RECORD = tuple(_LEAD_COLUMNS[f.name] for f in fields(LeadRecord))
 
 
 def _claim_statement(postgres: bool, *, of_account: bool, gated: bool) -> Any:
@@ -52,10 +80,7 @@ def _claim_statement(postgres: bool, *, of_account: bool, gated: bool) -> Any:
             lease_owner=bindparam("_owner", type_=_LEAD_COLUMNS["lease_owner"].type),
             lease_until=lease_end(postgres),
             unfinished_runs=Lead.unfinished_runs + 1,
-        )
-        .returning(Lead)
-        # the row as the UPDATE left it, even if this session had loaded the lead before
-        .execution_options(synchronize_session=False, populate_existing=True)
+        ).returning(*_RECORD)  # the row as the UPDATE left it: what delivery reads, no ORM object
     )
 
 
@@ -68,14 +93,14 @@ _CLAIMS = {
 
 
 def claim(
-    session: Session,
+    session: Session | Unit,
     lead_id: int,
     *,
     owner: str,
     lease_seconds: int,
     account: str | None = None,
     room: tuple[str, int] | None = None,
-) -> Lead | None:
+) -> LeadRecord | None:
     """Lease a lead for delivery: due and normalised, or abandoned by a dead worker.
 
     Returns the leased row as it now stands (read in the same round trip; its
@@ -91,9 +116,8 @@ def claim(
         params["_account"], params["_capacity"] = room
         if account is not None and account != room[0]:
             raise ValueError("a claim gated on one account's room must not name another account")
-    stmt = _CLAIMS[(account is not None, room is not None)](session)
-    row: Lead | None = session.execute(stmt, params).scalar_one_or_none()
-    return row
+    rows = as_unit(session).execute(_CLAIMS[(account is not None, room is not None)], params)
+    return LeadRecord(*rows[0]) if rows else None
 
 
 @per_dialect
@@ -122,11 +146,11 @@ class Reading:
     channel: str
 
 
-def start_reading(session: Session, lead_id: int, *, owner: str, lease_seconds: int) -> Reading | None:
+def start_reading(session: Session | Unit, lead_id: int, *, owner: str, lease_seconds: int) -> Reading | None:
     """Lease a ``received`` lead to read it, counting the reading; None: read already, or being read."""
     params = {"_id": lead_id, "_owner": owner, **clock_params(lease_seconds)}
-    row = session.connection().execute(_reading_statement(session), params).one_or_none()
-    return None if row is None else Reading(*row)
+    rows = as_unit(session).execute(_reading_statement, params)
+    return Reading(*rows[0]) if rows else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +185,12 @@ _RENEW_CREATING = per_dialect(lambda postgres: _renewal(postgres, creating=True)
 
 
 def renew_lease(
-    session: Session, lead_id: int, *, owner: str, lease_seconds: int, creating: CreateTag | None = None
+    session: Session | Unit,
+    lead_id: int,
+    *,
+    owner: str,
+    lease_seconds: int,
+    creating: CreateTag | None = None,
 ) -> bool:
     """Extend our lease to ``lease_seconds`` from now; False: another worker has taken the lead over.
 
@@ -171,8 +200,8 @@ def renew_lease(
     params = {"_id": lead_id, "_owner": owner, **clock_params(lease_seconds)}
     if creating is not None:
         params.update(_name=creating.name, _system_id=creating.system_id)
-    stmt = (_RENEW if creating is None else _RENEW_CREATING)(session)
-    return session.connection().execute(stmt, params).rowcount == 1
+    stmt = _RENEW if creating is None else _RENEW_CREATING
+    return as_unit(session).execute(stmt, params).rowcount == 1
 
 
 def _renewal_with_attempt(*, creating: bool) -> Any:
@@ -196,7 +225,7 @@ _RENEW_ATTEMPT_CREATING = _renewal_with_attempt(creating=True)
 
 
 def renew_lease_and_start_attempt(
-    session: Session,
+    session: Session | Unit,
     lead_id: int,
     call: str,
     *,
@@ -212,11 +241,12 @@ def renew_lease_and_start_attempt(
     (written whether or not the lease was ours, as they would be in the caller's
     transaction); elsewhere each is a statement in the caller's transaction.
     """
-    if not is_postgres(session):
+    work = as_unit(session)
+    if not work.postgres:
         for write in side_writes:
-            write(session)
-        renewed = renew_lease(session, lead_id, owner=owner, lease_seconds=lease_seconds, creating=creating)
-        return start_attempt(session, lead_id, call) if renewed else None
+            write(work)
+        renewed = renew_lease(work, lead_id, owner=owner, lease_seconds=lease_seconds, creating=creating)
+        return start_attempt(work, lead_id, call) if renewed else None
     params: dict[str, Any] = {"_id": lead_id, "_owner": owner, "_call": call, **clock_params(lease_seconds)}
     stmt = _RENEW_ATTEMPT
     if creating is not None:
@@ -224,8 +254,8 @@ def renew_lease_and_start_attempt(
         stmt = _RENEW_ATTEMPT_CREATING
     if side_writes:
         stmt, params = carried(stmt, params, side_writes)
-    attempt: int | None = session.connection().execute(stmt, params).scalar_one_or_none()
-    return attempt
+    rows = work.execute(stmt, params)
+    return int(rows[0][0]) if rows else None
 
 
 _RESTORE_CREATE_SENT = (
@@ -239,7 +269,9 @@ _RESTORE_CREATE_SENT = (
 )
 
 
-def restore_create_sent(session: Session, lead_id: int, *, owner: str, sent_at: datetime | None) -> None:
+def restore_create_sent(
+    session: Session | Unit, lead_id: int, *, owner: str, sent_at: datetime | None
+) -> None:
     """A create was answered with a definite refusal: what may have happened is what did before it."""
     params = {"_id": lead_id, "_owner": owner, "_sent": sent_at}
-    session.connection().execute(_RESTORE_CREATE_SENT, params)
+    as_unit(session).execute(_RESTORE_CREATE_SENT, params)

@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, insert
 from sqlalchemy.orm import Session
 
 from leadrelay.db import utcnow
+from leadrelay.driver import Unit, as_unit
 from leadrelay.ledger.dbclock import now_param
 from leadrelay.models import AuditEntry, DeliveryAttempt
 from leadrelay.statements import per_dialect
@@ -29,11 +30,10 @@ def _start_attempt_statement(postgres: bool) -> Any:
     )
 
 
-def start_attempt(session: Session, lead_id: int, call: str) -> int:
+def start_attempt(session: Session | Unit, lead_id: int, call: str) -> int:
     """Record a call about to be made (its outcome NULL: in flight); returns the attempt's id."""
     params = {"_lead": lead_id, "_call": call, "_at": utcnow()}
-    stmt = _start_attempt_statement(session)
-    return session.connection().execute(stmt, params).scalar_one()  # type: ignore[no-any-return]
+    return int(as_unit(session).execute(_start_attempt_statement, params)[0][0])
 
 
 def audit(

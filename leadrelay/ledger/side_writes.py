@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter
 
+from leadrelay.driver import Unit, as_unit
 from leadrelay.models import Lead
 from leadrelay.statements import PerDialect
 
@@ -36,9 +37,8 @@ class SideWrite:
     statement: Any
     params: Mapping[str, Any]
 
-    def __call__(self, session: Session) -> None:
-        stmt = self.statement(session) if isinstance(self.statement, PerDialect) else self.statement
-        session.connection().execute(stmt, dict(self.params))
+    def __call__(self, session: Session | Unit) -> None:
+        as_unit(session).execute(self.statement, self.params)
 
     def postgres_statement(self) -> Any:
         return self.statement.build(True) if isinstance(self.statement, PerDialect) else self.statement

@@ -10,18 +10,19 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, bindparam, update
+from sqlalchemy import CursorResult, String, any_, bindparam, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ClauseElement
 
 from leadrelay.db import utcnow
+from leadrelay.driver import Unit, as_unit, session_of
 from leadrelay.ledger.side_writes import SideWrite, carried
 from leadrelay.models import DeadLetter, DeadReason, Lead, LeadState
-from leadrelay.statements import is_postgres
 
 
 def transition(
-    session: Session,
+    session: Session | Unit,
     lead_id: int,
     *,
     from_states: Iterable[LeadState],
@@ -40,16 +41,17 @@ def transition(
     """
     at = now or utcnow()
     states = [s.value for s in from_states]
+    work = as_unit(session)
     expressions = any(isinstance(v, ClauseElement) for v in values.values())
-    if side_writes and (expressions or not is_postgres(session)):
+    if side_writes and (expressions or not work.postgres):
         for write in side_writes:
-            write(session)
+            write(work)
         side_writes = ()
     if expressions:
         stmt = update(Lead).where(Lead.id == lead_id, Lead.state.in_(states))
         if owner is not None:
             stmt = stmt.where(Lead.lease_owner == owner)
-        result = session.execute(
+        result = session_of(work).execute(
             stmt.values(state=to, state_changed_at=at, **values).execution_options(synchronize_session=False)
         )
         # an UPDATE's result is a CursorResult (Session.execute is typed as returning any Result)
@@ -58,25 +60,29 @@ def transition(
     params.update(_id=lead_id, _from=states, _to=to, _at=at)
     if owner is not None:
         params["_owner"] = owner
-    stmt = _transition_statement(owner is not None, tuple(values))
+    stmt = _transition_statement(work.postgres, owner is not None, tuple(values))
     if side_writes:
         stmt, params = carried(stmt, params, side_writes)
-    return session.connection().execute(stmt, params).rowcount == 1
+    return work.execute(stmt, params).rowcount == 1
 
 
 # The hot UPDATEs are built once with bound parameters and reused: building and
 # cache-keying a new statement per call cost more CPU than the round trip itself.
-_TRANSITIONS: dict[tuple[bool, tuple[str, ...]], Any] = {}
+_TRANSITIONS: dict[tuple[bool, bool, tuple[str, ...]], Any] = {}
 _LEAD_COLUMNS = Lead.__table__.c
 
 
-def _transition_statement(guard_owner: bool, names: tuple[str, ...]) -> Any:
-    key = (guard_owner, names)
+def _transition_statement(postgres: bool, guard_owner: bool, names: tuple[str, ...]) -> Any:
+    key = (postgres, guard_owner, names)
     stmt = _TRANSITIONS.get(key)
     if stmt is None:
-        stmt = update(Lead).where(
-            Lead.id == bindparam("_id"), Lead.state.in_(bindparam("_from", expanding=True))
+        # Postgres: the states as one array (an IN list is compiled anew for each length)
+        in_states = (
+            Lead.state == any_(bindparam("_from", type_=postgresql.ARRAY(String())))
+            if postgres
+            else Lead.state.in_(bindparam("_from", expanding=True))
         )
+        stmt = update(Lead).where(Lead.id == bindparam("_id"), in_states)
         if guard_owner:
             stmt = stmt.where(Lead.lease_owner == bindparam("_owner"))
         sets = {

@@ -34,13 +34,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, case, delete, func, select
+from sqlalchemy import String, bindparam, case, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
-from leadrelay.db import insert_for, statement_commits, transaction, utcnow
+from leadrelay.db import insert_for, transaction, utcnow
+from leadrelay.driver import SessionUnit, Unit, as_unit, unit
 from leadrelay.models import NexudusAccount, NexudusUsage
 from leadrelay.routing import NexudusLimits
-from leadrelay.statements import PACE, PENALISE, RESERVE
+from leadrelay.statements import PACE, PENALISE, RESERVE, per_dialect
 
 if TYPE_CHECKING:
     from leadrelay.runtime import Runtime
@@ -49,6 +51,7 @@ MINUTES_KEPT = 24 * 60 + 1
 # Far from the hourly/daily caps (this many requests below them), the one-statement
 # reservation may decide on usage sums a few reservations old (see statements.RESERVE).
 CAP_SLACK = 500
+_FRESH = 2  # RESERVE's row: now, start, fresh, ok
 
 
 def db_clock(session: Session) -> float:
@@ -92,14 +95,28 @@ class Spacing:
         )
 
 
-def ensure_account(session: Session, account: str) -> None:
-    session.execute(
-        insert_for(session, NexudusAccount)
+def _ensure_statement(postgres: bool) -> Any:
+    dialect_insert = postgresql.insert if postgres else sqlite.insert
+    return (
+        dialect_insert(NexudusAccount)
         .values(
-            account=account, next_request_at=0.0, next_write_at=0.0, blocked_until=0.0, updated_at=utcnow()
+            account=bindparam("_account", type_=String()),
+            next_request_at=0.0,
+            next_write_at=0.0,
+            blocked_until=0.0,
+            last_sent_at=0.0,
+            updated_at=bindparam("_at", type_=NexudusAccount.__table__.c["updated_at"].type),
         )
         .on_conflict_do_nothing(index_elements=["account"])
     )
+
+
+_ENSURE_ACCOUNT = per_dialect(_ensure_statement)
+
+
+def ensure_account(session: Session | Unit, account: str) -> None:
+    """The account's budget row, made on its first use (nothing if it exists)."""
+    as_unit(session).execute(_ENSURE_ACCOUNT, {"_account": account, "_at": utcnow()})
 
 
 def lock_account(session: Session, account: str) -> NexudusAccount:
@@ -115,12 +132,12 @@ def lock_account(session: Session, account: str) -> NexudusAccount:
     return session.execute(_LOCK_ACCOUNT, params).scalar_one()
 
 
-def hold_account(session: Session, account: str) -> None:
+def hold_account(session: Session | Unit, account: str) -> None:
     """:func:`lock_account` for a caller that needs the lock, not the row (no ORM object built)."""
-    connection, params = session.connection(), {"_account": account}
-    if connection.execute(_HOLD_ACCOUNT, params).first() is None:
-        ensure_account(session, account)
-        connection.execute(_HOLD_ACCOUNT, params)
+    work, params = as_unit(session), {"_account": account}
+    if not work.execute(_HOLD_ACCOUNT, params):
+        ensure_account(work, account)
+        work.execute(_HOLD_ACCOUNT, params)
 
 
 # built once: they run on every claim and dispatch
@@ -204,16 +221,16 @@ class StatementBudget(LedgerBudget):
             "slack": CAP_SLACK,
         }
         row = self._run(RESERVE, params)
-        if not row.fresh:
+        if not row[_FRESH]:
             with transaction(self._sessions) as session:
                 lock_account(session, self._account)  # the statement's snapshot now follows the lock
-                row = session.execute(RESERVE, params).one()
-            if not row.fresh:
+                row = SessionUnit(session).execute(RESERVE, params)[0]
+            if not row[_FRESH]:
                 raise RuntimeError(
                     "the budget's reservation could not see the usage under the account's lock"
                 )
-        wait = row.start - row.now
-        return Slot(wait=wait, at=row.start if row.ok else None)
+        now, start, _, ok = row
+        return Slot(wait=start - now, at=start if ok else None)
 
     def pace_send(self) -> float:
         if self._spacing.send <= 0:
@@ -225,14 +242,13 @@ class StatementBudget(LedgerBudget):
         self._run(PENALISE, {"account": self._account, "seconds": seconds})
 
     def _run(self, statement: Any, params: dict[str, Any]) -> Any:
-        """``statement`` on an autocommit connection; the account's row is made on first use."""
-        with statement_commits(self._sessions) as session:
-            connection = session.connection()  # Core: no ORM work for one text statement
-            row = connection.execute(statement, params).one_or_none()
-            if row is None:
-                ensure_account(session, self._account)
-                row = connection.execute(statement, params).one()
-        return row
+        """``statement`` as a unit of its own (autocommit); the account's row is made on first use."""
+        with unit(self._sessions, autocommit=True) as work:
+            rows = work.execute(statement, params)
+            if not rows:
+                ensure_account(work, self._account)
+                rows = work.execute(statement, params)
+        return rows[0]
 
 
 class LockingBudget(LedgerBudget):

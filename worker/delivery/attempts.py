@@ -19,7 +19,8 @@ from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from leadrelay import ledger
-from leadrelay.db import statement_commits, transaction, utcnow
+from leadrelay.db import utcnow
+from leadrelay.driver import Unit, unit
 from leadrelay.errors import Refused
 from leadrelay.models import DeliveryAttempt
 from leadrelay.nexudus.classify import Outcome as Answer
@@ -30,7 +31,7 @@ from leadrelay.worker.delivery.snapshot import Snapshot
 
 LEASE_MARGIN = 0.1  # a request must end this share of the lease (at least a second) before it does
 
-Write = Callable[[Session], object]
+Write = Callable[[Unit], object]
 
 
 class LostLease(Refused):
@@ -71,11 +72,17 @@ class Hold:
     @contextmanager
     def tx(self) -> Iterator[Session]:
         """A transaction that first writes what is pending."""
-        with transaction(self.rt.sessions) as session:
+        with self.work() as work:
+            yield work.orm()
+
+    @contextmanager
+    def work(self) -> Iterator[Unit]:
+        """:meth:`tx` as a unit of work (:mod:`leadrelay.driver`): a session only if a step asks for one."""
+        with unit(self.rt.sessions) as work:
             pending, self._pending = self._pending, []
             for write in pending:
-                write(session)
-            yield session
+                write(work)
+            yield work
 
     def flush(self) -> None:
         """Write what is still pending (the delivery ended without a final transaction)."""
@@ -98,7 +105,7 @@ class Hold:
         return result
 
     @contextmanager
-    def statement_unit(self) -> Iterator[tuple[Session, list[ledger.SideWrite]]]:
+    def statement_unit(self) -> Iterator[tuple[Unit, list[ledger.SideWrite]]]:
         """The unit of the run's next statement, and the pending side writes it is to carry.
 
         On Postgres, pending writes beside the lead's row are handed over
@@ -107,9 +114,8 @@ class Hold:
         runs in a transaction that first writes what is pending.
         """
         carried = self._side_writes_only()
-        unit = self.tx() if self._pending else statement_commits(self.rt.sessions)
-        with unit as session:
-            yield session, carried
+        with self.work() if self._pending else unit(self.rt.sessions, autocommit=True) as work:
+            yield work, carried
 
     def lease_for_request(self, call: str, *, creating: ledger.CreateTag | None) -> int:
         """Renew the lease right before a request and start its attempt row (LostLease: gone).
@@ -119,9 +125,9 @@ class Hold:
         under our lease. The request's outcome finishes it with the run's next write.
         """
         lease_seconds = self.rt.settings.lease_seconds
-        with self.statement_unit() as (session, carried):
+        with self.statement_unit() as (work, carried):
             attempt_id = ledger.renew_lease_and_start_attempt(
-                session,
+                work,
                 self.s.id,
                 call,
                 owner=self.owner,
@@ -147,9 +153,7 @@ class Hold:
         """A create answered with a refusal (nothing made): may-have-happened is what it was before."""
         self.s = replace(self.s, create_sent_at=previous)
         lead_id, owner = self.s.id, self.owner
-        self.later(
-            lambda session: ledger.restore_create_sent(session, lead_id, owner=owner, sent_at=previous)
-        )
+        self.later(lambda work: ledger.restore_create_sent(work, lead_id, owner=owner, sent_at=previous))
 
 
 class RequestGuard:
@@ -203,7 +207,7 @@ class RequestGuard:
             params.update(v_lead_id=self._hold.s.id, v_call=self._call, v_started_at=self._started)
             # not a side write: carried in a later statement its row could take an id after that
             # statement's own attempt row, and a lead's attempts are read in id order
-            self._hold.later(lambda session: session.connection().execute(_RECORD_ATTEMPT, params))
+            self._hold.later(lambda work: work.execute(_RECORD_ATTEMPT, params))
         else:
             params["_id"] = self._attempt_id
             self._hold.later(ledger.SideWrite(_FINISH_ATTEMPT, params))

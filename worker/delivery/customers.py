@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from leadrelay import ledger
 from leadrelay.db import utcnow
+from leadrelay.driver import Unit, as_unit
 from leadrelay.models import CoworkerCache
 from leadrelay.nexudus.classify import Result
 from leadrelay.nexudus.client import NexudusClient
@@ -28,12 +29,12 @@ _CACHED = select(CoworkerCache.__table__.c.coworker_id).where(
 )
 
 
-def cached(session: Session, account: str, email: str | None) -> int | None:
+def cached(session: Session | Unit, account: str, email: str | None) -> int | None:
     """The cached coworker id of the contact's e-mail, if any."""
     if not email:
         return None
-    found: int | None = session.connection().execute(_CACHED, {"_account": account, "_email": email}).scalar()
-    return found
+    rows = as_unit(session).execute(_CACHED, {"_account": account, "_email": email})
+    return int(rows[0][0]) if rows else None
 
 
 def find_or_create(hold: Hold, client: NexudusClient, route: Route) -> tuple[int, bool] | Result:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from leadrelay.canonical import CanonicalLead
 from leadrelay.db import utcnow
+from leadrelay.driver import Unit
 from leadrelay.errors import ConfigurationError
 from leadrelay.models import Lead, LeadState
 from leadrelay.nexudus import enrichment
@@ -129,8 +130,8 @@ class Twin:
         entry = dict(written)
         twin_id = hold.s.id
 
-        def remember(session: Session) -> None:
-            session.execute(update(Lead).where(Lead.id == twin_id).values(written=entry))
+        def remember(work: Unit) -> None:
+            work.orm().execute(update(Lead).where(Lead.id == twin_id).values(written=entry))
 
         hold.later(remember)  # with the next transaction: the next PUT's lease renewal, or the settling
         return None

@@ -108,11 +108,11 @@ class Delivery:
         The lead whose opportunity this one belongs to (None when this lead is the
         first introduction), and the cached coworker id of the contact's e-mail.
         """
-        with self.hold.tx() as session:
-            first = notes.first_introduction(self.hold, session)
+        with self.hold.work() as work:
+            first = notes.first_introduction(self.hold, work)
             if first is not None:
                 return first, None
-            return None, customers.cached(session, account, self.hold.s.lead.contact.email)
+            return None, customers.cached(work, account, self.hold.s.lead.contact.email)
 
     def _tag(self, route: Route) -> ledger.CreateTag:
         """How Nexudus knows this enquiry: as a create may already have named it, else as it would."""

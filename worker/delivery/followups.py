@@ -57,7 +57,7 @@ class Ready:
     account: str | None  # where the enquiry's opportunity is
 
 
-def _enquiry_now(session: Session, enquiry: Lead, row: Lead) -> CanonicalLead:
+def _enquiry_now(session: Session, enquiry: Lead, row: ledger.LeadRecord) -> CanonicalLead:
     """The enquiry's lead with the follow-ups merged before this one applied, in order."""
     lead = CanonicalLead.model_validate(enquiry.lead)
     earlier = session.execute(
@@ -76,7 +76,7 @@ def _enquiry_now(session: Session, enquiry: Lead, row: Lead) -> CanonicalLead:
     return lead
 
 
-def prepare(rt: Runtime, session: Session, row: Lead, *, owner: str) -> Ready | Outcome:
+def prepare(rt: Runtime, session: Session, row: ledger.LeadRecord, *, owner: str) -> Ready | Outcome:
     """Under the claim: ready to merge, or handed back to wait, or a dead letter."""
     assert row.follow_up is not None
     follow_up = FollowUp.from_json(row.follow_up)
@@ -129,7 +129,7 @@ def prepare(rt: Runtime, session: Session, row: Lead, *, owner: str) -> Ready | 
     return Outcome.waiting if moved else Outcome.lost_lease
 
 
-def _dead(session: Session, row: Lead, *, owner: str, message: str) -> Outcome:
+def _dead(session: Session, row: ledger.LeadRecord, *, owner: str, message: str) -> Outcome:
     letter = ledger.kill(
         session,
         row.id,

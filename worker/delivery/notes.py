@@ -12,9 +12,9 @@ from dataclasses import replace
 from typing import Any, TypedDict
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
 
 from leadrelay import ledger
+from leadrelay.driver import Unit
 from leadrelay.models import Lead, LeadState
 from leadrelay.nexudus.client import NexudusClient
 from leadrelay.nexudus.payloads import Route, channel_label, introduction_note, note_marker, with_note
@@ -49,17 +49,17 @@ _INTRODUCED = select(
 ).where(Lead.id == bindparam("_id"))
 
 
-def first_introduction(hold: Hold, session: Session) -> Lead | None:
+def first_introduction(hold: Hold, work: Unit) -> Lead | None:
     """The lead whose opportunity this one belongs to, or None when this lead is the first."""
     # as claimed, under this run's lease (only a run holding it writes first_introduction)
     claimed = hold.s.introduction
-    row = claimed or session.execute(_INTRODUCED, {"_id": hold.s.id}).one()
+    row = claimed or work.orm().execute(_INTRODUCED, {"_id": hold.s.id}).one()
     # the decision is written under the person's lock (a first introduction points at itself)
-    relation = introductions.relate(session, row, routing=hold.rt.routing, mark=hold.owner)
+    relation = introductions.relate(work, row, routing=hold.rt.routing, mark=hold.owner)
     decided = relation.first if relation.first is not None else hold.s.id
     if claimed is not None and decided != claimed.first_introduction:
         hold.s = replace(hold.s, introduction=replace(claimed, first_introduction=decided))  # as the ledger
-    return None if relation.first is None else session.get(Lead, relation.first)
+    return None if relation.first is None else work.orm().get(Lead, relation.first)
 
 
 def attach_to_first(hold: Hold, client: NexudusClient, route: Route, first: Lead) -> Outcome:

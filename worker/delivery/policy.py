@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from leadrelay import ledger
 from leadrelay.db import utcnow
+from leadrelay.driver import Unit
 from leadrelay.metrics import DEAD, DELIVERED, RETRIES
-from leadrelay.models import DeadReason, Lead, LeadState
+from leadrelay.models import DeadReason, LeadState
 from leadrelay.nexudus.classify import Outcome as Answer
 from leadrelay.nexudus.classify import Result
 from leadrelay.worker.delivery.attempts import Hold, LostLease
@@ -59,8 +60,8 @@ def settle(
                     session, hold.rt.routing, hold.s.id, attached=attached, opportunity_id=opportunity_id
                 )
     else:  # one statement, carrying the last attempt's outcome
-        with hold.statement_unit() as (session, carried):
-            moved = _settled(session, hold, state, values, side_writes=carried)
+        with hold.statement_unit() as (work, carried):
+            moved = _settled(work, hold, state, values, side_writes=carried)
     if not moved:
         # The next owner finds this opportunity by its Name (or its note by the
         # marker): nothing is duplicated.
@@ -72,7 +73,7 @@ def settle(
 
 
 def _settled(
-    session: Session,
+    session: Session | Unit,
     hold: Hold,
     state: LeadState,
     values: dict[str, Any],
@@ -107,7 +108,9 @@ def dead(hold: Hold, reason: DeadReason, message: str, detail: dict[str, Any]) -
     return Outcome.dead
 
 
-def give_up(session: Session, row: Lead, *, owner: str, message: str, detail: dict[str, Any]) -> Outcome:
+def give_up(
+    session: Session, row: ledger.LeadRecord, *, owner: str, message: str, detail: dict[str, Any]
+) -> Outcome:
     """The lead cannot be delivered as it is (a crash every time, a record that no longer reads): stop."""
     letter = ledger.kill(
         session,

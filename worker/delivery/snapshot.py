@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.orm import Session
-
 from leadrelay import ledger
 from leadrelay.canonical import CanonicalLead
-from leadrelay.models import Lead
+from leadrelay.driver import Unit
 from leadrelay.settings import Settings
 
 
@@ -43,7 +41,7 @@ class Snapshot:
     introduction: Introduction | None = None  # None: read it from the ledger when needed
 
     @classmethod
-    def of(cls, row: Lead, *, landing_wait: float = 0.0) -> Snapshot:
+    def of(cls, row: ledger.LeadRecord, *, landing_wait: float = 0.0) -> Snapshot:
         lead = CanonicalLead.model_validate(row.lead)
         # The enquiry's own time starts the follow-up clock, unless it claims to be
         # later than its arrival here (a portal with a wrong clock).
@@ -73,9 +71,9 @@ class Snapshot:
         )
 
 
-def landing_wait(session: Session, row: Lead, settings: Settings) -> float:
+def landing_wait(work: Unit, row: ledger.LeadRecord, settings: Settings) -> float:
     """Seconds until a create sent at ``row.create_sent_at`` can no longer land (ledger clock)."""
     if row.create_sent_at is None:
         return 0.0
     horizon = timedelta(seconds=settings.nexudus_timeout + settings.write_landing_seconds)
-    return max(0.0, (row.create_sent_at + horizon - ledger.db_now(session)).total_seconds())
+    return max(0.0, (row.create_sent_at + horizon - ledger.db_now(work.orm())).total_seconds())

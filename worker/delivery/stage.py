@@ -6,7 +6,7 @@ import structlog
 from pydantic import ValidationError
 
 from leadrelay.canonical import first_error
-from leadrelay.db import transaction
+from leadrelay.driver import unit
 from leadrelay.runtime import Runtime
 from leadrelay.worker.delivery import followups
 from leadrelay.worker.delivery.attempts import Hold, LostLease
@@ -30,9 +30,9 @@ def deliver(rt: Runtime, lead_id: int, *, owner: str, account: str | None = None
     # the attempt statement before the first request is flushed, and this claim with it; if a crash
     # of Postgres loses it, the run's lease is gone and that statement refuses the request before
     # it is sent (leases are this run's alone); the lead is due again, the run not counted
-    with transaction(rt.sessions, flushed=False) as session:
+    with unit(rt.sessions, flushed=False) as work:
         claimed = claim(
-            session,
+            work,
             lead_id,
             owner=owner,
             lease_seconds=settings.lease_seconds,
@@ -50,11 +50,11 @@ def deliver(rt: Runtime, lead_id: int, *, owner: str, account: str | None = None
                 f" (last error: {row.last_error})" if row.last_error else ""
             )
             return give_up(
-                session, row, owner=owner, message=why, detail={"runs": runs, "error": row.last_error}
+                work.orm(), row, owner=owner, message=why, detail={"runs": runs, "error": row.last_error}
             )
         ready: followups.Ready | None = None
         if row.follow_up is not None:  # a follow-up of an enquiry: merged into its opportunity
-            prepared = followups.prepare(rt, session, row, owner=owner)
+            prepared = followups.prepare(rt, work.orm(), row, owner=owner)
             if isinstance(prepared, Outcome):
                 return prepared
             ready = prepared
@@ -63,13 +63,11 @@ def deliver(rt: Runtime, lead_id: int, *, owner: str, account: str | None = None
         )  # a twin with fields to merge in (delivery/enrich.py)
         try:
             snapshot = (
-                ready.snapshot
-                if ready
-                else Snapshot.of(row, landing_wait=landing_wait(session, row, settings))
+                ready.snapshot if ready else Snapshot.of(row, landing_wait=landing_wait(work, row, settings))
             )
         except ValidationError as err:  # stored by an older version whose rules were looser
             why = f"the lead on record no longer reads as a canonical lead: {first_error(err)}"
-            return give_up(session, row, owner=owner, message=why, detail={"error": "ValidationError"})
+            return give_up(work.orm(), row, owner=owner, message=why, detail={"error": "ValidationError"})
     hold = Hold(rt, snapshot, owner)
     try:
         if ready:

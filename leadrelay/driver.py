@@ -1,0 +1,210 @@
+"""The worker's hot units of work on the psycopg connection itself, SQLAlchemy's promises kept.
+
+A lead's delivery runs some twenty statements in a dozen units of work, each a
+prebuilt Core statement (:mod:`leadrelay.statements`). Through a session, each
+costs SQLAlchemy's execution context, its result object and the session's own
+begin, commit and close — more CPU than psycopg's round trip (bench/PROFILE.md,
+eighteenth pass). Here a statement is compiled once for psycopg and runs on the
+connection's own cursor; a unit of work on Postgres is the thread's kept
+connection (:func:`leadrelay.db.kept_connections`) with psycopg's commit.
+
+What the session gave, this keeps:
+
+* the same SQL and parameters: the statement's own compilation, its types' bind
+  processors (UTC datetimes, JSON) and result processors (enums, datetimes);
+* the same errors: a psycopg error is raised as SQLAlchemy's (``OperationalError``,
+  ``IntegrityError``, … with ``orig`` and no parameters in its text), which the
+  worker's recovery reads; a lost connection is invalidated, as SQLAlchemy does,
+  so the next unit takes a fresh one;
+* the same events: ``before_cursor_execute`` listeners see every statement and
+  ``commit`` listeners every commit (the tests and ``bench.per_lead`` count them).
+
+:func:`unit` gives a :class:`Unit` everywhere: on SQLite, or without a kept
+connection free, it is a session's (:func:`leadrelay.db.transaction` or
+:func:`~leadrelay.db.statement_commits`), whose statements on Postgres still run
+through :func:`execute`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from sqlalchemy import Connection, exc, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from leadrelay.db import UNFLUSHED, held, statement_commits, transaction
+from leadrelay.statements import DriverStatement, PerDialect
+
+_SET_UNFLUSHED = text(UNFLUSHED)
+_COMPILED: dict[int, DriverStatement] = {}  # by the statement's id (kept alive in the entry)
+_STATEMENTS: dict[int, Any] = {}
+
+
+def compiled(stmt: Any) -> DriverStatement:
+    """``stmt`` compiled once; only prebuilt, module-level statements come here."""
+    found = _COMPILED.get(id(stmt))
+    if found is None or _STATEMENTS[id(stmt)] is not stmt:
+        found = _COMPILED[id(stmt)] = DriverStatement(stmt)
+        _STATEMENTS[id(stmt)] = stmt
+    return found
+
+
+class Rows(list[tuple[Any, ...]]):
+    """A statement's rows (plain tuples, converted as SQLAlchemy converts them) and its row count."""
+
+    rowcount: int = -1
+
+
+def execute(connection: Connection, stmt: Any, values: Mapping[str, Any]) -> Rows:
+    """Postgres: ``stmt`` (compiled once) on ``connection``'s psycopg connection, in its transaction."""
+    statement = compiled(stmt)
+    params = statement.params(values)
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None  # a checked-out, valid connection
+    cursor = dbapi.cursor()
+    try:
+        if listeners := connection.dispatch.before_cursor_execute:
+            listeners(connection, cursor, statement.sql, params, None, False)
+        cursor.execute(statement.sql, params)
+        rows = Rows(statement.rows(cursor.fetchall()) if cursor.description is not None else ())
+        rows.rowcount = cursor.rowcount
+        return rows
+    except psycopg.Error as error:
+        raise translated(connection, error, statement.sql, cursor) from error
+    finally:
+        cursor.close()
+
+
+def translated(
+    connection: Connection, error: psycopg.Error, sql: str, cursor: Any = None
+) -> exc.StatementError:
+    """The error as SQLAlchemy raises it; a lost connection invalidated, as SQLAlchemy does."""
+    dialect = connection.dialect
+    dbapi = None if connection.invalidated else connection.connection.dbapi_connection
+    lost = bool(dialect.is_disconnect(error, dbapi, cursor))  # type: ignore[arg-type]  # psycopg's own Error
+    if lost and not connection.invalidated:
+        connection.invalidate(error)
+    return exc.DBAPIError.instance(
+        sql, None, error, psycopg.Error, hide_parameters=True, connection_invalidated=lost, dialect=dialect
+    )
+
+
+class Unit:
+    """One unit of work: ``execute(stmt, values)`` gives the rows; the unit commits when it ends.
+
+    :meth:`orm` opens a session on the unit's own connection and transaction, for
+    the rare step only the ORM takes (a lead loaded whole); the unit then ends
+    with that session's commit.
+    """
+
+    postgres = True
+
+    def __init__(self, connection: Connection, factory: sessionmaker[Session]) -> None:
+        self._connection = connection
+        self._factory = factory
+        self._session: Session | None = None
+
+    def execute(self, stmt: Any, values: Mapping[str, Any]) -> Rows:
+        if isinstance(stmt, PerDialect):
+            stmt = stmt.build(True)
+        return execute(self._connection, stmt, values)
+
+    def orm(self) -> Session:
+        if self._session is None:
+            self._session = self._factory(bind=self._connection)
+        return self._session
+
+    def _commit(self) -> None:
+        if self._session is not None:
+            self._session.commit()  # its flush, then the connection's commit
+            return
+        connection = self._connection
+        dbapi = connection.connection.dbapi_connection
+        assert dbapi is not None
+        if listeners := connection.dispatch.commit:
+            listeners(connection)
+        try:
+            dbapi.commit()
+        except psycopg.Error as error:
+            raise translated(connection, error, "COMMIT") from error
+
+    def _close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+
+
+class SessionUnit(Unit):
+    """A unit of work that is a session's: the same calls, through the session's connection."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self.postgres = session.get_bind().dialect.name == "postgresql"
+
+    def execute(self, stmt: Any, values: Mapping[str, Any]) -> Rows:
+        if isinstance(stmt, PerDialect):
+            stmt = stmt.build(self.postgres)
+        connection = self.orm().connection()
+        if self.postgres:
+            return execute(connection, stmt, values)
+        result = connection.execute(stmt, dict(values))
+        rows = Rows(tuple(row) for row in result) if result.returns_rows else Rows()
+        rows.rowcount = result.rowcount
+        return rows
+
+    def orm(self) -> Session:
+        assert self._session is not None
+        return self._session
+
+
+@contextmanager
+def unit(factory: sessionmaker[Session], *, autocommit: bool = False, flushed: bool = True) -> Iterator[Unit]:
+    """A unit of work, as :func:`leadrelay.db.transaction` (or, ``autocommit``, :func:`statement_commits`).
+
+    On Postgres, on the thread's kept connection when one is free: psycopg's own
+    transaction (or autocommit), no session unless :meth:`Unit.orm` asks for one.
+    Otherwise a session's unit.
+    """
+    engine = factory.kw["bind"]
+    with held(engine, autocommit=autocommit) as connection:
+        if connection is None:
+            units = statement_commits(factory) if autocommit else transaction(factory, flushed=flushed)
+            with units as session:
+                yield SessionUnit(session)
+            return
+        work = Unit(connection, factory)
+        try:
+            if not flushed:
+                work.execute(_SET_UNFLUSHED, {})
+            yield work
+            if not autocommit:
+                work._commit()
+        except BaseException:
+            _rollback(connection)
+            raise
+        finally:
+            work._close()
+
+
+def _rollback(connection: Connection) -> None:
+    """After a failed unit: end its transaction (a connection that cannot is invalidated, not reused)."""
+    if connection.invalidated:
+        return
+    dbapi = connection.connection.dbapi_connection
+    try:
+        if dbapi is not None and not dbapi.closed:
+            dbapi.rollback()
+    except psycopg.Error as error:
+        translated(connection, error, "ROLLBACK")
+
+
+def as_unit(work: Session | Unit) -> Unit:
+    """A caller's unit of work: a :class:`Unit` as it is, a session's as a :class:`SessionUnit`."""
+    return work if isinstance(work, Unit) else SessionUnit(work)
+
+
+def session_of(work: Session | Unit) -> Session:
+    """The session behind ``work``, for a step only the ORM takes (never one on the hot path)."""
+    return work if isinstance(work, Session) else work.orm()
