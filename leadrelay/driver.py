@@ -60,6 +60,8 @@ class Rows(list[tuple[Any, ...]]):
 
 def execute(connection: Connection, stmt: Any, values: Mapping[str, Any]) -> Rows:
     """Postgres: ``stmt`` (compiled once) on ``connection``'s psycopg connection, in its transaction."""
+    if connection.invalidated:  # SQLAlchemy would reconnect in the middle of the unit: refuse instead
+        raise exc.PendingRollbackError("the unit of work lost its connection; start the unit again")
     statement = compiled(stmt)
     params = statement.params(values)
     dbapi = connection.connection.dbapi_connection

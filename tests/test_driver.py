@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from sqlalchemy import BigInteger, bindparam, event, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import BigInteger, Executable, bindparam, event, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError, PendingRollbackError
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadrelay.db import kept_connections, make_engine, make_session_factory, transaction
@@ -133,6 +133,17 @@ def test_a_connection_postgres_ended_is_invalidated_and_replaced(sessions: sessi
                 other.execute(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": fresh})
             work.execute(BACKEND_PID, {})
         assert raised.value.connection_invalidated
+        # a caller that carried on in that unit would have run the rest on a fresh connection,
+        # outside the unit's transaction: refused
+        with pytest.raises(PendingRollbackError), unit(sessions) as work:
+            with sessions() as other:
+                other.execute(
+                    text("SELECT pg_terminate_backend(:pid, 10000)"),
+                    {"pid": work.execute(BACKEND_PID, {})[0][0]},
+                )
+            with pytest.raises(OperationalError):
+                work.execute(BACKEND_PID, {})
+            work.execute(BACKEND_PID, {})
         with unit(sessions) as work:
             assert work.execute(BACKEND_PID, {})[0][0] not in (pid, fresh)
 
@@ -180,3 +191,42 @@ def test_without_a_kept_connection_it_is_a_sessions_unit(sessions: sessionmaker[
         rows = work.execute(select(Lead.state), {})
     assert isinstance(rows, Rows) and rows == [(LeadState.received,)]
     assert _count(sessions) == 1
+
+
+def test_every_prebuilt_statement_of_the_hot_path_compiles_for_the_driver() -> None:
+    """Compiled at first use: a column default added later must fail here, not on a rare path at run time."""
+    import leadrelay.ledger.leases
+    import leadrelay.ledger.records
+    import leadrelay.nexudus.budget
+    import leadrelay.worker.dedupe
+    import leadrelay.worker.delivery.attempts
+    import leadrelay.worker.delivery.customers
+    import leadrelay.worker.dispatch
+    import leadrelay.worker.follow_ups
+    import leadrelay.worker.introductions
+    from leadrelay.statements import PerDialect
+
+    modules = [
+        leadrelay.ledger.leases,
+        leadrelay.ledger.records,
+        leadrelay.nexudus.budget,
+        leadrelay.worker.dedupe,
+        leadrelay.worker.delivery.attempts,
+        leadrelay.worker.delivery.customers,
+        leadrelay.worker.dispatch,
+        leadrelay.worker.follow_ups,
+        leadrelay.worker.introductions,
+    ]
+    orm_only = {"_LOCK_ACCOUNT"}  # an ORM entity's row, loaded by a session (the embedded budget)
+    found = {}
+    for module in modules:
+        for name, value in vars(module).items():
+            values = value.items() if isinstance(value, dict) else [(None, value)]
+            for key, each in values:
+                if isinstance(each, PerDialect):
+                    each = each.build(True)
+                if isinstance(each, Executable) and name not in orm_only:
+                    found[f"{module.__name__}.{name}[{key}]"] = each
+    assert len(found) >= 30  # 35 as written
+    for name, stmt in found.items():
+        assert DriverStatement(stmt).sql, name
