@@ -13,6 +13,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import JSON, BigInteger, Connection, DateTime, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
@@ -217,10 +218,11 @@ def kept_connections(factory: sessionmaker[Session]) -> Iterator[None]:
     each of which would otherwise check a connection out of the pool and back in
     (pre-ping, reset, and for an autocommit unit its isolation level set and reset):
     here one connection serves the transactions and one the autocommit units, each
-    unit as before (its own session, its own commit). A unit that starts while the
+    unit as before (its own session or, :mod:`leadrelay.driver`, its own statements
+    on psycopg; its own commit). A unit that starts while the
     same kind is already open (nested) takes its own from the pool, as without the
-    block; a unit that fails, or leaves its connection in a transaction, gives it
-    back. A kept connection is pinged before each reuse as the pool pings at a
+    block; a unit that fails, or leaves its connection in a transaction (SQLAlchemy's
+    or psycopg's own), gives it back. A kept connection is pinged before each reuse as the pool pings at a
     checkout (a poll of its quiet socket), since it may have sat idle through a
     Nexudus call while Postgres restarted. Both go back to the pool when the block ends.
     Elsewhere than on Postgres, and inside an outer block, it changes nothing.
@@ -257,10 +259,20 @@ def held(engine: Engine, *, autocommit: bool) -> Iterator[Connection | None]:
         kept.drop(autocommit)
         raise
     else:
-        if connection.in_transaction() or connection.invalidated:  # not as a unit leaves it: not reused
-            kept.drop(autocommit)
+        if connection.invalidated or connection.in_transaction() or in_transaction(connection):
+            kept.drop(autocommit)  # not as a unit leaves it: not reused
     finally:
         kept.in_use.discard(autocommit)
+
+
+def in_transaction(connection: Connection) -> bool:
+    """psycopg's own view: a transaction open (or failed) on the connection, whatever SQLAlchemy knows.
+
+    A unit of work on the driver (:mod:`leadrelay.driver`) runs psycopg's transaction
+    under a connection that SQLAlchemy sees as idle.
+    """
+    dbapi = connection.connection.dbapi_connection
+    return dbapi is not None and dbapi.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
 
 
 def _connect(engine: Engine, *, autocommit: bool) -> Connection:

@@ -19,6 +19,11 @@ What the session gave, this keeps:
 * the same events: ``before_cursor_execute`` listeners see every statement and
   ``commit`` listeners every commit (the tests and ``bench.per_lead`` count them).
 
+What it does not do: a lost connection invalidates that connection only (the
+pool's others meet the pre-ping, :func:`leadrelay.db.kept_connections`), not the
+whole pool; ``handle_error`` and ``after_cursor_execute`` listeners are not
+called, and a ``before_cursor_execute`` listener's return value is ignored.
+
 :func:`unit` gives a :class:`Unit` everywhere: on SQLite, or without a kept
 connection free, it is a session's (:func:`leadrelay.db.transaction` or
 :func:`~leadrelay.db.statement_commits`), whose statements on Postgres still run
@@ -35,21 +40,21 @@ import psycopg
 from sqlalchemy import Connection, exc, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from leadrelay.db import UNFLUSHED, held, statement_commits, transaction
+from leadrelay.db import UNFLUSHED, held, in_transaction, statement_commits, transaction
 from leadrelay.statements import DriverStatement, PerDialect
 
 _SET_UNFLUSHED = text(UNFLUSHED)
-_COMPILED: dict[int, DriverStatement] = {}  # by the statement's id (kept alive in the entry)
-_STATEMENTS: dict[int, Any] = {}
+# by the statement's id, with the statement itself (kept alive: its id is never reused meanwhile);
+# one entry written whole, so a thread never sees half of one
+_COMPILED: dict[int, tuple[Any, DriverStatement]] = {}
 
 
 def compiled(stmt: Any) -> DriverStatement:
     """``stmt`` compiled once; only prebuilt, module-level statements come here."""
     found = _COMPILED.get(id(stmt))
-    if found is None or _STATEMENTS[id(stmt)] is not stmt:
-        found = _COMPILED[id(stmt)] = DriverStatement(stmt)
-        _STATEMENTS[id(stmt)] = stmt
-    return found
+    if found is None or found[0] is not stmt:
+        found = _COMPILED[id(stmt)] = (stmt, DriverStatement(stmt))
+    return found[1]
 
 
 class Rows(list[tuple[Any, ...]]):
@@ -60,33 +65,44 @@ class Rows(list[tuple[Any, ...]]):
 
 def execute(connection: Connection, stmt: Any, values: Mapping[str, Any]) -> Rows:
     """Postgres: ``stmt`` (compiled once) on ``connection``'s psycopg connection, in its transaction."""
-    if connection.invalidated:  # SQLAlchemy would reconnect in the middle of the unit: refuse instead
-        raise exc.PendingRollbackError("the unit of work lost its connection; start the unit again")
+    _refuse_if_lost(connection)
     statement = compiled(stmt)
-    params = statement.params(values)
     dbapi = connection.connection.dbapi_connection
     assert dbapi is not None  # a checked-out, valid connection
-    cursor = dbapi.cursor()
+    cursor = None
     try:
+        params = statement.params(values)  # a bind processor's error is SQLAlchemy's StatementError too
+        cursor = dbapi.cursor()
         if listeners := connection.dispatch.before_cursor_execute:
             listeners(connection, cursor, statement.sql, params, None, False)
         cursor.execute(statement.sql, params)
         rows = Rows(statement.rows(cursor.fetchall()) if cursor.description is not None else ())
         rows.rowcount = cursor.rowcount
         return rows
-    except psycopg.Error as error:
+    except Exception as error:
         raise translated(connection, error, statement.sql, cursor) from error
     finally:
-        cursor.close()
+        if cursor is not None:
+            cursor.close()
 
 
-def translated(
-    connection: Connection, error: psycopg.Error, sql: str, cursor: Any = None
-) -> exc.StatementError:
-    """The error as SQLAlchemy raises it; a lost connection invalidated, as SQLAlchemy does."""
+def _refuse_if_lost(connection: Connection) -> None:
+    """A unit whose connection was lost goes no further: SQLAlchemy would reconnect in its middle."""
+    if connection.invalidated:
+        raise exc.PendingRollbackError("the unit of work lost its connection; start the unit again")
+
+
+def translated(connection: Connection, error: Exception, sql: str, cursor: Any = None) -> exc.StatementError:
+    """The error as SQLAlchemy raises it; a lost connection invalidated, as SQLAlchemy does.
+
+    A psycopg error becomes its SQLAlchemy class (``OperationalError``, …); any other
+    (a bind processor's) a ``StatementError``, as SQLAlchemy wraps it.
+    """
     dialect = connection.dialect
     dbapi = None if connection.invalidated else connection.connection.dbapi_connection
-    lost = bool(dialect.is_disconnect(error, dbapi, cursor))  # type: ignore[arg-type]  # psycopg's own Error
+    lost = isinstance(error, psycopg.Error) and bool(
+        dialect.is_disconnect(error, dbapi, cursor)  # type: ignore[arg-type]  # psycopg's own Error
+    )
     if lost and not connection.invalidated:
         connection.invalidate(error)
     return exc.DBAPIError.instance(
@@ -99,7 +115,7 @@ class Unit:
 
     :meth:`orm` opens a session on the unit's own connection and transaction, for
     the rare step only the ORM takes (a lead loaded whole); the unit then ends
-    with that session's commit.
+    with that session's commit (its flush) and the connection's.
     """
 
     postgres = True
@@ -116,14 +132,17 @@ class Unit:
 
     def orm(self) -> Session:
         if self._session is None:
+            _refuse_if_lost(self._connection)
             self._session = self._factory(bind=self._connection)
         return self._session
 
     def _commit(self) -> None:
-        if self._session is not None:
-            self._session.commit()  # its flush, then the connection's commit
-            return
         connection = self._connection
+        if self._session is not None:
+            self._session.commit()  # its flush; the commit too if it used the connection
+        _refuse_if_lost(connection)  # SQLAlchemy would reconnect and commit nothing on a fresh one
+        if not in_transaction(connection):
+            return  # nothing ran, or the session's commit ended the transaction
         dbapi = connection.connection.dbapi_connection
         assert dbapi is not None
         if listeners := connection.dispatch.commit:

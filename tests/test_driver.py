@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 from sqlalchemy import BigInteger, Executable, bindparam, event, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError, PendingRollbackError
+from sqlalchemy.exc import IntegrityError, OperationalError, PendingRollbackError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadrelay.db import kept_connections, make_engine, make_session_factory, transaction
@@ -230,3 +230,30 @@ def test_every_prebuilt_statement_of_the_hot_path_compiles_for_the_driver() -> N
     assert len(found) >= 30  # 35 as written
     for name, stmt in found.items():
         assert DriverStatement(stmt).sql, name
+
+
+def test_a_session_opened_and_left_unused_does_not_keep_the_units_statements_from_committing(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A delivery's pending writes ride in a unit whose session (Hold.tx) may go unused: they still commit."""
+    with kept_connections(sessions):
+        with unit(sessions) as work:
+            pid = work.execute(BACKEND_PID, {})[0][0]
+            _add(work, "a")
+            work.orm()  # opened, never used: its commit alone would send nothing
+        assert _count(sessions) == 1
+        with unit(sessions) as work:  # the kept connection, idle again: not inside that transaction
+            assert work.execute(BACKEND_PID, {})[0][0] == pid
+            _add(work, "b")
+            work.orm().add(NexudusAccount(account="main"))  # a session that is used: one commit for both
+        assert _count(sessions) == 2
+
+
+def test_a_bind_processors_error_is_sqlalchemys_too(sessions: sessionmaker[Session]) -> None:
+    naive = datetime(2026, 12, 3, 10, 0)
+    with (
+        kept_connections(sessions),
+        pytest.raises(StatementError, match="naive datetime"),
+        unit(sessions) as work,
+    ):
+        work.execute(_INSERT, {"_channel": "canonical", "_key": "a", "_at": naive})
