@@ -3,7 +3,8 @@
 N leads (default 300) are recorded in a fresh bench ledger and run through
 ``worker.pipeline.process`` one after another against the sandbox (limits off),
 with a no-op enqueue so that the dispatch after each delivery runs too. The first
-20 warm the caches and are not counted. Printed per lead: the worker's CPU (user
+20 warm the caches and are not counted. Printed per lead: the wall time (what one
+worker process's rate is bound by: its CPU and its waits), the worker's CPU (user
 and system), the CPU of every Postgres process, the SQL statements and
 transactions (SQLAlchemy events), the round trips to Postgres (statements plus
 psycopg's BEGIN and COMMIT), and the most frequent statements. Used for the
@@ -21,6 +22,7 @@ import os
 import resource
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +93,10 @@ def main(count: int) -> None:
         counts.clear()
         measured = ids[WARM:]
         before, pg_before = resource.getrusage(resource.RUSAGE_SELF), postgres_cpu()
+        started = time.perf_counter()
         for lead_id in measured:
             process(rt, lead_id, owner="bench", enqueue=len)
+        wall = time.perf_counter() - started
         after, pg_used = resource.getrusage(resource.RUSAGE_SELF), postgres_cpu() - pg_before
         rt.close()
     finally:
@@ -103,6 +107,7 @@ def main(count: int) -> None:
     print(f"the code at {env.measured_code()}")
     print(f"{n} leads: {ledger.states(url)}")
     cpu = f"{1000 * (user + system):.2f} ms a lead (user {1000 * user:.2f}, system {1000 * system:.2f})"
+    print(f"wall {1000 * wall / n:.2f} ms a lead (one process, one lead after another)")
     print(f"worker CPU {cpu}")
     print(f"Postgres CPU (all its processes) {1000 * pg_used / n:.2f} ms a lead")
     print(

@@ -62,7 +62,7 @@ def read(rt: Runtime, lead_id: int, *, owner: str) -> Normalised:
     """Stage 1 alone: lease and count the reading, normalise (sort a stored mail first), count it."""
     if _start_reading(rt, lead_id, owner=owner):
         return Normalised(state=LeadState.dead)
-    # not flushed: the attempt statement before a request to Nexudus is, and this reading with it;
+    # not flushed: the attempt statement before a write to Nexudus is, and this reading with it;
     # lost in a crash of Postgres, it is read again (docs/guarantees.md). A mail's leads recorded
     # here are published right after the commit: then it waits for the disk
     with transaction(rt.sessions, flushed=False) as session:

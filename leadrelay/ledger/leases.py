@@ -19,7 +19,7 @@ from leadrelay.ledger.dbclock import clock_params, lease_end, now_param
 from leadrelay.ledger.records import start_attempt
 from leadrelay.ledger.side_writes import SideWrite, carried
 from leadrelay.models import DeliveryAttempt, Lead, LeadState
-from leadrelay.statements import per_dialect
+from leadrelay.statements import per_dialect, unflushed
 
 _LEAD_COLUMNS = Lead.__table__.c
 
@@ -73,6 +73,8 @@ def _claim_statement(postgres: bool, *, of_account: bool, gated: bool) -> Any:
     if gated:  # the account has room: counted in the same statement (after the caller's lock)
         in_flight = select(func.count()).where(delivering(account, now)).scalar_subquery()
         stmt = stmt.where(in_flight < bindparam("_capacity", type_=Integer()))
+    if postgres:  # its commit does not wait for the disk: see claim()
+        stmt = unflushed(stmt)
     return (
         stmt.values(
             state=LeadState.delivering,
@@ -110,6 +112,13 @@ def claim(
     checked); otherwise None, and a later pass claims it under its own account.
     ``room``: (account, capacity): only while fewer than ``capacity`` of that
     account's leads are being delivered (the caller holds the account's lock).
+
+    A claim that takes the lead commits without waiting for the disk, and so does
+    the transaction it runs in (:data:`leadrelay.statements.UNFLUSHED_CLAUSE`): the
+    attempt statement before the delivery's first write to Nexudus is flushed, and
+    this claim with it. If a crash of Postgres loses the claim, the run's lease is
+    gone and that statement refuses the request (leases are this run's alone); the
+    lead is due again, the run not counted.
     """
     params = {"_id": lead_id, "_owner": owner, "_account": account, **clock_params(lease_seconds)}
     if room is not None:
@@ -123,7 +132,7 @@ def claim(
 @per_dialect
 def _reading_statement(postgres: bool) -> Any:
     now = now_param(postgres)
-    return (
+    stmt = (
         update(Lead)
         .where(
             Lead.id == bindparam("_id"),
@@ -137,6 +146,7 @@ def _reading_statement(postgres: bool) -> Any:
         )
         .returning(Lead.unfinished_runs, Lead.last_error, Lead.channel)
     )
+    return unflushed(stmt) if postgres else stmt
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +157,11 @@ class Reading:
 
 
 def start_reading(session: Session | Unit, lead_id: int, *, owner: str, lease_seconds: int) -> Reading | None:
-    """Lease a ``received`` lead to read it, counting the reading; None: read already, or being read."""
+    """Lease a ``received`` lead to read it, counting the reading; None: read already, or being read.
+
+    Its commit does not wait for the disk (:data:`leadrelay.statements.UNFLUSHED_CLAUSE`),
+    as the reading's own does not: nothing leaves the ledger before a later one is flushed.
+    """
     params = {"_id": lead_id, "_owner": owner, **clock_params(lease_seconds)}
     rows = as_unit(session).execute(_reading_statement, params)
     return Reading(*rows[0]) if rows else None
@@ -204,9 +218,10 @@ def renew_lease(
     return as_unit(session).execute(stmt, params).rowcount == 1
 
 
-def _renewal_with_attempt(*, creating: bool) -> Any:
+def _renewal_with_attempt(*, creating: bool, flushed: bool = True) -> Any:
     """Postgres: the renewal and, only if it renewed, the request's attempt row — one statement."""
-    renewed = _renewal(True, creating=creating).returning(Lead.id).cte("renewed")
+    renewal = _renewal(True, creating=creating)
+    renewed = (renewal if flushed else unflushed(renewal)).returning(Lead.id).cte("renewed")
     columns = DeliveryAttempt.__table__.c
     started = select(
         renewed.c.id,
@@ -222,6 +237,7 @@ def _renewal_with_attempt(*, creating: bool) -> Any:
 
 _RENEW_ATTEMPT = _renewal_with_attempt(creating=False)
 _RENEW_ATTEMPT_CREATING = _renewal_with_attempt(creating=True)
+_RENEW_ATTEMPT_UNFLUSHED = _renewal_with_attempt(creating=False, flushed=False)
 
 
 def renew_lease_and_start_attempt(
@@ -233,6 +249,7 @@ def renew_lease_and_start_attempt(
     lease_seconds: int,
     creating: CreateTag | None = None,
     side_writes: Sequence[SideWrite] = (),
+    flushed: bool = True,
 ) -> int | None:
     """:func:`renew_lease` before a request, and the request's attempt row (its id; None: the lead is lost).
 
@@ -240,6 +257,11 @@ def renew_lease_and_start_attempt(
     exists only if the lease was ours, and ``side_writes`` ride in the same statement
     (written whether or not the lease was ours, as they would be in the caller's
     transaction); elsewhere each is a statement in the caller's transaction.
+
+    ``flushed=False``, for a request that changes nothing in Nexudus (a lookup): on
+    Postgres the statement commits without waiting for the disk — and, in a
+    transaction, that transaction too (:data:`leadrelay.statements.UNFLUSHED_CLAUSE`).
+    A create's is always flushed: it is the record that one may have been sent.
     """
     work = as_unit(session)
     if not work.postgres:
@@ -248,7 +270,7 @@ def renew_lease_and_start_attempt(
         renewed = renew_lease(work, lead_id, owner=owner, lease_seconds=lease_seconds, creating=creating)
         return start_attempt(work, lead_id, call) if renewed else None
     params: dict[str, Any] = {"_id": lead_id, "_owner": owner, "_call": call, **clock_params(lease_seconds)}
-    stmt = _RENEW_ATTEMPT
+    stmt = _RENEW_ATTEMPT if flushed else _RENEW_ATTEMPT_UNFLUSHED
     if creating is not None:
         params.update(_name=creating.name, _system_id=creating.system_id)
         stmt = _RENEW_ATTEMPT_CREATING

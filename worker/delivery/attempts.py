@@ -117,12 +117,14 @@ class Hold:
         with self.work() if self._pending else unit(self.rt.sessions, autocommit=True) as work:
             yield work, carried
 
-    def lease_for_request(self, call: str, *, creating: ledger.CreateTag | None) -> int:
+    def lease_for_request(self, call: str, *, creating: ledger.CreateTag | None, write: bool = True) -> int:
         """Renew the lease right before a request and start its attempt row (LostLease: gone).
 
         One statement, carrying what is pending beside the lead's row (see
         :meth:`statement_unit`); the row commits before the request is sent, and only
         under our lease. The request's outcome finishes it with the run's next write.
+        Before a ``write`` its commit waits for the disk; before a lookup it need not
+        (the next write's will, and the WAL is flushed in order).
         """
         lease_seconds = self.rt.settings.lease_seconds
         with self.statement_unit() as (work, carried):
@@ -134,6 +136,7 @@ class Hold:
                 lease_seconds=lease_seconds,
                 creating=creating,
                 side_writes=carried,
+                flushed=write or creating is not None,
             )
         if attempt_id is None:
             raise LostLease()
@@ -178,7 +181,7 @@ class RequestGuard:
         hold = self._hold
         self._started = utcnow()
         self._mark_before = hold.s.create_sent_at
-        self._attempt_id = hold.lease_for_request(self._call, creating=self._creating)
+        self._attempt_id = hold.lease_for_request(self._call, creating=self._creating, write=write)
         if self._creating is not None:
             hold.s = replace(
                 hold.s, create_sent_at=self._started

@@ -27,10 +27,8 @@ def deliver(rt: Runtime, lead_id: int, *, owner: str, account: str | None = None
     """
     settings = rt.settings
     # the claim's commit does not wait for the disk (nor hold the account's lock while it would):
-    # the attempt statement before the first request is flushed, and this claim with it; if a crash
-    # of Postgres loses it, the run's lease is gone and that statement refuses the request before
-    # it is sent (leases are this run's alone); the lead is due again, the run not counted
-    with unit(rt.sessions, flushed=False) as work:
+    # the claim itself says so, with no SET LOCAL round trip (ledger.claim)
+    with unit(rt.sessions) as work:
         claimed = claim(
             work,
             lead_id,
