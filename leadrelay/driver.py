@@ -67,23 +67,40 @@ def execute(connection: Connection, stmt: Any, values: Mapping[str, Any]) -> Row
     """Postgres: ``stmt`` (compiled once) on ``connection``'s psycopg connection, in its transaction."""
     _refuse_if_lost(connection)
     statement = compiled(stmt)
-    dbapi = connection.connection.dbapi_connection
-    assert dbapi is not None  # a checked-out, valid connection
     cursor = None
     try:
         params = statement.params(values)  # a bind processor's error is SQLAlchemy's StatementError too
-        cursor = dbapi.cursor()
+        cursor = _cursor(connection)
         if listeners := connection.dispatch.before_cursor_execute:
             listeners(connection, cursor, statement.sql, params, None, False)
         cursor.execute(statement.sql, params)
-        rows = Rows(statement.rows(cursor.fetchall()) if cursor.description is not None else ())
+        result = cursor.pgresult  # its status, not the cursor's description (a Column object a column)
+        returned = result is not None and result.status == _TUPLES_OK
+        rows = Rows(statement.rows(cursor.fetchall()) if returned else ())
         rows.rowcount = cursor.rowcount
         return rows
     except Exception as error:
         raise translated(connection, error, statement.sql, cursor) from error
-    finally:
-        if cursor is not None:
-            cursor.close()
+
+
+_TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
+_CURSOR = "leadrelay.driver.cursor"
+
+
+def _cursor(connection: Connection) -> psycopg.Cursor[Any]:
+    """The psycopg connection's one cursor for these statements, made once (kept as long as it lives).
+
+    Each statement's rows are fetched whole before the next runs on it, and a
+    connection serves one thread at a time. Kept in the pool's record of the
+    connection, which forgets it when the connection is replaced.
+    """
+    info = connection.connection.info
+    cursor: psycopg.Cursor[Any] | None = info.get(_CURSOR)
+    if cursor is None or cursor.closed:
+        dbapi = connection.connection.driver_connection  # psycopg's own, typed as such
+        assert isinstance(dbapi, psycopg.Connection)  # a checked-out, valid connection
+        cursor = info[_CURSOR] = dbapi.cursor()
+    return cursor
 
 
 def _refuse_if_lost(connection: Connection) -> None:

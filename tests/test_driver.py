@@ -46,6 +46,7 @@ _INSERT = insert(Lead).values(
     attempts=0,
     unfinished_runs=0,
 )
+_NOTE = update(Lead).where(Lead.id == bindparam("_id", type_=BigInteger())).values(note="n")
 AT = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
 
 
@@ -146,6 +147,28 @@ def test_a_connection_postgres_ended_is_invalidated_and_replaced(sessions: sessi
             work.execute(BACKEND_PID, {})
         with unit(sessions) as work:
             assert work.execute(BACKEND_PID, {})[0][0] not in (pid, fresh)
+
+
+def test_a_connection_keeps_one_cursor_until_it_is_replaced(sessions: sessionmaker[Session]) -> None:
+    """Made once a connection (a cursor a statement was a quarter of a one-statement unit's CPU)."""
+    engine = sessions.kw["bind"]
+    cursors: list[object] = []
+    event.listen(engine, "before_cursor_execute", lambda _c, cursor, *_: cursors.append(cursor))
+    with kept_connections(sessions):
+        with unit(sessions) as work:
+            _add(work, "a")  # no rows: nothing left behind for the next statement to read
+            lead_id = work.execute(select(Lead.id), {})[0][0]
+            updated = work.execute(_NOTE, {"_id": lead_id})
+            assert (list(updated), updated.rowcount) == ([], 1)
+            pid = work.execute(BACKEND_PID, {})[0][0]
+        with unit(sessions) as work:
+            assert work.execute(_RETURNING, {"_id": lead_id, "_note": "m"})[0][4] == "m"
+        assert len(set(map(id, cursors))) == 1
+        with sessions() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid})
+        with unit(sessions) as work:  # a fresh connection, and its own cursor
+            assert work.execute(BACKEND_PID, {})[0][0] != pid
+    assert cursors[-1] is not cursors[0]
 
 
 def test_listeners_see_every_statement_and_commit(sessions: sessionmaker[Session]) -> None:
