@@ -27,6 +27,8 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    union,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -64,36 +66,46 @@ def _capacity(routing: Routing, account: str | None) -> int | None:
     return routing.accounts[account].limits.concurrent_deliveries
 
 
-def _waiting(now: Any, stale: Any) -> ColumnElement[bool]:
+# Each condition below is one per state, and a query asks each state apart (a UNION, or a
+# count each): an equality on the state is an index condition on (account, state, …), so
+# a dispatch reads the account's live leads only. An OR of two states is none: the
+# planner's generic plan read every lead the account ever had, twice, after every
+# delivery (bench/PROFILE.md, nineteenth pass; tests/delivery/test_dispatch_reads.py).
+def _waiting_in(state: LeadState, now: Any, stale: Any) -> ColumnElement[bool]:
     """Due, and not handed to a worker recently (before ``stale``), or its message was lost."""
-    return or_(
-        and_(
-            Lead.state == LeadState.normalised,
+    if state is LeadState.normalised:
+        return and_(
+            ledger.state_is(LeadState.normalised),
             Lead.next_attempt_at <= now,
             or_(
                 Lead.enqueued_at.is_(None), Lead.enqueued_at < Lead.next_attempt_at, Lead.enqueued_at < stale
             ),
-        ),
-        and_(
-            Lead.state == LeadState.delivering,
-            Lead.lease_until < now,
-            or_(Lead.enqueued_at.is_(None), Lead.enqueued_at < Lead.lease_until, Lead.enqueued_at < stale),
-        ),
+        )
+    return and_(
+        ledger.state_is(LeadState.delivering),
+        Lead.lease_until < now,
+        or_(Lead.enqueued_at.is_(None), Lead.enqueued_at < Lead.lease_until, Lead.enqueued_at < stale),
     )
 
 
-def _handed_out(now: Any, stale: Any) -> ColumnElement[bool]:
-    """Sent to a worker since ``stale`` (the grace period) and not claimed yet."""
+_WAITING_STATES = (LeadState.normalised, LeadState.delivering)
+
+
+def _taken(now: Any, stale: Any) -> Any:
+    """The account's leads being delivered, or sent to a worker since ``stale`` and not claimed yet."""
     recent = Lead.enqueued_at >= stale
-    return or_(
-        and_(Lead.state == LeadState.normalised, recent, Lead.enqueued_at >= Lead.next_attempt_at),
-        and_(
-            Lead.state == LeadState.delivering,
-            Lead.lease_until < now,
-            recent,
-            Lead.enqueued_at >= Lead.lease_until,
-        ),
+    handed = select(func.count()).where(
+        Lead.account == _ACCOUNT,
+        ledger.state_is(LeadState.normalised),
+        recent,
+        Lead.enqueued_at >= Lead.next_attempt_at,
     )
+    delivering = select(func.count()).where(
+        Lead.account == _ACCOUNT,
+        ledger.state_is(LeadState.delivering),
+        or_(Lead.lease_until >= now, and_(recent, Lead.enqueued_at >= Lead.lease_until)),
+    )
+    return handed.scalar_subquery() + delivering.scalar_subquery()
 
 
 # Built once per database kind (they run after every delivery): now is the ledger's
@@ -139,18 +151,16 @@ def _due(postgres: bool, *, of_account: bool, gated: bool) -> Any:
     owned = Lead.account == _ACCOUNT if of_account else Lead.account.is_(None)
     room: Any = bindparam("_room", type_=Integer())
     if gated:
-        taken = (
-            select(func.count())
-            .where(
-                or_(ledger.delivering(_ACCOUNT, now), and_(Lead.account == _ACCOUNT, _handed_out(now, stale)))
-            )
-            .scalar_subquery()
-        )
         # a LIMIT must not be negative (SQLite reads a negative one as no limit at all)
-        room = (func.greatest if postgres else func.max)(bindparam("_capacity", type_=Integer()) - taken, 0)
-    return (
-        select(Lead.id).where(owned, _waiting(now, stale)).order_by(Lead.next_attempt_at, Lead.id).limit(room)
-    )
+        free = bindparam("_capacity", type_=Integer()) - _taken(now, stale)
+        room = (func.greatest if postgres else func.max)(free, 0)
+    waiting = union_all(
+        *(
+            select(Lead.id, Lead.next_attempt_at).where(owned, _waiting_in(s, now, stale))
+            for s in _WAITING_STATES
+        )
+    ).subquery("waiting")
+    return select(waiting.c.id).order_by(waiting.c.next_attempt_at, waiting.c.id).limit(room)
 
 
 _DUE_GATED = per_dialect(lambda pg: _due(pg, of_account=True, gated=True))
@@ -236,8 +246,12 @@ def dispatch(rt: Runtime, account: str | None, *, enqueue: Enqueue) -> int:
 
 
 def accounts_with_waiting_leads(session: Session, *, now: Any, grace: timedelta) -> list[str | None]:
-    stmt = select(Lead.account).where(_waiting(now, now - grace)).distinct()
-    return list(session.execute(stmt).scalars())
+    return list(session.execute(accounts_waiting(now, grace)).scalars())
+
+
+def accounts_waiting(now: Any, grace: timedelta) -> Any:
+    """The accounts with leads waiting (the sweeper asks it every pass)."""
+    return union(*(select(Lead.account).where(_waiting_in(s, now, now - grace)) for s in _WAITING_STATES))
 
 
 def account_of(rt: Runtime, lead_id: int) -> str | None:

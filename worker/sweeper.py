@@ -18,12 +18,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from leadrelay.db import transaction, utcnow
-from leadrelay.ledger import clock
+from leadrelay.ledger import clock, state_is
 from leadrelay.models import Lead, LeadState
 from leadrelay.nexudus.budget import db_clock, forget_old_usage
 from leadrelay.runtime import Runtime
@@ -42,9 +43,12 @@ class SweepReport:
 
 def stale_received(session: Session, *, now: datetime, requeue_after: timedelta, limit: int) -> list[int]:
     """Received leads whose message should have been consumed by now."""
+    return list(session.execute(stale_received_query(now, requeue_after, limit)).scalars())
+
+
+def stale_received_query(now: datetime, requeue_after: timedelta, limit: int) -> Any:
     lost = or_(Lead.enqueued_at.is_(None), Lead.enqueued_at < now - requeue_after)
-    stmt = select(Lead.id).where(Lead.state == LeadState.received, lost).order_by(Lead.id).limit(limit)
-    return list(session.execute(stmt).scalars())
+    return select(Lead.id).where(state_is(LeadState.received), lost).order_by(Lead.id).limit(limit)
 
 
 def lost_after(rt: Runtime, waiting: int | None) -> timedelta:
