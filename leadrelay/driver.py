@@ -37,8 +37,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, exc, text
+from sqlalchemy import Connection, event, exc, text
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import Pool
 
 from leadrelay.db import UNFLUSHED, held, in_transaction, statement_commits, transaction
 from leadrelay.statements import DriverStatement, PerDialect
@@ -87,12 +88,23 @@ _TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
 _CURSOR = "leadrelay.driver.cursor"
 
 
+@event.listens_for(Pool, "checkin")
+def _close_cursor(_dbapi: Any, record: Any) -> None:
+    """A connection back in the pool keeps no cursor, nor the last result the cursor held."""
+    cursor = record.info.pop(_CURSOR, None) if record is not None else None
+    if cursor is not None:
+        cursor.close()
+
+
 def _cursor(connection: Connection) -> psycopg.Cursor[Any]:
-    """The psycopg connection's one cursor for these statements, made once (kept as long as it lives).
+    """The psycopg connection's one cursor for these statements, made once a checkout.
 
     Each statement's rows are fetched whole before the next runs on it, and a
     connection serves one thread at a time. Kept in the pool's record of the
-    connection, which forgets it when the connection is replaced.
+    connection (which forgets it when the connection is replaced) until the
+    connection goes back to the pool: then it is closed, and the last result it
+    held (a lead's fields, say) with it. It takes the connection's adapters as they
+    are when it is made.
     """
     info = connection.connection.info
     cursor: psycopg.Cursor[Any] | None = info.get(_CURSOR)

@@ -259,11 +259,12 @@ def unflushed(stmt: Any) -> Any:
 # locked the row itself (its snapshot then comes after the lock), it is always fresh.
 #
 # The budget's three statements commit without waiting for the disk (UNFLUSHED_CLAUSE,
-# written out: tests/delivery/test_unflushed.py checks each has it):
-# before a write reaches Nexudus its attempt statement commits flushed, and the WAL is
-# flushed in order. A crash of Postgres itself may forget the last few reservations
-# and sends of a lookup: a few requests more than counted, inside the limits' safety
-# margin, and a 409 is a throttle the client waits out.
+# written out: tests/delivery/test_unflushed.py checks each has it), for every request
+# of every process. A crash of Postgres itself may forget the last few reservations,
+# sends and penalties: a few requests more than counted, or sent before a Retry-After
+# ran out — inside the limits' safety margin, and a 409 is a throttle the client waits
+# out (and penalises again). A delivery's write is on record before it is sent all the
+# same: its attempt statement is flushed, and the WAL is flushed in order.
 RESERVE = text(
     """
 WITH clock AS (

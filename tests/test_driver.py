@@ -168,7 +168,10 @@ def test_a_connection_keeps_one_cursor_until_it_is_replaced(sessions: sessionmak
             other.execute(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid})
         with unit(sessions) as work:  # a fresh connection, and its own cursor
             assert work.execute(BACKEND_PID, {})[0][0] != pid
+        assert not cursors[-1].closed  # type: ignore[attr-defined]
     assert cursors[-1] is not cursors[0]
+    # back in the pool, the connection keeps no cursor, nor the last result it held
+    assert cursors[-1].closed  # type: ignore[attr-defined]
 
 
 def test_listeners_see_every_statement_and_commit(sessions: sessionmaker[Session]) -> None:

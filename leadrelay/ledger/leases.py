@@ -154,7 +154,7 @@ def claim(
 @per_dialect
 def _reading_statement(postgres: bool) -> Any:
     now = now_param(postgres)
-    stmt = (
+    return (
         update(Lead)
         .where(
             Lead.id == bindparam("_id"),
@@ -168,7 +168,6 @@ def _reading_statement(postgres: bool) -> Any:
         )
         .returning(Lead.unfinished_runs, Lead.last_error, Lead.channel)
     )
-    return unflushed(stmt) if postgres else stmt
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,8 +180,9 @@ class Reading:
 def start_reading(session: Session | Unit, lead_id: int, *, owner: str, lease_seconds: int) -> Reading | None:
     """Lease a ``received`` lead to read it, counting the reading; None: read already, or being read.
 
-    Its commit does not wait for the disk (:data:`leadrelay.statements.UNFLUSHED_CLAUSE`),
-    as the reading's own does not: nothing leaves the ledger before a later one is flushed.
+    Its commit waits for the disk (the reading's own does not): the count is what
+    dead-letters a lead whose reading brings Postgres itself down, so a crash of
+    Postgres must not take it back.
     """
     params = {"_id": lead_id, "_owner": owner, **clock_params(lease_seconds)}
     rows = as_unit(session).execute(_reading_statement, params)

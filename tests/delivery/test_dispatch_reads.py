@@ -1,10 +1,11 @@
 """The dispatch after every delivery reads the account's live leads, not every lead it ever had (Postgres).
 
 It asks for the account's waiting leads and counts those in flight. Both conditions
-are an OR over two states; without the states said once more as one condition, an
-index scan's condition was the account alone, and each dispatch read all of the
-account's delivered history: in the pipeline bench, 0.69 ms a call inside Postgres
-after a 2,500-lead run, growing with the ledger (bench/PROFILE.md, nineteenth pass).
+were an OR over two states, which is no index condition: an index scan's condition was
+the account alone, and each dispatch read all of the account's delivered history (in
+the pipeline bench, 0.69 ms a call inside Postgres after a 2,500-lead run, growing with
+the ledger: bench/PROFILE.md, nineteenth pass). Now each state is asked apart (a UNION,
+a count each) and written into the SQL, so it is an index condition.
 """
 
 from __future__ import annotations
