@@ -130,12 +130,11 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-UNFLUSHED = "SET LOCAL synchronous_commit TO OFF"
 _FLUSHED = "SET LOCAL synchronous_commit TO ON"
 
 
 def flush_at_commit(session: Session) -> None:
-    """Inside ``transaction(flushed=False)``: this unit's commit waits for the disk after all.
+    """In a unit a statement made unflushed (``UNFLUSHED_CLAUSE``): its commit waits for the disk after all.
 
     For a unit that found, once running, that something outside the ledger will act
     on it right after its commit (Postgres; elsewhere every commit waits anyway).
@@ -145,21 +144,17 @@ def flush_at_commit(session: Session) -> None:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session], *, flushed: bool = True) -> Iterator[Session]:
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any exception.
 
-    ``flushed=False`` (Postgres): the commit returns without waiting for its WAL
-    flush. Only for a unit that nothing outside the ledger acts on before a later
-    flushed commit (WAL is flushed in order, so that one makes this one durable
-    too): a crash of Postgres itself may lose it, never reorder it
-    (docs/guarantees.md, "Commits that do not wait for the disk").
+    A unit whose commit need not wait for the disk says so in one of its statements
+    (:data:`leadrelay.statements.UNFLUSHED_CLAUSE`; docs/guarantees.md, "Commits that
+    do not wait for the disk").
     """
     engine = factory.kw["bind"]
     with held(engine, autocommit=False) as conn:
         session = factory() if conn is None else factory(bind=conn)
         try:
-            if not flushed and engine.dialect.name == "postgresql":
-                session.connection().exec_driver_sql(UNFLUSHED)
             yield session
             session.commit()
         except BaseException:

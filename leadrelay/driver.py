@@ -37,14 +37,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, event, exc, text
+from sqlalchemy import Connection, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import Pool
 
-from leadrelay.db import UNFLUSHED, held, in_transaction, statement_commits, transaction
+from leadrelay.db import held, in_transaction, statement_commits, transaction
 from leadrelay.statements import DriverStatement, PerDialect
 
-_SET_UNFLUSHED = text(UNFLUSHED)
 # by the statement's id, with the statement itself (kept alive: its id is never reused meanwhile);
 # one entry written whole, so a thread never sees half of one
 _COMPILED: dict[int, tuple[Any, DriverStatement]] = {}
@@ -210,7 +209,7 @@ class SessionUnit(Unit):
 
 
 @contextmanager
-def unit(factory: sessionmaker[Session], *, autocommit: bool = False, flushed: bool = True) -> Iterator[Unit]:
+def unit(factory: sessionmaker[Session], *, autocommit: bool = False) -> Iterator[Unit]:
     """A unit of work, as :func:`leadrelay.db.transaction` (or, ``autocommit``, :func:`statement_commits`).
 
     On Postgres, on the thread's kept connection when one is free: psycopg's own
@@ -220,14 +219,12 @@ def unit(factory: sessionmaker[Session], *, autocommit: bool = False, flushed: b
     engine = factory.kw["bind"]
     with held(engine, autocommit=autocommit) as connection:
         if connection is None:
-            units = statement_commits(factory) if autocommit else transaction(factory, flushed=flushed)
+            units = statement_commits(factory) if autocommit else transaction(factory)
             with units as session:
                 yield SessionUnit(session)
             return
         work = Unit(connection, factory)
         try:
-            if not flushed:
-                work.execute(_SET_UNFLUSHED, {})
             yield work
             if not autocommit:
                 work._commit()

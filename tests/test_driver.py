@@ -22,7 +22,6 @@ from leadrelay.models import Lead, LeadState, NexudusAccount
 from leadrelay.statements import DriverStatement
 
 BACKEND_PID = text("SELECT pg_backend_pid()")
-SYNCHRONOUS = text("SHOW synchronous_commit")
 # the prebuilt kinds the worker runs: RETURNING typed columns, an IN of constants, a guarded UPDATE
 _RETURNING = (
     update(Lead)
@@ -200,14 +199,6 @@ def test_an_orm_step_joins_the_units_transaction(sessions: sessionmaker[Session]
     with sessions() as other:
         assert other.scalars(select(NexudusAccount.account)).all() == ["main"]
     assert _count(sessions) == 1
-
-
-def test_an_unflushed_unit_is_unflushed_alone(sessions: sessionmaker[Session]) -> None:
-    with kept_connections(sessions):
-        with unit(sessions, flushed=False) as work:
-            assert work.execute(SYNCHRONOUS, {}) == [("off",)]
-        with unit(sessions) as work:
-            assert work.execute(SYNCHRONOUS, {}) == [("on",)]
 
 
 def test_without_a_kept_connection_it_is_a_sessions_unit(sessions: sessionmaker[Session]) -> None:

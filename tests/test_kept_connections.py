@@ -17,6 +17,7 @@ from leadrelay.db import kept_connections, make_engine, make_session_factory, st
 from leadrelay.intake.store import record_inbound
 from leadrelay.models import Lead
 from leadrelay.runtime import Runtime
+from leadrelay.statements import UNFLUSHED_CLAUSE
 from leadrelay.worker.pipeline import process
 from tests.helpers import canonical, ingest
 
@@ -183,19 +184,22 @@ def test_each_thread_keeps_its_own(sessions: sessionmaker[Session]) -> None:
 
 
 SYNCHRONOUS = text("SHOW synchronous_commit")
+UNFLUSH = text(f"SELECT {UNFLUSHED_CLAUSE}")
 
 
-def test_an_unflushed_unit_is_unflushed_alone(sessions: sessionmaker[Session], tmp_path: Path) -> None:
-    """``flushed=False`` holds for its own transaction: the kept connection's next unit waits for the disk."""
+def test_an_unflushed_unit_is_unflushed_alone(sessions: sessionmaker[Session]) -> None:
+    """A statement's ``UNFLUSHED_CLAUSE`` holds for its transaction alone: the next unit waits for disk."""
     with kept_connections(sessions):
-        with transaction(sessions, flushed=False) as session:
+        with transaction(sessions) as session:
             pid = session.execute(BACKEND_PID).scalar()
+            session.execute(UNFLUSH)
             assert session.execute(SYNCHRONOUS).scalar() == "off"
             _add(session, 1)
         with transaction(sessions) as session:
             assert session.execute(BACKEND_PID).scalar() == pid  # the same connection, kept
             assert session.execute(SYNCHRONOUS).scalar() == "on"
-        with pytest.raises(DataError), transaction(sessions, flushed=False) as session:
+        with pytest.raises(DataError), transaction(sessions) as session:
+            session.execute(UNFLUSH)
             _add(session, 2)
             session.execute(text("SELECT 1 / 0"))  # refused by Postgres: the unit rolls back
         with transaction(sessions) as session:
@@ -203,6 +207,3 @@ def test_an_unflushed_unit_is_unflushed_alone(sessions: sessionmaker[Session], t
         with statement_commits(sessions) as session:
             assert session.execute(SYNCHRONOUS).scalar() == "on"
     assert _leads(sessions) == 1  # the first committed (not flushed yet is committed), the third not
-    sqlite = make_session_factory(make_engine(f"sqlite:///{tmp_path / 'ledger.db'}"))
-    with transaction(sqlite, flushed=False) as session:  # nothing to set: SQLite commits as before
-        assert session.execute(text("SELECT 1")).scalar() == 1

@@ -21,11 +21,9 @@ from leadrelay.adapters.events import FollowUp
 from leadrelay.adapters.portal import PortalAdapter
 from leadrelay.adapters.registry import context_for
 from leadrelay.db import utcnow
-from leadrelay.driver import unit
-from leadrelay.ledger import LeadRecord, transition
+from leadrelay.ledger import LeadRecord, SideWrite, transition
 from leadrelay.models import TERMINAL_STATES, Lead, LeadState
 from leadrelay.routing import Routing
-from leadrelay.runtime import Runtime
 from leadrelay.worker import dedupe
 
 DELIVERED = (LeadState.delivered.value, LeadState.attached.value)
@@ -171,12 +169,14 @@ def _wake_statement() -> Any:
 _WAKE = _wake_statement()
 
 
-def wake(rt: Runtime, lead_id: int) -> int:
-    """Follow-ups waiting for this (now settled) lead's enquiry: due now, under its account.
+def wake_write(lead_id: int) -> SideWrite:
+    """Follow-ups waiting for this lead's enquiry: due now, under its account — with its settling.
 
-    Called after a delivery settles, before the account's waiting leads are
-    dispatched, so a follow-up that arrived before its enquiry goes at once.
-    One statement that commits by itself (it runs after every delivery).
+    Carried by the statement that settles the lead (delivered, attached or merged:
+    :func:`leadrelay.worker.delivery.policy.settle`), so a follow-up that arrived
+    before its enquiry goes with the account's next dispatch, and a worker killed
+    right after the settling leaves none asleep. Like every carried write it runs
+    even when the settling finds its lease lost: the follow-ups then look again
+    early, and wait on (the lead's next owner settles it and wakes them once more).
     """
-    with unit(rt.sessions, autocommit=True) as work:
-        return max(0, work.execute(_WAKE, {"_id": lead_id, "_at": utcnow()}).rowcount)
+    return SideWrite(_WAKE, {"_id": lead_id, "_at": utcnow()}, other_leads=True)

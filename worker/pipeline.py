@@ -23,7 +23,6 @@ from leadrelay.ledger import kill, start_reading
 from leadrelay.metrics import DEAD, count_intake, count_settled
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.runtime import Runtime
-from leadrelay.worker import follow_ups
 from leadrelay.worker.delivery import Outcome, deliver
 from leadrelay.worker.dispatch import Enqueue, account_of, dispatch
 from leadrelay.worker.normalise import Normalised, normalise
@@ -65,8 +64,8 @@ def read(rt: Runtime, lead_id: int, *, owner: str) -> Normalised:
     # not flushed: the attempt statement before a write to Nexudus is, and this reading with it;
     # lost in a crash of Postgres, it is read again (docs/guarantees.md). A mail's leads recorded
     # here are published right after the commit: then it waits for the disk
-    with transaction(rt.sessions, flushed=False) as session:
-        result = normalise(session, lead_id, routing=rt.routing, reader=owner)
+    with transaction(rt.sessions) as session:
+        result = normalise(session, lead_id, routing=rt.routing, reader=owner, flushed=False)
         if result.parts:
             flush_at_commit(session)
     if result.sorted_mail and result.channel is not None:  # a mail the inbox poll stored raw
@@ -91,9 +90,7 @@ def _process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None) 
         return Outcome.skipped  # another worker is reading it
     if state not in (LeadState.normalised, LeadState.delivering):
         return state.value
-    outcome = deliver(rt, lead_id, owner=owner, account=result.account)
-    if outcome in (Outcome.delivered, Outcome.attached, Outcome.merged):
-        follow_ups.wake(rt, lead_id)  # its enquiry's follow-ups waiting for it: due now
+    outcome = deliver(rt, lead_id, owner=owner, account=result.account)  # wakes its follow-ups too
     if enqueue is not None and outcome not in (Outcome.busy, Outcome.skipped):
         # normalise names the account when it just routed the lead (no read back)
         account = result.account if result.account is not None else account_of(rt, lead_id)

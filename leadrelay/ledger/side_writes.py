@@ -11,7 +11,10 @@ a ``BEGIN``, a statement each and a ``COMMIT``. Postgres runs every such CTE to
 completion, once, whether or not the statement reads it, all in one snapshot and
 atomically with the statement — what the transaction gave. A write to the lead's
 own row must not be one: two updates of one row in one statement are not
-defined (that is why the writes to the lead's row stay plain callables).
+defined (that is why the writes to the lead's row stay plain callables). A write
+to other leads' rows may, if it says so (``other_leads``) and its statement
+excludes the lead's row itself: the follow-ups a settling wakes
+(:func:`leadrelay.worker.follow_ups.wake_write`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class SideWrite:
 
     statement: Any
     params: Mapping[str, Any]
+    other_leads: bool = False  # writes leads' rows, never the carrying statement's lead (its WHERE says so)
 
     def __call__(self, session: Session | Unit) -> None:
         as_unit(session).execute(self.statement, self.params)
@@ -53,10 +57,13 @@ _CARRIED: dict[tuple[int, ...], tuple[Any, tuple[Any, ...]]] = {}
 def carried(stmt: Any, params: Mapping[str, Any], writes: Sequence[SideWrite]) -> tuple[Any, dict[str, Any]]:
     """Postgres: ``stmt`` with each write as a CTE before it, and the values of all of them."""
     statements = [write.postgres_statement() for write in writes]
-    key = (id(stmt), *map(id, statements))
+    key = (id(stmt), *map(id, statements), *(write.other_leads for write in writes))
     found = _CARRIED.get(key)
     if found is None:
-        ctes = [_renamed(s, f"w{n}_").cte(f"w{n}") for n, s in enumerate(statements)]
+        ctes = [
+            _renamed(s, f"w{n}_", other_leads=w.other_leads).cte(f"w{n}")
+            for n, (s, w) in enumerate(zip(statements, writes, strict=True))
+        ]
         found = _CARRIED[key] = (stmt.add_cte(*ctes), (stmt, *statements))
     combined = found[0]
     values = dict(params)
@@ -65,9 +72,10 @@ def carried(stmt: Any, params: Mapping[str, Any], writes: Sequence[SideWrite]) -
     return combined, values
 
 
-def _renamed(stmt: Any, prefix: str) -> Any:
+def _renamed(stmt: Any, prefix: str, *, other_leads: bool = False) -> Any:
     """A copy of ``stmt`` whose named parameters carry ``prefix`` (two writes may name theirs alike)."""
-    if getattr(getattr(stmt, "table", None), "name", None) == Lead.__tablename__:  # ORM-annotated: by name
+    on_leads = getattr(getattr(stmt, "table", None), "name", None) == Lead.__tablename__  # ORM-annotated
+    if on_leads and not other_leads:
         raise ValueError("a write to a lead's row is never carried (see leadrelay.ledger.side_writes)")
 
     def rename(element: Any, **_: Any) -> Any:

@@ -25,6 +25,8 @@ from leadrelay.ledger.leases import _RENEW_ATTEMPT
 from leadrelay.ledger.side_writes import carried
 from leadrelay.models import CoworkerCache, DeliveryAttempt, Lead, LeadState
 from leadrelay.runtime import Runtime
+from leadrelay.statements import UNFLUSHED_CLAUSE
+from leadrelay.worker import follow_ups
 from leadrelay.worker.delivery.attempts import Hold
 from leadrelay.worker.pipeline import process
 from tests.conftest import fresh_ledger
@@ -146,6 +148,11 @@ def test_what_cannot_ride_is_refused_when_built() -> None:
     lead_row = SideWrite(update(Lead).where(Lead.id == bindparam("_id")).values(last_error="x"), {"_id": 1})
     with pytest.raises(ValueError, match="never carried"):
         carried(_RENEW_ATTEMPT, {}, [lead_row])
+    # other leads' rows ride when the write says so (its statement excludes the carrying lead's)
+    woken = follow_ups.wake_write(1)
+    assert woken.other_leads and carried(_RENEW_ATTEMPT, {}, [woken])[1]["w0__id"] == 1
+    with pytest.raises(ValueError, match="never carried"):  # the same statement, unsaid: refused
+        carried(_RENEW_ATTEMPT, {}, [SideWrite(woken.statement, woken.params)])
     listed = update(DeliveryAttempt).where(DeliveryAttempt.id.in_(bindparam("_ids", expanding=True)))
     with pytest.raises(ValueError, match="plain named values"):
         carried(_RENEW_ATTEMPT, {}, [SideWrite(listed.values(outcome="ok"), {"_ids": [1]})])
@@ -166,7 +173,7 @@ def test_a_write_to_the_leads_own_row_is_never_carried(runtime: Runtime) -> None
 
 
 def test_a_delivery_renews_and_settles_in_single_statements(runtime: Runtime) -> None:
-    """39 round trips a lead before (25 statements, 7 transactions), 29 now; every write still kept."""
+    """39 round trips a lead before (25 statements, 7 transactions), 27 now; every write still kept."""
     first = ingest(
         runtime,
         canonical(
@@ -178,10 +185,15 @@ def test_a_delivery_renews_and_settles_in_single_statements(runtime: Runtime) ->
     lead_id = ingest(runtime, canonical())
     seen = Statements(runtime.engine)
     assert process(runtime, lead_id, owner="test", enqueue=len) == "delivered"
-    assert (len(seen.sql), seen.commits) == (21, 4)  # the dedupe keys claimed in one statement
-    # the reading and the claim commit without waiting for the disk: the reading's transaction says
-    # so first, the claim in its own statement (tests/delivery/test_unflushed.py)
-    assert [n for n, sql in enumerate(seen.sql) if sql == "SET LOCAL synchronous_commit TO OFF"] == [1]
+    assert (len(seen.sql), seen.commits) == (19, 4)  # the dedupe keys claimed in one statement
+    # the reading and the claim commit without waiting for the disk, each saying so in its own
+    # statement, not by a SET LOCAL of its own (tests/delivery/test_unflushed.py)
+    assert not [sql for sql in seen.sql if sql.startswith("SET LOCAL")]
+    assert UNFLUSHED_CLAUSE in seen.sql[1] and seen.sql[1].startswith("SELECT leads.id")
+    # the settling carries the last attempt's outcome and wakes the enquiry's follow-ups
+    (settling,) = [" ".join(sql.split()) for sql in seen.sql if "UPDATE leads SET next_attempt_at=" in sql]
+    assert settling.startswith("WITH w0 AS (UPDATE delivery_attempts") and "w1 AS (UPDATE leads" in settling
+    assert ") UPDATE leads SET state=" in settling
     outcomes = _outcomes(runtime.sessions, lead_id)
     assert {call: outcome for call, (outcome, _) in outcomes.items()} == {
         "coworker.find": "ok",

@@ -20,10 +20,12 @@ from sqlalchemy import event, text
 
 from leadrelay import ledger
 from leadrelay.db import statement_commits, transaction
+from leadrelay.models import LeadState
 from leadrelay.nexudus.budget import ensure_account
 from leadrelay.nexudus.tokens import AUTH_ENDPOINT
 from leadrelay.runtime import Runtime
 from leadrelay.statements import PACE, PENALISE, RESERVE, UNFLUSHED_CLAUSE
+from leadrelay.worker.normalise import normalise
 from leadrelay.worker.pipeline import process
 from tests.conftest import UNTHROTTLED, routing_with, sandbox_settings
 from tests.helpers import canonical, ingest
@@ -51,6 +53,18 @@ def test_the_readings_count_waits_for_the_disk(runtime: Runtime) -> None:
     with transaction(runtime.sessions) as session:
         assert ledger.start_reading(session, lead_id, owner="A", lease_seconds=60) is not None
         assert session.execute(SHOW).scalar_one() == "on"
+
+
+def test_the_workers_reading_commits_unflushed_by_its_own_statement(runtime: Runtime) -> None:
+    """No SET LOCAL round trip: the statement that reads and locks the lead says so (the worker's only)."""
+    flushed, unflushed = (ingest(runtime, canonical(external_id=f"read-{n}")) for n in (1, 2))
+    with transaction(runtime.sessions) as session:
+        assert normalise(session, flushed, routing=runtime.routing).state is LeadState.normalised
+        assert session.execute(SHOW).scalar_one() == "on"
+    with transaction(runtime.sessions) as session:
+        read = normalise(session, unflushed, routing=runtime.routing, flushed=False)
+        assert read.state is LeadState.normalised
+        assert session.execute(SHOW).scalar_one() == "off"
 
 
 @pytest.fixture(params=[0, 100], ids=["unpaced", "paced"])

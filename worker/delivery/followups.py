@@ -4,7 +4,7 @@ Claimed like any lead (the same lease, retries and dead letters), then:
 
 - its enquiry not in Nexudus yet, or an earlier follow-up of it not settled: the
   follow-up waits (handed back, not counted as a failure) and is woken when that
-  one settles (:func:`leadrelay.worker.follow_ups.wake`), else rechecked every
+  one settles (:func:`leadrelay.worker.follow_ups.wake_write`), else rechecked every
   ``LEADRELAY_FOLLOW_UP_RECHECK_SECONDS``; past ``LEADRELAY_FOLLOW_UP_WAIT_SECONDS``
   it becomes a ``no_original`` dead letter;
 - else it is merged into the opportunity by the notes' GET–merge–PUT, under the

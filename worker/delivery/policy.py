@@ -21,12 +21,15 @@ from leadrelay.metrics import DEAD, DELIVERED, RETRIES
 from leadrelay.models import DeadReason, LeadState
 from leadrelay.nexudus.classify import Outcome as Answer
 from leadrelay.nexudus.classify import Result
+from leadrelay.worker import follow_ups
 from leadrelay.worker.delivery.attempts import Hold, LostLease
 from leadrelay.worker.delivery.outcome import Outcome
 from leadrelay.worker.retry import next_attempt
 from leadrelay.worker.speed_to_lead import outbox
 
 log = structlog.get_logger(__name__)
+# the settlings that put the lead's enquiry in Nexudus, or a follow-up merged into it
+WAKES = frozenset({LeadState.delivered, LeadState.attached, LeadState.merged})
 
 
 def delivered(hold: Hold, coworker_id: int | None, opportunity_id: int, name: str) -> Outcome:
@@ -48,6 +51,8 @@ def settle(
         "last_error": None,
         "unfinished_runs": 0,
     }
+    if state in WAKES:  # its enquiry's follow-ups waiting for it: due now, with the settling itself
+        hold.later(follow_ups.wake_write(hold.s.id))
     # what staff are owed (a new opportunity, a later introduction) is recorded with the settling
     # itself (worker/speed_to_lead); a twin's enrichment or a follow-up's merge owes nobody a word
     owes = state in (LeadState.delivered, LeadState.attached) and opportunity_id is not None
