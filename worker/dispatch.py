@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from leadrelay import ledger
 from leadrelay.db import utcnow
-from leadrelay.driver import Unit, as_unit
+from leadrelay.driver import Unit, as_unit, unit
 from leadrelay.models import Lead, LeadState
 from leadrelay.nexudus.budget import hold_account
 from leadrelay.routing import Routing
@@ -243,6 +243,24 @@ def dispatch(rt: Runtime, account: str | None, *, enqueue: Enqueue) -> int:
             work.execute(_HANDED, {"_ids": ids, "_at": params["_at"]})
             uow.enqueue(*ids)
     return uow.published
+
+
+def dispatch_waiting(rt: Runtime, account: str, *, enqueue: Enqueue) -> int:
+    """After a delivery ended: :func:`dispatch`, if the account has a lead waiting that is due.
+
+    One statement that commits by itself asks first (no lock, no transaction): after
+    nearly every delivery nothing waits, and the dispatch's lock and count are not
+    needed. Its read comes after the delivery's commit. A lead that another worker's
+    claim found no room for while this delivery was in flight, and that this read
+    misses (that claim had not committed yet), is dispatched by that worker itself
+    right after its commit (``busy``: :func:`leadrelay.worker.pipeline.process`),
+    which then sees this delivery's slot free: each side writes, then reads.
+    """
+    params = {**_clock_params(timedelta(seconds=rt.settings.requeue_after_seconds)), "_account": account}
+    with unit(rt.sessions, autocommit=True) as work:
+        if not work.execute(_DUE, {**params, "_room": 1}):
+            return 0
+    return dispatch(rt, account, enqueue=enqueue)
 
 
 def accounts_with_waiting_leads(session: Session, *, now: Any, grace: timedelta) -> list[str | None]:

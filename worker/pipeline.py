@@ -24,7 +24,7 @@ from leadrelay.metrics import DEAD, count_intake, count_settled
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.runtime import Runtime
 from leadrelay.worker.delivery import Outcome, deliver
-from leadrelay.worker.dispatch import Enqueue, account_of, dispatch
+from leadrelay.worker.dispatch import Enqueue, account_of, dispatch, dispatch_waiting
 from leadrelay.worker.normalise import Normalised, normalise
 
 log = structlog.get_logger(__name__)
@@ -91,11 +91,16 @@ def _process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None) 
     if state not in (LeadState.normalised, LeadState.delivering):
         return state.value
     outcome = deliver(rt, lead_id, owner=owner, account=result.account)  # wakes its follow-ups too
-    if enqueue is not None and outcome not in (Outcome.busy, Outcome.skipped):
-        # normalise names the account when it just routed the lead (no read back)
-        account = result.account if result.account is not None else account_of(rt, lead_id)
-        if account is not None:
-            dispatch(rt, account, enqueue=enqueue)
+    if enqueue is None or outcome is Outcome.skipped:
+        return outcome
+    # normalise names the account when it just routed the lead (no read back)
+    account = result.account if result.account is not None else account_of(rt, lead_id)
+    if account is None:
+        return outcome
+    if outcome is Outcome.busy:  # back to waiting, committed: a slot freed meanwhile takes it now
+        dispatch(rt, account, enqueue=enqueue)
+    else:  # a slot of its own freed: the account's waiting leads, if it has any
+        dispatch_waiting(rt, account, enqueue=enqueue)
     return outcome
 
 

@@ -1,0 +1,121 @@
+"""After a delivery ends, the account's waiting leads go (``worker.dispatch.dispatch_waiting``).
+
+Nearly always nothing waits: one statement asks, without the account's lock or a
+transaction, after the delivery's commit. A lead refused for want of room while a
+delivery was in flight, whose refusal that statement did not see yet, is dispatched
+by its own worker right after the refusal commits (``busy``): each side writes,
+then reads, so one of the two sees the other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import event, update
+
+from leadrelay.db import transaction, utcnow
+from leadrelay.models import Lead, LeadState
+from leadrelay.routing import Routing
+from leadrelay.runtime import Runtime
+from leadrelay.worker import pipeline
+from leadrelay.worker.dispatch import Claim, claim, dispatch, dispatch_waiting
+from tests.conftest import UNTHROTTLED, routing_with
+from tests.helpers import canonical, ingest, lead
+
+
+@pytest.fixture(scope="module")
+def routing() -> Routing:
+    """One delivery at a time for the account."""
+    return routing_with(accounts={"main": {"limits": {**UNTHROTTLED, "concurrent_deliveries": 1}}})
+
+
+def _normalised(rt: Runtime, n: int) -> int:
+    contact = {"full_name": f"Person {n}", "email": f"person{n}@after.example"}
+    lead_id = ingest(rt, canonical(external_id=f"after-{n}", contact=contact))
+    assert pipeline.read(rt, lead_id, owner="reader").state is LeadState.normalised
+    return lead_id
+
+
+def _set(rt: Runtime, lead_id: int, **values: Any) -> None:
+    with transaction(rt.sessions) as session:
+        session.execute(update(Lead).where(Lead.id == lead_id).values(**values))
+
+
+def _claimed(rt: Runtime, lead_id: int, owner: str) -> Claim:
+    with transaction(rt.sessions) as session:
+        return claim(session, lead_id, owner=owner, lease_seconds=60, routing=rt.routing).status
+
+
+def _delivered(rt: Runtime, lead_id: int) -> None:
+    _set(rt, lead_id, state=LeadState.delivered, lease_owner=None, lease_until=None)
+
+
+def test_with_nothing_waiting_one_statement_asks_and_takes_no_lock(runtime: Runtime) -> None:
+    handed = _normalised(runtime, 1)
+    _set(runtime, handed, enqueued_at=utcnow())  # on the broker already: not waiting
+    seen: list[str] = []
+    event.listen(runtime.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    event.listen(runtime.engine, "commit", lambda *_: seen.append("COMMIT"))
+    published: list[int] = []
+    assert dispatch_waiting(runtime, "main", enqueue=lambda ids: published.extend(ids) or len(ids)) == 0
+    assert len(seen) == 1 and "FOR UPDATE" not in seen[0] and published == []
+
+
+def test_a_lead_waiting_for_room_goes_when_a_delivery_ends(runtime: Runtime) -> None:
+    first, second = _normalised(runtime, 1), _normalised(runtime, 2)
+    _set(runtime, second, enqueued_at=utcnow())  # its message on the broker: not waiting yet
+    assert _claimed(runtime, first, "A") is Claim.claimed
+    assert _claimed(runtime, second, "B") is Claim.busy  # back to waiting
+    published: list[int] = []
+    _delivered(runtime, first)
+    assert dispatch_waiting(runtime, "main", enqueue=lambda ids: published.extend(ids) or len(ids)) == 1
+    assert published == [second] and lead(runtime, second).enqueued_at is not None
+
+
+def test_a_refusal_the_delivery_did_not_see_is_dispatched_by_its_own_worker(runtime: Runtime) -> None:
+    """The refusal commits after the delivery's check: the refused lead's worker hands it out itself."""
+    first, second = _normalised(runtime, 1), _normalised(runtime, 2)
+    _set(runtime, second, enqueued_at=utcnow())  # its message on the broker: not waiting yet
+    assert _claimed(runtime, first, "A") is Claim.claimed
+    published: list[int] = []
+
+    def enqueue(ids: list[int]) -> int:
+        published.extend(ids)
+        return len(ids)
+
+    with transaction(runtime.sessions) as refusing:  # B's claim: A in flight, no room; not committed yet
+        found = claim(refusing, second, owner="B", lease_seconds=60, routing=runtime.routing)
+        assert found.status is Claim.busy
+        _delivered(runtime, first)  # A settles meanwhile, and asks: the refusal is not there to see
+        assert dispatch_waiting(runtime, "main", enqueue=enqueue) == 0  # no lock: it does not wait for B
+    assert published == [] and lead(runtime, second).state == LeadState.normalised
+    assert dispatch(runtime, "main", enqueue=enqueue) == 1  # what B's worker does after its commit
+    assert published == [second]
+
+
+def test_a_busy_lead_and_a_delivered_one_each_dispatch_after_their_commit(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wiring in ``pipeline.process``: busy dispatches under the lock; a delivery asks first."""
+    first, second = _normalised(runtime, 1), _normalised(runtime, 2)
+    calls: list[str] = []
+
+    def spy(name: str) -> None:
+        real = getattr(pipeline, name)
+
+        def called(rt: Runtime, account: str, *, enqueue: Any) -> int:
+            calls.append(name)
+            return int(real(rt, account, enqueue=enqueue))
+
+        monkeypatch.setattr(pipeline, name, called)
+
+    spy("dispatch")
+    spy("dispatch_waiting")
+    assert _claimed(runtime, first, "A") is Claim.claimed
+    assert pipeline.process(runtime, second, owner="B", enqueue=len) == "busy"
+    assert calls == ["dispatch"]
+    _delivered(runtime, first)
+    calls.clear()
+    assert pipeline.process(runtime, second, owner="B", enqueue=len) == "delivered"
+    assert calls == ["dispatch_waiting"]
