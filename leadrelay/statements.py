@@ -230,15 +230,16 @@ INBOUND_HOLDERS = per_dialect(
 # the statement's own transaction — on an autocommit connection, its implicit one — so a
 # unit of one statement commits without waiting for its WAL flush, at no extra round trip
 # (``SET LOCAL`` is a statement of its own, and needs a transaction). It is evaluated
-# for every row the statement writes (a filter beside the others; Postgres may also
-# evaluate it for a row it then does not write). In a transaction it makes the whole
+# for every row the statement writes or locks (a filter beside the others; Postgres may
+# also evaluate it for a row it then does not take); a statement that finds no row leaves
+# its transaction waiting for the disk, as before. In a transaction it makes the whole
 # transaction's commit unflushed: docs/guarantees.md ("Commits that do not wait for
 # the disk") says where that is allowed.
 UNFLUSHED_CLAUSE = "set_config('synchronous_commit', 'off', true) IS NOT NULL"
 
 
 def unflushed(stmt: Any) -> Any:
-    """A Core UPDATE whose commit, for any row it writes, does not wait for the disk (Postgres)."""
+    """A Core UPDATE (or SELECT … FOR UPDATE) whose commit, if it takes a row, does not wait for the disk."""
     return stmt.where(text(UNFLUSHED_CLAUSE))
 
 

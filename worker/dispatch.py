@@ -246,19 +246,24 @@ def dispatch(rt: Runtime, account: str | None, *, enqueue: Enqueue) -> int:
 
 
 def dispatch_waiting(rt: Runtime, account: str, *, enqueue: Enqueue) -> int:
-    """After a delivery ended: :func:`dispatch`, if the account has a lead waiting that is due.
+    """After a delivery, or a refusal for want of room: :func:`dispatch`, if it would hand a lead out.
 
-    One statement that commits by itself asks first (no lock, no transaction): after
-    nearly every delivery nothing waits, and the dispatch's lock and count are not
-    needed. Its read comes after the delivery's commit. A lead that another worker's
-    claim found no room for while this delivery was in flight, and that this read
-    misses (that claim had not committed yet), is dispatched by that worker itself
-    right after its commit (``busy``: :func:`leadrelay.worker.pipeline.process`),
-    which then sees this delivery's slot free: each side writes, then reads.
+    One statement that commits by itself asks first, with no lock and no
+    transaction: is a lead due, and has the account room for it (the dispatch's own
+    query, its room counted as under the lock)? After nearly every delivery nothing
+    waits, and after nearly every refusal there is still no room: the dispatch's
+    lock is not taken. The question comes after the caller's commit, on both sides.
+    A lead that another worker's claim refused while this delivery was in flight,
+    and that this delivery's question misses (the refusal had not committed), is
+    seen by that worker's own question after its commit, which sees this delivery's
+    slot free: each side writes, then reads, and the one that reads second sees the
+    other (:func:`leadrelay.worker.pipeline.process` asks after both).
     """
     params = {**_clock_params(timedelta(seconds=rt.settings.requeue_after_seconds)), "_account": account}
+    capacity = _capacity(rt.routing, account)
+    due, extra = (_DUE, {"_room": 1}) if capacity is None else (_DUE_GATED, {"_capacity": capacity})
     with unit(rt.sessions, autocommit=True) as work:
-        if not work.execute(_DUE, {**params, "_room": 1}):
+        if not work.execute(due, {**params, **extra}):
             return 0
     return dispatch(rt, account, enqueue=enqueue)
 

@@ -24,7 +24,7 @@ from leadrelay.metrics import DEAD, count_intake, count_settled
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.runtime import Runtime
 from leadrelay.worker.delivery import Outcome, deliver
-from leadrelay.worker.dispatch import Enqueue, account_of, dispatch, dispatch_waiting
+from leadrelay.worker.dispatch import Enqueue, account_of, dispatch_waiting
 from leadrelay.worker.normalise import Normalised, normalise
 
 log = structlog.get_logger(__name__)
@@ -97,10 +97,8 @@ def _process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None) 
     account = result.account if result.account is not None else account_of(rt, lead_id)
     if account is None:
         return outcome
-    if outcome is Outcome.busy:  # back to waiting, committed: a slot freed meanwhile takes it now
-        dispatch(rt, account, enqueue=enqueue)
-    else:  # a slot of its own freed: the account's waiting leads, if it has any
-        dispatch_waiting(rt, account, enqueue=enqueue)
+    # a slot of its own freed, or (busy) back to waiting, committed: a slot freed meanwhile takes it
+    dispatch_waiting(rt, account, enqueue=enqueue)
     return outcome
 
 

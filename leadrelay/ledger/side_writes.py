@@ -39,7 +39,9 @@ class SideWrite:
 
     statement: Any
     params: Mapping[str, Any]
-    other_leads: bool = False  # writes leads' rows, never the carrying statement's lead (its WHERE says so)
+    # writes leads' rows, never the carrying statement's lead: its WHERE excludes ``_id``, which
+    # must be that lead's (carried() checks)
+    other_leads: bool = False
 
     def __call__(self, session: Session | Unit) -> None:
         as_unit(session).execute(self.statement, self.params)
@@ -57,6 +59,9 @@ _CARRIED: dict[tuple[int, ...], tuple[Any, tuple[Any, ...]]] = {}
 def carried(stmt: Any, params: Mapping[str, Any], writes: Sequence[SideWrite]) -> tuple[Any, dict[str, Any]]:
     """Postgres: ``stmt`` with each write as a CTE before it, and the values of all of them."""
     statements = [write.postgres_statement() for write in writes]
+    for write in writes:  # other leads' rows: the statement excludes this lead's row by its id
+        if write.other_leads and write.params.get("_id") != params.get("_id"):
+            raise ValueError("a write to other leads' rows names the carrying statement's lead as _id")
     key = (id(stmt), *map(id, statements), *(write.other_leads for write in writes))
     found = _CARRIED.get(key)
     if found is None:

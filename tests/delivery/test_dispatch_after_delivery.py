@@ -1,10 +1,11 @@
 """After a delivery ends, the account's waiting leads go (``worker.dispatch.dispatch_waiting``).
 
-Nearly always nothing waits: one statement asks, without the account's lock or a
-transaction, after the delivery's commit. A lead refused for want of room while a
-delivery was in flight, whose refusal that statement did not see yet, is dispatched
-by its own worker right after the refusal commits (``busy``): each side writes,
-then reads, so one of the two sees the other.
+Nearly always nothing waits, or (after a refusal) there is no room: one statement
+asks, without the account's lock or a transaction, after the caller's commit. A
+lead refused for want of room while a delivery was in flight, whose refusal that
+delivery's question did not see yet, is dispatched by its own worker, whose
+question after the refusal's commit sees the freed slot: each side writes, then
+reads, so one of the two sees the other.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from leadrelay.models import Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
 from leadrelay.worker import pipeline
-from leadrelay.worker.dispatch import Claim, claim, dispatch, dispatch_waiting
+from leadrelay.worker.dispatch import Claim, claim, dispatch_waiting
 from tests.conftest import UNTHROTTLED, routing_with
 from tests.helpers import canonical, ingest, lead
 
@@ -51,15 +52,38 @@ def _delivered(rt: Runtime, lead_id: int) -> None:
     _set(rt, lead_id, state=LeadState.delivered, lease_owner=None, lease_until=None)
 
 
+def _asks_once_and_hands_nothing(rt: Runtime) -> None:
+    """``dispatch_waiting`` runs one statement, takes no lock (nor a transaction) and publishes nothing."""
+    seen: list[str] = []
+    event.listen(rt.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    event.listen(rt.engine, "commit", lambda *_: seen.append("COMMIT"))
+    published, enqueue = _published()
+    assert dispatch_waiting(rt, "main", enqueue=enqueue) == 0
+    assert len(seen) == 1 and "FOR UPDATE" not in seen[0] and published == []
+
+
+def _published() -> tuple[list[int], Any]:
+    published: list[int] = []
+
+    def enqueue(ids: list[int]) -> int:
+        published.extend(ids)
+        return len(ids)
+
+    return published, enqueue
+
+
 def test_with_nothing_waiting_one_statement_asks_and_takes_no_lock(runtime: Runtime) -> None:
     handed = _normalised(runtime, 1)
     _set(runtime, handed, enqueued_at=utcnow())  # on the broker already: not waiting
-    seen: list[str] = []
-    event.listen(runtime.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
-    event.listen(runtime.engine, "commit", lambda *_: seen.append("COMMIT"))
-    published: list[int] = []
-    assert dispatch_waiting(runtime, "main", enqueue=lambda ids: published.extend(ids) or len(ids)) == 0
-    assert len(seen) == 1 and "FOR UPDATE" not in seen[0] and published == []
+    _asks_once_and_hands_nothing(runtime)
+
+
+def test_after_a_refusal_with_still_no_room_no_lock_is_taken(runtime: Runtime) -> None:
+    first, second = _normalised(runtime, 1), _normalised(runtime, 2)
+    _set(runtime, second, enqueued_at=utcnow())
+    assert _claimed(runtime, first, "A") is Claim.claimed
+    assert _claimed(runtime, second, "B") is Claim.busy  # waits now, and A still delivers
+    _asks_once_and_hands_nothing(runtime)
 
 
 def test_a_lead_waiting_for_room_goes_when_a_delivery_ends(runtime: Runtime) -> None:
@@ -67,9 +91,9 @@ def test_a_lead_waiting_for_room_goes_when_a_delivery_ends(runtime: Runtime) -> 
     _set(runtime, second, enqueued_at=utcnow())  # its message on the broker: not waiting yet
     assert _claimed(runtime, first, "A") is Claim.claimed
     assert _claimed(runtime, second, "B") is Claim.busy  # back to waiting
-    published: list[int] = []
+    published, enqueue = _published()
     _delivered(runtime, first)
-    assert dispatch_waiting(runtime, "main", enqueue=lambda ids: published.extend(ids) or len(ids)) == 1
+    assert dispatch_waiting(runtime, "main", enqueue=enqueue) == 1
     assert published == [second] and lead(runtime, second).enqueued_at is not None
 
 
@@ -78,44 +102,33 @@ def test_a_refusal_the_delivery_did_not_see_is_dispatched_by_its_own_worker(runt
     first, second = _normalised(runtime, 1), _normalised(runtime, 2)
     _set(runtime, second, enqueued_at=utcnow())  # its message on the broker: not waiting yet
     assert _claimed(runtime, first, "A") is Claim.claimed
-    published: list[int] = []
-
-    def enqueue(ids: list[int]) -> int:
-        published.extend(ids)
-        return len(ids)
-
+    published, enqueue = _published()
     with transaction(runtime.sessions) as refusing:  # B's claim: A in flight, no room; not committed yet
         found = claim(refusing, second, owner="B", lease_seconds=60, routing=runtime.routing)
         assert found.status is Claim.busy
         _delivered(runtime, first)  # A settles meanwhile, and asks: the refusal is not there to see
         assert dispatch_waiting(runtime, "main", enqueue=enqueue) == 0  # no lock: it does not wait for B
     assert published == [] and lead(runtime, second).state == LeadState.normalised
-    assert dispatch(runtime, "main", enqueue=enqueue) == 1  # what B's worker does after its commit
+    assert dispatch_waiting(runtime, "main", enqueue=enqueue) == 1  # B's worker, after its commit
     assert published == [second]
 
 
-def test_a_busy_lead_and_a_delivered_one_each_dispatch_after_their_commit(
+def test_a_busy_lead_and_a_delivered_one_each_ask_after_their_commit(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The wiring in ``pipeline.process``: busy dispatches under the lock; a delivery asks first."""
+    """The wiring in ``pipeline.process``: a refused lead's worker asks too, not only a delivery's."""
     first, second = _normalised(runtime, 1), _normalised(runtime, 2)
-    calls: list[str] = []
+    asked: list[str] = []
+    real = pipeline.dispatch_waiting
 
-    def spy(name: str) -> None:
-        real = getattr(pipeline, name)
+    def spy(rt: Runtime, account: str, *, enqueue: Any) -> int:
+        asked.append(account)
+        return real(rt, account, enqueue=enqueue)
 
-        def called(rt: Runtime, account: str, *, enqueue: Any) -> int:
-            calls.append(name)
-            return int(real(rt, account, enqueue=enqueue))
-
-        monkeypatch.setattr(pipeline, name, called)
-
-    spy("dispatch")
-    spy("dispatch_waiting")
+    monkeypatch.setattr(pipeline, "dispatch_waiting", spy)
     assert _claimed(runtime, first, "A") is Claim.claimed
     assert pipeline.process(runtime, second, owner="B", enqueue=len) == "busy"
-    assert calls == ["dispatch"]
+    assert asked == ["main"]
     _delivered(runtime, first)
-    calls.clear()
     assert pipeline.process(runtime, second, owner="B", enqueue=len) == "delivered"
-    assert calls == ["dispatch_waiting"]
+    assert asked == ["main", "main"]

@@ -18,7 +18,7 @@ from leadrelay.runtime import Runtime
 from leadrelay.testing.partners import partner_cases, sample
 from leadrelay.worker import dead_letters as dlq
 from leadrelay.worker.pipeline import process
-from tests.conftest import UNTHROTTLED, make_settings, routing_with
+from tests.conftest import UNTHROTTLED, fresh_ledger, make_settings, routing_with
 from tests.helpers import dead_letters, ingest, lead, settle
 
 LEADS = {
@@ -94,6 +94,39 @@ def test_a_lead_and_its_follow_ups_are_one_opportunity_whose_notes_tell_the_stor
     for i in ids:
         row = lead(runtime, i)
         assert (row.state, row.opportunity_id) == (LeadState.merged, opportunity["Id"])
+
+
+@pytest.mark.parametrize(
+    ("database", "notifying"), [("postgres", True), ("sqlite", False)], ids=["postgres-notifying", "sqlite"]
+)
+def test_a_waiting_follow_up_is_woken_by_its_enquirys_settling_on_every_path(
+    request: pytest.FixtureRequest, tmp_path: Path, sandbox: Any, database: str, notifying: bool
+) -> None:
+    """The wake is written with the settling: in its transaction when staff are owed a notification
+    (Postgres), as a statement of its own on SQLite; elsewhere carried by the settling statement."""
+    changes: dict[str, Any] = {"accounts": {"main": {"limits": UNTHROTTLED}}}
+    if notifying:
+        changes["notifications"] = {
+            "enabled": True,
+            "opportunity_url": "https://dashboard.nexudus.com/crm/opportunities/{id}",
+            "teams": {"foundry": {"email": ["foundry-team@operator.example"]}},
+        }
+    settings = make_settings(
+        database_url=fresh_ledger(request, tmp_path, database),
+        nexudus_base_url=sandbox.base_url,
+        nexudus_username="sandbox@leadrelay.local",
+        nexudus_password="sandbox",
+    )
+    rt = Runtime.load(settings, routing_with(**changes))
+    try:
+        channel = "hubblehq"
+        update = put(rt, follow_ups(channel)[0], channel)
+        assert process(rt, update, owner="w") == "waiting"
+        assert lead(rt, update).next_attempt_at > utcnow()  # parked until its recheck
+        assert settle(rt, put(rt, sample(channel, LEADS[channel]), channel)) == "delivered"
+        assert lead(rt, update).next_attempt_at <= utcnow()  # woken with the settling
+    finally:
+        rt.close()
 
 
 def test_a_follow_up_sent_twice_is_merged_once(runtime: Runtime, sandbox: Any) -> None:

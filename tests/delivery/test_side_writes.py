@@ -150,9 +150,11 @@ def test_what_cannot_ride_is_refused_when_built() -> None:
         carried(_RENEW_ATTEMPT, {}, [lead_row])
     # other leads' rows ride when the write says so (its statement excludes the carrying lead's)
     woken = follow_ups.wake_write(1)
-    assert woken.other_leads and carried(_RENEW_ATTEMPT, {}, [woken])[1]["w0__id"] == 1
+    assert woken.other_leads and carried(_RENEW_ATTEMPT, {"_id": 1}, [woken])[1]["w0__id"] == 1
     with pytest.raises(ValueError, match="never carried"):  # the same statement, unsaid: refused
-        carried(_RENEW_ATTEMPT, {}, [SideWrite(woken.statement, woken.params)])
+        carried(_RENEW_ATTEMPT, {"_id": 1}, [SideWrite(woken.statement, woken.params)])
+    with pytest.raises(ValueError, match="carrying statement's lead"):  # another lead's wake: refused
+        carried(_RENEW_ATTEMPT, {"_id": 2}, [woken])
     listed = update(DeliveryAttempt).where(DeliveryAttempt.id.in_(bindparam("_ids", expanding=True)))
     with pytest.raises(ValueError, match="plain named values"):
         carried(_RENEW_ATTEMPT, {}, [SideWrite(listed.values(outcome="ok"), {"_ids": [1]})])
