@@ -14,14 +14,16 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Interval, case, create_engine, func, literal, select
+from sqlalchemy import Interval, case, create_engine, func, literal, select, update
 
 from leadrelay import logs
 from leadrelay.db import transaction
 from leadrelay.demo import DEMO_LEAD
 from leadrelay.intake.store import record_inbound
 from leadrelay.models import TERMINAL_STATES, DeadLetter, DeliveryAttempt, Lead
+from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
+from leadrelay.worker.dispatch import Claim, claim
 
 T = TypeVar("T")
 
@@ -56,6 +58,35 @@ def lead(rt: Runtime, lead_id: int) -> Lead:
         return row
 
 
+def set_lead(rt: Runtime, lead_id: int, **values: Any) -> None:
+    """Write a lead's columns directly: the state a test starts from."""
+    with transaction(rt.sessions) as session:
+        session.execute(update(Lead).where(Lead.id == lead_id).values(**values))
+
+
+def normalised_lead(rt: Runtime, name: str) -> int:
+    """A lead ingested and read: routed, ``normalised``, waiting for its claim."""
+    from leadrelay.worker.pipeline import read
+
+    contact = {"full_name": f"Person {name}", "email": f"{name}@leads.example"}
+    lead_id = ingest(rt, canonical(external_id=name, contact=contact))
+    assert read(rt, lead_id, owner="reader").state.value == "normalised"
+    return lead_id
+
+
+def claim_status(
+    rt: Runtime, lead_id: int, owner: str, *, routing: Routing | None = None, hinted: bool = False
+) -> Claim:
+    """Claim the lead in a transaction of its own; ``hinted``: the caller names its account."""
+    account = lead(rt, lead_id).account if hinted else None
+    with transaction(rt.sessions) as session:
+        found = claim(
+            session, lead_id, owner=owner, lease_seconds=60, routing=routing or rt.routing, account=account
+        )
+    assert (found.row is not None) == (found.status is Claim.claimed)
+    return found.status
+
+
 def dead_letters(rt: Runtime, lead_id: int | None = None) -> list[DeadLetter]:
     with rt.sessions() as session:
         stmt = select(DeadLetter).order_by(DeadLetter.id)
@@ -87,8 +118,6 @@ def make_due(rt: Runtime, lead_id: int) -> None:
 
     Both are tested on their own (the second in tests/delivery/test_exactly_once.py).
     """
-    from sqlalchemy import update
-
     from leadrelay.db import utcnow
 
     landing = timedelta(seconds=rt.settings.nexudus_timeout + rt.settings.write_landing_seconds)

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import update
-
-from leadrelay.db import transaction, utcnow
-from leadrelay.models import Lead, LeadState
+from leadrelay.db import utcnow
+from leadrelay.models import LeadState
 from leadrelay.runtime import Runtime
 from leadrelay.worker.sweeper import sweep
-from tests.helpers import canonical, ingest
-
-
-def set_row(rt: Runtime, lead_id: int, **values: object) -> None:
-    with transaction(rt.sessions) as session:
-        session.execute(update(Lead).where(Lead.id == lead_id).values(**values))
+from tests.helpers import canonical, ingest, set_lead
 
 
 def run(rt: Runtime) -> list[int]:
@@ -36,7 +29,7 @@ def test_a_fresh_lead_is_left_to_its_own_message(runtime: Runtime) -> None:
 
 def test_a_lead_whose_message_was_lost_is_enqueued_again_once(runtime: Runtime) -> None:
     lead_id = ingest(runtime, canonical())
-    set_row(runtime, lead_id, enqueued_at=utcnow() - timedelta(minutes=5))
+    set_lead(runtime, lead_id, enqueued_at=utcnow() - timedelta(minutes=5))
     assert run(runtime) == [lead_id]
     assert run(runtime) == []  # marked as enqueued: not again until requeue_after passes
 
@@ -44,7 +37,7 @@ def test_a_lead_whose_message_was_lost_is_enqueued_again_once(runtime: Runtime) 
 def test_a_lead_due_for_retry_is_enqueued_when_its_time_comes(runtime: Runtime) -> None:
     lead_id = ingest(runtime, canonical())
     now = utcnow()
-    set_row(
+    set_lead(
         runtime,
         lead_id,
         state=LeadState.normalised,
@@ -52,7 +45,7 @@ def test_a_lead_due_for_retry_is_enqueued_when_its_time_comes(runtime: Runtime) 
         next_attempt_at=now + timedelta(seconds=30),
     )
     assert run(runtime) == []
-    set_row(runtime, lead_id, next_attempt_at=now - timedelta(seconds=1))
+    set_lead(runtime, lead_id, next_attempt_at=now - timedelta(seconds=1))
     assert run(runtime) == [lead_id]
     assert run(runtime) == []
 
@@ -60,7 +53,7 @@ def test_a_lead_due_for_retry_is_enqueued_when_its_time_comes(runtime: Runtime) 
 def test_a_lead_abandoned_by_a_dead_worker_is_enqueued_when_its_lease_expires(runtime: Runtime) -> None:
     lead_id = ingest(runtime, canonical())
     now = utcnow()
-    set_row(
+    set_lead(
         runtime,
         lead_id,
         state=LeadState.delivering,
@@ -69,20 +62,20 @@ def test_a_lead_abandoned_by_a_dead_worker_is_enqueued_when_its_lease_expires(ru
         lease_until=now + timedelta(seconds=30),
     )
     assert run(runtime) == []
-    set_row(runtime, lead_id, lease_until=now - timedelta(seconds=1))
+    set_lead(runtime, lead_id, lease_until=now - timedelta(seconds=1))
     assert run(runtime) == [lead_id]
 
 
 def test_settled_leads_are_never_swept(runtime: Runtime) -> None:
     old = utcnow() - timedelta(days=1)
     for state in (LeadState.delivered, LeadState.duplicate, LeadState.ignored, LeadState.dead):
-        set_row(runtime, ingest(runtime, canonical()), state=state, enqueued_at=old, next_attempt_at=old)
+        set_lead(runtime, ingest(runtime, canonical()), state=state, enqueued_at=old, next_attempt_at=old)
     assert run(runtime) == []
 
 
 def test_a_broker_that_refuses_leaves_the_leads_due(runtime: Runtime) -> None:
     lead_id = ingest(runtime, canonical())
-    set_row(runtime, lead_id, enqueued_at=utcnow() - timedelta(minutes=5))
+    set_lead(runtime, lead_id, enqueued_at=utcnow() - timedelta(minutes=5))
     report = sweep(runtime, enqueue=lambda ids: 0)
     assert (report.found, report.enqueued) == (1, 0)
     assert run(runtime) == [lead_id]

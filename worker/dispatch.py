@@ -245,23 +245,26 @@ def dispatch(rt: Runtime, account: str | None, *, enqueue: Enqueue) -> int:
     return uow.published
 
 
-def dispatch_waiting(rt: Runtime, account: str, *, enqueue: Enqueue) -> int:
+def dispatch_waiting(rt: Runtime, account: str, *, enqueue: Enqueue, refused: bool = False) -> int:
     """After a delivery, or a refusal for want of room: :func:`dispatch`, if it would hand a lead out.
 
     One statement that commits by itself asks first, with no lock and no
-    transaction: is a lead due, and has the account room for it (the dispatch's own
-    query, its room counted as under the lock)? After nearly every delivery nothing
-    waits, and after nearly every refusal there is still no room: the dispatch's
-    lock is not taken. The question comes after the caller's commit, on both sides.
-    A lead that another worker's claim refused while this delivery was in flight,
-    and that this delivery's question misses (the refusal had not committed), is
-    seen by that worker's own question after its commit, which sees this delivery's
-    slot free: each side writes, then reads, and the one that reads second sees the
-    other (:func:`leadrelay.worker.pipeline.process` asks after both).
+    transaction: is a lead due? After nearly every delivery nothing waits, and the
+    dispatch's lock is not taken. A delivery has just freed a slot, so it asks only
+    whether a lead waits; a ``refused`` claim's worker asks whether the account has
+    room for it as well (the dispatch's own query, its room counted as under the
+    lock): in one account's backlog most claims are refused, and nearly always
+    there is still no room. The question comes after the caller's commit, on both
+    sides. A lead that another worker's claim refused while this delivery was in
+    flight, and that this delivery's question misses (the refusal had not
+    committed), is seen by that worker's own question after its commit, which sees
+    this delivery's slot free: each side writes, then reads, and the one that reads
+    second sees the other (:func:`leadrelay.worker.pipeline.process` asks after both).
     """
     params = {**_clock_params(timedelta(seconds=rt.settings.requeue_after_seconds)), "_account": account}
     capacity = _capacity(rt.routing, account)
-    due, extra = (_DUE, {"_room": 1}) if capacity is None else (_DUE_GATED, {"_capacity": capacity})
+    gated = refused and capacity is not None
+    due, extra = (_DUE_GATED, {"_capacity": capacity}) if gated else (_DUE, {"_room": 1})
     with unit(rt.sessions, autocommit=True) as work:
         if not work.execute(due, {**params, **extra}):
             return 0

@@ -98,7 +98,7 @@ def _process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None) 
     if account is None:
         return outcome
     # a slot of its own freed, or (busy) back to waiting, committed: a slot freed meanwhile takes it
-    dispatch_waiting(rt, account, enqueue=enqueue)
+    dispatch_waiting(rt, account, enqueue=enqueue, refused=outcome is Outcome.busy)
     return outcome
 
 

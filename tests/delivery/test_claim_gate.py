@@ -13,16 +13,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
 
 from leadrelay.db import transaction, utcnow
-from leadrelay.models import Lead, LeadState
+from leadrelay.models import LeadState
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
 from leadrelay.worker.dispatch import Claim, claim
-from leadrelay.worker.pipeline import read
 from tests.conftest import UNTHROTTLED, fresh_ledger, routing_with, sandbox_settings
-from tests.helpers import canonical, ingest, lead
+from tests.helpers import claim_status, lead, normalised_lead, set_lead
 
 ONE_AT_A_TIME = routing_with(accounts={"main": {"limits": {**UNTHROTTLED, "concurrent_deliveries": 1}}})
 
@@ -37,23 +35,11 @@ def runtime(
 
 
 def _normalised(rt: Runtime, n: int) -> int:
-    contact = {"full_name": f"Person {n}", "email": f"person{n}@gate.example"}
-    lead_id = ingest(rt, canonical(external_id=f"gate-{n}", contact=contact))
-    assert read(rt, lead_id, owner="reader").state is LeadState.normalised
-    return lead_id
+    return normalised_lead(rt, f"gate-{n}")
 
 
 def _claim(rt: Runtime, lead_id: int, owner: str, routing: Routing, *, hinted: bool) -> Claim:
-    account = lead(rt, lead_id).account if hinted else None
-    with transaction(rt.sessions) as session:
-        result = claim(session, lead_id, owner=owner, lease_seconds=60, routing=routing, account=account)
-        assert (result.row is not None) == (result.status is Claim.claimed)
-        return result.status
-
-
-def _set(rt: Runtime, lead_id: int, **values: object) -> None:
-    with transaction(rt.sessions) as session:
-        session.execute(update(Lead).where(Lead.id == lead_id).values(**values))
+    return claim_status(rt, lead_id, owner, routing=routing, hinted=hinted)
 
 
 def test_a_full_account_sends_the_lead_back_to_waiting_until_a_delivery_ends(runtime: Runtime) -> None:
@@ -61,7 +47,7 @@ def test_a_full_account_sends_the_lead_back_to_waiting_until_a_delivery_ends(run
     assert _claim(runtime, first, "A", ONE_AT_A_TIME, hinted=True) is Claim.claimed
 
     for hinted in (True, False):  # the account named by normalise, or read by the claim
-        _set(runtime, second, enqueued_at=utcnow())
+        set_lead(runtime, second, enqueued_at=utcnow())
         assert _claim(runtime, second, "B", ONE_AT_A_TIME, hinted=hinted) is Claim.busy
         row = lead(runtime, second)
         assert (row.state, row.lease_owner, row.enqueued_at) == (LeadState.normalised, None, None)
@@ -75,14 +61,14 @@ def test_a_full_account_sends_the_lead_back_to_waiting_until_a_delivery_ends(run
 def test_a_lease_that_ran_out_frees_its_room(runtime: Runtime) -> None:
     first, second = _normalised(runtime, 1), _normalised(runtime, 2)
     assert _claim(runtime, first, "A", ONE_AT_A_TIME, hinted=True) is Claim.claimed
-    _set(runtime, first, lease_until=utcnow() - timedelta(seconds=1))  # A died
+    set_lead(runtime, first, lease_until=utcnow() - timedelta(seconds=1))  # A died
     assert _claim(runtime, second, "B", ONE_AT_A_TIME, hinted=False) is Claim.claimed
 
 
 def test_a_lead_not_due_is_left_alone_when_the_account_has_room(runtime: Runtime) -> None:
     later = _normalised(runtime, 1)
     handed_at = utcnow()
-    _set(runtime, later, next_attempt_at=utcnow() + timedelta(minutes=5), enqueued_at=handed_at)
+    set_lead(runtime, later, next_attempt_at=utcnow() + timedelta(minutes=5), enqueued_at=handed_at)
     assert _claim(runtime, later, "A", ONE_AT_A_TIME, hinted=True) is Claim.not_due
     row = lead(runtime, later)
     assert (row.state, row.lease_owner, row.enqueued_at) == (LeadState.normalised, None, handed_at)
@@ -92,7 +78,7 @@ def test_a_lead_routed_elsewhere_since_it_was_read_is_not_claimed_under_the_old_
     runtime: Runtime,
 ) -> None:
     moved = _normalised(runtime, 1)
-    _set(runtime, moved, account="elsewhere")
+    set_lead(runtime, moved, account="elsewhere")
     with transaction(runtime.sessions) as session:
         result = claim(session, moved, owner="A", lease_seconds=60, routing=ONE_AT_A_TIME, account="main")
     assert result.status is Claim.not_due

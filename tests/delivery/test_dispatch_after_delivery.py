@@ -13,16 +13,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import event
 
 from leadrelay.db import transaction, utcnow
-from leadrelay.models import Lead, LeadState
+from leadrelay.models import LeadState
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
 from leadrelay.worker import pipeline
 from leadrelay.worker.dispatch import Claim, claim, dispatch_waiting
 from tests.conftest import UNTHROTTLED, routing_with
-from tests.helpers import canonical, ingest, lead
+from tests.helpers import claim_status, lead, normalised_lead, set_lead
 
 
 @pytest.fixture(scope="module")
@@ -32,33 +32,24 @@ def routing() -> Routing:
 
 
 def _normalised(rt: Runtime, n: int) -> int:
-    contact = {"full_name": f"Person {n}", "email": f"person{n}@after.example"}
-    lead_id = ingest(rt, canonical(external_id=f"after-{n}", contact=contact))
-    assert pipeline.read(rt, lead_id, owner="reader").state is LeadState.normalised
-    return lead_id
-
-
-def _set(rt: Runtime, lead_id: int, **values: Any) -> None:
-    with transaction(rt.sessions) as session:
-        session.execute(update(Lead).where(Lead.id == lead_id).values(**values))
+    return normalised_lead(rt, f"after-{n}")
 
 
 def _claimed(rt: Runtime, lead_id: int, owner: str) -> Claim:
-    with transaction(rt.sessions) as session:
-        return claim(session, lead_id, owner=owner, lease_seconds=60, routing=rt.routing).status
+    return claim_status(rt, lead_id, owner)
 
 
 def _delivered(rt: Runtime, lead_id: int) -> None:
-    _set(rt, lead_id, state=LeadState.delivered, lease_owner=None, lease_until=None)
+    set_lead(rt, lead_id, state=LeadState.delivered, lease_owner=None, lease_until=None)
 
 
-def _asks_once_and_hands_nothing(rt: Runtime) -> None:
+def _asks_once_and_hands_nothing(rt: Runtime, *, refused: bool = False) -> None:
     """``dispatch_waiting`` runs one statement, takes no lock (nor a transaction) and publishes nothing."""
     seen: list[str] = []
     event.listen(rt.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
     event.listen(rt.engine, "commit", lambda *_: seen.append("COMMIT"))
     published, enqueue = _published()
-    assert dispatch_waiting(rt, "main", enqueue=enqueue) == 0
+    assert dispatch_waiting(rt, "main", enqueue=enqueue, refused=refused) == 0
     assert len(seen) == 1 and "FOR UPDATE" not in seen[0] and published == []
 
 
@@ -74,21 +65,37 @@ def _published() -> tuple[list[int], Any]:
 
 def test_with_nothing_waiting_one_statement_asks_and_takes_no_lock(runtime: Runtime) -> None:
     handed = _normalised(runtime, 1)
-    _set(runtime, handed, enqueued_at=utcnow())  # on the broker already: not waiting
+    set_lead(runtime, handed, enqueued_at=utcnow())  # on the broker already: not waiting
     _asks_once_and_hands_nothing(runtime)
 
 
 def test_after_a_refusal_with_still_no_room_no_lock_is_taken(runtime: Runtime) -> None:
     first, second = _normalised(runtime, 1), _normalised(runtime, 2)
-    _set(runtime, second, enqueued_at=utcnow())
+    set_lead(runtime, second, enqueued_at=utcnow())
     assert _claimed(runtime, first, "A") is Claim.claimed
     assert _claimed(runtime, second, "B") is Claim.busy  # waits now, and A still delivers
-    _asks_once_and_hands_nothing(runtime)
+    _asks_once_and_hands_nothing(runtime, refused=True)  # the refused side counts the room
+
+
+def test_a_delivery_that_finds_a_lead_waiting_still_hands_out_no_more_than_the_room(
+    runtime: Runtime,
+) -> None:
+    """The delivery's question does not count the room (its own slot is free): the dispatch does."""
+    first, second = _normalised(runtime, 1), _normalised(runtime, 2)
+    set_lead(runtime, second, enqueued_at=utcnow())
+    assert _claimed(runtime, first, "A") is Claim.claimed
+    assert _claimed(runtime, second, "B") is Claim.busy  # waiting, and A delivering
+    published, enqueue = _published()
+    assert dispatch_waiting(runtime, "main", enqueue=enqueue) == 0  # asked as a delivery: no room yet
+    assert published == [] and lead(runtime, second).enqueued_at is None
+    _delivered(runtime, first)
+    assert dispatch_waiting(runtime, "main", enqueue=enqueue) == 1
+    assert published == [second]
 
 
 def test_a_lead_waiting_for_room_goes_when_a_delivery_ends(runtime: Runtime) -> None:
     first, second = _normalised(runtime, 1), _normalised(runtime, 2)
-    _set(runtime, second, enqueued_at=utcnow())  # its message on the broker: not waiting yet
+    set_lead(runtime, second, enqueued_at=utcnow())  # its message on the broker: not waiting yet
     assert _claimed(runtime, first, "A") is Claim.claimed
     assert _claimed(runtime, second, "B") is Claim.busy  # back to waiting
     published, enqueue = _published()
@@ -100,7 +107,7 @@ def test_a_lead_waiting_for_room_goes_when_a_delivery_ends(runtime: Runtime) -> 
 def test_a_refusal_the_delivery_did_not_see_is_dispatched_by_its_own_worker(runtime: Runtime) -> None:
     """The refusal commits after the delivery's check: the refused lead's worker hands it out itself."""
     first, second = _normalised(runtime, 1), _normalised(runtime, 2)
-    _set(runtime, second, enqueued_at=utcnow())  # its message on the broker: not waiting yet
+    set_lead(runtime, second, enqueued_at=utcnow())  # its message on the broker: not waiting yet
     assert _claimed(runtime, first, "A") is Claim.claimed
     published, enqueue = _published()
     with transaction(runtime.sessions) as refusing:  # B's claim: A in flight, no room; not committed yet
@@ -121,14 +128,14 @@ def test_a_busy_lead_and_a_delivered_one_each_ask_after_their_commit(
     asked: list[str] = []
     real = pipeline.dispatch_waiting
 
-    def spy(rt: Runtime, account: str, *, enqueue: Any) -> int:
-        asked.append(account)
-        return real(rt, account, enqueue=enqueue)
+    def spy(rt: Runtime, account: str, *, enqueue: Any, refused: bool) -> int:
+        asked.append(f"{account}, refused" if refused else account)
+        return real(rt, account, enqueue=enqueue, refused=refused)
 
     monkeypatch.setattr(pipeline, "dispatch_waiting", spy)
     assert _claimed(runtime, first, "A") is Claim.claimed
     assert pipeline.process(runtime, second, owner="B", enqueue=len) == "busy"
-    assert asked == ["main"]
+    assert asked == ["main, refused"]
     _delivered(runtime, first)
     assert pipeline.process(runtime, second, owner="B", enqueue=len) == "delivered"
-    assert asked == ["main", "main"]
+    assert asked == ["main, refused", "main"]
