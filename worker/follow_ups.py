@@ -21,9 +21,10 @@ from leadrelay.adapters.events import FollowUp
 from leadrelay.adapters.portal import PortalAdapter
 from leadrelay.adapters.registry import context_for
 from leadrelay.db import utcnow
-from leadrelay.ledger import LeadRecord, SideWrite, transition
+from leadrelay.ledger import LeadRecord, SideWrite, now_param, transition
 from leadrelay.models import TERMINAL_STATES, Lead, LeadState
 from leadrelay.routing import Routing
+from leadrelay.statements import per_dialect
 from leadrelay.worker import dedupe
 
 DELIVERED = (LeadState.delivered.value, LeadState.attached.value)
@@ -142,8 +143,12 @@ def earlier_unsettled(session: Session, row: LeadRecord) -> int | None:
     ).scalar_one_or_none()
 
 
-def _wake_statement() -> Any:
-    """Built once: every delivery runs it, and nearly always it finds nothing to wake."""
+def _wake_statement(postgres: bool) -> Any:
+    """Built once: every delivery runs it, and nearly always it finds nothing to wake.
+
+    Due now by the ledger's clock, the one the dispatch compares with (a worker's
+    clock running ahead would leave them waiting for the sweeper's next pass).
+    """
     enquiry = aliased(Lead)
 
     def of_enquiry(column: Any) -> Any:
@@ -159,14 +164,14 @@ def _wake_statement() -> Any:
             Lead.state == LeadState.normalised,
         )
         .values(
-            next_attempt_at=bindparam("_at", type_=Lead.__table__.c.next_attempt_at.type),
+            next_attempt_at=now_param(postgres),
             account=func.coalesce(of_enquiry(enquiry.account), Lead.account),
         )
         .execution_options(synchronize_session=False)
     )
 
 
-_WAKE = _wake_statement()
+_WAKE = per_dialect(_wake_statement)
 
 
 def wake_write(lead_id: int) -> SideWrite:

@@ -4,6 +4,7 @@ arrives before its lead — with what the account allows applied, exactly once."
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from leadrelay.routing.follow_ups import FollowUpKind
 from leadrelay.runtime import Runtime
 from leadrelay.testing.partners import partner_cases, sample
 from leadrelay.worker import dead_letters as dlq
+from leadrelay.worker import follow_ups as follow_ups_module
 from leadrelay.worker.pipeline import process
 from tests.conftest import UNTHROTTLED, fresh_ledger, make_settings, routing_with
 from tests.helpers import dead_letters, ingest, lead, settle
@@ -97,13 +99,24 @@ def test_a_lead_and_its_follow_ups_are_one_opportunity_whose_notes_tell_the_stor
 
 
 @pytest.mark.parametrize(
-    ("database", "notifying"), [("postgres", True), ("sqlite", False)], ids=["postgres-notifying", "sqlite"]
+    ("database", "notifying", "worker_ahead"),
+    [("postgres", True, False), ("postgres", False, True), ("sqlite", False, False)],
+    ids=["postgres-notifying", "postgres-worker-clock-ahead", "sqlite"],
 )
 def test_a_waiting_follow_up_is_woken_by_its_enquirys_settling_on_every_path(
-    request: pytest.FixtureRequest, tmp_path: Path, sandbox: Any, database: str, notifying: bool
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sandbox: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    database: str,
+    notifying: bool,
+    worker_ahead: bool,
 ) -> None:
     """The wake is written with the settling: in its transaction when staff are owed a notification
-    (Postgres), as a statement of its own on SQLite; elsewhere carried by the settling statement."""
+    (Postgres), as a statement of its own on SQLite; elsewhere carried by the settling statement.
+
+    On Postgres it is due by the ledger's clock, which the dispatch compares with: a
+    worker's clock an hour ahead does not leave the follow-up asleep."""
     changes: dict[str, Any] = {"accounts": {"main": {"limits": UNTHROTTLED}}}
     if notifying:
         changes["notifications"] = {
@@ -123,6 +136,8 @@ def test_a_waiting_follow_up_is_woken_by_its_enquirys_settling_on_every_path(
         update = put(rt, follow_ups(channel)[0], channel)
         assert process(rt, update, owner="w") == "waiting"
         assert lead(rt, update).next_attempt_at > utcnow()  # parked until its recheck
+        if worker_ahead:
+            monkeypatch.setattr(follow_ups_module, "utcnow", lambda: utcnow() + timedelta(hours=1))
         assert settle(rt, put(rt, sample(channel, LEADS[channel]), channel)) == "delivered"
         assert lead(rt, update).next_attempt_at <= utcnow()  # woken with the settling
     finally:
