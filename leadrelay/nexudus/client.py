@@ -54,6 +54,35 @@ MAX_PAGES = 50  # a lookup reads at most this many pages of matches
 NOT_SENT = "the call's deadline passed before the request could be sent"
 
 
+class _NoCookies(httpx.Cookies):
+    """An empty jar that stays empty: a cookie a response sets is neither kept nor sent back."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+_NO_COOKIES = _NoCookies()
+
+
+class _CookielessClient(httpx.Client):
+    """``httpx.Client`` without its cookie jar (httpx has no switch for it: encode/httpx#2992).
+
+    Nexudus's API authenticates each request by its bearer token; a cookie it sets
+    (a load balancer's, a web session's) has no part in it. httpx reads every
+    response's cookies into the jar through a ``urllib`` request it builds for
+    each, 4 % of a lead's CPU in the worker (bench/PROFILE.md, twenty-first pass).
+    """
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        if cookies:
+            raise ValueError("the Nexudus client keeps no cookies")
+
+
 class SendGuard(Protocol):
     """Asked right before each request goes out, and told how it ended."""
 
@@ -113,7 +142,7 @@ class NexudusClient:
         self._budget: Budget = budget or Unlimited()
         self._max_inline_wait = max_inline_wait
         self._timeout = timeout
-        self._http = httpx.Client(
+        self._http = _CookielessClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             transport=transport or deadline.transport(self.base_url),
