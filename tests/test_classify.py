@@ -85,3 +85,12 @@ def test_retry_after_reads_seconds_dates_and_nonsense() -> None:
     assert 55 <= retry_after_seconds(in_a_minute) <= 60
     assert retry_after_seconds("-5") == 0
     assert retry_after_seconds(None) == retry_after_seconds("soon") > 0
+
+
+def test_the_answer_is_kept_as_its_first_500_characters() -> None:
+    """What the lead's story shows of an answer: characters, not bytes, and no answer for an empty body."""
+    long = httpx.Response(400, content=("é" * 600).encode(), request=REQUEST)
+    assert classify_response(long, write=True).excerpt == "é" * 500
+    cut = httpx.Response(502, content=b"<html>bad gateway \xff</html>", request=REQUEST)  # not UTF-8
+    assert classify_response(cut, write=True).excerpt == "<html>bad gateway \ufffd</html>"
+    assert classify_response(answer(403), write=False).excerpt is None

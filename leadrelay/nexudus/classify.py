@@ -89,7 +89,8 @@ def _envelope_message(body: Any, fallback: str) -> str:
 def classify_response(response: httpx.Response, *, write: bool) -> Result:
     status = response.status_code
     body = _body(response)
-    excerpt = response.text[:EXCERPT] if response.content else None
+    # from the bytes as UTF-8, JSON's encoding: httpx's ``text`` would parse the charset first
+    excerpt = response.content[: EXCERPT * 4].decode("utf-8", "replace")[:EXCERPT] or None
     if status in (409, 429):
         return Result(
             Outcome.throttle,
