@@ -68,11 +68,19 @@ def retry_after_seconds(value: str | None) -> float:
     return max(0.0, (when - utcnow()).total_seconds())
 
 
+# Postgres's text and jsonb take no NUL character: what the ledger keeps of an answer (its
+# message, errors, excerpt) would make the lead's next write fail, every time. It says U+FFFD.
+_NUL_ESCAPED = b"\\u0000"
+
+
 def _body(response: httpx.Response) -> Any:
-    if not response.content:
+    content = response.content
+    if not content:
         return None
+    if _NUL_ESCAPED in content:  # a raw NUL is no JSON at all: no body
+        content = content.replace(_NUL_ESCAPED, b"\\ufffd")
     try:
-        return response.json()
+        return json.loads(content)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
 
@@ -90,7 +98,9 @@ def classify_response(response: httpx.Response, *, write: bool) -> Result:
     status = response.status_code
     body = _body(response)
     # from the bytes as UTF-8, JSON's encoding: httpx's ``text`` would parse the charset first
-    excerpt = response.content[: EXCERPT * 4].decode("utf-8", "replace")[:EXCERPT] or None
+    excerpt = (
+        response.content[: EXCERPT * 4].decode("utf-8", "replace")[:EXCERPT].replace("\x00", "\ufffd") or None
+    )
     if status in (409, 429):
         return Result(
             Outcome.throttle,
