@@ -56,11 +56,17 @@ def test_a_cookie_nexudus_sets_is_never_sent_back(nexudus: tuple[str, list[bytes
     assert all(b"authorization: bearer t" in head.lower() for head in heads[1:])
 
 
-def test_the_client_refuses_cookies_it_is_given() -> None:
-    http = _CookielessClient()
+def test_the_client_refuses_cookies_it_is_given_and_its_jar_takes_none() -> None:
+    with pytest.raises(ValueError, match="keeps no cookies"):
+        _CookielessClient(cookies={"session": "x"})
+    http, other = _CookielessClient(), _CookielessClient()
     try:
         with pytest.raises(ValueError, match="keeps no cookies"):
             http.cookies = {"session": "x"}
-        assert not http.cookies
+        http.cookies.set("session", "x")  # by hand: dropped too
+        http.cookies.update({"session": "x"})
+        assert not http.cookies and http.cookies is not other.cookies
+        assert "cookie" not in http.build_request("GET", "https://spaces.nexudus.com/").headers
     finally:
         http.close()
+        other.close()

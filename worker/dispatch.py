@@ -250,8 +250,9 @@ def dispatch_waiting(rt: Runtime, account: str, *, enqueue: Enqueue, refused: bo
 
     One statement that commits by itself asks first, with no lock and no
     transaction: is a lead due? After nearly every delivery nothing waits, and the
-    dispatch's lock is not taken. A delivery has just freed a slot, so it asks only
-    whether a lead waits; a ``refused`` claim's worker asks whether the account has
+    dispatch's lock is not taken. A delivery has (nearly always) just freed a slot,
+    so it asks only whether a lead waits, and the dispatch counts the room under the
+    lock; a ``refused`` claim's worker asks whether the account has
     room for it as well (the dispatch's own query, its room counted as under the
     lock): in one account's backlog most claims are refused, and nearly always
     there is still no room. The question comes after the caller's commit, on both

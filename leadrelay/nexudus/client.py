@@ -19,6 +19,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from http.cookiejar import Cookie, CookieJar
 from typing import Any, Protocol
 
 import httpx
@@ -54,28 +55,45 @@ MAX_PAGES = 50  # a lookup reads at most this many pages of matches
 NOT_SENT = "the call's deadline passed before the request could be sent"
 
 
-class _NoCookies(httpx.Cookies):
-    """An empty jar that stays empty: a cookie a response sets is neither kept nor sent back."""
+class _NullJar(CookieJar):
+    """A cookie jar that takes nothing in: whatever is set, by a response or by hand, is dropped."""
 
-    def extract_cookies(self, response: httpx.Response) -> None:
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
         return None
 
 
-_NO_COOKIES = _NoCookies()
+class _NoCookies(httpx.Cookies):
+    """An empty jar that stays empty, and skips httpx's reading of each response's cookies."""
+
+    def __init__(self) -> None:
+        super().__init__(_NullJar())
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
 
 
 class _CookielessClient(httpx.Client):
     """``httpx.Client`` without its cookie jar (httpx has no switch for it: encode/httpx#2992).
 
     Nexudus's API authenticates each request by its bearer token; a cookie it sets
-    (a load balancer's, a web session's) has no part in it. httpx reads every
-    response's cookies into the jar through a ``urllib`` request it builds for
-    each, 4 % of a lead's CPU in the worker (bench/PROFILE.md, twenty-first pass).
+    (a load balancer's, a web session's) has no part in it, and is neither kept nor
+    sent back. httpx read every response's cookies into the jar through a
+    ``urllib`` request it built for each: 4 % of a lead's CPU in the worker
+    (bench/PROFILE.md, twenty-first pass).
     """
+
+    def __init__(self, **options: Any) -> None:
+        if options.get("cookies"):
+            raise ValueError("the Nexudus client keeps no cookies")
+        super().__init__(**options)
+        self._no_cookies = _NoCookies()  # this client's own, though nothing can fill it
 
     @property
     def cookies(self) -> httpx.Cookies:
-        return _NO_COOKIES
+        return self._no_cookies
 
     @cookies.setter
     def cookies(self, cookies: Any) -> None:

@@ -116,7 +116,8 @@ def test_a_refusal_the_delivery_did_not_see_is_dispatched_by_its_own_worker(runt
         _delivered(runtime, first)  # A settles meanwhile, and asks: the refusal is not there to see
         assert dispatch_waiting(runtime, "main", enqueue=enqueue) == 0  # no lock: it does not wait for B
     assert published == [] and lead(runtime, second).state == LeadState.normalised
-    assert dispatch_waiting(runtime, "main", enqueue=enqueue) == 1  # B's worker, after its commit
+    # B's worker, after its commit: the refused side's question, its room counted
+    assert dispatch_waiting(runtime, "main", enqueue=enqueue, refused=True) == 1
     assert published == [second]
 
 
