@@ -1,7 +1,8 @@
 """The Nexudus client keeps no cookies: each request is authenticated by its bearer token alone.
 
-A cookie Nexudus sets (a load balancer's, a web session's) is not sent back, on
-the token's connection or any later call; a call that would set one is refused.
+A cookie Nexudus sets (a load balancer's, a web session's), on the token's answer
+or any later one, is not sent back; cookies given to the client are refused, and
+its jar takes none in by hand either.
 """
 
 from __future__ import annotations

@@ -81,8 +81,8 @@ class _CookielessClient(httpx.Client):
     Nexudus's API authenticates each request by its bearer token; a cookie it sets
     (a load balancer's, a web session's) has no part in it, and is neither kept nor
     sent back. httpx read every response's cookies into the jar through a
-    ``urllib`` request it built for each: 4 % of a lead's CPU in the worker
-    (bench/PROFILE.md, twenty-first pass).
+    ``urllib`` request it built for each: 4 % of a lead's samples in process, about
+    80 µs of CPU a request (bench/PROFILE.md, twenty-first pass).
     """
 
     def __init__(self, **options: Any) -> None:
