@@ -20,7 +20,7 @@ from leadrelay import logs
 from leadrelay.db import transaction
 from leadrelay.demo import DEMO_LEAD
 from leadrelay.intake.store import record_inbound
-from leadrelay.models import TERMINAL_STATES, DeadLetter, DeliveryAttempt, Lead
+from leadrelay.models import TERMINAL_STATES, DeadLetter, DeliveryAttempt, Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
 from leadrelay.worker.dispatch import Claim, claim
@@ -70,7 +70,7 @@ def normalised_lead(rt: Runtime, name: str) -> int:
 
     contact = {"full_name": f"Person {name}", "email": f"{name}@leads.example"}
     lead_id = ingest(rt, canonical(external_id=name, contact=contact))
-    assert read(rt, lead_id, owner="reader").state.value == "normalised"
+    assert read(rt, lead_id, owner="reader").state is LeadState.normalised
     return lead_id
 
 

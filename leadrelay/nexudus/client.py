@@ -56,12 +56,9 @@ NOT_SENT = "the call's deadline passed before the request could be sent"
 
 
 class _NullJar(CookieJar):
-    """A cookie jar that takes nothing in: whatever is set, by a response or by hand, is dropped."""
+    """A cookie jar that takes nothing in: a cookie set by hand is dropped (responses: _NoCookies)."""
 
     def set_cookie(self, cookie: Cookie) -> None:
-        return None
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
         return None
 
 
