@@ -22,6 +22,7 @@ PG_ADMIN_URL = os.environ.get("LEADRELAY_TEST_PG", "postgresql+psycopg://postgre
 TEST_DB = f"leadrelay_test_{os.getpid()}"
 PG_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{TEST_DB}"
 REDIS_URL = os.environ.get("LEADRELAY_TEST_REDIS", f"redis://127.0.0.1:6379/{1 + os.getpid() % 15}")
+RABBIT_URL = os.environ.get("LEADRELAY_TEST_RABBIT", "amqp://guest:guest@127.0.0.1:5672//")
 REPO = Path(__file__).resolve().parents[1]
 
 os.environ.update(
@@ -112,6 +113,13 @@ def redis_broker() -> str:
 
     redis.Redis.from_url(REDIS_URL).flushdb()
     return REDIS_URL
+
+
+@pytest.fixture
+def rabbit_broker() -> str:
+    if not _reachable("127.0.0.1", 5672):
+        pytest.fail("RabbitMQ is not running on 127.0.0.1:5672 (bash .ci/run starts it)")
+    return RABBIT_URL
 
 
 # Account limits that never hold a test back (the budget has its own tests).
@@ -232,6 +240,7 @@ SERVICE_FIXTURES = frozenset(
     {
         "pg_url",  # clean_db, runtime, receiver, make_runtime all stand on these
         "redis_broker",
+        "rabbit_broker",
         "sandbox",
         "sandbox_server",
         "dovecot",

@@ -21,6 +21,7 @@ Reliability choices (docs/guarantees.md):
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from celery import Celery
@@ -79,6 +80,19 @@ def celery_config() -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
     }
+
+
+def node_name() -> str:
+    """A worker's default node name: ``leadrelay-<pid>@<host>``, unique among the host's running workers.
+
+    Celery names every worker ``celery@<host>`` unless told otherwise, and a worker
+    listens for remote control on an exclusive queue named after it. On RabbitMQ a
+    second worker on the same host with the same name could not declare that queue
+    and exited at start-up (``ResourceLocked``), and so did a worker restarted before
+    the broker dropped its killed predecessor's connection. ``%h`` is Celery's: the
+    host's name. ``leadrelay worker --name`` (``LEADRELAY_WORKER_NAME``) sets another.
+    """
+    return f"leadrelay-{os.getpid()}@%h"
 
 
 @app.on_configure.connect

@@ -99,11 +99,19 @@ def worker(
     metrics_host: Annotated[
         str, typer.Option(help="interface for --metrics-port", envvar="LEADRELAY_WORKER_METRICS_HOST")
     ] = "127.0.0.1",
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="the worker's node name, unique among running workers (default: leadrelay-<pid>@<host>)",
+            envvar="LEADRELAY_WORKER_NAME",
+        ),
+    ] = None,
 ) -> None:
     """Run a Celery worker: normalise, dedupe and deliver leads."""
     from leadrelay import logs
     from leadrelay.runtime import Runtime
     from leadrelay.worker.celery_app import app as celery_app
+    from leadrelay.worker.celery_app import node_name
     from leadrelay.worker.scheduling.in_worker import join_election
 
     routing = light_check_or_fail()
@@ -124,6 +132,7 @@ def worker(
         "--loglevel=INFO",
         "--without-gossip",
         "--without-mingle",
+        f"--hostname={name or node_name()}",
         f"--queues={','.join(('leadrelay.leads', 'leadrelay.control'))}",
     ]
     join_election(beat)

@@ -54,7 +54,7 @@ from leadrelay.testing.partners import sample
 from leadrelay.testing.processes import RemoteSandbox, sandbox_env
 from leadrelay.worker.imap.intake import Place
 from leadrelay.worker.imap.store import record_message
-from tests.conftest import REDIS_URL, UNTHROTTLED, free_port, routing_file
+from tests.conftest import RABBIT_URL, REDIS_URL, UNTHROTTLED, free_port, routing_file
 from tests.helpers import canonical, unsettled, wait_for
 
 pytestmark = pytest.mark.chaos
@@ -70,7 +70,6 @@ ADMIN_TOKEN = "chaos-admin-token-0123456789"
 BULK_TOKEN = "chaos-bulk-token-0123456789"  # a second named operator: the bulk jobs' actor
 LEASE_SECONDS = 8
 STALL_SECONDS = LEASE_SECONDS + 4
-RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672//"
 PG_VERSION = subprocess.run(["ls", "/etc/postgresql"], capture_output=True, text=True).stdout.split()[0]
 
 FAULTS = [
@@ -272,7 +271,9 @@ def stack(clean_db: str, broker: Broker, tmp_path: Path) -> Iterator[tuple[Stack
     sandbox = RemoteSandbox(tmp_path, limits=False)
     for rule in FAULTS:
         sandbox.add_fault(times=None, **rule)
-    routing = routing_file(tmp_path, limits={**UNTHROTTLED, "concurrent_deliveries": 6}, secret=SECRET)
+    # half the workers' six slots: claims are refused for want of room, and the refused leads wait in
+    # the ledger until a delivery's or a refusal's own dispatch (or the sweeper) hands them out
+    routing = routing_file(tmp_path, limits={**UNTHROTTLED, "concurrent_deliveries": 3}, secret=SECRET)
     env = sandbox_env(
         tmp_path,
         sandbox.base_url,
@@ -493,6 +494,15 @@ def test_every_genuine_lead_reaches_nexudus_exactly_once(stack, broker: Broker, 
     stormer.join()
     finished = bulk_jobs_done(stack_, jobs)  # before the leads settle: a late job would unsettle some
     wait_for(lambda: unsettled(clean_db) == 0, timeout=300, interval=1, what="every lead to settle")
+    exited = [worker.name for worker in stack_.workers if not worker.alive]
+    assert exited == [], f"workers exited (each worker must start, and start again after a kill): {exited}"
+    refused = [
+        line
+        for worker in stack_.workers
+        for line in worker.log_path.read_text(errors="replace").splitlines()
+        if "lead_processed" in line and "busy" in line
+    ]
+    assert refused, "no claim was refused for want of room: the account's gate went untested"
 
     opportunities = sandbox.opportunities()
     names = Counter(o["Name"] for o in opportunities)
