@@ -157,6 +157,14 @@ class AdminSettings(BaseSettings):
         return users
 
 
+_SPREAD = (
+    "a publish of leads goes out in at least this many messages (keep it at the workers' slots or more); "
+    "past that, up to leads_per_message share one"
+)
+_FOLLOW_UP_WAIT = (
+    "how long a follow-up (an update, a viewing, a withdrawal) waits for its enquiry to reach Nexudus "
+    "before it becomes a dead letter (no_original)"
+)
 _BATCH_BYTES = (
     "an inbox batch is cut where its messages' bytes pass this (each batch: one fetch, one INSERT);"
     " a single bigger message is a batch of its own"
@@ -240,12 +248,7 @@ class Settings(AdminSettings):
     )
     lease_seconds: int = Field(default=60, ge=5, description="how long a worker owns a lead")
     requeue_after_seconds: int = Field(default=60, ge=1, description="re-enqueue a lost message after")
-    follow_up_wait_seconds: float = Field(
-        default=259200.0,
-        ge=0,
-        description="how long a follow-up (an update, a viewing, a withdrawal) waits for its enquiry to "
-        "reach Nexudus before it becomes a dead letter (no_original)",
-    )
+    follow_up_wait_seconds: float = Field(default=259200.0, ge=0, description=_FOLLOW_UP_WAIT)
     follow_up_recheck_seconds: float = Field(
         default=60.0,
         gt=0,
@@ -253,6 +256,8 @@ class Settings(AdminSettings):
         "once when the enquiry is delivered)",
     )
     sweep_interval_seconds: float = Field(default=1.0, gt=0)
+    publish_spread: int = Field(default=32, ge=1, description=_SPREAD)
+    leads_per_message: int = Field(default=8, ge=1, le=100, description="most leads in one message")
     retry_schedule: Annotated[tuple[int, ...], NoDecode] = Field(default=DEFAULT_RETRY_SCHEDULE, min_length=1)
     retry_jitter: float = Field(default=0.1, ge=0, le=1, description="± fraction of each delay")
     max_unfinished_runs: int = Field(

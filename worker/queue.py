@@ -10,6 +10,7 @@ import structlog
 from amqp.exceptions import ChannelError
 
 from leadrelay import unit_of_work as units
+from leadrelay.settings import get_settings
 from leadrelay.worker.celery_app import CONTROL_QUEUE, FAN_OUT_TASK, LEADS_QUEUE, app
 
 if TYPE_CHECKING:
@@ -18,9 +19,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 PROCESS_TASK = "leadrelay.process_lead"
+PROCESS_MANY_TASK = "leadrelay.process_leads"
 NOT_FOUND = 404
 ENQUEUE_BATCH = 500  # messages per Redis pipeline
 FAN_OUT_MOST = 1000  # lead ids in one fan-out message (~8 KB of JSON)
+MESSAGE_MOST = 100  # lead ids a process message is read for (leads_per_message is at most this)
 _BIGINT = 2**63  # leads.id is a BIGINT
 NO_KWARGS_REPR = "{}"
 
@@ -35,8 +38,24 @@ def args_repr(lead_id: int) -> str:
     return f"[{lead_id}]"
 
 
+def messages(lead_ids: list[int], *, spread: int, most: int) -> list[list[int]]:
+    """The leads of one publish, cut into messages: one lead a message, unless there are many.
+
+    A publish is spread over at least ``spread`` messages (``LEADRELAY_PUBLISH_SPREAD``:
+    the workers' slots or more, so that none idles while another works through a
+    message); past that, up to ``most`` leads (``LEADRELAY_LEADS_PER_MESSAGE``) share
+    one, and Celery's own cost of a message (its parent's broker round trips, the
+    pool's hand-over: about a quarter of a worker's CPU, bench/PROFILE.md,
+    twenty-second pass) is shared by them.
+    """
+    if not lead_ids:
+        return []
+    size = min(most, -(-len(lead_ids) // spread))
+    return [lead_ids[start : start + size] for start in range(0, len(lead_ids), size)]
+
+
 def enqueue(lead_ids: Iterable[int]) -> int:
-    """Publish one message per lead; return how many reached the broker.
+    """Publish the leads (one per message, or several if many: :func:`messages`); return how many went.
 
     The messages of one call go out together where the transport can batch them
     (kombu's ``Producer.batch``: one Redis pipeline, one round trip); elsewhere one
@@ -45,14 +64,16 @@ def enqueue(lead_ids: Iterable[int]) -> int:
     may have gone out: a second message for a lead is harmless).
     """
     ids = list(lead_ids)
+    settings = get_settings()
     sent = 0
     try:
         with app.producer_or_acquire() as producer, producer.batch(max_size=ENQUEUE_BATCH):
-            for lead_id in ids:
+            for chunk in messages(ids, spread=settings.publish_spread, most=settings.leads_per_message):
+                one = len(chunk) == 1
                 app.send_task(
-                    PROCESS_TASK,
-                    args=[lead_id],
-                    argsrepr=args_repr(lead_id),
+                    PROCESS_TASK if one else PROCESS_MANY_TASK,
+                    args=chunk if one else [chunk],
+                    argsrepr=args_repr(chunk[0]) if one else f"[<{len(chunk)} lead ids>]",
                     kwargsrepr=NO_KWARGS_REPR,
                     queue=LEADS_QUEUE,
                     producer=producer,
@@ -64,7 +85,7 @@ def enqueue(lead_ids: Iterable[int]) -> int:
                     # for each message, ~35 % of a publish's CPU (cProfile, 5,000 messages)
                     declare=None if sent == 0 else [],
                 )
-                sent += 1
+                sent += len(chunk)
     except Exception as exc:  # kombu raises transport-specific errors
         log.warning("enqueue_failed", error=type(exc).__name__, sent=0, of=len(ids))
         return 0
@@ -78,7 +99,7 @@ def announce(lead_ids: Iterable[int]) -> int:
     hop at the rates an operator sees). More go as one ``leadrelay.fan_out`` message per
     :data:`FAN_OUT_MOST` ids, on the control queue (which every worker consumes beside
     the leads queue, so a backlog of leads does not hold it up), and the worker that
-    takes it publishes one message per lead (:func:`publish_each`). The receiver thus pays
+    takes it publishes them to the leads queue (:func:`publish_each`). The receiver thus pays
     one publish a batch instead of one a webhook (~0.2 ms of its CPU a webhook at its
     maximum rate, bench/PROFILE.md, thirteenth pass). A broker failure is logged, not
     raised, as in :func:`enqueue`: the rows are in the ledger and the sweeper enqueues
@@ -108,7 +129,7 @@ def announce(lead_ids: Iterable[int]) -> int:
 
 
 def publish_each(lead_ids: list[object]) -> tuple[int, int]:
-    """A fan-out message's ids, one process message each (the ``leadrelay.fan_out`` task).
+    """A fan-out message's ids, put on the leads queue by :func:`enqueue` (the ``leadrelay.fan_out`` task).
 
     The message came from a receiver, but the broker is not the ledger and is not
     trusted to be well-formed: at most :data:`FAN_OUT_MOST` ids are read, each a
@@ -117,11 +138,19 @@ def publish_each(lead_ids: list[object]) -> tuple[int, int]:
     message for a lead is harmless. Returns how many ids were read, and how many of
     them reached the broker.
     """
-    read = lead_ids[:FAN_OUT_MOST]
-    ids = list(dict.fromkeys(item for item in read if type(item) is int and 0 < item < _BIGINT))
-    if len(ids) < len(lead_ids):
-        log.warning("fan_out_skipped", skipped=len(lead_ids) - len(ids))
+    ids = lead_ids_in(lead_ids, most=FAN_OUT_MOST, skipped_event="fan_out_skipped")
     return len(ids), enqueue(ids)
+
+
+def lead_ids_in(items: list[object], *, most: int, skipped_event: str) -> list[int]:
+    """A message's lead ids, read as input: at most ``most``, each a positive 64-bit integer, once.
+
+    What is skipped is counted in a ``skipped_event`` log line.
+    """
+    ids = list(dict.fromkeys(item for item in items[:most] if type(item) is int and 0 < item < _BIGINT))
+    if len(ids) < len(items):
+        log.warning(skipped_event, skipped=len(items) - len(ids))
+    return ids
 
 
 def unit_of_work(rt: Runtime) -> AbstractContextManager[units.UnitOfWork]:

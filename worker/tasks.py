@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from typing import Any
 
@@ -25,7 +26,14 @@ from leadrelay.worker.celery_app import (
 )
 from leadrelay.worker.imap import poll as imap_poll
 from leadrelay.worker.imap.schedule import POLL_TASK
-from leadrelay.worker.queue import PROCESS_TASK, enqueue, publish_each
+from leadrelay.worker.queue import (
+    MESSAGE_MOST,
+    PROCESS_MANY_TASK,
+    PROCESS_TASK,
+    enqueue,
+    lead_ids_in,
+    publish_each,
+)
 from leadrelay.worker.scheduling.periodic import sweep_now
 from leadrelay.worker.speed_to_lead import sender
 
@@ -39,18 +47,57 @@ def _owner() -> str:
 
 @app.task(name=PROCESS_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=5)
 def process_lead(self: Task[[int], str], lead_id: int) -> str:
-    with logs.task_context(lead_id=int(lead_id)):
-        try:
-            outcome = pipeline.process(current_runtime(), int(lead_id), owner=_owner(), enqueue=enqueue)
-        except DBAPIError as exc:
-            # The ledger is unreachable (e.g. Postgres restarting). Try again shortly;
-            # past that, the sweeper re-enqueues the lead once the database is back.
-            log.warning("ledger_unavailable", error=type(exc).__name__)
-            raise self.retry(countdown=2, exc=exc) from None
-        log.info("lead_processed", outcome=outcome)
-        if outcome in ("delivered", "attached") and current_runtime().routing.notifications.enabled:
-            _kick_notifications()
-        return outcome
+    [outcome] = _process_in_turn(self, [int(lead_id)])
+    return outcome
+
+
+@app.task(name=PROCESS_MANY_TASK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=5)
+def process_leads(self: Task[[list[object]], list[str]], lead_ids: list[object]) -> list[str]:
+    """Several leads of one publish (:func:`leadrelay.worker.queue.messages`), one after another.
+
+    The broker is not trusted to be well-formed: the ids are read as a fan-out's are.
+    """
+    if not isinstance(lead_ids, list):
+        log.warning("process_skipped", skipped=1)
+        return []
+    return _process_in_turn(self, lead_ids_in(lead_ids, most=MESSAGE_MOST, skipped_event="process_skipped"))
+
+
+def _process_in_turn(task: Task[Any, Any], lead_ids: list[int]) -> list[str]:
+    """Each lead as far as it can go now, in turn; what a message does, whatever its size.
+
+    * The ledger unreachable (e.g. Postgres restarting): the message is tried again 2 s
+      later with the leads not yet done; past its retries, the sweeper re-enqueues them
+      once the database is back.
+    * Any other error in a lead: the leads after it go out as a new message, then the
+      error is raised (Celery logs it; the lead is left to the sweeper).
+    * Past a quarter of the task's hard time limit, the leads not started go out as a new
+      message: a message of slow leads is never killed by the limit and redelivered whole.
+    """
+    rt = current_runtime()
+    started = time.monotonic()
+    hand_on_after = (app.conf.task_time_limit or 0) / 4 or None
+    outcomes: list[str] = []
+    for done, lead_id in enumerate(lead_ids):
+        if done and hand_on_after is not None and time.monotonic() - started > hand_on_after:
+            log.info("leads_handed_on", leads=len(lead_ids) - done, sent=enqueue(lead_ids[done:]))
+            break
+        with logs.task_context(lead_id=lead_id):
+            try:
+                outcome = pipeline.process(rt, lead_id, owner=_owner(), enqueue=enqueue)
+            except DBAPIError as exc:
+                log.warning("ledger_unavailable", error=type(exc).__name__)
+                rest = lead_ids[done:]
+                args = tuple(rest) if task.name == PROCESS_TASK else (rest,)
+                raise task.retry(args=args, countdown=2, exc=exc) from None
+            except Exception:
+                enqueue(lead_ids[done + 1 :])
+                raise
+            log.info("lead_processed", outcome=outcome)
+        outcomes.append(outcome)
+    if rt.routing.notifications.enabled and ("delivered" in outcomes or "attached" in outcomes):
+        _kick_notifications()
+    return outcomes
 
 
 def _kick_notifications() -> None:

@@ -287,6 +287,10 @@ def stack(clean_db: str, broker: Broker, tmp_path: Path) -> Iterator[tuple[Stack
         LEADRELAY_SWEEP_INTERVAL_SECONDS="0.5",
         LEADRELAY_RETRY_SCHEDULE="0,1,1,2,2,3,3,4,4,5,5,5,5,5,5,5,5,5,5,5",
         LEADRELAY_RETRY_JITTER="0.2",
+        # a publish of three leads or more puts several in a message (up to 4): killed, stalled and
+        # redelivered messages of several leads, and the ledger's restart in the middle of one
+        LEADRELAY_PUBLISH_SPREAD="2",
+        LEADRELAY_LEADS_PER_MESSAGE="4",
     )
     port = free_port()
     stack = Stack(env=env, logdir=tmp_path, receiver_url=f"http://127.0.0.1:{port}")
@@ -496,13 +500,14 @@ def test_every_genuine_lead_reaches_nexudus_exactly_once(stack, broker: Broker, 
     wait_for(lambda: unsettled(clean_db) == 0, timeout=300, interval=1, what="every lead to settle")
     exited = [worker.name for worker in stack_.workers if not worker.alive]
     assert exited == [], f"workers exited (each worker must start, and start again after a kill): {exited}"
-    refused = [
-        line
-        for worker in stack_.workers
-        for line in worker.log_path.read_text(errors="replace").splitlines()
-        if "lead_processed" in line and "busy" in line
+    logged = [
+        line for worker in stack_.workers for line in worker.log_path.read_text(errors="replace").splitlines()
     ]
+    refused = [line for line in logged if "lead_processed" in line and "busy" in line]
     assert refused, "no claim was refused for want of room: the account's gate went untested"
+    assert any("leadrelay.process_leads[" in line for line in logged), (
+        "no message of several leads: the workers took one lead a message throughout"
+    )
 
     opportunities = sandbox.opportunities()
     names = Counter(o["Name"] for o in opportunities)
