@@ -82,17 +82,18 @@ def celery_config() -> dict[str, Any]:
     }
 
 
-def node_name() -> str:
-    """A worker's default node name: ``leadrelay-<pid>@<host>``, unique among the host's running workers.
+def node_name(name: str | None = None) -> str:
+    """A worker's node name: ``name`` on this host, or ``leadrelay-<pid>`` on it (unique on the host).
 
     Celery names every worker ``celery@<host>`` unless told otherwise, and a worker
-    listens for remote control on an exclusive queue named after it. On RabbitMQ a
-    second worker on the same host with the same name could not declare that queue
-    and exited at start-up (``ResourceLocked``), and so did a worker restarted before
-    the broker dropped its killed predecessor's connection. ``%h`` is Celery's: the
-    host's name. ``leadrelay worker --name`` (``LEADRELAY_WORKER_NAME``) sets another.
+    listens for remote control on an exclusive queue named after it: on RabbitMQ a
+    second worker on the same host under the same name cannot declare that queue and
+    exits at start-up (``ResourceLocked``). ``leadrelay worker --name``
+    (``LEADRELAY_WORKER_NAME``) gives the name; without an ``@`` the host's is added
+    (``%h``, Celery's), so one setting shared by workers on several hosts stays unique.
     """
-    return f"leadrelay-{os.getpid()}@%h"
+    chosen = name or f"leadrelay-{os.getpid()}"
+    return chosen if "@" in chosen else f"{chosen}@%h"
 
 
 @app.on_configure.connect

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
@@ -41,17 +42,18 @@ def args_repr(lead_id: int) -> str:
 def messages(lead_ids: list[int], *, spread: int, most: int) -> list[list[int]]:
     """The leads of one publish, cut into messages: one lead a message, unless there are many.
 
-    A publish is spread over at least ``spread`` messages (``LEADRELAY_PUBLISH_SPREAD``:
+    A publish goes out in at least ``spread`` messages (``LEADRELAY_PUBLISH_SPREAD``:
     the workers' slots or more, so that none idles while another works through a
-    message); past that, up to ``most`` leads (``LEADRELAY_LEADS_PER_MESSAGE``) share
-    one, and Celery's own cost of a message (its parent's broker round trips, the
-    pool's hand-over: about a quarter of a worker's CPU, bench/PROFILE.md,
-    twenty-second pass) is shared by them.
+    message), or one a lead when it has fewer; past that, up to ``most`` leads
+    (``LEADRELAY_LEADS_PER_MESSAGE``) share one, in messages of near-equal size, and
+    Celery's own cost of a message (its parent's broker round trips, the pool's
+    hand-over: about a quarter of a worker's CPU, bench/PROFILE.md, twenty-second
+    pass) is shared by them.
     """
-    if not lead_ids:
-        return []
-    size = min(most, -(-len(lead_ids) // spread))
-    return [lead_ids[start : start + size] for start in range(0, len(lead_ids), size)]
+    count = min(len(lead_ids), max(spread, -(-len(lead_ids) // most)))
+    size, larger = divmod(len(lead_ids), count) if count else (0, 0)
+    cuts = [n * size + min(n, larger) for n in range(count + 1)]  # the first `larger` take one more
+    return [lead_ids[start:end] for start, end in itertools.pairwise(cuts)]
 
 
 def enqueue(lead_ids: Iterable[int]) -> int:
@@ -64,6 +66,8 @@ def enqueue(lead_ids: Iterable[int]) -> int:
     may have gone out: a second message for a lead is harmless).
     """
     ids = list(lead_ids)
+    if not ids:
+        return 0
     settings = get_settings()
     sent = 0
     try:

@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 from celery import Task
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from leadrelay import logs
 from leadrelay.notify import sender_for
@@ -39,6 +39,9 @@ from leadrelay.worker.speed_to_lead import sender
 
 log = structlog.get_logger(__name__)
 
+HAND_ON_AFTER = 2.0  # seconds a message of several leads starts new ones for (_process_in_turn)
+_clock = time.monotonic  # the tests' to set
+
 
 def _owner() -> str:
     """A lease owner unique to this execution (a redelivered message gets a new one)."""
@@ -66,37 +69,52 @@ def process_leads(self: Task[[list[object]], list[str]], lead_ids: list[object])
 def _process_in_turn(task: Task[Any, Any], lead_ids: list[int]) -> list[str]:
     """Each lead as far as it can go now, in turn; what a message does, whatever its size.
 
-    * The ledger unreachable (e.g. Postgres restarting): the message is tried again 2 s
-      later with the leads not yet done; past its retries, the sweeper re-enqueues them
-      once the database is back.
-    * Any other error in a lead: the leads after it go out as a new message, then the
+    * A message shares Celery's cost only while its leads are quick: once it has run
+      :data:`HAND_ON_AFTER` seconds, the leads not started go on in a new message, to
+      whichever slot is free. One account's slow Nexudus thus holds another account's
+      leads up for one lead at most, and a message stays far inside the task's hard
+      time limit and the sweeper's ``LEADRELAY_REQUEUE_AFTER_SECONDS``. If the broker
+      takes none of them, they go on here.
+    * The ledger unreachable (Postgres restarting: ``OperationalError``,
+      ``InterfaceError``): the message is tried again 2 s later with the leads not yet
+      done, up to five times; then the leads after the failing one go on in a new
+      message and the error is raised (the sweeper takes the lead once Postgres is back).
+    * Any other error in a lead: the leads after it go on in a new message, then the
       error is raised (Celery logs it; the lead is left to the sweeper).
-    * Past a quarter of the task's hard time limit, the leads not started go out as a new
-      message: a message of slow leads is never killed by the limit and redelivered whole.
+
+    Staff are notified once a lead of the message was delivered, however the message ends.
     """
     rt = current_runtime()
-    started = time.monotonic()
-    hand_on_after = (app.conf.task_time_limit or 0) / 4 or None
+    started = _clock()
     outcomes: list[str] = []
-    for done, lead_id in enumerate(lead_ids):
-        if done and hand_on_after is not None and time.monotonic() - started > hand_on_after:
-            log.info("leads_handed_on", leads=len(lead_ids) - done, sent=enqueue(lead_ids[done:]))
-            break
-        with logs.task_context(lead_id=lead_id):
-            try:
-                outcome = pipeline.process(rt, lead_id, owner=_owner(), enqueue=enqueue)
-            except DBAPIError as exc:
-                log.warning("ledger_unavailable", error=type(exc).__name__)
-                rest = lead_ids[done:]
-                args = tuple(rest) if task.name == PROCESS_TASK else (rest,)
-                raise task.retry(args=args, countdown=2, exc=exc) from None
-            except Exception:
-                enqueue(lead_ids[done + 1 :])
-                raise
-            log.info("lead_processed", outcome=outcome)
-        outcomes.append(outcome)
-    if rt.routing.notifications.enabled and ("delivered" in outcomes or "attached" in outcomes):
-        _kick_notifications()
+    hand_on = True
+    try:
+        for done, lead_id in enumerate(lead_ids):
+            rest = lead_ids[done:]
+            if done and hand_on and _clock() - started > HAND_ON_AFTER:
+                sent = enqueue(rest)
+                log.info("leads_handed_on", leads=len(rest), sent=sent)
+                if sent:
+                    break
+                hand_on = False  # the broker took none: they go on here
+            with logs.task_context(lead_id=lead_id):
+                try:
+                    outcome = pipeline.process(rt, lead_id, owner=_owner(), enqueue=enqueue)
+                except (OperationalError, InterfaceError) as exc:
+                    log.warning("ledger_unavailable", error=type(exc).__name__)
+                    if task.request.retries < (task.max_retries or 0):
+                        args = tuple(rest) if task.name == PROCESS_TASK else (rest,)
+                        raise task.retry(args=args, countdown=2, exc=exc) from None
+                    enqueue(rest[1:])
+                    raise
+                except Exception:
+                    enqueue(rest[1:])
+                    raise
+                log.info("lead_processed", outcome=outcome)
+            outcomes.append(outcome)
+    finally:
+        if rt.routing.notifications.enabled and ("delivered" in outcomes or "attached" in outcomes):
+            _kick_notifications()
     return outcomes
 
 

@@ -102,7 +102,7 @@ def worker(
     name: Annotated[
         str | None,
         typer.Option(
-            help="the worker's node name, unique among running workers (default: leadrelay-<pid>@<host>)",
+            help="the node name, unique among running workers (default: leadrelay-<pid>; @<host> added)",
             envvar="LEADRELAY_WORKER_NAME",
         ),
     ] = None,
@@ -132,7 +132,7 @@ def worker(
         "--loglevel=INFO",
         "--without-gossip",
         "--without-mingle",
-        f"--hostname={name or node_name()}",
+        f"--hostname={node_name(name)}",
         f"--queues={','.join(('leadrelay.leads', 'leadrelay.control'))}",
     ]
     join_election(beat)

@@ -8,11 +8,12 @@ a slow message are shaped by standing in for the pipeline (rare edges), the brok
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
 import redis
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from structlog.testing import capture_logs
 
 from leadrelay.runtime import Runtime
@@ -28,9 +29,10 @@ def test_a_publish_is_spread_over_messages_before_leads_share_one() -> None:
     ids = list(range(1, 100))
     assert queue.messages([], spread=32, most=8) == []
     assert queue.messages(ids[:32], spread=32, most=8) == [[n] for n in ids[:32]]
-    assert [len(m) for m in queue.messages(ids[:33], spread=32, most=8)] == [2] * 16 + [1]
-    assert [len(m) for m in queue.messages(ids, spread=32, most=8)] == [4] * 24 + [3]
+    assert [len(m) for m in queue.messages(ids[:33], spread=32, most=8)] == [2] + [1] * 31
+    assert [len(m) for m in queue.messages(ids, spread=32, most=8)] == [4] * 3 + [3] * 29
     assert [len(m) for m in queue.messages(list(range(1000)), spread=32, most=8)] == [8] * 125
+    assert [len(m) for m in queue.messages(list(range(1500)), spread=32, most=8)] == [8] * 184 + [7] * 4
     assert queue.messages(ids, spread=32, most=1) == [[n] for n in ids]
     assert [n for m in queue.messages(ids, spread=7, most=5) for n in m] == ids  # each lead once, in order
 
@@ -38,12 +40,13 @@ def test_a_publish_is_spread_over_messages_before_leads_share_one() -> None:
 def test_enqueue_puts_a_large_publish_in_messages_of_several_leads(redis_broker: str) -> None:
     client = redis.Redis.from_url(redis_broker)
     assert queue.enqueue([1, 2]) == 2
+    assert queue.enqueue([]) == 0
     assert broker_messages(client, LEADS_QUEUE) == [(ONE, 1), (ONE, 2)]
     client.delete(LEADS_QUEUE)
-    assert queue.enqueue(range(101, 200)) == 99  # the defaults: spread 32, at most 8 a message
+    assert queue.enqueue(range(101, 200)) == 99  # the defaults: at least 32 messages, at most 8 a message
     found = broker_messages(client, LEADS_QUEUE)
     assert {task for task, _ in found} == {MANY}
-    assert [len(ids) for _, ids in found] == [4] * 24 + [3]
+    assert [len(ids) for _, ids in found] == [4] * 3 + [3] * 29
     assert [n for _, ids in found for n in ids] == list(range(101, 200))
 
 
@@ -70,7 +73,12 @@ def test_a_message_of_several_leads_delivers_each_once_and_again_nothing(
     assert len(sandbox.opportunities()) == 3
 
 
-def standing_in(monkeypatch: pytest.MonkeyPatch, fails: Callable[[int, int], Exception | None]) -> list[int]:
+def standing_in(
+    monkeypatch: pytest.MonkeyPatch,
+    fails: Callable[[int, int], Exception | None],
+    *,
+    notifications: bool = False,
+) -> list[int]:
     """The pipeline stood in for: each call recorded; ``fails(lead_id, nth call for it)`` may raise."""
     calls: list[int] = []
 
@@ -80,18 +88,18 @@ def standing_in(monkeypatch: pytest.MonkeyPatch, fails: Callable[[int, int], Exc
             raise exc
         return "delivered"
 
+    routing = SimpleNamespace(notifications=SimpleNamespace(enabled=notifications))
     monkeypatch.setattr(tasks.pipeline, "process", process)
-    monkeypatch.setattr(tasks, "current_runtime", lambda: type("Rt", (), {"routing": _NoNotifications})())
+    monkeypatch.setattr(tasks, "current_runtime", lambda: SimpleNamespace(routing=routing))
     return calls
-
-
-class _NoNotifications:
-    class notifications:  # noqa: N801 - the routing's attribute
-        enabled = False
 
 
 def _ledger_down() -> Exception:
     return OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+
+def waiting(redis_broker: str) -> list[tuple[str, object]]:
+    return broker_messages(redis.Redis.from_url(redis_broker), LEADS_QUEUE)
 
 
 def test_the_ledger_unreachable_mid_message_tries_again_from_the_lead_not_done(
@@ -106,14 +114,23 @@ def test_the_ledger_unreachable_mid_message_tries_again_from_the_lead_not_done(
     assert result.get() == ["delivered", "delivered"]  # the retry's own run: 12 and 13
 
 
-def test_a_ledger_that_stays_down_leaves_the_rest_to_the_sweeper(
+def test_a_single_lead_message_tries_again_with_its_lead(
+    monkeypatch: pytest.MonkeyPatch, redis_broker: str
+) -> None:
+    calls = standing_in(monkeypatch, lambda lead_id, nth: _ledger_down() if nth == 1 else None)
+    result = tasks.process_lead.apply(args=[61])
+    assert result.successful() and result.get() == "delivered"
+    assert calls == [61, 61]
+
+
+def test_a_ledger_that_stays_down_hands_the_rest_on_after_the_retries(
     monkeypatch: pytest.MonkeyPatch, redis_broker: str
 ) -> None:
     calls = standing_in(monkeypatch, lambda lead_id, nth: _ledger_down() if lead_id == 22 else None)
     result = tasks.process_leads.apply(args=[[21, 22, 23]])
     assert result.failed()
     assert calls == [21] + [22] * 6  # the first run and five retries, then the message is given up
-    assert broker_messages(redis.Redis.from_url(redis_broker), LEADS_QUEUE) == []  # the sweeper's: 22, 23
+    assert waiting(redis_broker) == [(ONE, 23)]  # the lead after it goes on; 22 is the sweeper's
 
 
 def test_an_error_in_one_lead_hands_the_rest_on_in_a_new_message(
@@ -123,27 +140,61 @@ def test_an_error_in_one_lead_hands_the_rest_on_in_a_new_message(
     with pytest.raises(RuntimeError):
         tasks.process_leads.run([31, 32, 33, 34])
     assert calls == [31, 32]
-    assert broker_messages(redis.Redis.from_url(redis_broker), LEADS_QUEUE) == [(ONE, 33), (ONE, 34)]
+    assert waiting(redis_broker) == [(ONE, 33), (ONE, 34)]
+
+
+def test_a_database_error_that_is_no_outage_is_not_tried_again(
+    monkeypatch: pytest.MonkeyPatch, redis_broker: str
+) -> None:
+    """A lead whose statement fails (an integrity or data error) takes no other lead through retries."""
+    bad = IntegrityError("INSERT", {}, Exception("duplicate key"))
+    calls = standing_in(monkeypatch, lambda lead_id, nth: bad if lead_id == 35 else None)
+    result = tasks.process_leads.apply(args=[[35, 36]])
+    assert result.failed() and isinstance(result.result, IntegrityError)
+    assert calls == [35]
+    assert waiting(redis_broker) == [(ONE, 36)]
+
+
+def test_staff_are_notified_of_a_delivery_however_the_message_ends(
+    monkeypatch: pytest.MonkeyPatch, redis_broker: str
+) -> None:
+    kicked: list[bool] = []
+    monkeypatch.setattr(tasks, "_kick_notifications", lambda: kicked.append(True))
+    standing_in(
+        monkeypatch, lambda lead_id, nth: RuntimeError("a bug") if lead_id == 72 else None, notifications=True
+    )
+    with pytest.raises(RuntimeError):
+        tasks.process_leads.run([71, 72])
+    assert kicked == [True]  # 71 was delivered
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[itertools.count[float]]:
-    """The task's clock: each reading 0.6 s after the one before; the hard limit 4 s (hand on after 1 s)."""
-    ticks = itertools.count(0.0, 0.6)
-    monkeypatch.setattr(tasks.time, "monotonic", lambda: next(ticks))
-    monkeypatch.setitem(tasks.app.conf, "task_time_limit", 4)
-    yield ticks
+def slow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The task's clock: each reading 1.5 s after the one before (the hand-on comes after 2 s)."""
+    ticks = itertools.count(0.0, 1.5)
+    monkeypatch.setattr(tasks, "_clock", lambda: next(ticks))
 
 
 def test_a_slow_message_hands_the_leads_not_started_on_in_a_new_one(
-    monkeypatch: pytest.MonkeyPatch, redis_broker: str, clock: itertools.count[float]
+    monkeypatch: pytest.MonkeyPatch, redis_broker: str, slow: None
 ) -> None:
     calls = standing_in(monkeypatch, lambda lead_id, nth: None)
     with capture_logs() as logs:
         assert tasks.process_leads.run([41, 42, 43, 44]) == ["delivered", "delivered"]
-    assert calls == [41, 42]  # started at 0 and 0.6 s; at 1.2 s the rest go on
-    assert broker_messages(redis.Redis.from_url(redis_broker), LEADS_QUEUE) == [(ONE, 43), (ONE, 44)]
+    assert calls == [41, 42]  # started at 0 and 1.5 s; at 3 s the rest go on
+    assert waiting(redis_broker) == [(ONE, 43), (ONE, 44)]
     assert [(e["leads"], e["sent"]) for e in logs if e["event"] == "leads_handed_on"] == [(2, 2)]
+
+
+def test_leads_the_broker_will_not_take_back_go_on_in_the_message(
+    monkeypatch: pytest.MonkeyPatch, slow: None
+) -> None:
+    calls = standing_in(monkeypatch, lambda lead_id, nth: None)
+    monkeypatch.setattr(tasks, "enqueue", lambda ids: 0)  # enqueue logged the broker's failure
+    with capture_logs() as logs:
+        assert tasks.process_leads.run([45, 46, 47, 48]) == ["delivered"] * 4
+    assert calls == [45, 46, 47, 48]
+    assert [(e["leads"], e["sent"]) for e in logs if e["event"] == "leads_handed_on"] == [(2, 0)]
 
 
 def test_a_message_is_read_as_input(monkeypatch: pytest.MonkeyPatch, redis_broker: str) -> None:
