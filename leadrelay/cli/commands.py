@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from leadrelay.cli.app import app, console, fail, light_check_or_fail, routing_or_fail
+from leadrelay.cli.app import app, console, fail, light_check_or_fail, routing_or_fail, say_error
 from leadrelay.settings import get_settings
 
+SERVICE_LEDGER_WAIT = 60.0  # seconds a service waits for the ledger at start-up
 
-def ready_ledger() -> None:
-    """Embedded: create or upgrade the SQLite ledger. Otherwise refuse a stale schema."""
+
+def ready_ledger(wait: float = 0.0) -> None:
+    """Embedded: create or upgrade the SQLite ledger. Otherwise refuse a stale schema.
+
+    A service (``serve``, ``worker``, ``beat``) passes ``wait``: a ledger it cannot reach
+    yet (Postgres restarting, or starting beside it) is tried again for that long, as
+    Celery does the broker, rather than exiting into its supervisor's restart loop.
+    """
     from leadrelay.db import make_engine
     from leadrelay.schema import pending, upgrade
 
@@ -23,14 +32,27 @@ def ready_ledger() -> None:
         return
     engine = make_engine(settings.ledger_url())
     try:
-        if pending(engine):
-            fail("the ledger schema is not up to date: run `leadrelay migrate` first")
-    except Exception as exc:
-        if isinstance(exc, typer.Exit):
-            raise
-        fail(f"cannot reach the ledger database ({type(exc).__name__}): check LEADRELAY_DATABASE_URL")
+        stale = _reached(lambda: pending(engine), wait)
     finally:
         engine.dispose()
+    if stale:
+        fail("the ledger schema is not up to date: run `leadrelay migrate` first")
+
+
+def _reached(check: Callable[[], bool], wait: float) -> bool:
+    """``check()``, tried again with backoff for ``wait`` seconds while it raises."""
+    deadline, pause = time.monotonic() + wait, 0.5
+    while True:
+        try:
+            return check()
+        except Exception as exc:
+            left = deadline - time.monotonic()
+            reason = type(exc).__name__
+            if left <= 0:
+                fail(f"cannot reach the ledger database ({reason}): check LEADRELAY_DATABASE_URL")
+            say_error(f"cannot reach the ledger database yet ({reason}): trying again for {left:.0f} s")
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 5.0)
 
 
 @app.command()
@@ -62,7 +84,7 @@ def serve(
     from leadrelay import logs
 
     light_check_or_fail()
-    ready_ledger()
+    ready_ledger(wait=SERVICE_LEDGER_WAIT)
     logs.configure()
     settings = get_settings()
     uvicorn.run(
@@ -115,7 +137,7 @@ def worker(
     from leadrelay.worker.scheduling.in_worker import join_election
 
     routing = light_check_or_fail()
-    ready_ledger()
+    ready_ledger(wait=SERVICE_LEDGER_WAIT)
     settings = get_settings()
     runtime = Runtime.load(settings, routing)
     try:
@@ -153,7 +175,7 @@ def run_beat() -> None:
     from leadrelay.worker.scheduling.standalone import run_until_signalled
 
     light_check_or_fail()
-    ready_ledger()
+    ready_ledger(wait=SERVICE_LEDGER_WAIT)
     logs.configure()
     run_until_signalled()
 

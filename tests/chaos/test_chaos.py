@@ -258,10 +258,10 @@ class Stack:
             for n, worker in enumerate(self.workers):
                 if worker.alive:
                     continue
-                fatal = [
-                    line for line in worker.log_path.read_text(errors="replace").splitlines() if FATAL in line
-                ]
-                self.crashes.append(fatal[-1] if fatal else f"exit code {worker.popen.returncode}")
+                last_words = worker.tail(60)  # its end: the log file holds its earlier runs too
+                fatal = [line for line in last_words.splitlines() if FATAL in line]
+                said = f"exit code {worker.popen.returncode}:\n{last_words}"
+                self.crashes.append(fatal[-1] if fatal else said)
                 worker.stop()  # its pool children too
                 self.workers[n] = self.start_worker(n)
 

@@ -1,9 +1,10 @@
-"""Several `leadrelay worker` processes on one host, on RabbitMQ: each starts under a node name
-of its own and answers for itself.
+"""`leadrelay worker` processes starting on RabbitMQ: several on one host each start under a
+node name of their own and answer for themselves, and one whose ledger is not there yet waits
+for it.
 
 Celery names every worker ``celery@<host>`` and listens for remote control on an
 exclusive queue named after it: the second worker on a host used to exit at start-up
-(``ResourceLocked``).
+(``ResourceLocked``). A worker started while Postgres restarted used to exit too.
 """
 
 from __future__ import annotations
@@ -13,10 +14,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
 from celery import Celery
+from sqlalchemy import create_engine, text
 
 from leadrelay.children import Child
+from leadrelay.cli.commands import _reached
+from leadrelay.schema import upgrade
 from leadrelay.testing.processes import service_env
+from tests.conftest import PG_ADMIN_URL, PG_URL
 from tests.helpers import wait_for
 
 
@@ -34,16 +40,21 @@ def answering(control: Celery) -> set[str]:
     return {name for reply in control.control.ping(timeout=1) for name in reply}
 
 
-def test_workers_on_one_host_each_start_and_answer_under_their_own_name(
-    clean_db: str, rabbit_broker: str, control: Celery, tmp_path: Path
-) -> None:
-    env = service_env(
-        LEADRELAY_BROKER_URL=rabbit_broker,
+def worker_env(broker: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return service_env(
+        LEADRELAY_BROKER_URL=broker,
         LEADRELAY_DATA_DIR=str(tmp_path),
         NEXUDUS_BASE_URL="http://127.0.0.1:9",  # no lead is sent: nothing calls it
         NEXUDUS_USERNAME="sandbox@leadrelay.local",
         NEXUDUS_PASSWORD="sandbox",
+        **extra,
     )
+
+
+def test_workers_on_one_host_each_start_and_answer_under_their_own_name(
+    clean_db: str, rabbit_broker: str, control: Celery, tmp_path: Path
+) -> None:
+    env = worker_env(rabbit_broker, tmp_path)
     args = ["worker", "--concurrency", "1", "--pool", "prefork", "--no-beat"]
     before = answering(control)  # another test run's workers on the same broker, if any
     workers = [
@@ -66,3 +77,66 @@ def test_workers_on_one_host_each_start_and_answer_under_their_own_name(
     finally:
         for w in workers:
             w.stop()
+
+
+def test_a_worker_started_before_its_ledger_waits_for_it_then_runs(
+    pg_url: str, rabbit_broker: str, control: Celery, tmp_path: Path
+) -> None:
+    """As when a worker is (re)started while Postgres restarts: it says so and goes on once it can."""
+    missing = f"{PG_URL}_later"
+    database = missing.rsplit("/", 1)[1]
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"late-ledger-{socket.gethostname()}"
+    worker = Child(
+        "worker",
+        ["worker", "--concurrency", "1", "--pool", "prefork", "--no-beat", "--name", name],
+        env=worker_env(rabbit_broker, tmp_path, LEADRELAY_DATABASE_URL=missing),
+        logdir=tmp_path,
+    )
+    try:
+        wait_for(
+            lambda: "cannot reach the ledger database yet" in worker.tail(),
+            timeout=60,
+            interval=0.2,
+            what="the worker to say it waits for the ledger",
+        )
+        # made under another name, then renamed: the worker must not find it half migrated
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {database}_prep"))
+        upgrade(f"{missing}_prep")
+        with admin.connect() as conn:
+            conn.execute(text(f"ALTER DATABASE {database}_prep RENAME TO {database}"))
+
+        def answers() -> bool:
+            assert worker.alive, worker.tail(10)
+            return any(node.startswith(f"{name}@") for node in answering(control))
+
+        wait_for(answers, timeout=90, interval=0.5, what="the worker to answer once its ledger is there")
+        assert "OperationalError" in worker.tail()  # why it waited
+    finally:
+        worker.stop()
+        with admin.connect() as conn:
+            for made in (database, f"{database}_prep"):
+                conn.execute(text(f"DROP DATABASE IF EXISTS {made} WITH (FORCE)"))
+        admin.dispose()
+
+
+def test_a_ledger_never_reached_ends_the_wait_with_what_to_check(capsys: pytest.CaptureFixture[str]) -> None:
+    tries: list[int] = []
+
+    def unreachable() -> bool:
+        tries.append(1)
+        raise ConnectionRefusedError
+
+    with pytest.raises(typer.Exit):
+        _reached(unreachable, wait=1.0)
+    said = capsys.readouterr().err
+    assert len(tries) >= 2
+    assert "cannot reach the ledger database yet (ConnectionRefusedError)" in said
+    assert "cannot reach the ledger database (ConnectionRefusedError): check LEADRELAY_DATABASE_URL" in said
+
+
+def test_a_ledger_reached_at_once_is_asked_once() -> None:
+    tries: list[int] = []
+    assert _reached(lambda: bool(tries.append(1)), wait=30.0) is False
+    assert tries == [1]
