@@ -17,6 +17,7 @@ import psycopg
 from sqlalchemy import JSON, BigInteger, Connection, DateTime, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -27,6 +28,10 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+# The ledger unreachable (Postgres restarting, the connection lost), not a statement gone wrong:
+# worth trying again later, and nothing to record against the lead being run.
+LEDGER_UNREACHABLE = (OperationalError, InterfaceError)
 
 Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
 Json = JSON().with_variant(JSONB(), "postgresql")

@@ -15,9 +15,15 @@ from __future__ import annotations
 
 import structlog
 from sqlalchemy import bindparam, case, update
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
-from leadrelay.db import flush_at_commit, kept_connections, statement_commits, transaction
+from leadrelay.db import (
+    LEDGER_UNREACHABLE,
+    flush_at_commit,
+    kept_connections,
+    statement_commits,
+    transaction,
+)
 from leadrelay.driver import unit
 from leadrelay.ledger import kill, start_reading
 from leadrelay.metrics import DEAD, count_intake, count_settled
@@ -129,8 +135,8 @@ def _start_reading(rt: Runtime, lead_id: int, *, owner: str) -> bool:
 
 def _remember(rt: Runtime, lead_id: int, exc: Exception, *, owner: str) -> None:
     """Keep the class of what broke a run, for its dead letter if it never finishes."""
-    if isinstance(exc, OperationalError | InterfaceError):
-        return  # the ledger is unreachable: nothing to write, nothing wrong with the lead
+    if isinstance(exc, LEDGER_UNREACHABLE):
+        return  # nothing to write, nothing wrong with the lead
     error = f"{type(exc).__name__} in processing"
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         error = f"{type(exc.orig).__name__} from the ledger"

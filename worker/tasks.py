@@ -10,9 +10,10 @@ from typing import Any
 
 import structlog
 from celery import Task
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from leadrelay import logs
+from leadrelay.db import LEDGER_UNREACHABLE
 from leadrelay.notify import sender_for
 from leadrelay.runtime import current_runtime
 from leadrelay.worker import alerts, bulk_jobs, pipeline, retention
@@ -100,7 +101,7 @@ def _process_in_turn(task: Task[Any, Any], lead_ids: list[int]) -> list[str]:
             with logs.task_context(lead_id=lead_id):
                 try:
                     outcome = pipeline.process(rt, lead_id, owner=_owner(), enqueue=enqueue)
-                except (OperationalError, InterfaceError) as exc:
+                except LEDGER_UNREACHABLE as exc:
                     log.warning("ledger_unavailable", error=type(exc).__name__)
                     if task.request.retries < (task.max_retries or 0):
                         args = tuple(rest) if task.name == PROCESS_TASK else (rest,)
