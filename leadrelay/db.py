@@ -32,6 +32,7 @@ NAMING_CONVENTION = {
 # The ledger unreachable (Postgres restarting, the connection lost), not a statement gone wrong:
 # worth trying again later, and nothing to record against the lead being run.
 LEDGER_UNREACHABLE = (OperationalError, InterfaceError)
+CONNECT_TIMEOUT = 10  # seconds
 
 Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
 Json = JSON().with_variant(JSONB(), "postgresql")
@@ -97,6 +98,8 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
         url,
         echo=echo,
         hide_parameters=True,  # bound values are personal data: never in an exception's text
+        # a host that drops packets fails a connection in 10 s, not libpq's 130 (a URL's own wins)
+        connect_args={} if "connect_timeout=" in url else {"connect_timeout": CONNECT_TIMEOUT},
         pool_pre_ping=True,  # a restarted Postgres leaves dead pooled connections behind
         pool_size=pool_size,
         max_overflow=pool_size * 2,

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import re
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -12,15 +17,17 @@ import typer
 from leadrelay.cli.app import app, console, fail, light_check_or_fail, routing_or_fail, say_error
 from leadrelay.settings import get_settings
 
-SERVICE_LEDGER_WAIT = 60.0  # seconds a service waits for the ledger at start-up
+SERVICE_LEDGER_WAIT = 60.0  # seconds a service waits for the ledger at start-up (fixed)
+# libpq's answers that waiting cannot change: the ledger answered, and said no
+_REFUSED = re.compile(r"password authentication failed|no pg_hba\.conf entry|role \"[^\"]*\" does not exist")
 
 
 def ready_ledger(wait: float = 0.0) -> None:
     """Embedded: create or upgrade the SQLite ledger. Otherwise refuse a stale schema.
 
     A service (``serve``, ``worker``, ``beat``) passes ``wait``: a ledger it cannot reach
-    yet (Postgres restarting, or starting beside it) is tried again for that long, as
-    Celery does the broker, rather than exiting into its supervisor's restart loop.
+    yet (Postgres restarting, or starting beside it) is tried again for that long
+    rather than exiting into its supervisor's restart loop.
     """
     from leadrelay.db import make_engine
     from leadrelay.schema import pending, upgrade
@@ -40,19 +47,55 @@ def ready_ledger(wait: float = 0.0) -> None:
 
 
 def _reached(check: Callable[[], bool], wait: float) -> bool:
-    """``check()``, tried again with backoff for ``wait`` seconds while it raises."""
+    """``check()``, tried again with backoff for ``wait`` seconds while the ledger is unreachable.
+
+    Anything else — a refused login, an error in a statement — ends it at once. What
+    libpq said (host, port, role, database: never the password) is in the last line.
+    SIGTERM ends the wait at once, as a process with no handler would end (a
+    container's first process ignores it otherwise).
+    """
+    from leadrelay.db import LEDGER_UNREACHABLE
+
     deadline, pause = time.monotonic() + wait, 0.5
-    while True:
-        try:
-            return check()
-        except Exception as exc:
-            left = deadline - time.monotonic()
-            reason = type(exc).__name__
-            if left <= 0:
-                fail(f"cannot reach the ledger database ({reason}): check LEADRELAY_DATABASE_URL")
-            say_error(f"cannot reach the ledger database yet ({reason}): trying again for {left:.0f} s")
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, 5.0)
+    with _terminated_at_once():
+        while True:
+            try:
+                return check()
+            except Exception as exc:
+                said = _libpq_said(exc)
+                left = deadline - time.monotonic()
+                reason = f"{type(exc).__name__}: {said}" if said else type(exc).__name__
+                if not isinstance(exc, LEDGER_UNREACHABLE) or _REFUSED.search(said) or left <= 0:
+                    waited = f" after {wait:.0f} s" if wait > 0 and left <= 0 else ""
+                    fail(f"cannot reach the ledger database{waited} ({reason}): check LEADRELAY_DATABASE_URL")
+                say_error(
+                    f"cannot reach the ledger database yet ({reason}): "
+                    f"trying again for up to {math.ceil(left)} s"
+                )
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, 5.0)
+
+
+def _libpq_said(exc: Exception) -> str:
+    """The last line of the driver's own message, shortened (SQLAlchemy's adds the statement)."""
+    lines = str(getattr(exc, "orig", None) or "").strip().splitlines()
+    return lines[-1][:200] if lines else ""
+
+
+@contextmanager
+def _terminated_at_once() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 @app.command()

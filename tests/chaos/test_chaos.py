@@ -233,9 +233,12 @@ class Stack:
     kills: int = 0
     stalls: int = 0
     crashes: list[str] = field(default_factory=list)  # why each worker that exited by itself did
+    log_from: dict[int, int] = field(default_factory=dict)  # where each worker's current run's log starts
     lock: threading.Lock = field(default_factory=threading.Lock)  # the chaos and the supervisor
 
     def start_worker(self, n: int) -> Child:
+        log = self.logdir / f"worker{n}.log"  # each worker's runs append to one file
+        self.log_from[n] = log.stat().st_size if log.exists() else 0
         return Child(
             f"worker{n}",
             ["worker", "--concurrency", "2", "--pool", "prefork"],
@@ -258,8 +261,9 @@ class Stack:
             for n, worker in enumerate(self.workers):
                 if worker.alive:
                     continue
-                last_words = worker.tail(60)  # its end: the log file holds its earlier runs too
-                fatal = [line for line in last_words.splitlines() if FATAL in line]
+                this_run = worker.log_path.read_bytes()[self.log_from[n] :].decode(errors="replace")
+                last_words = "\n".join(this_run.splitlines()[-60:])
+                fatal = [line for line in this_run.splitlines() if FATAL in line]
                 said = f"exit code {worker.popen.returncode}:\n{last_words}"
                 self.crashes.append(fatal[-1] if fatal else said)
                 worker.stop()  # its pool children too

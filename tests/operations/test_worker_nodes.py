@@ -9,14 +9,18 @@ exclusive queue named after it: the second worker on a host used to exit at star
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import typer
 from celery import Celery
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from leadrelay.children import Child
 from leadrelay.cli.commands import _reached
@@ -79,61 +83,121 @@ def test_workers_on_one_host_each_start_and_answer_under_their_own_name(
             w.stop()
 
 
+WAITING = "cannot reach the ledger database yet (OperationalError: "
+
+
+@pytest.fixture
+def ledger_later(pg_url: str) -> Iterator[str]:
+    """The URL of a ledger that is not there yet (nor left over from an earlier run)."""
+    missing = f"{PG_URL}_later"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            for made in (missing.rsplit("/", 1)[1], f"{missing.rsplit('/', 1)[1]}_prep"):
+                conn.execute(text(f"DROP DATABASE IF EXISTS {made} WITH (FORCE)"))
+
+    drop()
+    try:
+        yield missing
+    finally:
+        drop()
+        admin.dispose()
+
+
+def late_worker(broker: str, ledger: str, tmp_path: Path, name: str) -> Child:
+    args = ["worker", "--concurrency", "1", "--pool", "prefork", "--no-beat", "--name", name]
+    return Child(
+        "worker", args, env=worker_env(broker, tmp_path, LEADRELAY_DATABASE_URL=ledger), logdir=tmp_path
+    )
+
+
+def said(worker: Child) -> str:
+    return worker.log_path.read_text(errors="replace")
+
+
 def test_a_worker_started_before_its_ledger_waits_for_it_then_runs(
-    pg_url: str, rabbit_broker: str, control: Celery, tmp_path: Path
+    ledger_later: str, rabbit_broker: str, control: Celery, tmp_path: Path
 ) -> None:
     """As when a worker is (re)started while Postgres restarts: it says so and goes on once it can."""
-    missing = f"{PG_URL}_later"
-    database = missing.rsplit("/", 1)[1]
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"late-ledger-{socket.gethostname()}"
-    worker = Child(
-        "worker",
-        ["worker", "--concurrency", "1", "--pool", "prefork", "--no-beat", "--name", name],
-        env=worker_env(rabbit_broker, tmp_path, LEADRELAY_DATABASE_URL=missing),
-        logdir=tmp_path,
-    )
+    database = ledger_later.rsplit("/", 1)[1]
+    name = f"late-ledger-{os.getpid()}"  # the broker is shared with other runs on this host
+    worker = late_worker(rabbit_broker, ledger_later, tmp_path, name)
     try:
-        wait_for(
-            lambda: "cannot reach the ledger database yet" in worker.tail(),
-            timeout=60,
-            interval=0.2,
-            what="the worker to say it waits for the ledger",
-        )
+        wait_for(lambda: WAITING in said(worker), timeout=60, interval=0.2, what="the worker to say it waits")
+        assert f'database "{database}" does not exist' in said(worker)  # libpq's reason, for the operator
         # made under another name, then renamed: the worker must not find it half migrated
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f"CREATE DATABASE {database}_prep"))
-        upgrade(f"{missing}_prep")
+        upgrade(f"{ledger_later}_prep")
         with admin.connect() as conn:
             conn.execute(text(f"ALTER DATABASE {database}_prep RENAME TO {database}"))
+        admin.dispose()
 
         def answers() -> bool:
             assert worker.alive, worker.tail(10)
             return any(node.startswith(f"{name}@") for node in answering(control))
 
         wait_for(answers, timeout=90, interval=0.5, what="the worker to answer once its ledger is there")
-        assert "OperationalError" in worker.tail()  # why it waited
     finally:
         worker.stop()
-        with admin.connect() as conn:
-            for made in (database, f"{database}_prep"):
-                conn.execute(text(f"DROP DATABASE IF EXISTS {made} WITH (FORCE)"))
-        admin.dispose()
+
+
+def test_sigterm_ends_the_wait_at_once(ledger_later: str, rabbit_broker: str, tmp_path: Path) -> None:
+    """A container's first process ignores SIGTERM without a handler: the wait has one."""
+    worker = late_worker(rabbit_broker, ledger_later, tmp_path, f"stopped-waiting-{os.getpid()}")
+    try:
+        wait_for(lambda: WAITING in said(worker), timeout=60, interval=0.2, what="the worker to say it waits")
+        worker.terminate()
+        assert worker.popen.wait(timeout=10) == 128 + signal.SIGTERM
+    finally:
+        worker.stop()
+
+
+def unreachable(message: str) -> OperationalError:
+    return OperationalError("SELECT 1", None, psycopg.OperationalError(f"connection failed:\n{message}"))
 
 
 def test_a_ledger_never_reached_ends_the_wait_with_what_to_check(capsys: pytest.CaptureFixture[str]) -> None:
     tries: list[int] = []
 
-    def unreachable() -> bool:
+    def down() -> bool:
         tries.append(1)
-        raise ConnectionRefusedError
+        raise unreachable("Connection refused")
 
     with pytest.raises(typer.Exit):
-        _reached(unreachable, wait=1.0)
-    said = capsys.readouterr().err
+        _reached(down, wait=1.0)
+    err = capsys.readouterr().err
     assert len(tries) >= 2
-    assert "cannot reach the ledger database yet (ConnectionRefusedError)" in said
-    assert "cannot reach the ledger database (ConnectionRefusedError): check LEADRELAY_DATABASE_URL" in said
+    assert "cannot reach the ledger database yet (OperationalError: Connection refused)" in err
+    assert "after 1 s (OperationalError: Connection refused): check LEADRELAY_DATABASE_URL" in err
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        unreachable('FATAL:  password authentication failed for user "leadrelay"'),
+        unreachable('FATAL:  role "leadrelay" does not exist'),
+        ProgrammingError(
+            "SELECT version_num FROM alembic_version", None, psycopg.errors.InsufficientPrivilege()
+        ),
+    ],
+    ids=["password", "role", "rights"],
+)
+def test_a_ledger_that_answers_no_ends_it_at_once(
+    error: Exception, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tries: list[int] = []
+
+    def refused() -> bool:
+        tries.append(1)
+        raise error
+
+    with pytest.raises(typer.Exit):
+        _reached(refused, wait=30.0)
+    assert tries == [1]
+    assert "check LEADRELAY_DATABASE_URL" in capsys.readouterr().err
 
 
 def test_a_ledger_reached_at_once_is_asked_once() -> None:
