@@ -21,6 +21,7 @@ class Child:
         self.name = name
         self.log_path = logdir / f"{name}.log"
         self._log = self.log_path.open("ab")
+        self._log_from = self._log.tell()  # the file may hold earlier runs' output: this run's starts here
         self.popen = subprocess.Popen(  # noqa: S603 - our own CLI, run by this interpreter
             [sys.executable, "-m", "leadrelay.cli", *args],
             env=env,
@@ -54,8 +55,14 @@ class Child:
         self.kill(signal.SIGKILL)  # stragglers left in the group
         self._log.close()
 
+    def said(self) -> str:
+        """This run's output so far."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_from)
+            return log.read().decode(errors="replace")
+
     def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(self.said().splitlines()[-lines:])
 
 
 def free_port() -> int:

@@ -17,6 +17,7 @@ import psycopg
 from sqlalchemy import JSON, BigInteger, Connection, DateTime, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -99,7 +100,7 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
         echo=echo,
         hide_parameters=True,  # bound values are personal data: never in an exception's text
         # a host that drops packets fails a connection in 10 s, not libpq's 130 (a URL's own wins)
-        connect_args={} if "connect_timeout=" in url else {"connect_timeout": CONNECT_TIMEOUT},
+        connect_args={} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_TIMEOUT},
         pool_pre_ping=True,  # a restarted Postgres leaves dead pooled connections behind
         pool_size=pool_size,
         max_overflow=pool_size * 2,

@@ -233,12 +233,9 @@ class Stack:
     kills: int = 0
     stalls: int = 0
     crashes: list[str] = field(default_factory=list)  # why each worker that exited by itself did
-    log_from: dict[int, int] = field(default_factory=dict)  # where each worker's current run's log starts
     lock: threading.Lock = field(default_factory=threading.Lock)  # the chaos and the supervisor
 
     def start_worker(self, n: int) -> Child:
-        log = self.logdir / f"worker{n}.log"  # each worker's runs append to one file
-        self.log_from[n] = log.stat().st_size if log.exists() else 0
         return Child(
             f"worker{n}",
             ["worker", "--concurrency", "2", "--pool", "prefork"],
@@ -261,10 +258,8 @@ class Stack:
             for n, worker in enumerate(self.workers):
                 if worker.alive:
                     continue
-                this_run = worker.log_path.read_bytes()[self.log_from[n] :].decode(errors="replace")
-                last_words = "\n".join(this_run.splitlines()[-60:])
-                fatal = [line for line in this_run.splitlines() if FATAL in line]
-                said = f"exit code {worker.popen.returncode}:\n{last_words}"
+                fatal = [line for line in worker.said().splitlines() if FATAL in line]  # this run's
+                said = f"exit code {worker.popen.returncode}:\n{worker.tail(60)}"
                 self.crashes.append(fatal[-1] if fatal else said)
                 worker.stop()  # its pool children too
                 self.workers[n] = self.start_worker(n)

@@ -90,11 +90,12 @@ WAITING = "cannot reach the ledger database yet (OperationalError: "
 def ledger_later(pg_url: str) -> Iterator[str]:
     """The URL of a ledger that is not there yet (nor left over from an earlier run)."""
     missing = f"{PG_URL}_later"
+    database = missing.rsplit("/", 1)[1]
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
 
     def drop() -> None:
         with admin.connect() as conn:
-            for made in (missing.rsplit("/", 1)[1], f"{missing.rsplit('/', 1)[1]}_prep"):
+            for made in (database, f"{database}_prep"):
                 conn.execute(text(f"DROP DATABASE IF EXISTS {made} WITH (FORCE)"))
 
     drop()
@@ -112,8 +113,8 @@ def late_worker(broker: str, ledger: str, tmp_path: Path, name: str) -> Child:
     )
 
 
-def said(worker: Child) -> str:
-    return worker.log_path.read_text(errors="replace")
+def waiting(worker: Child) -> None:
+    wait_for(lambda: WAITING in worker.said(), timeout=60, interval=0.2, what="the worker to say it waits")
 
 
 def test_a_worker_started_before_its_ledger_waits_for_it_then_runs(
@@ -124,8 +125,8 @@ def test_a_worker_started_before_its_ledger_waits_for_it_then_runs(
     name = f"late-ledger-{os.getpid()}"  # the broker is shared with other runs on this host
     worker = late_worker(rabbit_broker, ledger_later, tmp_path, name)
     try:
-        wait_for(lambda: WAITING in said(worker), timeout=60, interval=0.2, what="the worker to say it waits")
-        assert f'database "{database}" does not exist' in said(worker)  # libpq's reason, for the operator
+        waiting(worker)
+        assert f'database "{database}" does not exist' in worker.said()  # libpq's reason, for the operator
         # made under another name, then renamed: the worker must not find it half migrated
         admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
@@ -148,7 +149,7 @@ def test_sigterm_ends_the_wait_at_once(ledger_later: str, rabbit_broker: str, tm
     """A container's first process ignores SIGTERM without a handler: the wait has one."""
     worker = late_worker(rabbit_broker, ledger_later, tmp_path, f"stopped-waiting-{os.getpid()}")
     try:
-        wait_for(lambda: WAITING in said(worker), timeout=60, interval=0.2, what="the worker to say it waits")
+        waiting(worker)
         worker.terminate()
         assert worker.popen.wait(timeout=10) == 128 + signal.SIGTERM
     finally:
