@@ -379,3 +379,25 @@ def test_system_id_first_then_the_name_only_for_a_record_without_one(api: Nexudu
     assert api.find_opportunity("Broker b", "lr:other").value["Id"] == other
     assert api.find_opportunity("Broker c", "lr:c").value["Id"] == untagged  # made before SystemIds
     assert api.find_opportunity("Broker d", "lr:d").value is None
+
+
+def test_a_bug_in_the_reads_before_the_first_call_is_retried_as_one_in_the_calls(
+    runtime, sandbox, monkeypatch
+) -> None:
+    """The reads ride in the claim's transaction: a bug there keeps the claim, sends nothing, retries."""
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("leadrelay.worker.delivery.notes.first_introduction", broken)
+    lead_id = ingest(runtime, canonical())
+    coworkers = len(sandbox.coworkers())
+    outcome = process(runtime, lead_id, owner="w")
+    row = lead(runtime, lead_id)
+    assert (outcome, row.state, row.attempts) == ("retry", LeadState.normalised, 1)
+    assert row.last_error == "internal error: RuntimeError" and row.lease_owner is None
+    assert sandbox.opportunities() == [] and len(sandbox.coworkers()) == coworkers  # nothing sent
+    monkeypatch.undo()
+    make_due(runtime, lead_id)
+    assert process(runtime, lead_id, owner="w") == "delivered"
+    assert len(sandbox.opportunities()) == 1

@@ -7,10 +7,13 @@ a note on an open one staff made for a known customer, else a new one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadrelay import ledger
+from leadrelay.driver import Unit
 from leadrelay.errors import ConfigurationError
 from leadrelay.models import DeadReason, Lead
 from leadrelay.nexudus.classify import Outcome as Answer
@@ -28,34 +31,79 @@ log = structlog.get_logger(__name__)
 CREATE_OPPORTUNITY = "opportunity.create"
 
 
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the ledger knows before any call.
+
+    The first introduction (None: this lead is the first), else the contact's cached coworker id.
+    """
+
+    first: Lead | None
+    cached: int | None
+
+
 class Delivery:
-    """One delivery run of a leased lead, from its route to how it ended."""
+    """One delivery run of a leased lead, from its route to how it ended.
+
+    :meth:`prepare` runs in the claim's transaction (its reads and the
+    introduction's decision take no transaction of their own); :meth:`run` after it.
+    """
 
     def __init__(self, hold: Hold) -> None:
         self.hold = hold
+        self._route: Route | str = "not prepared"
+        self._client: NexudusClient | ConfigurationError | None = None
+        self._known: Known | Exception | None = None
 
-    def run(self) -> Outcome:
+    def prepare(self, work: Unit) -> None:
+        """The route, the account's client and what the ledger knows (:class:`Known`), in ``work``.
+
+        Only as far as the run will go: no reads for a lead without a route or a client.
+        A bug here is kept for :meth:`run` to report, as one in the calls is; the claim
+        commits all the same, so that the run is counted.
+        """
         hold = self.hold
-        route = resolve_route(hold.rt.routing, hold.s.channel, hold.s.lead)
+        self._route = route = resolve_route(hold.rt.routing, hold.s.channel, hold.s.lead)
         if isinstance(route, str):
-            return policy.dead(hold, DeadReason.routing, route, {"listing": hold.s.lead.listing.id})
+            return
         try:
-            client = hold.rt.nexudus(route.account)
+            self._client = hold.rt.nexudus(route.account)
         except ConfigurationError as err:
-            return policy.failed(hold, Result(Answer.pause, message=str(err)), call="configuration")
+            self._client = err
+            return
         try:
-            return self._deliver(client, route)
+            self._known = self._read(work, route.account)
         except (LostLease, SQLAlchemyError):
             raise
-        except Exception as exc:  # a bug must not lose the lead: retry, then dead-letter
-            log.exception("delivery_error", lead_id=hold.s.id)
-            return policy.failed(
-                hold, Result(Answer.retry, message=f"internal error: {type(exc).__name__}"), "internal"
-            )
+        except Exception as exc:
+            self._known = exc
 
-    def _deliver(self, client: NexudusClient, route: Route) -> Outcome:
+    def run(self) -> Outcome:
+        hold, route, client, known = self.hold, self._route, self._client, self._known
+        if isinstance(route, str):
+            return policy.dead(hold, DeadReason.routing, route, {"listing": hold.s.lead.listing.id})
+        if isinstance(client, ConfigurationError):
+            return policy.failed(hold, Result(Answer.pause, message=str(client)), call="configuration")
+        assert client is not None and known is not None, "prepare() first, in the claim's transaction"
+        if isinstance(known, Exception):
+            return self._internal(known)
+        try:
+            return self._deliver(client, route, known)
+        except (LostLease, SQLAlchemyError):
+            raise
+        except Exception as exc:
+            return self._internal(exc)
+
+    def _internal(self, exc: Exception) -> Outcome:
+        """A bug must not lose the lead: retry, then dead-letter."""
+        log.error("delivery_error", lead_id=self.hold.s.id, exc_info=exc)
+        return policy.failed(
+            self.hold, Result(Answer.retry, message=f"internal error: {type(exc).__name__}"), "internal"
+        )
+
+    def _deliver(self, client: NexudusClient, route: Route, known: Known) -> Outcome:
         hold = self.hold
-        first, cached = self._prepare(route.account)
+        first, cached = known.first, known.cached
         if hold.s.create_sent_at is not None:
             # A create this enquiry sent may have made its opportunity: that one comes
             # first — before a note on another broker's, before a new one.
@@ -102,17 +150,12 @@ class Delivery:
             return policy.failed(hold, created, call=CREATE_OPPORTUNITY)
         return policy.delivered(hold, coworker, created.value, tag.name)
 
-    def _prepare(self, account: str) -> tuple[Lead | None, int | None]:
-        """What the ledger knows before any call, read in one transaction.
-
-        The lead whose opportunity this one belongs to (None when this lead is the
-        first introduction), and the cached coworker id of the contact's e-mail.
-        """
-        with self.hold.work() as work:
-            first = notes.first_introduction(self.hold, work)
-            if first is not None:
-                return first, None
-            return None, customers.cached(work, account, self.hold.s.lead.contact.email)
+    def _read(self, work: Unit, account: str) -> Known:
+        """The lead whose opportunity this one belongs to, else the contact's cached coworker id."""
+        first = notes.first_introduction(self.hold, work)
+        if first is not None:
+            return Known(first, None)
+        return Known(None, customers.cached(work, account, self.hold.s.lead.contact.email))
 
     def _tag(self, route: Route) -> ledger.CreateTag:
         """How Nexudus knows this enquiry: as a create may already have named it, else as it would."""

@@ -66,11 +66,16 @@ def deliver(rt: Runtime, lead_id: int, *, owner: str, account: str | None = None
         except ValidationError as err:  # stored by an older version whose rules were looser
             why = f"the lead on record no longer reads as a canonical lead: {first_error(err)}"
             return give_up(work.orm(), row, owner=owner, message=why, detail={"error": "ValidationError"})
-    hold = Hold(rt, snapshot, owner)
+        hold = Hold(rt, snapshot, owner)
+        delivery = Delivery(hold)
+        if ready is None and twin_of is None:  # its reads before any call, with the claim
+            delivery.prepare(work)
     try:
         if ready:
             return followups.merge(hold, ready)
-        return (Twin(hold, twin_of) if twin_of is not None else Delivery(hold)).run()
+        if twin_of is not None:
+            return Twin(hold, twin_of).run()
+        return delivery.run()
     except LostLease:
         log.warning("lease_lost", lead_id=lead_id)
         return Outcome.lost_lease
