@@ -49,15 +49,20 @@ _REMEMBER = (
 )
 
 
-def process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None = None) -> str:
+def process(
+    rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None = None, freed: set[str] | None = None
+) -> str:
     """Move a lead as far as it can go now; safe to call any number of times.
 
     With ``enqueue``, a finished delivery hands the account's next waiting lead to
-    the workers at once, instead of leaving it to the sweeper's next pass.
+    the workers at once, instead of leaving it to the sweeper's next pass. With
+    ``freed`` too, it only adds the account to it, for the caller to dispatch once
+    for all its leads (:func:`dispatch_freed`); a claim refused for want of room
+    still asks at once.
     """
     with kept_connections(rt.sessions):  # a run's dozen units of work on two connections
         try:
-            return _process(rt, lead_id, owner=owner, enqueue=enqueue)
+            return _process(rt, lead_id, owner=owner, enqueue=enqueue, freed=freed)
         except Exception as exc:
             _remember(rt, lead_id, exc, owner=owner)
             raise
@@ -81,7 +86,9 @@ def read(rt: Runtime, lead_id: int, *, owner: str) -> Normalised:
     return result
 
 
-def _process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None) -> str:
+def _process(
+    rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None, freed: set[str] | None
+) -> str:
     result = read(rt, lead_id, owner=owner)
     if result.parts and enqueue is not None:
         # a mail that held several leads (committed beside it): each its own task, as a webhook's
@@ -103,9 +110,26 @@ def _process(rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None) 
     account = result.account if result.account is not None else account_of(rt, lead_id)
     if account is None:
         return outcome
+    refused = outcome is Outcome.busy
+    if freed is not None and not refused:
+        freed.add(account)
+        return outcome
     # a slot of its own freed, or (busy) back to waiting, committed: a slot freed meanwhile takes it
-    dispatch_waiting(rt, account, enqueue=enqueue, refused=outcome is Outcome.busy)
+    dispatch_waiting(rt, account, enqueue=enqueue, refused=refused)
     return outcome
+
+
+def dispatch_freed(rt: Runtime, accounts: set[str], *, enqueue: Enqueue) -> None:
+    """The dispatch that deliveries put off (``process(freed=)``): once an account, after the last.
+
+    Asked after every delivery's commit, as :func:`dispatch_waiting` needs. Best effort:
+    a failure is logged, and the sweeper's next pass hands out what waits.
+    """
+    for account in sorted(accounts):
+        try:
+            dispatch_waiting(rt, account, enqueue=enqueue)
+        except Exception as exc:
+            log.warning("dispatch_failed", error=type(exc).__name__)
 
 
 def _start_reading(rt: Runtime, lead_id: int, *, owner: str) -> bool:

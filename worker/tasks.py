@@ -83,11 +83,14 @@ def _process_in_turn(task: Task[Any, Any], lead_ids: list[int]) -> list[str]:
     * Any other error in a lead: the leads after it go on in a new message, then the
       error is raised (Celery logs it; the lead is left to the sweeper).
 
-    Staff are notified once a lead of the message was delivered, however the message ends.
+    Staff are notified once a lead of the message was delivered, however the message ends,
+    and the accounts whose deliveries freed a slot hand out what waits for them once,
+    after the last lead (:func:`leadrelay.worker.pipeline.dispatch_freed`).
     """
     rt = current_runtime()
     started = _clock()
     outcomes: list[str] = []
+    freed: set[str] = set()
     hand_on = True
     try:
         for done, lead_id in enumerate(lead_ids):
@@ -100,7 +103,7 @@ def _process_in_turn(task: Task[Any, Any], lead_ids: list[int]) -> list[str]:
                 hand_on = False  # the broker took none: they go on here
             with logs.task_context(lead_id=lead_id):
                 try:
-                    outcome = pipeline.process(rt, lead_id, owner=_owner(), enqueue=enqueue)
+                    outcome = pipeline.process(rt, lead_id, owner=_owner(), enqueue=enqueue, freed=freed)
                 except LEDGER_UNREACHABLE as exc:
                     log.warning("ledger_unavailable", error=type(exc).__name__)
                     if task.request.retries < (task.max_retries or 0):
@@ -114,6 +117,7 @@ def _process_in_turn(task: Task[Any, Any], lead_ids: list[int]) -> list[str]:
                 log.info("lead_processed", outcome=outcome)
             outcomes.append(outcome)
     finally:
+        pipeline.dispatch_freed(rt, freed, enqueue=enqueue)
         if rt.routing.notifications.enabled and ("delivered" in outcomes or "attached" in outcomes):
             _kick_notifications()
     return outcomes

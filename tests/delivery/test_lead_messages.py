@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import redis
@@ -71,6 +72,44 @@ def test_a_message_of_several_leads_delivers_each_once_and_again_nothing(
     assert tasks.process_leads.run(list(ids)) == ["delivered"] * 3
     assert len(sandbox.requests()) == calls  # and nothing is sent to Nexudus again
     assert len(sandbox.opportunities()) == 3
+
+
+def test_a_message_asks_for_waiting_leads_once_an_account_after_its_last_lead(
+    in_worker: Runtime, sandbox, redis_broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delivery that freed a slot asks whether a lead waits; a message's deliveries ask once, at its end."""
+    people = [{"full_name": f"Freed Person {n}", "email": f"freed.{n}@example.org"} for n in range(3)]
+    ids = [ingest(in_worker, canonical(external_id=f"freed-{n}", contact=p)) for n, p in enumerate(people)]
+    seen: list[object] = []
+    real_process, real_dispatch = tasks.pipeline.process, tasks.pipeline.dispatch_waiting
+
+    def process(rt: Runtime, lead_id: int, **kwargs: Any) -> str:
+        outcome = real_process(rt, lead_id, **kwargs)
+        seen.append(lead_id)
+        return outcome
+
+    def dispatch_waiting(rt: Runtime, account: str, **kwargs: Any) -> int:
+        seen.append(("asked", account))
+        return real_dispatch(rt, account, **kwargs)
+
+    monkeypatch.setattr(tasks.pipeline, "process", process)
+    monkeypatch.setattr(tasks.pipeline, "dispatch_waiting", dispatch_waiting)
+    assert tasks.process_leads.run(list(ids)) == ["delivered"] * 3
+    assert seen == [*ids, ("asked", "main")]
+
+
+def test_a_dispatch_that_fails_after_the_message_is_left_to_the_sweeper(
+    in_worker: Runtime, sandbox, redis_broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lead_id = ingest(in_worker, canonical(external_id="freed-down"))
+
+    def down(*_: object, **__: object) -> int:
+        raise _ledger_down()
+
+    monkeypatch.setattr(tasks.pipeline, "dispatch_waiting", down)
+    with capture_logs() as logs:
+        assert tasks.process_leads.run([lead_id]) == ["delivered"]  # what the message did stands
+    assert [e["error"] for e in logs if e["event"] == "dispatch_failed"] == ["OperationalError"]
 
 
 def standing_in(
