@@ -25,7 +25,7 @@ from leadrelay.db import (
     transaction,
 )
 from leadrelay.driver import unit
-from leadrelay.ledger import kill, start_reading, start_readings
+from leadrelay.ledger import kill, start_reading
 from leadrelay.metrics import DEAD, count_intake, count_settled
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.runtime import Runtime
@@ -50,13 +50,7 @@ _REMEMBER = (
 
 
 def process(
-    rt: Runtime,
-    lead_id: int,
-    *,
-    owner: str,
-    enqueue: Enqueue | None = None,
-    freed: set[str] | None = None,
-    reading: Normalised | Exception | None = None,
+    rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None = None, freed: set[str] | None = None
 ) -> str:
     """Move a lead as far as it can go now; safe to call any number of times.
 
@@ -64,14 +58,11 @@ def process(
     the workers at once, instead of leaving it to the sweeper's next pass. With
     ``freed`` too, it only adds the account to it, for the caller to dispatch once
     for all its leads (:func:`dispatch_freed`); a claim refused for want of room
-    still asks at once. ``reading``: the lead's reading under ``owner`` by
-    :func:`read_message` (or what broke it), where by default it is read here.
+    still asks at once.
     """
     with kept_connections(rt.sessions):  # a run's dozen units of work on two connections
         try:
-            if isinstance(reading, Exception):
-                raise reading
-            return _process(rt, lead_id, owner=owner, enqueue=enqueue, freed=freed, reading=reading)
+            return _process(rt, lead_id, owner=owner, enqueue=enqueue, freed=freed)
         except Exception as exc:
             _remember(rt, lead_id, exc, owner=owner)
             raise
@@ -81,42 +72,6 @@ def read(rt: Runtime, lead_id: int, *, owner: str) -> Normalised:
     """Stage 1 alone: lease and count the reading, normalise (sort a stored mail first), count it."""
     if _start_reading(rt, lead_id, owner=owner):
         return Normalised(state=LeadState.dead)
-    return _read_leased(rt, lead_id, owner=owner)
-
-
-def read_message(rt: Runtime, owners: dict[int, str]) -> dict[int, Normalised | Exception]:
-    """A message's readings, before its deliveries, their leases taken in one statement (one flush).
-
-    ``owners``: each lead's owner, in the message's order. Postgres only, and only for
-    leads never started before (:func:`leadrelay.ledger.start_readings`); a lead not
-    leased here (read already, being read, a reading of it left unfinished) is left to
-    :func:`process`, which reads it alone. What breaks a reading is kept for
-    :func:`process` to raise in the lead's turn. The ledger unreachable ends the
-    readings: a lead leased and not read waits for its lease to run out and the
-    sweeper, as one whose worker was killed does.
-    """
-    if len(owners) < 2 or rt.engine.dialect.name != "postgresql":
-        return {}
-    try:
-        with unit(rt.sessions, autocommit=True) as work:
-            leased = start_readings(work, owners, lease_seconds=rt.settings.lease_seconds)
-    except Exception as exc:  # each lead is then read alone, as it would have been
-        log.warning("readings_not_leased", error=type(exc).__name__)
-        return {}
-    readings: dict[int, Normalised | Exception] = {}
-    with kept_connections(rt.sessions):
-        for lead_id in (lead_id for lead_id in owners if lead_id in leased):
-            try:
-                readings[lead_id] = _read_leased(rt, lead_id, owner=owners[lead_id])
-            except Exception as exc:
-                readings[lead_id] = exc
-                if isinstance(exc, LEDGER_UNREACHABLE):
-                    break
-    return readings
-
-
-def _read_leased(rt: Runtime, lead_id: int, *, owner: str) -> Normalised:
-    """The reading of a lead leased to ``owner`` for it, counted."""
     # not flushed: the attempt statement before a write to Nexudus is, and this reading with it;
     # lost in a crash of Postgres, it is read again (docs/guarantees.md). A mail's leads recorded
     # here are published right after the commit: then it waits for the disk
@@ -132,15 +87,9 @@ def _read_leased(rt: Runtime, lead_id: int, *, owner: str) -> Normalised:
 
 
 def _process(
-    rt: Runtime,
-    lead_id: int,
-    *,
-    owner: str,
-    enqueue: Enqueue | None,
-    freed: set[str] | None,
-    reading: Normalised | None,
+    rt: Runtime, lead_id: int, *, owner: str, enqueue: Enqueue | None, freed: set[str] | None
 ) -> str:
-    result = reading if reading is not None else read(rt, lead_id, owner=owner)
+    result = read(rt, lead_id, owner=owner)
     if result.parts and enqueue is not None:
         # a mail that held several leads (committed beside it): each its own task, as a webhook's
         # lead is — a table of hundreds would not fit one task's time limit (the sweeper re-sends

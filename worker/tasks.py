@@ -92,9 +92,7 @@ def _process_in_turn(task: Task[Any, Any], lead_ids: list[int]) -> list[str]:
     outcomes: list[str] = []
     freed: set[str] = set()
     hand_on = True
-    owners = {lead_id: _owner() for lead_id in lead_ids}
     try:
-        readings = pipeline.read_message(rt, owners)  # the leads' readings first, leased in one statement
         for done, lead_id in enumerate(lead_ids):
             rest = lead_ids[done:]
             if done and hand_on and _clock() - started > HAND_ON_AFTER:
@@ -105,14 +103,7 @@ def _process_in_turn(task: Task[Any, Any], lead_ids: list[int]) -> list[str]:
                 hand_on = False  # the broker took none: they go on here
             with logs.task_context(lead_id=lead_id):
                 try:
-                    outcome = pipeline.process(
-                        rt,
-                        lead_id,
-                        owner=owners[lead_id],
-                        enqueue=enqueue,
-                        freed=freed,
-                        reading=readings.get(lead_id),
-                    )
+                    outcome = pipeline.process(rt, lead_id, owner=_owner(), enqueue=enqueue, freed=freed)
                 except LEDGER_UNREACHABLE as exc:
                     log.warning("ledger_unavailable", error=type(exc).__name__)
                     if task.request.retries < (task.max_retries or 0):

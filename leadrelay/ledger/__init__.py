@@ -22,7 +22,6 @@ from leadrelay.ledger.leases import (
     renew_lease_and_start_attempt,
     restore_create_sent,
     start_reading,
-    start_readings,
     state_is,
 )
 from leadrelay.ledger.locks import lock_opportunity, unlock_opportunity
@@ -50,7 +49,6 @@ __all__ = [
     "restore_create_sent",
     "start_attempt",
     "start_reading",
-    "start_readings",
     "state_is",
     "transition",
     "unlock_opportunity",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -21,7 +21,6 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.orm import Session
@@ -188,42 +187,6 @@ def start_reading(session: Session | Unit, lead_id: int, *, owner: str, lease_se
     params = {"_id": lead_id, "_owner": owner, **clock_params(lease_seconds)}
     rows = as_unit(session).execute(_reading_statement, params)
     return Reading(*rows[0]) if rows else None
-
-
-# Postgres: several leads' readings leased in one statement, each under its own owner. Only
-# leads never started (no unfinished run): one that brought a reading down before is read
-# alone, so that a message's other leads are not counted for it. A lead another transaction
-# holds is skipped, not waited for (no lock order to keep, no deadlock between two messages).
-_READINGS = text(
-    """
-WITH given AS (
-    SELECT * FROM unnest(CAST(:_ids AS bigint[]), CAST(:_owners AS text[])) AS g(id, owner)
-), free AS (
-    SELECT leads.id FROM leads JOIN given ON given.id = leads.id
-    WHERE leads.state = 'received' AND leads.unfinished_runs = 0
-      AND (leads.lease_until IS NULL OR leads.lease_until < clock_timestamp())
-    ORDER BY leads.id
-    FOR UPDATE OF leads SKIP LOCKED
-)
-UPDATE leads SET unfinished_runs = leads.unfinished_runs + 1, lease_owner = given.owner,
-    lease_until = clock_timestamp() + CAST(:_lease AS interval)
-FROM free JOIN given ON given.id = free.id
-WHERE leads.id = free.id
-RETURNING leads.id
-"""
-)
-
-
-def start_readings(work: Unit, owners: dict[int, str], *, lease_seconds: int) -> set[int]:
-    """:func:`start_reading` for several leads at once (Postgres), each under its owner: those leased.
-
-    Its commit waits for the disk, as each one's would: one flush for them all.
-    """
-    if not owners:
-        return set()
-    ids = list(owners)
-    params = {"_ids": ids, "_owners": [owners[i] for i in ids], "_lease": timedelta(seconds=lease_seconds)}
-    return {row[0] for row in work.execute(_READINGS, params)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,7 +129,6 @@ def standing_in(
 
     routing = SimpleNamespace(notifications=SimpleNamespace(enabled=notifications))
     monkeypatch.setattr(tasks.pipeline, "process", process)
-    monkeypatch.setattr(tasks.pipeline, "read_message", lambda rt, owners: {})  # each lead reads itself
     monkeypatch.setattr(tasks, "current_runtime", lambda: SimpleNamespace(routing=routing))
     return calls
 
