@@ -130,6 +130,8 @@ def dispatch_freed(rt: Runtime, accounts: set[str], *, enqueue: Enqueue) -> None
             dispatch_waiting(rt, account, enqueue=enqueue)
         except Exception as exc:
             log.warning("dispatch_failed", error=type(exc).__name__)
+            if isinstance(exc, LEDGER_UNREACHABLE):
+                return  # the others would wait out the same outage
 
 
 def _start_reading(rt: Runtime, lead_id: int, *, owner: str) -> bool:

@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import update
+from sqlalchemy.exc import DataError
 
 from leadrelay.db import transaction, utcnow
 from leadrelay.ledger import claim
@@ -381,15 +382,19 @@ def test_system_id_first_then_the_name_only_for_a_record_without_one(api: Nexudu
     assert api.find_opportunity("Broker d", "lr:d").value is None
 
 
-def test_a_bug_in_the_reads_before_the_first_call_is_retried_as_one_in_the_calls(
-    runtime, sandbox, monkeypatch
+@pytest.mark.parametrize(
+    "where",
+    ["leadrelay.worker.delivery.notes.first_introduction", "leadrelay.worker.delivery.flow.resolve_route"],
+)
+def test_a_bug_before_the_first_call_is_retried_as_one_in_the_calls(
+    runtime, sandbox, monkeypatch, where
 ) -> None:
     """The reads ride in the claim's transaction: a bug there keeps the claim, sends nothing, retries."""
 
     def broken(*args: object, **kwargs: object) -> object:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("leadrelay.worker.delivery.notes.first_introduction", broken)
+    monkeypatch.setattr(where, broken)
     lead_id = ingest(runtime, canonical())
     coworkers = len(sandbox.coworkers())
     outcome = process(runtime, lead_id, owner="w")
@@ -401,3 +406,25 @@ def test_a_bug_in_the_reads_before_the_first_call_is_retried_as_one_in_the_calls
     make_due(runtime, lead_id)
     assert process(runtime, lead_id, owner="w") == "delivered"
     assert len(sandbox.opportunities()) == 1
+
+
+def test_a_database_error_in_the_reads_claims_again_with_the_reads_apart(
+    runtime, sandbox, monkeypatch
+) -> None:
+    """It aborts the claim's transaction: the claim again alone, so that the run is counted, not lost."""
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise DataError("SELECT", {}, Exception("a statement the ledger refuses"))
+
+    monkeypatch.setattr("leadrelay.worker.delivery.notes.first_introduction", broken)
+    lead_id = ingest(runtime, canonical())
+    for run in range(1, runtime.settings.max_unfinished_runs + 1):
+        with pytest.raises(DataError):
+            process(runtime, lead_id, owner="w")
+        row = lead(runtime, lead_id)
+        assert (row.state, row.unfinished_runs) == (LeadState.delivering, run)
+        expire_lease(runtime, lead_id)
+    assert process(runtime, lead_id, owner="w") == "dead"  # counted each time: it ends, it does not loop
+    [letter] = dead_letters(runtime, lead_id)
+    assert letter.reason == "internal" and "from the ledger" in letter.message
+    assert sandbox.opportunities() == []

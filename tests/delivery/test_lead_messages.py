@@ -110,6 +110,9 @@ def test_a_dispatch_that_fails_after_the_message_is_left_to_the_sweeper(
     with capture_logs() as logs:
         assert tasks.process_leads.run([lead_id]) == ["delivered"]  # what the message did stands
     assert [e["error"] for e in logs if e["event"] == "dispatch_failed"] == ["OperationalError"]
+    with capture_logs() as logs:  # the ledger away: the other accounts do not wait it out in turn
+        tasks.pipeline.dispatch_freed(in_worker, {"main", "other"}, enqueue=len)
+    assert [e["error"] for e in logs if e["event"] == "dispatch_failed"] == ["OperationalError"]
 
 
 def standing_in(

@@ -13,6 +13,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadrelay import ledger
+from leadrelay.db import LEDGER_UNREACHABLE
 from leadrelay.driver import Unit
 from leadrelay.errors import ConfigurationError
 from leadrelay.models import DeadReason, Lead
@@ -42,52 +43,69 @@ class Known:
     cached: int | None
 
 
+class ReadsBroke(Exception):
+    """The reads before the first call failed in the database: the claim's transaction is lost with them."""
+
+
 class Delivery:
     """One delivery run of a leased lead, from its route to how it ended.
 
-    :meth:`prepare` runs in the claim's transaction (its reads and the
-    introduction's decision take no transaction of their own); :meth:`run` after it.
+    :meth:`prepare` runs in the claim's transaction, so that its reads and the
+    introduction's decision take no transaction of their own; :meth:`run` after it.
     """
 
     def __init__(self, hold: Hold) -> None:
         self.hold = hold
-        self._route: Route | str = "not prepared"
+        self._route: Route | str | None = None
         self._client: NexudusClient | ConfigurationError | None = None
         self._known: Known | Exception | None = None
 
-    def prepare(self, work: Unit) -> None:
+    def prepare(self, work: Unit | None) -> None:
         """The route, the account's client and what the ledger knows (:class:`Known`), in ``work``.
 
         Only as far as the run will go: no reads for a lead without a route or a client.
-        A bug here is kept for :meth:`run` to report, as one in the calls is; the claim
-        commits all the same, so that the run is counted.
+        A bug here is kept for :meth:`run` to report, as one in the calls is, and the
+        claim commits all the same, so that the run is counted. A database error in the
+        reads aborts the claim's transaction: :class:`ReadsBroke`, for the caller to claim
+        again and call this with no ``work``: then :meth:`run` reads in a transaction of
+        its own, as it did before the reads rode with the claim.
         """
         hold = self.hold
-        self._route = route = resolve_route(hold.rt.routing, hold.s.channel, hold.s.lead)
-        if isinstance(route, str):
-            return
         try:
+            self._route = route = resolve_route(hold.rt.routing, hold.s.channel, hold.s.lead)
+            if isinstance(route, str):
+                return
             self._client = hold.rt.nexudus(route.account)
         except ConfigurationError as err:
             self._client = err
             return
+        except Exception as exc:
+            self._known = exc
+            return
+        if work is None:
+            return
         try:
             self._known = self._read(work, route.account)
-        except (LostLease, SQLAlchemyError):
+        except LEDGER_UNREACHABLE:
             raise
+        except SQLAlchemyError as exc:
+            raise ReadsBroke() from exc
         except Exception as exc:
             self._known = exc
 
     def run(self) -> Outcome:
         hold, route, client, known = self.hold, self._route, self._client, self._known
+        if isinstance(known, Exception):
+            return self._internal(known)
         if isinstance(route, str):
             return policy.dead(hold, DeadReason.routing, route, {"listing": hold.s.lead.listing.id})
         if isinstance(client, ConfigurationError):
             return policy.failed(hold, Result(Answer.pause, message=str(client)), call="configuration")
-        assert client is not None and known is not None, "prepare() first, in the claim's transaction"
-        if isinstance(known, Exception):
-            return self._internal(known)
+        assert route is not None and client is not None, "prepare() first"
         try:
+            if known is None:  # the claim's transaction did not carry the reads
+                with hold.work() as work:
+                    known = self._read(work, route.account)
             return self._deliver(client, route, known)
         except (LostLease, SQLAlchemyError):
             raise

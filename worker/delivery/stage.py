@@ -11,7 +11,7 @@ from leadrelay.runtime import Runtime
 from leadrelay.worker.delivery import followups
 from leadrelay.worker.delivery.attempts import Hold, LostLease
 from leadrelay.worker.delivery.enrich import Twin
-from leadrelay.worker.delivery.flow import Delivery
+from leadrelay.worker.delivery.flow import Delivery, ReadsBroke
 from leadrelay.worker.delivery.outcome import Outcome
 from leadrelay.worker.delivery.policy import give_up
 from leadrelay.worker.delivery.snapshot import Snapshot, landing_wait
@@ -25,6 +25,13 @@ def deliver(rt: Runtime, lead_id: int, *, owner: str, account: str | None = None
 
     ``account``: the lead's, when the caller has just routed it.
     """
+    try:
+        return _deliver(rt, lead_id, owner=owner, account=account, reads_apart=False)
+    except ReadsBroke:  # the claim went with them, not counted: claim again, the reads apart
+        return _deliver(rt, lead_id, owner=owner, account=account, reads_apart=True)
+
+
+def _deliver(rt: Runtime, lead_id: int, *, owner: str, account: str | None, reads_apart: bool) -> Outcome:
     settings = rt.settings
     # the claim's commit does not wait for the disk (nor hold the account's lock while it would):
     # the claim itself says so, with no SET LOCAL round trip (ledger.claim)
@@ -69,7 +76,7 @@ def deliver(rt: Runtime, lead_id: int, *, owner: str, account: str | None = None
         hold = Hold(rt, snapshot, owner)
         delivery = Delivery(hold)
         if ready is None and twin_of is None:  # its reads before any call, with the claim
-            delivery.prepare(work)
+            delivery.prepare(None if reads_apart else work)
     try:
         if ready:
             return followups.merge(hold, ready)
