@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from leadrelay import ledger
 from leadrelay.db import LEDGER_UNREACHABLE
 from leadrelay.driver import Unit
-from leadrelay.errors import ConfigurationError
+from leadrelay.errors import ConfigurationError, UpstreamError
 from leadrelay.models import DeadReason, Lead
 from leadrelay.nexudus.classify import Outcome as Answer
 from leadrelay.nexudus.classify import Result
@@ -43,7 +43,7 @@ class Known:
     cached: int | None
 
 
-class ReadsBroke(Exception):
+class ReadsBroke(UpstreamError):
     """The reads before the first call failed in the database: the claim's transaction is lost with them."""
 
 
