@@ -19,6 +19,7 @@ from leadrelay.db import utcnow
 from leadrelay.driver import Unit, as_unit, session_of
 from leadrelay.ledger.side_writes import SideWrite, carried
 from leadrelay.models import DeadLetter, DeadReason, Lead, LeadState
+from leadrelay.statements import unflushed
 
 
 def transition(
@@ -30,6 +31,7 @@ def transition(
     owner: str | None = None,
     now: datetime | None = None,
     side_writes: Sequence[SideWrite] = (),
+    flushed: bool = True,
     **values: Any,
 ) -> bool:
     """Move a lead to ``to`` if it is still in one of ``from_states`` (and leased by ``owner``).
@@ -38,6 +40,10 @@ def transition(
     in the same statement, whether or not the lead moved; elsewhere, or when a value is
     an SQL expression, each as its own statement first — atomic with the move only in a
     transaction, so a caller passing both runs this in one.
+
+    ``flushed=False``: on Postgres the move's commit (its transaction's) does not wait for
+    the disk (:data:`leadrelay.statements.UNFLUSHED_CLAUSE`); for a move whose loss in a
+    crash of Postgres the next run makes good (docs/guarantees.md says which).
     """
     at = now or utcnow()
     states = [s.value for s in from_states]
@@ -60,7 +66,7 @@ def transition(
     params.update(_id=lead_id, _from=states, _to=to, _at=at)
     if owner is not None:
         params["_owner"] = owner
-    stmt = _transition_statement(work.postgres, owner is not None, tuple(values))
+    stmt = _transition_statement(work.postgres, owner is not None, tuple(values), flushed=flushed)
     if side_writes:
         stmt, params = carried(stmt, params, side_writes)
     return work.execute(stmt, params).rowcount == 1
@@ -68,12 +74,15 @@ def transition(
 
 # The hot UPDATEs are built once with bound parameters and reused: building and
 # cache-keying a new statement per call cost more CPU than the round trip itself.
-_TRANSITIONS: dict[tuple[bool, bool, tuple[str, ...]], Any] = {}
+_TRANSITIONS: dict[tuple[bool, bool, tuple[str, ...], bool], Any] = {}
 _LEAD_COLUMNS = Lead.__table__.c
 
 
-def _transition_statement(postgres: bool, guard_owner: bool, names: tuple[str, ...]) -> Any:
-    key = (postgres, guard_owner, names)
+def _transition_statement(
+    postgres: bool, guard_owner: bool, names: tuple[str, ...], *, flushed: bool = True
+) -> Any:
+    unflushed_commit = postgres and not flushed
+    key = (postgres, guard_owner, names, unflushed_commit)
     stmt = _TRANSITIONS.get(key)
     if stmt is None:
         # Postgres: the states as one array (an IN list is compiled anew for each length)
@@ -85,6 +94,8 @@ def _transition_statement(postgres: bool, guard_owner: bool, names: tuple[str, .
         stmt = update(Lead).where(Lead.id == bindparam("_id"), in_states)
         if guard_owner:
             stmt = stmt.where(Lead.lease_owner == bindparam("_owner"))
+        if unflushed_commit:
+            stmt = unflushed(stmt)
         sets = {
             "state": bindparam("_to", type_=_LEAD_COLUMNS["state"].type),
             "state_changed_at": bindparam("_at", type_=_LEAD_COLUMNS["state_changed_at"].type),

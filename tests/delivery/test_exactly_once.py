@@ -19,7 +19,7 @@ from sqlalchemy.exc import DataError
 
 from leadrelay.db import transaction, utcnow
 from leadrelay.ledger import claim
-from leadrelay.models import DeadLetterStatus, Lead, LeadState
+from leadrelay.models import DeadLetterStatus, DeliveryAttempt, Lead, LeadState
 from leadrelay.nexudus.classify import Outcome
 from leadrelay.nexudus.client import NexudusClient
 from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime
@@ -428,3 +428,36 @@ def test_a_database_error_in_the_reads_claims_again_with_the_reads_apart(
     [letter] = dead_letters(runtime, lead_id)
     assert letter.reason == "internal" and "from the ledger" in letter.message
     assert sandbox.opportunities() == []
+
+
+def test_a_settling_that_postgres_lost_is_found_again_not_made_twice(runtime, sandbox) -> None:
+    """The settling's commit does not wait for the disk: a crash of Postgres may take it back.
+
+    What the crash leaves: the lead being delivered under the lost run's lease (which runs
+    out), the create's mark and its attempt row on disk, the create's outcome not.
+    """
+    lead_id = ingest(runtime, canonical(external_id="settle-lost"))
+    assert process(runtime, lead_id, owner="w") == "delivered"
+    [made] = sandbox.opportunities()
+    runs = attempts(runtime, lead_id)
+    with transaction(runtime.sessions) as session:
+        session.execute(
+            update(Lead)
+            .where(Lead.id == lead_id)
+            .values(
+                state=LeadState.delivering,
+                opportunity_id=None,
+                coworker_id=None,
+                delivered_at=None,
+                lease_owner="w",
+                lease_until=utcnow() - timedelta(seconds=1),
+                create_sent_at=utcnow() - timedelta(hours=1),
+            )
+        )
+        session.execute(
+            update(DeliveryAttempt).where(DeliveryAttempt.id == runs[-1].id).values(finished_at=None)
+        )
+    assert settle(runtime, lead_id, owner="w2") == "delivered"
+    assert lead(runtime, lead_id).opportunity_id == made["Id"]  # the one the lost run made
+    assert len(sandbox.opportunities()) == 1
+    assert attempts(runtime, lead_id)[-1].call == "opportunity.find"  # looked, did not create

@@ -111,3 +111,14 @@ def test_every_write_to_nexudus_follows_a_flushed_attempt_statement(
 
 def test_the_budgets_statements_do_not_wait_for_the_disk() -> None:
     assert all(UNFLUSHED_CLAUSE in statement.text for statement in (RESERVE, PACE, PENALISE))
+
+
+def test_the_settling_does_not_wait_for_the_disk(runtime: Runtime) -> None:
+    """After the last write: a settling lost is found again by the next run (test_exactly_once)."""
+    statements: list[str] = []
+    event.listen(runtime.engine, "before_cursor_execute", lambda _c, _k, sql, *_: statements.append(sql))
+    lead_id = ingest(runtime, canonical(external_id="settle-unflushed"))
+    assert process(runtime, lead_id, owner="test", enqueue=len) == "delivered"
+    settling = [sql for sql in statements if "UPDATE leads SET state=" in " ".join(sql.split())]
+    assert settling and UNFLUSHED_CLAUSE in settling[-1]
+    assert "delivered_at" in settling[-1]  # the settling itself, not the reading's or the claim's

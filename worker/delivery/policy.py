@@ -84,6 +84,9 @@ def _settled(
     values: dict[str, Any],
     side_writes: Sequence[ledger.SideWrite] = (),
 ) -> bool:
+    # its commit does not wait for the disk: a settling a crash of Postgres takes back leaves the
+    # lead being delivered under this run's lease, its create's mark on disk (the create's attempt
+    # statement was flushed), and the next run finds what this one made (docs/guarantees.md)
     return ledger.transition(
         session,
         hold.s.id,
@@ -91,6 +94,7 @@ def _settled(
         to=state,
         owner=hold.owner,
         side_writes=side_writes,
+        flushed=False,
         **values,
     )
 
