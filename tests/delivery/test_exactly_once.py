@@ -433,8 +433,10 @@ def test_a_database_error_in_the_reads_claims_again_with_the_reads_apart(
 def test_a_settling_that_postgres_lost_is_found_again_not_made_twice(runtime, sandbox) -> None:
     """The settling's commit does not wait for the disk: a crash of Postgres may take it back.
 
-    What the crash leaves: the lead being delivered under the lost run's lease (which runs
-    out), the create's mark and its attempt row on disk, the create's outcome not.
+    What the crash leaves is what a worker killed before its settling leaves: the lead being
+    delivered under the lost run's lease (here run out long ago, past the create's landing
+    wait), the run counted as unfinished, the create's mark and its attempt row on disk, the
+    create's outcome not.
     """
     lead_id = ingest(runtime, canonical(external_id="settle-lost"))
     assert process(runtime, lead_id, owner="w") == "delivered"
@@ -451,6 +453,7 @@ def test_a_settling_that_postgres_lost_is_found_again_not_made_twice(runtime, sa
                 delivered_at=None,
                 lease_owner="w",
                 lease_until=utcnow() - timedelta(seconds=1),
+                unfinished_runs=1,
                 create_sent_at=utcnow() - timedelta(hours=1),
             )
         )

@@ -1,7 +1,8 @@
 """Which of a delivery's commits wait for the disk, and which need not (Postgres).
 
 A statement carrying ``statements.UNFLUSHED_CLAUSE`` commits without waiting for its
-WAL flush: the claim, the budget's statements, and a lookup's attempt statement. What
+WAL flush: the claim, the budget's statements, a lookup's attempt statement and the
+settling after the run's last write. What
 must stay true (docs/guarantees.md, "Commits that do not wait for the disk"): the
 clause changes only the transaction it runs in, never the connection it leaves in the
 pool; the reading's count is flushed; and every write to Nexudus is preceded by a

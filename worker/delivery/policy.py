@@ -84,9 +84,9 @@ def _settled(
     values: dict[str, Any],
     side_writes: Sequence[ledger.SideWrite] = (),
 ) -> bool:
-    # its commit does not wait for the disk: a settling a crash of Postgres takes back leaves the
-    # lead being delivered under this run's lease, its create's mark on disk (the create's attempt
-    # statement was flushed), and the next run finds what this one made (docs/guarantees.md)
+    # its commit does not wait for the disk: a settling a crash of Postgres takes back leaves what
+    # a worker killed before it leaves (every write it records went out after a flushed attempt
+    # statement, and the next run looks before it writes; docs/guarantees.md)
     return ledger.transition(
         session,
         hold.s.id,
