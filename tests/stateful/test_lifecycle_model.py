@@ -68,6 +68,7 @@ from leadrelay.testing.mails import sample as mail_sample
 from leadrelay.testing.partners import sample
 from leadrelay.worker import bulk_jobs
 from leadrelay.worker import dead_letters as dlq
+from leadrelay.worker.delivery import policy
 from leadrelay.worker.erasure import InFlight, erase_when_idle
 from leadrelay.worker.imap.intake import Place
 from leadrelay.worker.imap.store import store_message
@@ -79,8 +80,8 @@ from tests.helpers import canonical, ingest, make_due
 # CI runs the same sequences every time (derandomized: a red build is reproducible and
 # its coverage of the paths is stable); LEADRELAY_MODEL_EXPLORE=N runs N fresh random ones.
 EXPLORE = int(os.environ.get("LEADRELAY_MODEL_EXPLORE", "0"))
-STEPS_PER_SEQUENCE = 60  # ten optional rules share the steps: each must still be reached
-SEQUENCES = EXPLORE or 120  # 7,200 steps at most; the test asserts at least 2,000 were run
+STEPS_PER_SEQUENCE = 70  # eleven optional rules share the steps: each must still be reached
+SEQUENCES = EXPLORE or 120  # 8,400 steps at most; the test asserts at least 2,000 were run
 MADE_BY = re.compile(r"· leadrelay lead (\d+)")
 SETTLE_ROUNDS = 12
 MOVING = ("retry", "throttled", "waiting", "lost_lease", "busy")
@@ -117,6 +118,7 @@ OPTIONAL = (
     "held",
     "follow_up",
     "twin",
+    "settling_lost",
 )
 READINGS = ("at once", "later", "read, then the worker dies")  # what becomes of a lead at its arrival
 TRUSTED_INBOX = "model-mx"  # an inbox that believes the test mail server's Authentication-Results
@@ -486,6 +488,24 @@ class Lifecycle(RuleBasedStateMachine):
         if stalls:
             self.seen[f"stalled worker{' before renewal' if before_renewal else ''}: {outcome}"] += 1
 
+    @enabled("settling_lost")
+    @rule(data=st.data())
+    def postgres_crashes_and_takes_back_a_settling(self, data: st.DataObject) -> None:
+        """A run settles its lead, and Postgres crashes before that commit reached the disk (the
+        settling does not wait for it): the settling and what rode with it are lost, and the lead
+        is left being delivered under the run's lease, which runs out."""
+        unsettled = self._unsettled()
+        if not unsettled:
+            return
+        lead_id = data.draw(st.sampled_from(unsettled))
+        make_due(self.rt, lead_id)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(policy, "_settled", lambda *_, **__: True)  # "committed", then lost
+            outcome = self._run(lead_id)
+        if self._state(lead_id) == LeadState.delivering:
+            expire_lease(self.rt, lead_id)
+            self.seen[f"settling lost: {outcome}"] += 1
+
     # ---- admins and the person ------------------------------------------------------
 
     @enabled("replay")
@@ -779,5 +799,6 @@ def test_no_sequence_of_events_makes_a_second_opportunity_or_a_stuck_lead(clean_
         "a worker killed between reading and delivering": seen["killed after reading: normalised"],
         "a worker killed while reading": seen["killed while reading"],
         "a webhook's enquiry by e-mail first": seen["portal mail of a webhook's enquiry: mail first"],
+        "a settling Postgres lost": sum(n for what, n in seen.items() if what.startswith("settling lost:")),
     }
     assert all(reached.values()), f"paths no sequence reached: {[k for k, v in reached.items() if not v]}"
