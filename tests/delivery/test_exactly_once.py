@@ -19,11 +19,12 @@ from sqlalchemy.exc import DataError
 
 from leadrelay.db import transaction, utcnow
 from leadrelay.ledger import claim
-from leadrelay.models import DeadLetterStatus, DeliveryAttempt, Lead, LeadState
+from leadrelay.models import DeadLetterStatus, Lead, LeadState
 from leadrelay.nexudus.classify import Outcome
 from leadrelay.nexudus.client import NexudusClient
 from leadrelay.runtime import SANDBOX_PASSWORD, SANDBOX_USERNAME, Runtime
 from leadrelay.worker import dead_letters as dlq
+from leadrelay.worker.delivery import policy
 from leadrelay.worker.pipeline import process
 from tests.conftest import OPEN_BUDGET, routing_with, sandbox_settings
 from tests.delivery.stall import expire_lease, stalled_before_call, stalled_before_send
@@ -430,36 +431,26 @@ def test_a_database_error_in_the_reads_claims_again_with_the_reads_apart(
     assert sandbox.opportunities() == []
 
 
-def test_a_settling_that_postgres_lost_is_found_again_not_made_twice(runtime, sandbox) -> None:
+def test_a_settling_that_postgres_lost_is_found_again_not_made_twice(runtime, sandbox, monkeypatch) -> None:
     """The settling's commit does not wait for the disk: a crash of Postgres may take it back.
 
     What the crash leaves is what a worker killed before its settling leaves: the lead being
     delivered under the lost run's lease (here run out long ago, past the create's landing
     wait), the run counted as unfinished, the create's mark and its attempt row on disk, the
-    create's outcome not.
+    create's outcome (it rode in the settling) not.
     """
     lead_id = ingest(runtime, canonical(external_id="settle-lost"))
-    assert process(runtime, lead_id, owner="w") == "delivered"
+    with monkeypatch.context() as patch:
+        patch.setattr(policy, "_settled", lambda *_, **__: True)  # "committed", then lost
+        assert process(runtime, lead_id, owner="w") == "delivered"
     [made] = sandbox.opportunities()
-    runs = attempts(runtime, lead_id)
+    assert lead(runtime, lead_id).state == LeadState.delivering
+    assert attempts(runtime, lead_id)[-1].finished_at is None
     with transaction(runtime.sessions) as session:
         session.execute(
-            update(Lead)
-            .where(Lead.id == lead_id)
-            .values(
-                state=LeadState.delivering,
-                opportunity_id=None,
-                coworker_id=None,
-                delivered_at=None,
-                lease_owner="w",
-                lease_until=utcnow() - timedelta(seconds=1),
-                unfinished_runs=1,
-                create_sent_at=utcnow() - timedelta(hours=1),
-            )
+            update(Lead).where(Lead.id == lead_id).values(create_sent_at=utcnow() - timedelta(hours=1))
         )
-        session.execute(
-            update(DeliveryAttempt).where(DeliveryAttempt.id == runs[-1].id).values(finished_at=None)
-        )
+    expire_lease(runtime, lead_id)
     assert settle(runtime, lead_id, owner="w2") == "delivered"
     assert lead(runtime, lead_id).opportunity_id == made["Id"]  # the one the lost run made
     assert len(sandbox.opportunities()) == 1
