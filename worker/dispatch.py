@@ -37,12 +37,14 @@ from sqlalchemy.orm import Session
 from leadrelay import ledger
 from leadrelay.db import utcnow
 from leadrelay.driver import Unit, as_unit, unit
+from leadrelay.ledger.introduced import Person
 from leadrelay.models import Lead, LeadState
 from leadrelay.nexudus.budget import hold_account
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
 from leadrelay.statements import per_dialect
 from leadrelay.unit_of_work import Publish, unit_of_work
+from leadrelay.worker.introductions import lock_person
 
 Enqueue = Publish
 UNGATED_BATCH = 500
@@ -194,12 +196,16 @@ def claim(
     lease_seconds: int,
     routing: Routing,
     account: str | None = None,
+    person: Person | None = None,
 ) -> Claimed:
     """Lease a lead for delivery if it is due and its account has room.
 
     ``account``: the lead's, when the caller has just routed it (saves reading it
     back). The claim then also checks that it still is: if not, nothing is claimed
-    and the sweeper's next pass hands the lead out again, read afresh.
+    and the sweeper's next pass hands the lead out again, read afresh. ``person``:
+    the lead's, when the caller has just read it: its lock is taken (after the
+    account's, as the delivery's reads take it) and the claim decides the lead's
+    first introduction (:func:`leadrelay.ledger.claim`).
     """
     hinted, work = account is not None, as_unit(session)
     if account is None:
@@ -209,6 +215,8 @@ def claim(
     room = None if account is None or capacity is None else (account, capacity)
     if room is not None:
         hold_account(work, room[0])
+    if person is not None:
+        lock_person(work, person.identity, person.location)
     row = ledger.claim(
         work,
         lead_id,
@@ -216,6 +224,7 @@ def claim(
         lease_seconds=lease_seconds,
         account=account if hinted else None,
         room=room,  # the account's room is counted by the claim itself, under the lock
+        person=person,
     )
     if row is not None:
         return Claimed(Claim.claimed, row)

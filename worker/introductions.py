@@ -29,17 +29,17 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from rapidfuzz import fuzz
-from sqlalchemy import bindparam, case, func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from leadrelay.canonical import CanonicalLead
 from leadrelay.db import insert_for, utcnow
 from leadrelay.driver import Unit, as_unit
+from leadrelay.ledger.introduced import Person, first_introduction, person_params
 from leadrelay.models import Lead, LeadState, PossibleDuplicate
 from leadrelay.nexudus.payloads import channel_label
 from leadrelay.routing import Routing
 
-ALIVE = (LeadState.normalised, LeadState.delivering, LeadState.delivered)
 SIMILAR_NAME = 85  # rapidfuzz token_sort_ratio, 0–100
 CANDIDATES = 500
 _LEGAL_FORMS = re.compile(
@@ -72,6 +72,14 @@ def protection(routing: Routing, channel: str, account: str | None) -> timedelta
     return timedelta(days=routing.protection_days(channel, account))
 
 
+def person_of(lead: Introduced, routing: Routing) -> Person | None:
+    """The lead's person at its location, and its protection window's start; None without both."""
+    if not lead.identity or not lead.location:
+        return None
+    since = lead.received_at - protection(routing, lead.channel, lead.account)
+    return Person(lead.identity, lead.location, since)
+
+
 @dataclass(frozen=True, slots=True)
 class Relation:
     first: int | None  # None: this lead is the first introduction
@@ -100,28 +108,7 @@ class Introduced(Protocol):
     def first_introduction(self) -> int | None: ...
 
 
-# The one holding the opportunity wins: a dead first introduction replayed later must
-# not take over from the lead delivered in its place. Next, one already decided first
-# (it points at itself, set under the person's lock): an older lead normalised later
-# must not also decide it is first while that one sends. Built once (every delivery).
-_DELIVERED_FIRST = case(
-    (Lead.state == LeadState.delivered, 0), (Lead.first_introduction == Lead.id, 1), else_=2
-)
-_FIRST_INTRODUCTION = (
-    select(Lead.id)
-    .where(
-        Lead.identity == bindparam("_identity"),
-        Lead.location == bindparam("_location"),
-        Lead.state.in_([s.value for s in ALIVE]),
-        Lead.received_at >= bindparam("_since", type_=Lead.__table__.c["received_at"].type),
-        # a twin (read as a duplicate, delivered as an enrichment) holds no opportunity and
-        # waits for its enquiry's: taken for the first introduction, the two would wait for
-        # each other for ever
-        Lead.duplicate_of.is_(None),
-    )
-    .order_by(_DELIVERED_FIRST, Lead.id)
-    .limit(1)
-)
+_FIRST_INTRODUCTION = first_introduction()  # built once (every delivery)
 
 
 _LEAD_ID = bindparam("_id", type_=Lead.__table__.c["id"].type)
@@ -166,12 +153,12 @@ def relate(
     Postgres by the statement that finds the first introduction: one round trip).
     """
     work = as_unit(session)
-    if not lead.identity or not lead.location:
+    person = person_of(lead, routing)
+    if person is None:
         _mark(work, lead, mark, decided=lead.id)
         return Relation(first=None)
-    lock_person(work, lead.identity, lead.location)
-    since = lead.received_at - protection(routing, lead.channel, lead.account)
-    params = {"_identity": lead.identity, "_location": lead.location, "_since": since}
+    lock_person(work, person.identity, person.location)
+    params = person_params(person)
     if mark is not None and work.postgres:
         params.update(_id=lead.id, _owner=mark)
         rows = work.execute(_FIRST_AND_MARK, params)

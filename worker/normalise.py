@@ -21,6 +21,7 @@ from leadrelay.adapters.registry import context_for
 from leadrelay.canonical import CanonicalLead
 from leadrelay.db import utcnow
 from leadrelay.ledger import kill, transition
+from leadrelay.ledger.introduced import Person
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
 from leadrelay.statements import per_dialect, unflushed
@@ -39,6 +40,7 @@ class Normalised:
     parts: tuple[int, ...] = ()  # the leads recorded from a mail that holds several (worker/several.py)
     sorted_mail: bool = False  # this call sorted a mail the inbox poll stored raw (counted as intake)
     reason: str = DeadReason.parse_error.value  # of a dead letter this call opened
+    person: Person | None = None  # the primary's person, when this call made the lead normalised
 
 
 def read(routing: Routing, lead: Lead) -> CanonicalLead:
@@ -258,4 +260,9 @@ def accept(
         for name, value in moved.items():
             set_committed_value(lead, name, value)
     introductions.flag_possible_duplicates(session, lead, canonical, routing=routing)
-    return Normalised(state=LeadState.normalised, channel=lead.channel, account=facts["account"])
+    return Normalised(
+        state=LeadState.normalised,
+        channel=lead.channel,
+        account=facts["account"],
+        person=introductions.person_of(lead, routing),
+    )

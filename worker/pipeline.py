@@ -103,7 +103,8 @@ def _process(
         return Outcome.skipped  # another worker is reading it
     if state not in (LeadState.normalised, LeadState.delivering):
         return state.value
-    outcome = deliver(rt, lead_id, owner=owner, account=result.account)  # wakes its follow-ups too
+    # wakes its follow-ups too; the claim decides the first introduction of the person just read
+    outcome = deliver(rt, lead_id, owner=owner, account=result.account, person=result.person)
     if enqueue is None or outcome is Outcome.skipped:
         return outcome
     # normalise names the account when it just routed the lead (no read back)

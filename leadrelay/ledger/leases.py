@@ -16,6 +16,8 @@ from sqlalchemy import (
     Integer,
     and_,
     bindparam,
+    case,
+    false,
     func,
     insert,
     literal_column,
@@ -27,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from leadrelay.driver import Unit, as_unit
 from leadrelay.ledger.dbclock import clock_params, lease_end, now_param
+from leadrelay.ledger.introduced import Person, first_introduction, person_params
 from leadrelay.ledger.records import start_attempt
 from leadrelay.ledger.side_writes import SideWrite, carried
 from leadrelay.models import DeliveryAttempt, Lead, LeadState
@@ -81,12 +84,23 @@ class LeadRecord:
     create_sent_at: datetime | None
     opportunity_name: str | None
     system_id: str | None
+    # the claim decided the first introduction under the person's lock (``first_introduction``
+    # is that decision): no need to decide again (see claim())
+    decided: bool = False
 
 
-_RECORD = tuple(_LEAD_COLUMNS[f.name] for f in fields(LeadRecord))
+_RECORD = tuple(_LEAD_COLUMNS[f.name] for f in fields(LeadRecord) if f.name != "decided")
+# the person the caller locked is the lead's, and the lead is one that takes part (a follow-up
+# or a twin never does: their delivery never decides)
+_DECIDES = and_(
+    Lead.identity == bindparam("_identity"),
+    Lead.location == bindparam("_location"),
+    Lead.follow_up.is_(None),
+    Lead.duplicate_of.is_(None),
+)
 
 
-def _claim_statement(postgres: bool, *, of_account: bool, gated: bool) -> Any:
+def _claim_statement(postgres: bool, *, of_account: bool, gated: bool, decides: bool = False) -> Any:
     now = now_param(postgres)
     account = bindparam("_account", type_=_LEAD_COLUMNS["account"].type)
     stmt = update(Lead).where(Lead.id == bindparam("_id"), claimable(now))
@@ -97,22 +111,32 @@ def _claim_statement(postgres: bool, *, of_account: bool, gated: bool) -> Any:
         stmt = stmt.where(in_flight < bindparam("_capacity", type_=Integer()))
     if postgres:  # its commit does not wait for the disk: see claim()
         stmt = unflushed(stmt)
-    return (
-        stmt.values(
-            state=LeadState.delivering,
-            state_changed_at=now,
-            lease_owner=bindparam("_owner", type_=_LEAD_COLUMNS["lease_owner"].type),
-            lease_until=lease_end(postgres),
-            unfinished_runs=Lead.unfinished_runs + 1,
-        ).returning(*_RECORD)  # the row as the UPDATE left it: what delivery reads, no ORM object
-    )
+    values: dict[str, Any] = {
+        "state": LeadState.delivering,
+        "state_changed_at": now,
+        "lease_owner": bindparam("_owner", type_=_LEAD_COLUMNS["lease_owner"].type),
+        "lease_until": lease_end(postgres),
+        "unfinished_runs": Lead.unfinished_runs + 1,
+    }
+    decided: Any = false()
+    if decides:  # the first introduction, decided in the statement (a first one points at itself)
+        found = first_introduction(nested=True).scalar_subquery()
+        values["first_introduction"] = case(
+            (_DECIDES, func.coalesce(found, Lead.id)), else_=Lead.first_introduction
+        )
+        decided = _DECIDES
+    # the row as the UPDATE left it: what delivery reads, no ORM object
+    return stmt.values(values).returning(*_RECORD, decided)
 
 
-# keyed by (checks the account, checks its room)
+# keyed by (checks the account, checks its room, decides the first introduction)
 _CLAIMS = {
-    (of_account, gated): per_dialect(partial(_claim_statement, of_account=of_account, gated=gated))
+    (of_account, gated, decides): per_dialect(
+        partial(_claim_statement, of_account=of_account, gated=gated, decides=decides)
+    )
     for of_account in (False, True)
     for gated in (False, True)
+    for decides in (False, True)
 }
 
 
@@ -124,6 +148,7 @@ def claim(
     lease_seconds: int,
     account: str | None = None,
     room: tuple[str, int] | None = None,
+    person: Person | None = None,
 ) -> LeadRecord | None:
     """Lease a lead for delivery: due and normalised, or abandoned by a dead worker.
 
@@ -134,6 +159,13 @@ def claim(
     checked); otherwise None, and a later pass claims it under its own account.
     ``room``: (account, capacity): only while fewer than ``capacity`` of that
     account's leads are being delivered (the caller holds the account's lock).
+    ``person`` (Postgres): the lead's person, whose lock the caller took in this
+    transaction before the claim (``introductions.lock_person``). The claim then
+    also decides the lead's first introduction and writes it (``decided``), as
+    ``introductions.relate`` would after it: the statement's snapshot is taken
+    after the lock, so it sees every decision made before, and the lead's row is
+    written once, not twice. A lead whose person is not that one (edited since
+    the caller read it), a follow-up or a twin is claimed undecided.
 
     A claim that takes the lead commits without waiting for the disk, and so does
     the transaction it runs in (:data:`leadrelay.statements.UNFLUSHED_CLAUSE`): the
@@ -142,13 +174,17 @@ def claim(
     gone and that statement refuses the request (leases are this run's alone); the
     lead is due again, the run not counted.
     """
+    work = as_unit(session)
     params = {"_id": lead_id, "_owner": owner, "_account": account, **clock_params(lease_seconds)}
     if room is not None:
         params["_account"], params["_capacity"] = room
         if account is not None and account != room[0]:
             raise ValueError("a claim gated on one account's room must not name another account")
-    rows = as_unit(session).execute(_CLAIMS[(account is not None, room is not None)], params)
-    return LeadRecord(*rows[0]) if rows else None
+    decides = person is not None and work.postgres
+    if person is not None and decides:
+        params.update(person_params(person))
+    rows = work.execute(_CLAIMS[(account is not None, room is not None, decides)], params)
+    return LeadRecord(*rows[0]) if rows else None  # ``decided`` last, as RETURNING has it
 
 
 @per_dialect

@@ -85,12 +85,13 @@ def test_what_reads_by_state_on_every_pass_writes_the_state_in() -> None:
     now, grace = utcnow(), timedelta(seconds=10)
     statements = {
         "the dispatch": compiled(_DUE_GATED.build(True)).sql,
-        "the gated claim": compiled(_CLAIMS[(True, True)].build(True)).sql,
+        "the gated claim": compiled(_CLAIMS[(True, True, False)].build(True)).sql,
+        "the gated claim that decides": compiled(_CLAIMS[(True, True, True)].build(True)).sql,
         "the sweeper's accounts": str(accounts_waiting(now, grace).compile(dialect=_PSYCOPG)),
         "the sweeper's received": str(stale_received_query(now, grace, 10).compile(dialect=_PSYCOPG)),
     }
     for name, sql in statements.items():
         # the claim's own lead is found by its id: only its count of the account's leads matters
-        counted = sql[sql.index("count(*)") :] if name == "the gated claim" else sql
+        counted = sql[sql.index("count(*)") :] if name.startswith("the gated claim") else sql
         assert "leads.state = '" in counted, name
         assert "leads.state = %(" not in counted, name

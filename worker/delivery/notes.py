@@ -53,6 +53,9 @@ def first_introduction(hold: Hold, work: Unit) -> Lead | None:
     """The lead whose opportunity this one belongs to, or None when this lead is the first."""
     # as claimed, under this run's lease (only a run holding it writes first_introduction)
     claimed = hold.s.introduction
+    if claimed is not None and claimed.decided:  # by the claim itself, under the person's lock
+        first = claimed.first_introduction
+        return None if first in (None, hold.s.id) else work.orm().get(Lead, first)
     row = claimed or work.orm().execute(_INTRODUCED, {"_id": hold.s.id}).one()
     # the decision is written under the person's lock (a first introduction points at itself)
     relation = introductions.relate(work, row, routing=hold.rt.routing, mark=hold.owner)

@@ -22,6 +22,7 @@ class Introduction:
     channel: str
     account: str | None
     first_introduction: int | None  # written only under this lead's lease (delivery/notes.py)
+    decided: bool = False  # by the claim, under the person's lock: first_introduction is the decision
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,7 @@ class Snapshot:
                 row.channel,
                 row.account,
                 row.first_introduction,
+                row.decided,
             ),
         )
 

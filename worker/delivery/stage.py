@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from leadrelay.canonical import first_error
 from leadrelay.driver import unit
+from leadrelay.ledger.introduced import Person
 from leadrelay.runtime import Runtime
 from leadrelay.worker.delivery import followups
 from leadrelay.worker.delivery.attempts import Hold, LostLease
@@ -20,18 +21,23 @@ from leadrelay.worker.dispatch import Claim, claim
 log = structlog.get_logger(__name__)
 
 
-def deliver(rt: Runtime, lead_id: int, *, owner: str, account: str | None = None) -> Outcome:
+def deliver(
+    rt: Runtime, lead_id: int, *, owner: str, account: str | None = None, person: Person | None = None
+) -> Outcome:
     """Deliver one lead if it is due; returns what happened (for logs and tests).
 
-    ``account``: the lead's, when the caller has just routed it.
+    ``account``, ``person``: the lead's, when the caller has just read and routed it
+    (the claim then decides its first introduction: :func:`leadrelay.ledger.claim`).
     """
     try:
-        return _deliver(rt, lead_id, owner=owner, account=account, reads_apart=False)
+        return _deliver(rt, lead_id, owner=owner, account=account, person=person, reads_apart=False)
     except ReadsBroke:  # the claim went with them, not counted: claim again, the reads apart
-        return _deliver(rt, lead_id, owner=owner, account=account, reads_apart=True)
+        return _deliver(rt, lead_id, owner=owner, account=account, person=person, reads_apart=True)
 
 
-def _deliver(rt: Runtime, lead_id: int, *, owner: str, account: str | None, reads_apart: bool) -> Outcome:
+def _deliver(
+    rt: Runtime, lead_id: int, *, owner: str, account: str | None, person: Person | None, reads_apart: bool
+) -> Outcome:
     settings = rt.settings
     # the claim's commit does not wait for the disk (nor hold the account's lock while it would):
     # the claim itself says so, with no SET LOCAL round trip (ledger.claim)
@@ -43,6 +49,7 @@ def _deliver(rt: Runtime, lead_id: int, *, owner: str, account: str | None, read
             lease_seconds=settings.lease_seconds,
             routing=rt.routing,
             account=account,
+            person=person,
         )
         if claimed.status is Claim.busy:
             return Outcome.busy
