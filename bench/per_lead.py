@@ -18,14 +18,17 @@ written to stderr as a worker writes them (their cost is part of a lead's):
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import resource
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import psycopg._connection_base as psycopg_connection
 from sqlalchemy import event
 
@@ -59,15 +62,40 @@ class Counts:
         self.statements: collections.Counter[str] = collections.Counter()
         self.commits = 0
         self.commands = 0
+        self.round_trips = 0  # every statement and command, except that a pipeline's are one
+        self.pipelines = 0
+        self._piped = False
         event.listen(rt.engine, "before_cursor_execute", self._statement)
         event.listen(rt.engine, "commit", self._commit)
-        original = psycopg_connection.BaseConnection._exec_command
+        command, execute, pipeline = (
+            psycopg_connection.BaseConnection._exec_command,
+            psycopg.Cursor.execute,
+            psycopg.Connection.pipeline,
+        )
 
-        def counted(conn: Any, command: Any, *args: Any, **kwargs: Any) -> Any:
+        def counted_command(conn: Any, *args: Any, **kwargs: Any) -> Any:
             self.commands += 1
-            return original(conn, command, *args, **kwargs)
+            self.round_trips += not self._piped
+            return command(conn, *args, **kwargs)
 
-        psycopg_connection.BaseConnection._exec_command = counted  # type: ignore[method-assign]
+        def counted_execute(cursor: Any, *args: Any, **kwargs: Any) -> Any:
+            self.round_trips += not self._piped
+            return execute(cursor, *args, **kwargs)
+
+        @contextlib.contextmanager
+        def counted_pipeline(conn: Any) -> Iterator[Any]:
+            self.pipelines += 1
+            self.round_trips += 1
+            self._piped = True
+            try:
+                with pipeline(conn) as p:
+                    yield p
+            finally:
+                self._piped = False
+
+        psycopg_connection.BaseConnection._exec_command = counted_command  # type: ignore[method-assign]
+        psycopg.Cursor.execute = counted_execute  # type: ignore[method-assign,assignment]
+        psycopg.Connection.pipeline = counted_pipeline  # type: ignore[method-assign,assignment]
 
     def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self.statements[" ".join(statement.split())[:100]] += 1
@@ -77,7 +105,7 @@ class Counts:
 
     def clear(self) -> None:
         self.statements.clear()
-        self.commits = self.commands = 0
+        self.commits = self.commands = self.round_trips = self.pipelines = 0
 
 
 def main(count: int) -> None:
@@ -112,7 +140,8 @@ def main(count: int) -> None:
     print(f"Postgres CPU (all its processes) {1000 * pg_used / n:.2f} ms a lead")
     print(
         f"{statements / n:.1f} statements, {counts.commits / n:.1f} transactions, "
-        f"{(statements + counts.commands) / n:.1f} round trips a lead"
+        f"{counts.round_trips / n:.1f} round trips a lead "
+        f"({counts.pipelines / n:.1f} of them several statements together)"
     )
     for statement, seen in counts.statements.most_common(25):
         print(f"  {seen / n:5.2f}  {statement}")

@@ -32,7 +32,7 @@ through :func:`execute`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -41,7 +41,7 @@ from sqlalchemy import Connection, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import Pool
 
-from leadrelay.db import held, in_transaction, statement_commits, transaction
+from leadrelay.db import held, in_transaction, opens_transaction, statement_commits, transaction
 from leadrelay.statements import DriverStatement, PerDialect
 
 # by the statement's id, with the statement itself (kept alive: its id is never reused meanwhile);
@@ -63,24 +63,54 @@ class Rows(list[tuple[Any, ...]]):
     rowcount: int = -1
 
 
+Step = tuple[Any, Mapping[str, Any]]  # a prebuilt statement and its values
+
+
 def execute(connection: Connection, stmt: Any, values: Mapping[str, Any]) -> Rows:
     """Postgres: ``stmt`` (compiled once) on ``connection``'s psycopg connection, in its transaction."""
+    return execute_together(connection, [(stmt, values)])
+
+
+def execute_together(connection: Connection, steps: Sequence[Step]) -> Rows:
+    """Postgres: the steps in order, in one round trip when there are several; the last one's rows.
+
+    Several go out together in psycopg's pipeline mode (with the transaction's BEGIN, if
+    they open it: a single one that opens it goes with it too) and Postgres runs them one
+    after another, as it would have, without waiting for the worker between them; the
+    rows of all but the last are not read. The
+    first that fails fails the rest (they do not run), and its error is raised, as
+    SQLAlchemy's. Every value is bound before anything is sent.
+    """
     _refuse_if_lost(connection)
-    statement = compiled(stmt)
-    cursor = None
+    cursor, sql = None, ""
     try:
-        params = statement.params(values)  # a bind processor's error is SQLAlchemy's StatementError too
+        bound = [(statement, statement.params(values)) for statement, values in _compiled(steps)]
         cursor = _cursor(connection)
-        if listeners := connection.dispatch.before_cursor_execute:
-            listeners(connection, cursor, statement.sql, params, None, False)
-        cursor.execute(statement.sql, params)
+        statement, params = bound[-1]
+        sql = statement.sql
+        if len(bound) == 1 and not opens_transaction(cursor.connection):
+            _run(connection, cursor, statement.sql, params)
+        else:  # several, or one that goes with its transaction's BEGIN
+            with cursor.connection.pipeline():
+                for each, each_params in bound:
+                    _run(connection, cursor, each.sql, each_params)
         result = cursor.pgresult  # its status, not the cursor's description (a Column object a column)
         returned = result is not None and result.status == _TUPLES_OK
         rows = Rows(statement.rows(cursor.fetchall()) if returned else ())
         rows.rowcount = cursor.rowcount
         return rows
     except Exception as error:
-        raise translated(connection, error, statement.sql, cursor) from error
+        raise translated(connection, error, sql, cursor) from error
+
+
+def _run(connection: Connection, cursor: psycopg.Cursor[Any], sql: str, params: Any) -> None:
+    if listeners := connection.dispatch.before_cursor_execute:
+        listeners(connection, cursor, sql, params, None, False)
+    cursor.execute(sql, params)
+
+
+def _compiled(steps: Sequence[Step]) -> list[tuple[DriverStatement, Mapping[str, Any]]]:
+    return [(compiled(stmt.build(True) if isinstance(stmt, PerDialect) else stmt), v) for stmt, v in steps]
 
 
 _TUPLES_OK = psycopg.pq.ExecStatus.TUPLES_OK
@@ -154,9 +184,11 @@ class Unit:
         self._session: Session | None = None
 
     def execute(self, stmt: Any, values: Mapping[str, Any]) -> Rows:
-        if isinstance(stmt, PerDialect):
-            stmt = stmt.build(True)
-        return execute(self._connection, stmt, values)
+        return execute_together(self._connection, [(stmt, values)])
+
+    def execute_together(self, steps: Sequence[Step]) -> Rows:
+        """The steps in order, in one round trip (:func:`execute_together`); the last one's rows."""
+        return execute_together(self._connection, steps)
 
     def orm(self) -> Session:
         if self._session is None:
@@ -193,14 +225,18 @@ class SessionUnit(Unit):
         self.postgres = session.get_bind().dialect.name == "postgresql"
 
     def execute(self, stmt: Any, values: Mapping[str, Any]) -> Rows:
-        if isinstance(stmt, PerDialect):
-            stmt = stmt.build(self.postgres)
+        return self.execute_together([(stmt, values)])
+
+    def execute_together(self, steps: Sequence[Step]) -> Rows:
         connection = self.orm().connection()
         if self.postgres:
-            return execute(connection, stmt, values)
-        result = connection.execute(stmt, dict(values))
-        rows = Rows(tuple(row) for row in result) if result.returns_rows else Rows()
-        rows.rowcount = result.rowcount
+            return execute_together(connection, steps)
+        rows = Rows()
+        for stmt, values in steps:  # SQLite: one after another
+            built = stmt.build(False) if isinstance(stmt, PerDialect) else stmt
+            result = connection.execute(built, dict(values))
+            rows = Rows(tuple(row) for row in result) if result.returns_rows else Rows()
+            rows.rowcount = result.rowcount
         return rows
 
     def orm(self) -> Session:

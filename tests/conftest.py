@@ -6,6 +6,7 @@ start (receivers, workers) talks to the same test database and broker.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 PG_ADMIN_URL = os.environ.get("LEADRELAY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -279,3 +281,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         where = path.relative_to(tests).as_posix() if tests in path.parents else ""
         if _needs_services(item, where):
             item.add_marker(pytest.mark.services)
+
+
+@pytest.fixture
+def pipelines(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The statements psycopg sent in each pipeline (a pipeline: one round trip)."""
+    sent: list[int] = []
+    pipeline, execute = psycopg.Connection.pipeline, psycopg.Cursor.execute
+
+    @contextlib.contextmanager
+    def counted(conn: psycopg.Connection[Any]) -> Iterator[Any]:
+        sent.append(0)
+        with pipeline(conn) as p:
+            yield p
+
+    def counting(cursor: psycopg.Cursor[Any], *args: Any, **kwargs: Any) -> Any:
+        if cursor.connection._pipeline is not None:
+            sent[-1] += 1
+        return execute(cursor, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "pipeline", counted)
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+    return sent

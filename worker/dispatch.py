@@ -39,12 +39,12 @@ from leadrelay.db import utcnow
 from leadrelay.driver import Unit, as_unit, unit
 from leadrelay.ledger.introduced import Person
 from leadrelay.models import Lead, LeadState
-from leadrelay.nexudus.budget import hold_account
+from leadrelay.nexudus.budget import hold_account, holding_account
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
 from leadrelay.statements import per_dialect
 from leadrelay.unit_of_work import Publish, unit_of_work
-from leadrelay.worker.introductions import lock_person
+from leadrelay.worker.introductions import locking_person
 
 Enqueue = Publish
 UNGATED_BATCH = 500
@@ -213,19 +213,22 @@ def claim(
         account = found[0][0] if found else None
     capacity = _capacity(routing, account)
     room = None if account is None or capacity is None else (account, capacity)
-    if room is not None:
-        hold_account(work, room[0])
+    # the locks and the claim go out together (one round trip, with the transaction's BEGIN):
+    # the account's row, then the person's (the order every taker keeps), then the claim
+    steps = holding_account(room[0]) if room is not None else []
+    if person is not None and not work.postgres:
+        person = None  # SQLite serialises anyway; the decision is made after the claim
     if person is not None:
-        lock_person(work, person.identity, person.location)
-    row = ledger.claim(
-        work,
+        steps.append(locking_person(person.identity, person.location))
+    claiming = ledger.claiming(
         lead_id,
-        owner=owner,
         lease_seconds=lease_seconds,
+        owner=owner,
         account=account if hinted else None,
         room=room,  # the account's room is counted by the claim itself, under the lock
         person=person,
     )
+    row = ledger.claimed(work.execute_together([*steps, claiming]))
     if row is not None:
         return Claimed(Claim.claimed, row)
     if room is not None:

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from leadrelay.canonical import CanonicalLead
 from leadrelay.db import insert_for, utcnow
-from leadrelay.driver import Unit, as_unit
+from leadrelay.driver import Step, Unit, as_unit
 from leadrelay.ledger.introduced import Person, first_introduction, person_params
 from leadrelay.models import Lead, LeadState, PossibleDuplicate
 from leadrelay.nexudus.payloads import channel_label
@@ -64,8 +64,12 @@ def lock_person(session: Session | Unit, identity: str, location: str) -> None:
     """Serialise decisions about one person at one location (Postgres; SQLite serialises anyway)."""
     work = as_unit(session)
     if work.postgres:
-        key = zlib.crc32(f"{identity}|{location}".encode())
-        work.execute(_PERSON_LOCK, {"a": 7012, "b": key - 2**31})
+        work.execute(*locking_person(identity, location))
+
+
+def locking_person(identity: str, location: str) -> Step:
+    """:func:`lock_person`'s statement (Postgres), for a caller that sends it with what follows."""
+    return _PERSON_LOCK, {"a": 7012, "b": zlib.crc32(f"{identity}|{location}".encode()) - 2**31}
 
 
 def protection(routing: Routing, channel: str, account: str | None) -> timedelta:

@@ -140,8 +140,15 @@ _CLAIMS = {
 }
 
 
-def claim(
-    session: Session | Unit,
+def claim(session: Session | Unit, lead_id: int, **terms: Any) -> LeadRecord | None:
+    """:func:`claiming`, run in its own round trip: the leased row, or None (``person``: Postgres only)."""
+    work = as_unit(session)
+    if not work.postgres:
+        terms.pop("person", None)
+    return claimed(work.execute(*claiming(lead_id, **terms)))
+
+
+def claiming(
     lead_id: int,
     *,
     owner: str,
@@ -149,17 +156,18 @@ def claim(
     account: str | None = None,
     room: tuple[str, int] | None = None,
     person: Person | None = None,
-) -> LeadRecord | None:
-    """Lease a lead for delivery: due and normalised, or abandoned by a dead worker.
+) -> tuple[Any, dict[str, Any]]:
+    """The claim's statement and values: it leases a lead for delivery, due and normalised, or
+    abandoned by a dead worker (:func:`claimed` reads its rows).
 
-    Returns the leased row as it now stands (read in the same round trip; its
+    It returns the leased row as it now stands (read in the same round trip; its
     ``unfinished_runs`` counts the delivery runs started without finishing, this
-    one included), or None when the lead was not ours to take. ``account``: only
+    one included), or nothing when the lead was not ours to take. ``account``: only
     if the lead still belongs to this account (the one whose capacity the caller
     checked); otherwise None, and a later pass claims it under its own account.
     ``room``: (account, capacity): only while fewer than ``capacity`` of that
     account's leads are being delivered (the caller holds the account's lock).
-    ``person`` (Postgres): the lead's person, whose lock the caller took in this
+    ``person`` (Postgres only): the lead's person, whose lock the caller took in this
     transaction before the claim (``introductions.lock_person``). The claim then
     also decides the lead's first introduction and writes it (``decided``), as
     ``introductions.relate`` would after it: the statement's snapshot is taken
@@ -174,16 +182,18 @@ def claim(
     gone and that statement refuses the request (leases are this run's alone); the
     lead is due again, the run not counted.
     """
-    work = as_unit(session)
     params = {"_id": lead_id, "_owner": owner, "_account": account, **clock_params(lease_seconds)}
     if room is not None:
         params["_account"], params["_capacity"] = room
         if account is not None and account != room[0]:
             raise ValueError("a claim gated on one account's room must not name another account")
-    decides = person is not None and work.postgres
-    if person is not None and decides:
+    if person is not None:
         params.update(person_params(person))
-    rows = work.execute(_CLAIMS[(account is not None, room is not None, decides)], params)
+    return _CLAIMS[(account is not None, room is not None, person is not None)], params
+
+
+def claimed(rows: Sequence[Sequence[Any]]) -> LeadRecord | None:
+    """The lead a claim leased, or None."""
     return LeadRecord(*rows[0]) if rows else None  # ``decided`` last, as RETURNING has it
 
 

@@ -39,7 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from leadrelay.db import insert_for, transaction, utcnow
-from leadrelay.driver import SessionUnit, Unit, as_unit, unit
+from leadrelay.driver import SessionUnit, Step, Unit, as_unit, unit
 from leadrelay.models import NexudusAccount, NexudusUsage
 from leadrelay.routing import NexudusLimits
 from leadrelay.statements import PACE, PENALISE, RESERVE, per_dialect
@@ -138,6 +138,15 @@ def hold_account(session: Session | Unit, account: str) -> None:
     if not work.execute(_HOLD_ACCOUNT, params):
         ensure_account(work, account)
         work.execute(_HOLD_ACCOUNT, params)
+
+
+def holding_account(account: str) -> list[Step]:
+    """:func:`hold_account` as steps for a caller that sends them with what follows, unread.
+
+    The row made first if missing, then locked: the lock is taken without reading the
+    answer (an insert that finds the row does nothing, and takes no lock of its own).
+    """
+    return [(_ENSURE_ACCOUNT, {"_account": account, "_at": utcnow()}), (_HOLD_ACCOUNT, {"_account": account})]
 
 
 # built once: they run on every claim and dispatch

@@ -174,8 +174,8 @@ def test_a_write_to_the_leads_own_row_is_never_carried(runtime: Runtime) -> None
     assert only_beside._pending == []
 
 
-def test_a_delivery_renews_and_settles_in_single_statements(runtime: Runtime) -> None:
-    """39 round trips a lead before (25 statements, 7 transactions), 21 now; every write still kept."""
+def test_a_delivery_renews_and_settles_in_single_statements(runtime: Runtime, pipelines: list[int]) -> None:
+    """39 round trips a lead before (25 statements, 7 transactions), 17 now; every write still kept."""
     first = ingest(
         runtime,
         canonical(
@@ -186,10 +186,14 @@ def test_a_delivery_renews_and_settles_in_single_statements(runtime: Runtime) ->
     assert process(runtime, first, owner="test", enqueue=len) == "delivered"  # the account's row, the login
     lead_id = ingest(runtime, canonical())
     seen = Statements(runtime.engine)
+    pipelines.clear()
     assert process(runtime, lead_id, owner="test", enqueue=len) == "delivered"
     # the dedupe keys claimed in one statement; the reads before the first call ride in the claim's
     # transaction (the reading's, the claim's: two); the claim decides the first introduction itself
-    assert (len(seen.sql), seen.commits) == (17, 2)
+    assert (len(seen.sql), seen.commits) == (18, 2)
+    # the reading's first statement goes with its BEGIN; the account's row (made if missing, then
+    # locked), the person's lock and the claim go together, with theirs
+    assert pipelines == [1, 4]
     (claiming,) = [" ".join(sql.split()) for sql in seen.sql if "SET state=%(state)s" in sql]
     assert "first_introduction=CASE" in claiming
     assert not [sql for sql in seen.sql if sql.startswith("WITH first_introduction")]
