@@ -62,7 +62,7 @@ class Counts:
         self.statements: collections.Counter[str] = collections.Counter()
         self.commits = 0
         self.commands = 0
-        self.round_trips = 0  # every statement and command, except that a pipeline's are one
+        self.round_trips = 0  # every statement and command, except that a pipeline's statements are one
         self.pipelines = 0
         self._piped = False
         event.listen(rt.engine, "before_cursor_execute", self._statement)
@@ -75,7 +75,7 @@ class Counts:
 
         def counted_command(conn: Any, *args: Any, **kwargs: Any) -> Any:
             self.commands += 1
-            self.round_trips += not self._piped
+            self.round_trips += 1  # in a pipeline too: psycopg waits for a BEGIN's answer there
             return command(conn, *args, **kwargs)
 
         def counted_execute(cursor: Any, *args: Any, **kwargs: Any) -> Any:

@@ -107,31 +107,7 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
         pool_recycle=1800,
     )
     engine.dialect.do_ping = _quiet_socket_ping(engine.dialect.do_ping)  # type: ignore[method-assign]
-    event.listen(engine, "do_execute", _with_its_begin)
     return engine
-
-
-def opens_transaction(connection: psycopg.Connection[Any]) -> bool:
-    """The next statement on ``connection`` opens its transaction: psycopg sends a BEGIN first."""
-    return (
-        not connection.autocommit
-        and connection._pipeline is None
-        and connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-    )
-
-
-def _with_its_begin(cursor: Any, statement: str, parameters: Any, context: Any) -> bool | None:
-    """A transaction's first statement goes out with its BEGIN, in one round trip, not two.
-
-    psycopg sends the BEGIN and waits for its answer before the statement; in its
-    pipeline mode the two leave together, and Postgres runs them in the same order.
-    The statement's rows and errors are what they would have been.
-    """
-    if isinstance(cursor, psycopg.ServerCursor) or not opens_transaction(cursor.connection):
-        return None  # SQLAlchemy executes it as usual
-    with cursor.connection.pipeline():
-        cursor.execute(statement, parameters)
-    return True
 
 
 def _quiet_socket_ping(ping: Any) -> Any:

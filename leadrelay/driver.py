@@ -41,7 +41,7 @@ from sqlalchemy import Connection, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import Pool
 
-from leadrelay.db import held, in_transaction, opens_transaction, statement_commits, transaction
+from leadrelay.db import held, in_transaction, statement_commits, transaction
 from leadrelay.statements import DriverStatement, PerDialect
 
 # by the statement's id, with the statement itself (kept alive: its id is never reused meanwhile);
@@ -74,12 +74,13 @@ def execute(connection: Connection, stmt: Any, values: Mapping[str, Any]) -> Row
 def execute_together(connection: Connection, steps: Sequence[Step]) -> Rows:
     """Postgres: the steps in order, in one round trip when there are several; the last one's rows.
 
-    Several go out together in psycopg's pipeline mode (with the transaction's BEGIN, if
-    they open it: a single one that opens it goes with it too) and Postgres runs them one
-    after another, as it would have, without waiting for the worker between them; the
-    rows of all but the last are not read. The
-    first that fails fails the rest (they do not run), and its error is raised, as
-    SQLAlchemy's. Every value is bound before anything is sent.
+    Several go out together in psycopg's pipeline mode, and Postgres runs them one after
+    another, as it would have, without waiting for the worker between them; the rows of
+    all but the last are not read. A transaction's BEGIN, if they open it, still takes a
+    round trip of its own (psycopg waits for its answer before it sends the statements).
+    The first that fails fails the rest (they do not run), and its error is raised, as
+    SQLAlchemy's. Every value is bound before anything is sent. In a unit that commits
+    each statement (``autocommit``), several would be one transaction: not done.
     """
     _refuse_if_lost(connection)
     cursor, sql = None, ""
@@ -88,9 +89,10 @@ def execute_together(connection: Connection, steps: Sequence[Step]) -> Rows:
         cursor = _cursor(connection)
         statement, params = bound[-1]
         sql = statement.sql
-        if len(bound) == 1 and not opens_transaction(cursor.connection):
+        if len(bound) == 1:
             _run(connection, cursor, statement.sql, params)
-        else:  # several, or one that goes with its transaction's BEGIN
+        else:
+            sql = "\n".join(each.sql for each, _ in bound)  # which one failed, Postgres does not say
             with cursor.connection.pipeline():
                 for each, each_params in bound:
                     _run(connection, cursor, each.sql, each_params)

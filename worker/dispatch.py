@@ -36,15 +36,14 @@ from sqlalchemy.orm import Session
 
 from leadrelay import ledger
 from leadrelay.db import utcnow
-from leadrelay.driver import Unit, as_unit, unit
-from leadrelay.ledger.introduced import Person
+from leadrelay.driver import Step, Unit, as_unit, unit
+from leadrelay.ledger.introduced import Person, locking
 from leadrelay.models import Lead, LeadState
-from leadrelay.nexudus.budget import hold_account, holding_account
+from leadrelay.nexudus.budget import holding_account
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
 from leadrelay.statements import per_dialect
 from leadrelay.unit_of_work import Publish, unit_of_work
-from leadrelay.worker.introductions import locking_person
 
 Enqueue = Publish
 UNGATED_BATCH = 500
@@ -219,7 +218,7 @@ def claim(
     if person is not None and not work.postgres:
         person = None  # SQLite serialises anyway; the decision is made after the claim
     if person is not None:
-        steps.append(locking_person(person.identity, person.location))
+        steps.append(locking(person.identity, person.location))
     claiming = ledger.claiming(
         lead_id,
         lease_seconds=lease_seconds,
@@ -244,13 +243,14 @@ def dispatch(rt: Runtime, account: str | None, *, enqueue: Enqueue) -> int:
     with unit_of_work(rt, publish=enqueue) as uow:
         work = uow.work  # prebuilt statements: no session
         capacity = _capacity(rt.routing, account)
+        locks: list[Step] = []
         if account is not None and capacity is not None:
-            hold_account(work, account)
+            locks = holding_account(account)  # sent with the question, which counts the room after it
             due, params = _DUE_GATED, {**params, "_account": account, "_capacity": capacity}
         else:
             due = _DUE if account is not None else _DUE_NO_ACCOUNT
             params = {**params, "_account": account, "_room": UNGATED_BATCH}
-        ids = [row[0] for row in work.execute(due, params)]
+        ids = [row[0] for row in work.execute_together([*locks, (due, params)])]
         if ids:
             work.execute(_HANDED, {"_ids": ids, "_at": params["_at"]})
             uow.enqueue(*ids)

@@ -23,19 +23,18 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from rapidfuzz import fuzz
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from leadrelay.canonical import CanonicalLead
 from leadrelay.db import insert_for, utcnow
-from leadrelay.driver import Step, Unit, as_unit
-from leadrelay.ledger.introduced import Person, first_introduction, person_params
+from leadrelay.driver import Unit, as_unit
+from leadrelay.ledger.introduced import Person, first_introduction, locking, person_params
 from leadrelay.models import Lead, LeadState, PossibleDuplicate
 from leadrelay.nexudus.payloads import channel_label
 from leadrelay.routing import Routing
@@ -57,19 +56,11 @@ def company_key(company: str | None) -> str | None:
     return " ".join(words)[:200] or None
 
 
-_PERSON_LOCK = text("SELECT pg_advisory_xact_lock(:a, :b)")
-
-
 def lock_person(session: Session | Unit, identity: str, location: str) -> None:
     """Serialise decisions about one person at one location (Postgres; SQLite serialises anyway)."""
     work = as_unit(session)
     if work.postgres:
-        work.execute(*locking_person(identity, location))
-
-
-def locking_person(identity: str, location: str) -> Step:
-    """:func:`lock_person`'s statement (Postgres), for a caller that sends it with what follows."""
-    return _PERSON_LOCK, {"a": 7012, "b": zlib.crc32(f"{identity}|{location}".encode()) - 2**31}
+        work.execute(*locking(identity, location))
 
 
 def protection(routing: Routing, channel: str, account: str | None) -> timedelta:

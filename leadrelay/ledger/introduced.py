@@ -7,11 +7,12 @@ after a claim (``introductions.relate``) runs the same query.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, select
+from sqlalchemy import Select, bindparam, case, select, text
 from sqlalchemy.orm import aliased
 
 from leadrelay.models import Lead, LeadState
@@ -21,7 +22,7 @@ ALIVE = (LeadState.normalised, LeadState.delivering, LeadState.delivered)
 
 @dataclass(frozen=True, slots=True)
 class Person:
-    """A person at a location, whose decisions the caller has serialised (``introductions.lock_person``).
+    """A person at a location, whose decisions the caller has serialised (:func:`locking`).
 
     ``since``: the start of the lead's protection window (its ``received_at`` less the window).
     """
@@ -59,6 +60,18 @@ def first_introduction(*, nested: bool = False) -> Select[Any]:
         .order_by(delivered_first, leads.id)
         .limit(1)
     )
+
+
+_PERSON_LOCK = text("SELECT pg_advisory_xact_lock(:a, :b)")
+
+
+def locking(identity: str, location: str) -> tuple[Any, dict[str, Any]]:
+    """The statement (Postgres) that serialises decisions about one person at one location.
+
+    An advisory lock held until the transaction ends; taken after the account's row
+    lock wherever both are taken.
+    """
+    return _PERSON_LOCK, {"a": 7012, "b": zlib.crc32(f"{identity}|{location}".encode()) - 2**31}
 
 
 def person_params(person: Person) -> dict[str, Any]:

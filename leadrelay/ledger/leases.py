@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from leadrelay.driver import Unit, as_unit
 from leadrelay.ledger.dbclock import clock_params, lease_end, now_param
-from leadrelay.ledger.introduced import Person, first_introduction, person_params
+from leadrelay.ledger.introduced import Person, first_introduction, locking, person_params
 from leadrelay.ledger.records import start_attempt
 from leadrelay.ledger.side_writes import SideWrite, carried
 from leadrelay.models import DeliveryAttempt, Lead, LeadState
@@ -141,11 +141,17 @@ _CLAIMS = {
 
 
 def claim(session: Session | Unit, lead_id: int, **terms: Any) -> LeadRecord | None:
-    """:func:`claiming`, run in its own round trip: the leased row, or None (``person``: Postgres only)."""
+    """:func:`claiming`, run now: the leased row, or None.
+
+    With a ``person`` (Postgres), the person's lock goes first, with the claim; the
+    caller holds the account's row lock already, if it needs one.
+    """
     work = as_unit(session)
+    person: Person | None = terms.pop("person", None)
     if not work.postgres:
-        terms.pop("person", None)
-    return claimed(work.execute(*claiming(lead_id, **terms)))
+        person = None  # SQLite serialises anyway: decided after the claim, as ever
+    steps = [locking(person.identity, person.location)] if person is not None else []
+    return claimed(work.execute_together([*steps, claiming(lead_id, person=person, **terms)]))
 
 
 def claiming(

@@ -132,19 +132,12 @@ def lock_account(session: Session, account: str) -> NexudusAccount:
     return session.execute(_LOCK_ACCOUNT, params).scalar_one()
 
 
-def hold_account(session: Session | Unit, account: str) -> None:
-    """:func:`lock_account` for a caller that needs the lock, not the row (no ORM object built)."""
-    work, params = as_unit(session), {"_account": account}
-    if not work.execute(_HOLD_ACCOUNT, params):
-        ensure_account(work, account)
-        work.execute(_HOLD_ACCOUNT, params)
-
-
 def holding_account(account: str) -> list[Step]:
-    """:func:`hold_account` as steps for a caller that sends them with what follows, unread.
+    """The account's row locked until the transaction ends, as steps sent with what follows.
 
-    The row made first if missing, then locked: the lock is taken without reading the
-    answer (an insert that finds the row does nothing, and takes no lock of its own).
+    For a caller that needs the lock, not the row: the row is made first if missing
+    (an insert that finds it does nothing and takes no lock of its own), then locked,
+    and neither answer is read (:func:`leadrelay.driver.execute_together`).
     """
     return [(_ENSURE_ACCOUNT, {"_account": account, "_at": utcnow()}), (_HOLD_ACCOUNT, {"_account": account})]
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from leadrelay.db import transaction, utcnow
 from leadrelay.driver import unit
-from leadrelay.ledger.introduced import Person
+from leadrelay.ledger.introduced import Person, locking
 from leadrelay.models import Lead, LeadState
 from leadrelay.runtime import Runtime
 from leadrelay.worker.dispatch import Claim, Claimed, claim
 from leadrelay.worker.pipeline import process, read
 from tests.attribution.test_attribution import hubble, workthere
-from tests.helpers import ingest, lead, settle
+from tests.helpers import ingest, lead, settle, wait_for
 
 
 def _claim(runtime: Runtime, lead_id: int, person: Person | None, *, account: str | None) -> Claimed:
@@ -75,3 +76,42 @@ def test_a_twin_is_never_decided_by_the_claim(runtime: Runtime) -> None:
     claimed = _claim(runtime, other, read_.person, account=read_.account)
     assert claimed.row is not None and not claimed.row.decided
     assert lead(runtime, other).first_introduction is None
+
+
+def test_the_claim_waits_for_the_persons_lock_and_sees_what_its_holder_decided(runtime: Runtime) -> None:
+    """Another worker holds the person's lock and has marked a lead first: the claim waits, then sees it.
+
+    Taken after its claim instead, the lock would let the claim decide on a snapshot that
+    misses the mark: the older lead would decide itself first (the lowest id), a second first.
+    """
+    older = ingest(runtime, hubble(), channel="hubblehq")
+    later = ingest(runtime, workthere(), channel="workthere")
+    read_ = read(runtime, older, owner="run-1")
+    assert read_.person is not None and read(runtime, later, owner="run-2").person is not None
+    holder = runtime.engine.connect()
+    transaction_ = holder.begin()
+    holder.execute(*locking(read_.person.identity, read_.person.location))
+    holder.execute(update(Lead).where(Lead.id == later).values(first_introduction=later))  # decided first
+    claimed: list[Claimed] = []
+    claiming = threading.Thread(
+        target=lambda: claimed.append(_claim(runtime, older, read_.person, account=read_.account))
+    )
+    claiming.start()
+    try:
+        wait_for(lambda: _waiting_for_an_advisory_lock(runtime) == 1, timeout=10, what="the claim to wait")
+        assert not claimed
+    finally:
+        transaction_.commit()
+        holder.close()
+        claiming.join(timeout=30)
+    [done] = claimed
+    assert done.row is not None and done.row.decided
+    assert done.row.first_introduction == later  # the holder's decision, seen after its commit
+
+
+def _waiting_for_an_advisory_lock(runtime: Runtime) -> int:
+    with runtime.engine.connect() as conn:
+        query = (
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+        )
+        return int(conn.execute(text(query)).scalar_one())

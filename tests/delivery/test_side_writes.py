@@ -175,7 +175,7 @@ def test_a_write_to_the_leads_own_row_is_never_carried(runtime: Runtime) -> None
 
 
 def test_a_delivery_renews_and_settles_in_single_statements(runtime: Runtime, pipelines: list[int]) -> None:
-    """39 round trips a lead before (25 statements, 7 transactions), 17 now; every write still kept."""
+    """39 round trips a lead before (25 statements, 7 transactions), 19 now; every write still kept."""
     first = ingest(
         runtime,
         canonical(
@@ -191,9 +191,17 @@ def test_a_delivery_renews_and_settles_in_single_statements(runtime: Runtime, pi
     # the dedupe keys claimed in one statement; the reads before the first call ride in the claim's
     # transaction (the reading's, the claim's: two); the claim decides the first introduction itself
     assert (len(seen.sql), seen.commits) == (18, 2)
-    # the reading's first statement goes with its BEGIN; the account's row (made if missing, then
-    # locked), the person's lock and the claim go together, with theirs
-    assert pipelines == [1, 4]
+    # the account's row (made if missing, then locked), the person's lock and the claim go together,
+    # in that order (the lock before the claim: its snapshot sees every decision made before)
+    assert pipelines == [4]
+    start = next(i for i, sql in enumerate(seen.sql) if sql.startswith("INSERT INTO nexudus_accounts"))
+    assert [sql.split()[0:2] for sql in seen.sql[start : start + 4]] == [
+        ["INSERT", "INTO"],
+        ["SELECT", "nexudus_accounts.account"],
+        ["SELECT", "pg_advisory_xact_lock(%(a)s,"],
+        ["UPDATE", "leads"],
+    ]
+    assert "first_introduction=CASE" in seen.sql[start + 3]
     (claiming,) = [" ".join(sql.split()) for sql in seen.sql if "SET state=%(state)s" in sql]
     assert "first_introduction=CASE" in claiming
     assert not [sql for sql in seen.sql if sql.startswith("WITH first_introduction")]
