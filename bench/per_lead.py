@@ -7,7 +7,8 @@ with a no-op enqueue so that the dispatch after each delivery runs too. The firs
 worker process's rate is bound by: its CPU and its waits), the worker's CPU (user
 and system), the CPU of every Postgres process, the SQL statements and
 transactions (SQLAlchemy events), the round trips to Postgres (statements plus
-psycopg's BEGIN and COMMIT), and the most frequent statements. Used for the
+psycopg's BEGIN and COMMIT; statements sent together in psycopg's pipeline mode count
+once), and the most frequent statements. Used for the
 fifth pass in bench/PROFILE.md; the same code varies about ±4 ms of CPU a lead
 between runs, so compare interleaved runs, never two single ones. Logging is
 configured as ``leadrelay worker`` configures it, and the leads' log lines are

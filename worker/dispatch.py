@@ -212,7 +212,7 @@ def claim(
         account = found[0][0] if found else None
     capacity = _capacity(routing, account)
     room = None if account is None or capacity is None else (account, capacity)
-    # the locks and the claim go out together (one round trip, with the transaction's BEGIN):
+    # the locks and the claim go out together (one round trip, after the transaction's BEGIN):
     # the account's row, then the person's (the order every taker keeps), then the claim
     steps = holding_account(room[0]) if room is not None else []
     if person is not None and not work.postgres:

@@ -85,7 +85,7 @@ class LeadRecord:
     opportunity_name: str | None
     system_id: str | None
     # the claim decided the first introduction under the person's lock (``first_introduction``
-    # is that decision): no need to decide again (see claim())
+    # is that decision): no need to decide again (see claiming())
     decided: bool = False
 
 
@@ -109,7 +109,7 @@ def _claim_statement(postgres: bool, *, of_account: bool, gated: bool, decides: 
     if gated:  # the account has room: counted in the same statement (after the caller's lock)
         in_flight = select(func.count()).where(delivering(account, now)).scalar_subquery()
         stmt = stmt.where(in_flight < bindparam("_capacity", type_=Integer()))
-    if postgres:  # its commit does not wait for the disk: see claim()
+    if postgres:  # its commit does not wait for the disk: see claiming()
         stmt = unflushed(stmt)
     values: dict[str, Any] = {
         "state": LeadState.delivering,
@@ -174,7 +174,7 @@ def claiming(
     ``room``: (account, capacity): only while fewer than ``capacity`` of that
     account's leads are being delivered (the caller holds the account's lock).
     ``person`` (Postgres only): the lead's person, whose lock the caller took in this
-    transaction before the claim (``introductions.lock_person``). The claim then
+    transaction before the claim (:func:`~leadrelay.ledger.introduced.locking`). The claim then
     also decides the lead's first introduction and writes it (``decided``), as
     ``introductions.relate`` would after it: the statement's snapshot is taken
     after the lock, so it sees every decision made before, and the lead's row is
