@@ -54,6 +54,7 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import Interval, literal, select, text, update
 
+from leadrelay import ledger
 from leadrelay.api.admin_edit import edit_from_form
 from leadrelay.api.lead_form import form_values
 from leadrelay.db import Base, transaction
@@ -66,7 +67,7 @@ from leadrelay.testing.mails import enquiries as portal_mails
 from leadrelay.testing.mails import new_email, vary
 from leadrelay.testing.mails import sample as mail_sample
 from leadrelay.testing.partners import sample
-from leadrelay.worker import bulk_jobs
+from leadrelay.worker import bulk_jobs, introductions
 from leadrelay.worker import dead_letters as dlq
 from leadrelay.worker.delivery import policy
 from leadrelay.worker.erasure import InFlight, erase_when_idle
@@ -733,8 +734,30 @@ class Lifecycle(RuleBasedStateMachine):
             )
 
 
+def _count_the_introductions_decisions(monkeypatch: pytest.MonkeyPatch, seen: Counter[str]) -> None:
+    """Where each later introduction was decided: by its claim (a lead just read) or after it."""
+    claimed, relate = ledger.claimed, introductions.relate
+
+    def counted_claimed(rows: Any) -> Any:
+        row = claimed(rows)
+        if row is not None and row.decided and row.first_introduction != row.id:
+            seen["later introduction decided by its claim"] += 1
+        return row
+
+    def counted_relate(*args: Any, **kwargs: Any) -> Any:
+        relation = relate(*args, **kwargs)
+        if not relation.is_first:
+            seen["later introduction decided after its claim"] += 1
+        return relation
+
+    monkeypatch.setattr(ledger, "claimed", counted_claimed)
+    monkeypatch.setattr(introductions, "relate", counted_relate)
+
+
 @pytest.mark.timeout(900)
-def test_no_sequence_of_events_makes_a_second_opportunity_or_a_stuck_lead(clean_db, sandbox) -> None:
+def test_no_sequence_of_events_makes_a_second_opportunity_or_a_stuck_lead(
+    clean_db, sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model_settings = sandbox_settings(
         clean_db,
         sandbox,
@@ -751,6 +774,7 @@ def test_no_sequence_of_events_makes_a_second_opportunity_or_a_stuck_lead(clean_
     Lifecycle.sandbox = sandbox
     Lifecycle.steps = 0
     Lifecycle.seen = Counter()
+    _count_the_introductions_decisions(monkeypatch, Lifecycle.seen)
     try:
         run_state_machine_as_test(
             Lifecycle,
@@ -800,5 +824,7 @@ def test_no_sequence_of_events_makes_a_second_opportunity_or_a_stuck_lead(clean_
         "a worker killed while reading": seen["killed while reading"],
         "a webhook's enquiry by e-mail first": seen["portal mail of a webhook's enquiry: mail first"],
         "a settling Postgres lost": sum(n for what, n in seen.items() if what.startswith("settling lost:")),
+        "a later introduction decided by its claim": seen["later introduction decided by its claim"],
+        "a later introduction decided after its claim": seen["later introduction decided after its claim"],
     }
     assert all(reached.values()), f"paths no sequence reached: {[k for k, v in reached.items() if not v]}"
