@@ -27,7 +27,9 @@ from tests.helpers import canonical, wait_for
 # ×5, not faster: the documented 100 ms between any two requests becomes 20 ms, which the
 # sandbox can time. At ×10 it became 10 ms, about one time slice of a loaded two-core machine:
 # a sandbox descheduled for that long stamps two requests sent 20 ms apart back to back and
-# answers the second 409 (seen in 3 of 7 runs on one day, with the code before and after a change)
+# answers the second 409 (seen in 3 of 7 runs on one day, with the code before and after a change).
+# Sends are now held the interval plus 50 ms of real time apart on a sped-up clock (70 ms here,
+# not 40: budget.SEND_SLIP): slips of 14 to 38 ms were seen at ×5 too, the one of 32 ms a 409
 SPEED = 5.0
 BACKLOG = 200  # 400 writes: under seven sandbox minutes, 80 s
 SECOND = ("second@leadrelay.local", "second-password")

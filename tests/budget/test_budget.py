@@ -190,6 +190,22 @@ def test_workers_racing_at_the_hourly_cap_never_spend_the_same_slot(budget: Make
         assert session.execute(text("SELECT sum(requests) FROM nexudus_usage")).scalar_one() == 20
 
 
+@pytest.mark.parametrize(
+    ("speed", "interval_ms", "send"),
+    [
+        (1.0, 100, 0.2),  # the documented interval, doubled
+        (5.0, 100, 0.07),  # a sandbox ×5: 20 ms, plus 50 ms of real time (not 40 ms)
+        (10.0, 100, 0.06),
+        (1.0, 0, 0.0),  # no interval, no pacing
+    ],
+)
+def test_the_send_gap_leaves_real_time_for_a_slip_on_a_sped_up_clock(
+    speed: float, interval_ms: int, send: float
+) -> None:
+    limits = NexudusLimits(min_interval_ms=interval_ms, clock_speed=speed)
+    assert Spacing.of(limits).send == pytest.approx(send)
+
+
 def test_sends_are_held_the_hard_minimum_gap_apart(budget: Make) -> None:
     limits = NexudusLimits(min_interval_ms=100)  # sends at least 200 ms apart (the margin)
     first, second = budget("acme", limits), budget("acme", limits)
