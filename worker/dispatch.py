@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from leadrelay import ledger
 from leadrelay.db import utcnow
 from leadrelay.driver import Step, Unit, as_unit, unit
-from leadrelay.ledger.introduced import Person, locking
+from leadrelay.ledger.introduced import Person
 from leadrelay.models import Lead, LeadState
 from leadrelay.nexudus.budget import holding_account
 from leadrelay.routing import Routing
@@ -212,22 +212,16 @@ def claim(
         account = found[0][0] if found else None
     capacity = _capacity(routing, account)
     room = None if account is None or capacity is None else (account, capacity)
-    # the locks and the claim go out together (one round trip, after the transaction's BEGIN):
-    # the account's row, then the person's (the order every taker keeps), then the claim
-    steps = holding_account(room[0]) if room is not None else []
-    if person is not None and not work.postgres:
-        person = None  # SQLite serialises anyway; the decision is made after the claim
-    if person is not None:
-        steps.append(locking(person.identity, person.location))
-    claiming = ledger.claiming(
+    row = ledger.claim(
+        work,
         lead_id,
+        first=holding_account(room[0]) if room is not None else (),  # the account's row, locked first
+        person=person,
         lease_seconds=lease_seconds,
         owner=owner,
         account=account if hinted else None,
         room=room,  # the account's room is counted by the claim itself, under the lock
-        person=person,
     )
-    row = ledger.claimed(work.execute_together([*steps, claiming]))
     if row is not None:
         return Claimed(Claim.claimed, row)
     if room is not None:

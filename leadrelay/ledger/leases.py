@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from leadrelay.driver import Unit, as_unit
+from leadrelay.driver import Step, Unit, as_unit
 from leadrelay.ledger.dbclock import clock_params, lease_end, now_param
 from leadrelay.ledger.introduced import Person, first_introduction, locking, person_params
 from leadrelay.ledger.records import start_attempt
@@ -140,17 +140,27 @@ _CLAIMS = {
 }
 
 
-def claim(session: Session | Unit, lead_id: int, **terms: Any) -> LeadRecord | None:
+def claim(
+    session: Session | Unit,
+    lead_id: int,
+    *,
+    first: Sequence[Step] = (),
+    person: Person | None = None,
+    **terms: Any,
+) -> LeadRecord | None:
     """:func:`claiming`, run now: the leased row, or None.
 
-    With a ``person`` (Postgres), the person's lock goes first, with the claim; the
-    caller holds the account's row lock already, if it needs one.
+    ``first``: the caller's statements to run before it (the account's row lock,
+    ``budget.holding_account``). With a ``person`` (Postgres), the person's lock
+    comes after them and before the claim: the account's row, then the person's,
+    the order every taker keeps. All go out together, in one round trip after the
+    transaction's ``BEGIN`` (``Unit.execute_together``); the first that fails stops
+    the rest.
     """
     work = as_unit(session)
-    person: Person | None = terms.pop("person", None)
     if not work.postgres:
         person = None  # SQLite serialises anyway: decided after the claim, as ever
-    steps = [locking(person.identity, person.location)] if person is not None else []
+    steps = [*first, *([locking(person.identity, person.location)] if person is not None else [])]
     return claimed(work.execute_together([*steps, claiming(lead_id, person=person, **terms)]))
 
 

@@ -736,10 +736,10 @@ class Lifecycle(RuleBasedStateMachine):
 
 def _count_the_introductions_decisions(monkeypatch: pytest.MonkeyPatch, seen: Counter[str]) -> None:
     """Where each later introduction was decided: by its claim (a lead just read) or after it."""
-    claimed, relate = ledger.claimed, introductions.relate
+    claim, relate = ledger.claim, introductions.relate
 
-    def counted_claimed(rows: Any) -> Any:
-        row = claimed(rows)
+    def counted_claim(*args: Any, **kwargs: Any) -> Any:
+        row = claim(*args, **kwargs)
         if row is not None and row.decided and row.first_introduction != row.id:
             seen["later introduction decided by its claim"] += 1
         return row
@@ -750,7 +750,7 @@ def _count_the_introductions_decisions(monkeypatch: pytest.MonkeyPatch, seen: Co
             seen["later introduction decided after its claim"] += 1
         return relation
 
-    monkeypatch.setattr(ledger, "claimed", counted_claimed)
+    monkeypatch.setattr(ledger, "claim", counted_claim)
     monkeypatch.setattr(introductions, "relate", counted_relate)
 
 
