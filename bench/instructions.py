@@ -1,0 +1,72 @@
+"""``python -m bench.instructions [SMALL LARGE]``: the worker's own instructions a lead, counted.
+
+On a shared two-core host the CPU time of the same code swings by a quarter between
+runs (bench/PROFILE.md, twenty-seventh pass: ``bench.per_lead`` gave 7.1–11.9 ms a
+lead for one commit in eight runs), so a change worth a few per cent cannot be seen
+in seconds. Instructions can: valgrind's cachegrind counts what a process executes,
+and the same code on the same inputs executes the same count whatever else the
+machine does (three runs of one commit here agreed within 0.01 %).
+
+``bench.per_lead`` runs under cachegrind twice, with SMALL and LARGE leads (default
+40 and 140; its first 20 warm its caches in both), one after the other (they share
+the bench database). The difference over LARGE − SMALL is the worker's instructions
+a lead: ingest, reading, claim and delivery, user space only. The sandbox is a child
+process and Postgres a server, neither counted; the kernel's work (system calls,
+waking Postgres) is not in it either, so a change that trades a round trip for more
+Python shows here as more, and must be judged with what it saves elsewhere. Hash
+seeds are fixed, so that two runs take the same paths. Needs ``valgrind`` (Debian's
+package); each run takes about a minute.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import env
+
+_REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
+
+
+def counted(leads: int) -> int:
+    """Instructions the process of ``python -m bench.per_lead LEADS`` executed."""
+    with tempfile.TemporaryDirectory(prefix="leadrelay-instructions-") as work:
+        report = Path(work, "cachegrind.err")
+        command = [
+            "valgrind",
+            "--tool=cachegrind",
+            "--cache-sim=no",
+            "--cachegrind-out-file=/dev/null",
+            f"--log-file={report}",
+            sys.executable,
+            "-m",
+            "bench.per_lead",
+            str(leads),
+        ]
+        environment = {**os.environ, "PYTHONHASHSEED": "0"}
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        subprocess.run(command, env=environment, check=True, **quiet)
+        found = _REFS.search(report.read_text())
+    if found is None:
+        raise RuntimeError(f"cachegrind printed no instruction count for {leads} leads")
+    return int(found.group(1).replace(",", ""))
+
+
+def main(small: int, large: int) -> None:
+    if large <= small or small <= 20:
+        raise SystemExit("usage: python -m bench.instructions [SMALL LARGE], 20 < SMALL < LARGE")
+    print(f"the code at {env.measured_code()}")
+    few, many = counted(small), counted(large)
+    print(f"{small} leads: {few:,} instructions; {large} leads: {many:,}")
+    print(f"the worker's own instructions a lead: {(many - few) / (large - small) / 1e6:.2f} million")
+
+
+if __name__ == "__main__":
+    sizes = [int(arg) for arg in sys.argv[1:]] or [40, 140]
+    if len(sizes) != 2:
+        raise SystemExit("usage: python -m bench.instructions [SMALL LARGE]")
+    main(*sizes)
