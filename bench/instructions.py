@@ -5,17 +5,20 @@ runs (bench/PROFILE.md, twenty-seventh pass: ``bench.per_lead`` gave 7.1–11.9 
 lead for one commit in eight runs), so a change worth a few per cent cannot be seen
 in seconds. Instructions can: valgrind's cachegrind counts what a process executes,
 and the same code on the same inputs executes the same count whatever else the
-machine does (three runs of one commit here agreed within 0.01 %).
+machine does (three runs of one commit here agreed within 0.2 %).
 
 ``bench.per_lead`` runs under cachegrind twice, with SMALL and LARGE leads (default
-40 and 140; its first 20 warm its caches in both), one after the other (they share
+40 and 540; its first 20 warm its caches in both), one after the other (they share
 the bench database). The difference over LARGE − SMALL is the worker's instructions
-a lead: ingest, reading, claim and delivery, user space only. The sandbox is a child
+a lead: ingest, reading, claim and delivery, user space only. Keep the window long:
+a full garbage collection falls inside or outside it as allocations shift by a
+little, and over a 100-lead window one moved the count by 2.4 million a lead (one
+run in four); 500 leads divide that by five. The sandbox is a child
 process and Postgres a server, neither counted; the kernel's work (system calls,
 waking Postgres) is not in it either, so a change that trades a round trip for more
 Python shows here as more, and must be judged with what it saves elsewhere. Hash
 seeds are fixed, so that two runs take the same paths. Needs ``valgrind`` (Debian's
-package); each run takes about a minute.
+package); the two runs take about two minutes.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def main(small: int, large: int) -> None:
 
 
 if __name__ == "__main__":
-    sizes = [int(arg) for arg in sys.argv[1:]] or [40, 140]
+    sizes = [int(arg) for arg in sys.argv[1:]] or [40, 540]
     if len(sizes) != 2:
         raise SystemExit("usage: python -m bench.instructions [SMALL LARGE]")
     main(*sizes)
