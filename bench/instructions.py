@@ -11,9 +11,10 @@ machine does (three runs of one commit here agreed within 0.2 %).
 40 and 540; its first 20 warm its caches in both), one after the other (they share
 the bench database). The difference over LARGE − SMALL is the worker's instructions
 a lead: ingest, reading, claim and delivery, user space only. Keep the window long:
-a full garbage collection falls inside or outside it as allocations shift by a
-little, and over a 100-lead window one moved the count by 2.4 million a lead (one
-run in four); 500 leads divide that by five. The sandbox is a child
+over 100 leads one run in four came out 2.4 million a lead lower than the others,
+most likely a full garbage collection (a walk over every object) falling outside
+its window as allocations shifted a little; 500 leads divide such a shift by
+five. The sandbox is a child
 process and Postgres a server, neither counted; the kernel's work (system calls,
 waking Postgres) is not in it either, so a change that trades a round trip for more
 Python shows here as more, and must be judged with what it saves elsewhere. Hash
