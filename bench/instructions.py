@@ -4,17 +4,17 @@ On a shared two-core host the CPU time of the same code swings by a quarter betw
 runs (bench/PROFILE.md, twenty-seventh pass: ``bench.per_lead`` gave 7.1–11.9 ms a
 lead for one commit in eight runs), so a change worth a few per cent cannot be seen
 in seconds. Instructions can: valgrind's cachegrind counts what a process executes,
-and the same code on the same inputs executes the same count whatever else the
-machine does (three runs of one commit here agreed within 0.2 %).
+and the same code on the same inputs executes nearly the same count whatever else
+the machine does (three runs of one commit over 100 leads agreed within 0.2 %).
 
 ``bench.per_lead`` runs under cachegrind twice, with SMALL and LARGE leads (default
 40 and 540; its first 20 warm its caches in both), one after the other (they share
 the bench database). The difference over LARGE − SMALL is the worker's instructions
-a lead: ingest, reading, claim and delivery, user space only. Keep the window long:
-over 100 leads one run in four came out 2.4 million a lead lower than the others,
-most likely a full garbage collection (a walk over every object) falling outside
-its window as allocations shifted a little; 500 leads divide such a shift by
-five. The sandbox is a child
+a lead: ingest, reading, claim and delivery, user space only. Run it more than once:
+some runs miss a cost of about 240 million instructions that the others count (one
+of eight over 100 leads, one of two over 500, the heap frozen or not; what it is was
+not found), so compare runs that agree, and keep the window long (over 500 leads that
+cost is half a million a lead). The sandbox is a child
 process and Postgres a server, neither counted; the kernel's work (system calls,
 waking Postgres) is not in it either, so a change that trades a round trip for more
 Python shows here as more, and must be judged with what it saves elsewhere. Hash

@@ -3,7 +3,9 @@
 N leads (default 300) are recorded in a fresh bench ledger and run through
 ``worker.pipeline.process`` one after another against the sandbox (limits off),
 with a no-op enqueue so that the dispatch after each delivery runs too. The first
-20 warm the caches and are not counted. Printed per lead: the wall time (what one
+20 warm the caches and are not counted; then the heap is frozen, as a worker's
+is after its first tasks (``leadrelay.heap``: later collections do not walk
+what start-up and warm-up made). Printed per lead: the wall time (what one
 worker process's rate is bound by: its CPU and its waits), the worker's CPU (user
 and system), the CPU of every Postgres process, the SQL statements and
 transactions (SQLAlchemy events), the round trips to Postgres (statements plus
@@ -34,7 +36,7 @@ import psycopg._connection_base as psycopg_connection
 from sqlalchemy import event
 
 from bench import env, ledger, signed
-from leadrelay import logs
+from leadrelay import heap, logs
 from leadrelay.runtime import Runtime
 from leadrelay.settings import get_settings
 from leadrelay.worker.pipeline import process
@@ -119,6 +121,7 @@ def main(count: int) -> None:
         counts = Counts(rt)
         for lead_id in ids[:WARM]:
             process(rt, lead_id, owner="bench-warm", enqueue=len)
+        heap.freeze_long_lived("bench.per_lead")  # as a worker's heap is, once its first tasks ran
         counts.clear()
         measured = ids[WARM:]
         before, pg_before = resource.getrusage(resource.RUSAGE_SELF), postgres_cpu()
