@@ -52,8 +52,11 @@ def counted(leads: int) -> int:
             str(leads),
         ]
         environment = {**os.environ, "PYTHONHASHSEED": "0"}
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        subprocess.run(command, env=environment, check=True, **quiet)
+        run = subprocess.run(
+            command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        if run.returncode:
+            raise RuntimeError(f"bench.per_lead {leads} failed under valgrind:\n{run.stderr[-2000:]}")
         found = _REFS.search(report.read_text())
     if found is None:
         raise RuntimeError(f"cachegrind printed no instruction count for {leads} leads")
