@@ -1,4 +1,4 @@
-"""``python -m bench.instructions [SMALL LARGE]``: the worker's own instructions a lead, counted.
+"""``python -m bench.instructions [SMALL LARGE] [--message M]``: the worker's own instructions a lead.
 
 On a shared two-core host the CPU time of the same code swings by a quarter between
 runs (bench/PROFILE.md, twenty-seventh pass: ``bench.per_lead`` gave 7.1–11.9 ms a
@@ -8,7 +8,9 @@ and the same code on the same inputs executes nearly the same count whatever els
 the machine does (three runs of one commit over 100 leads agreed within 0.2 %).
 
 ``bench.per_lead`` runs under cachegrind twice, with SMALL and LARGE leads (default
-40 and 540; its first 20 warm its caches in both), one after the other (they share
+40 and 540; its first 20 warm its caches in both), in messages of M leads as the
+worker runs a backlog's (``--message``, passed on; its default is ``bench.per_lead``'s,
+the worker's ``LEADRELAY_LEADS_PER_MESSAGE``), one after the other (they share
 the bench database). The difference over LARGE − SMALL is the worker's instructions
 a lead: ingest, reading, claim and delivery, user space only. Run it more than once:
 some runs miss a cost of about 240 million instructions that the others count (one
@@ -24,6 +26,7 @@ package); the two runs take about two minutes.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -33,11 +36,12 @@ from pathlib import Path
 
 from bench import env
 
+USAGE = "usage: python -m bench.instructions [SMALL LARGE] [--message M]"
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
-def counted(leads: int) -> int:
-    """Instructions the process of ``python -m bench.per_lead LEADS`` executed."""
+def counted(leads: int, message: list[str]) -> int:
+    """Instructions the process of ``python -m bench.per_lead LEADS [--message M]`` executed."""
     with tempfile.TemporaryDirectory(prefix="leadrelay-instructions-") as work:
         report = Path(work, "cachegrind.err")
         command = [
@@ -50,6 +54,7 @@ def counted(leads: int) -> int:
             "-m",
             "bench.per_lead",
             str(leads),
+            *message,
         ]
         environment = {**os.environ, "PYTHONHASHSEED": "0"}
         run = subprocess.run(
@@ -63,17 +68,21 @@ def counted(leads: int) -> int:
     return int(found.group(1).replace(",", ""))
 
 
-def main(small: int, large: int) -> None:
+def main(small: int, large: int, message: int | None) -> None:
     if large <= small or small <= 20:
-        raise SystemExit("usage: python -m bench.instructions [SMALL LARGE], 20 < SMALL < LARGE")
+        raise SystemExit(f"{USAGE}, 20 < SMALL < LARGE")
+    passed = [] if message is None else ["--message", str(message)]
     print(f"the code at {env.measured_code()}")
-    few, many = counted(small), counted(large)
+    few, many = counted(small, passed), counted(large, passed)
     print(f"{small} leads: {few:,} instructions; {large} leads: {many:,}")
     print(f"the worker's own instructions a lead: {(many - few) / (large - small) / 1e6:.2f} million")
 
 
 if __name__ == "__main__":
-    sizes = [int(arg) for arg in sys.argv[1:]] or [40, 540]
-    if len(sizes) != 2:
-        raise SystemExit("usage: python -m bench.instructions [SMALL LARGE]")
-    main(*sizes)
+    parser = argparse.ArgumentParser(prog="python -m bench.instructions")
+    parser.add_argument("sizes", nargs="*", type=int, default=[40, 540], help="SMALL LARGE")
+    parser.add_argument("--message", type=int, default=None, help="leads a message (bench.per_lead's)")
+    args = parser.parse_args()
+    if len(args.sizes) != 2:
+        raise SystemExit(USAGE)
+    main(*args.sizes, args.message)

@@ -1,8 +1,12 @@
-"""``python -m bench.per_lead [N]``: what one lead costs the worker, in process, lead after lead.
+"""``python -m bench.per_lead [N] [--message M]``: what one lead costs the worker, in process.
 
 N leads (default 300) are recorded in a fresh bench ledger and run through
 ``worker.pipeline.process`` one after another against the sandbox (limits off),
-with a no-op enqueue so that the dispatch after each delivery runs too. The first
+with a no-op enqueue so that the dispatch after the deliveries runs too. They run
+in messages of M leads (default ``LEADRELAY_LEADS_PER_MESSAGE``, 8) as a task runs
+a message of a backlog (``worker.tasks``): one pair of kept connections a message,
+the accounts' dispatch once after its last lead; ``--message 1`` is a lead a
+message, as the worker runs a lead that arrives alone. The first
 20 warm the caches and are not counted; then the heap is frozen, as a worker's
 is after its first tasks (``leadrelay.heap``: later collections do not walk
 what start-up and warm-up made). Printed per lead: the wall time (what one
@@ -20,11 +24,11 @@ written to stderr as a worker writes them (their cost is part of a lead's):
 
 from __future__ import annotations
 
+import argparse
 import collections
 import contextlib
 import os
 import resource
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -37,9 +41,10 @@ from sqlalchemy import event
 
 from bench import env, ledger, signed
 from leadrelay import heap, logs
+from leadrelay.db import kept_connections
 from leadrelay.runtime import Runtime
 from leadrelay.settings import get_settings
-from leadrelay.worker.pipeline import process
+from leadrelay.worker.pipeline import dispatch_freed, process
 
 WARM = 20
 
@@ -111,7 +116,17 @@ class Counts:
         self.commits = self.commands = self.round_trips = self.pipelines = 0
 
 
-def main(count: int) -> None:
+def run(rt: Runtime, ids: list[int], *, message: int, owner: str) -> None:
+    """The leads in messages of ``message``, each as ``worker.tasks`` runs one (no broker, no retries)."""
+    for start in range(0, len(ids), message):
+        freed: set[str] = set()
+        with kept_connections(rt.sessions):
+            for lead_id in ids[start : start + message]:
+                process(rt, lead_id, owner=owner, enqueue=len, freed=freed)
+            dispatch_freed(rt, freed, enqueue=len)
+
+
+def main(count: int, message: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="leadrelay-per-lead-"))
     url, sandbox, _, _ = env.unlimited_delivery(work)
     try:
@@ -119,15 +134,13 @@ def main(count: int) -> None:
         rt = Runtime.load(get_settings())
         logs.configure()  # as `leadrelay worker` does
         counts = Counts(rt)
-        for lead_id in ids[:WARM]:
-            process(rt, lead_id, owner="bench-warm", enqueue=len)
+        run(rt, ids[:WARM], message=message, owner="bench-warm")
         heap.freeze_long_lived("bench.per_lead")  # as a worker's heap is, once its first tasks ran
         counts.clear()
         measured = ids[WARM:]
         before, pg_before = resource.getrusage(resource.RUSAGE_SELF), postgres_cpu()
         started = time.perf_counter()
-        for lead_id in measured:
-            process(rt, lead_id, owner="bench", enqueue=len)
+        run(rt, measured, message=message, owner="bench")
         wall = time.perf_counter() - started
         after, pg_used = resource.getrusage(resource.RUSAGE_SELF), postgres_cpu() - pg_before
         rt.close()
@@ -137,7 +150,7 @@ def main(count: int) -> None:
     user, system = (after.ru_utime - before.ru_utime) / n, (after.ru_stime - before.ru_stime) / n
     statements = sum(counts.statements.values())
     print(f"the code at {env.measured_code()}")
-    print(f"{n} leads: {ledger.states(url)}")
+    print(f"{n} leads in messages of {message}: {ledger.states(url)}")
     cpu = f"{1000 * (user + system):.2f} ms a lead (user {1000 * user:.2f}, system {1000 * system:.2f})"
     print(f"wall {1000 * wall / n:.2f} ms a lead (one process, one lead after another)")
     print(f"worker CPU {cpu}")
@@ -152,4 +165,9 @@ def main(count: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300)
+    parser = argparse.ArgumentParser(prog="python -m bench.per_lead")
+    parser.add_argument("leads", nargs="?", type=int, default=300)
+    leads_a_message = get_settings().leads_per_message
+    parser.add_argument("--message", type=int, default=leads_a_message, help="leads a message")
+    args = parser.parse_args()
+    main(args.leads, max(1, args.message))

@@ -194,7 +194,7 @@ def statement_commits(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 class _Kept:
-    """The connections one thread keeps for the units of work of one task (see :func:`kept_connections`)."""
+    """The connections one thread keeps for the units of work of a task's leads (:func:`kept_connections`)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -218,7 +218,7 @@ _kept = threading.local()
 def kept_connections(factory: sessionmaker[Session]) -> Iterator[None]:
     """Within the block, this thread's units of work on Postgres reuse two pooled connections.
 
-    A task runs a dozen units of work (:func:`transaction`, :func:`statement_commits`),
+    A lead runs a dozen units of work (:func:`transaction`, :func:`statement_commits`),
     each of which would otherwise check a connection out of the pool and back in
     (pre-ping, reset, and for an autocommit unit its isolation level set and reset):
     here one connection serves the transactions and one the autocommit units, each
@@ -228,8 +228,10 @@ def kept_connections(factory: sessionmaker[Session]) -> Iterator[None]:
     block; a unit that fails, or leaves its connection in a transaction (SQLAlchemy's
     or psycopg's own), gives it back. A kept connection is pinged before each reuse as the pool pings at a
     checkout (a poll of its quiet socket), since it may have sat idle through a
-    Nexudus call while Postgres restarted. Both go back to the pool when the block ends.
-    Elsewhere than on Postgres, and inside an outer block, it changes nothing.
+    Nexudus call while Postgres restarted. Both go back to the pool when the block ends:
+    a lead's run (``pipeline.process``) opens one, and a task opens one around all the
+    leads of its message (``worker.tasks``). Elsewhere than on Postgres, and inside an
+    outer block, it changes nothing.
     """
     engine = factory.kw["bind"]
     if engine.dialect.name != "postgresql" or getattr(_kept, "current", None) is not None:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Interval, case, create_engine, func, literal, select, update
+from sqlalchemy import Engine, Interval, case, create_engine, event, func, literal, select, update
 
 from leadrelay import logs
 from leadrelay.db import transaction
@@ -29,6 +29,17 @@ T = TypeVar("T")
 
 # the canonical sample (adapters/canonical/fixtures/samples/lead.json), with a fixed receipt time
 CANONICAL: dict[str, Any] = {**DEMO_LEAD, "received_at": "2026-11-27T12:00:00Z"}
+
+
+class Checkouts:
+    """Counts the pool's checkouts of an engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.count = 0
+        event.listen(engine, "checkout", self._seen)
+
+    def _seen(self, *_: object) -> None:
+        self.count += 1
 
 
 def canonical(**changes: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
@@ -19,20 +19,9 @@ from leadrelay.models import Lead
 from leadrelay.runtime import Runtime
 from leadrelay.statements import UNFLUSHED_CLAUSE
 from leadrelay.worker.pipeline import process
-from tests.helpers import canonical, ingest
+from tests.helpers import Checkouts, canonical, ingest
 
 BACKEND_PID = text("SELECT pg_backend_pid()")
-
-
-class Checkouts:
-    """Counts the pool's checkouts of an engine."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.count = 0
-        event.listen(engine, "checkout", self._seen)
-
-    def _seen(self, *_: object) -> None:
-        self.count += 1
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from celery import Task
 from sqlalchemy.exc import DBAPIError
 
 from leadrelay import logs
-from leadrelay.db import LEDGER_UNREACHABLE
+from leadrelay.db import LEDGER_UNREACHABLE, kept_connections
 from leadrelay.notify import sender_for
 from leadrelay.runtime import current_runtime
 from leadrelay.worker import alerts, bulk_jobs, pipeline, retention
@@ -85,41 +85,44 @@ def _process_in_turn(task: Task[Any, Any], lead_ids: list[int]) -> list[str]:
 
     Staff are notified once a lead of the message was delivered, however the message ends,
     and the accounts whose deliveries freed a slot hand out what waits for them once,
-    after the last lead (:func:`leadrelay.worker.pipeline.dispatch_freed`).
+    after the last lead (:func:`leadrelay.worker.pipeline.dispatch_freed`). The leads and
+    that dispatch share one pair of kept connections (:func:`leadrelay.db.kept_connections`,
+    each pinged before a reuse), checked out once a message instead of once a lead.
     """
     rt = current_runtime()
     started = _clock()
     outcomes: list[str] = []
     freed: set[str] = set()
     hand_on = True
-    try:
-        for done, lead_id in enumerate(lead_ids):
-            rest = lead_ids[done:]
-            if done and hand_on and _clock() - started > HAND_ON_AFTER:
-                sent = enqueue(rest)
-                log.info("leads_handed_on", leads=len(rest), sent=sent)
-                if sent:
-                    break
-                hand_on = False  # the broker took none: they go on here
-            with logs.task_context(lead_id=lead_id):
-                try:
-                    outcome = pipeline.process(rt, lead_id, owner=_owner(), enqueue=enqueue, freed=freed)
-                except LEDGER_UNREACHABLE as exc:
-                    log.warning("ledger_unavailable", error=type(exc).__name__)
-                    if task.request.retries < (task.max_retries or 0):
-                        args = tuple(rest) if task.name == PROCESS_TASK else (rest,)
-                        raise task.retry(args=args, countdown=2, exc=exc) from None
-                    enqueue(rest[1:])
-                    raise
-                except Exception:
-                    enqueue(rest[1:])
-                    raise
-                log.info("lead_processed", outcome=outcome)
-            outcomes.append(outcome)
-    finally:
-        pipeline.dispatch_freed(rt, freed, enqueue=enqueue)
-        if rt.routing.notifications.enabled and ("delivered" in outcomes or "attached" in outcomes):
-            _kick_notifications()
+    with kept_connections(rt.sessions):
+        try:
+            for done, lead_id in enumerate(lead_ids):
+                rest = lead_ids[done:]
+                if done and hand_on and _clock() - started > HAND_ON_AFTER:
+                    sent = enqueue(rest)
+                    log.info("leads_handed_on", leads=len(rest), sent=sent)
+                    if sent:
+                        break
+                    hand_on = False  # the broker took none: they go on here
+                with logs.task_context(lead_id=lead_id):
+                    try:
+                        outcome = pipeline.process(rt, lead_id, owner=_owner(), enqueue=enqueue, freed=freed)
+                    except LEDGER_UNREACHABLE as exc:
+                        log.warning("ledger_unavailable", error=type(exc).__name__)
+                        if task.request.retries < (task.max_retries or 0):
+                            args = tuple(rest) if task.name == PROCESS_TASK else (rest,)
+                            raise task.retry(args=args, countdown=2, exc=exc) from None
+                        enqueue(rest[1:])
+                        raise
+                    except Exception:
+                        enqueue(rest[1:])
+                        raise
+                    log.info("lead_processed", outcome=outcome)
+                outcomes.append(outcome)
+        finally:
+            pipeline.dispatch_freed(rt, freed, enqueue=enqueue)
+            if rt.routing.notifications.enabled and ("delivered" in outcomes or "attached" in outcomes):
+                _kick_notifications()
     return outcomes
 
 

@@ -14,13 +14,15 @@ from typing import Any
 
 import pytest
 import redis
+from sqlalchemy import create_engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from structlog.testing import capture_logs
 
+from leadrelay.db import make_session_factory
 from leadrelay.runtime import Runtime
 from leadrelay.worker import queue, tasks
 from leadrelay.worker.celery_app import LEADS_QUEUE
-from tests.helpers import broker_messages, canonical, ingest
+from tests.helpers import Checkouts, broker_messages, canonical, ingest
 
 ONE = queue.PROCESS_TASK
 MANY = queue.PROCESS_MANY_TASK
@@ -71,6 +73,19 @@ def test_a_message_of_several_leads_delivers_each_once_and_again_nothing(
     # the message redelivered (its worker died after the last lead): each lead says where it is
     assert tasks.process_leads.run(list(ids)) == ["delivered"] * 3
     assert len(sandbox.requests()) == calls  # and nothing is sent to Nexudus again
+    assert len(sandbox.opportunities()) == 3
+
+
+def test_a_message_of_several_leads_checks_out_two_connections_for_all_of_them(
+    in_worker: Runtime, sandbox, redis_broker: str
+) -> None:
+    """Its leads and its dispatch share one pair of kept connections (db.kept_connections), not one a lead."""
+    people = [{"full_name": f"Kept Person {n}", "email": f"kept.{n}@example.org"} for n in range(3)]
+    ids = [ingest(in_worker, canonical(external_id=f"kept-{n}", contact=p)) for n, p in enumerate(people)]
+    checkouts = Checkouts(in_worker.engine)
+    assert tasks.process_leads.run(list(ids)) == ["delivered"] * 3
+    assert checkouts.count == 2
+    assert in_worker.engine.pool.checkedout() == 0  # type: ignore[attr-defined]  # both back in the pool
     assert len(sandbox.opportunities()) == 3
 
 
@@ -131,8 +146,9 @@ def standing_in(
         return "delivered"
 
     routing = SimpleNamespace(notifications=SimpleNamespace(enabled=notifications))
+    sessions = make_session_factory(create_engine("sqlite://"))  # not Postgres: no connection is kept
     monkeypatch.setattr(tasks.pipeline, "process", process)
-    monkeypatch.setattr(tasks, "current_runtime", lambda: SimpleNamespace(routing=routing))
+    monkeypatch.setattr(tasks, "current_runtime", lambda: SimpleNamespace(routing=routing, sessions=sessions))
     return calls
 
 
