@@ -73,6 +73,7 @@ class Counts:
         self.round_trips = 0  # every statement and command, except that a pipeline's statements are one
         self.pipelines = 0
         self._piped = False
+        self._short: dict[str, str] = {}
         event.listen(rt.engine, "before_cursor_execute", self._statement)
         event.listen(rt.engine, "commit", self._commit)
         command, execute, pipeline = (
@@ -106,7 +107,10 @@ class Counts:
         psycopg.Connection.pipeline = counted_pipeline  # type: ignore[method-assign,assignment]
 
     def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        self.statements[" ".join(statement.split())[:100]] += 1
+        short = self._short.get(statement)
+        if short is None:  # a statement's text is built once and sent again and again: shortened once
+            short = self._short[statement] = " ".join(statement.split())[:100]
+        self.statements[short] += 1
 
     def _commit(self, conn: Any) -> None:
         self.commits += 1
