@@ -88,6 +88,10 @@ def normalise_email(value: str | None) -> str | None:
     return cleaned
 
 
+FROM_LEDGER = "from_ledger"  # validation context: a lead as the ledger keeps it (CanonicalLead.from_ledger)
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
 def normalise_phone(value: str | None, region: str | None, language_region: str | None = None) -> str | None:
     """E.164 for a possible number, None for an impossible one.
 
@@ -135,6 +139,8 @@ class Contact(_Part):
         if value is None:
             return None
         context = info.context or {}
+        if context.get(FROM_LEDGER) and isinstance(value, str) and _E164.fullmatch(value):
+            return value  # this validator wrote it: parsing it again would give it back
         return normalise_phone(str(value), context.get("region"), context.get("language_region"))
 
     @model_validator(mode="after")
@@ -302,6 +308,16 @@ class CanonicalLead(_Part):
 
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=False)
+
+    @classmethod
+    def from_ledger(cls, data: Any) -> CanonicalLead:
+        """A lead as the ledger keeps it (:meth:`to_json_dict`), validated again.
+
+        Its phone was made E.164 when it was read, so an E.164 phone is taken as it is
+        instead of parsed again (phonenumbers: the dearest validator of a lead, run on
+        every delivery); any other value is read as ever.
+        """
+        return cls.model_validate(data, context={FROM_LEDGER: True})
 
 
 def field_paths(model: type[BaseModel] = CanonicalLead, prefix: str = "") -> frozenset[str]:

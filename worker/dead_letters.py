@@ -319,7 +319,7 @@ def _tag_sent_under(lead: Lead, channel: ChannelConfig) -> dict[str, str]:
     """
     if lead.create_sent_at is None or (lead.opportunity_name and lead.system_id) or not lead.lead:
         return {}
-    was = CanonicalLead.model_validate(lead.lead)
+    was = CanonicalLead.from_ledger(lead.lead)
     label = channel_label(lead.channel, channel)
     tag = dedupe.tag_for(was, channel=lead.channel, fingerprint=lead.fingerprint or "", label=label)
     return {"opportunity_name": tag.name, "system_id": tag.system_id}

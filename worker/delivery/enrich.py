@@ -42,7 +42,7 @@ def _as_told(lead: dict[str, Any] | None, purged_at: datetime | None) -> Canonic
     if lead is None or purged_at is not None:
         return None
     try:
-        return CanonicalLead.model_validate(lead)
+        return CanonicalLead.from_ledger(lead)
     except ValidationError:
         return None
 

@@ -59,7 +59,7 @@ class Ready:
 
 def _enquiry_now(session: Session, enquiry: Lead, row: ledger.LeadRecord) -> CanonicalLead:
     """The enquiry's lead with the follow-ups merged before this one applied, in order."""
-    lead = CanonicalLead.model_validate(enquiry.lead)
+    lead = CanonicalLead.from_ledger(enquiry.lead)
     earlier = session.execute(
         select(Lead.follow_up)
         .where(

@@ -43,7 +43,7 @@ class Snapshot:
 
     @classmethod
     def of(cls, row: ledger.LeadRecord, *, landing_wait: float = 0.0) -> Snapshot:
-        lead = CanonicalLead.model_validate(row.lead)
+        lead = CanonicalLead.from_ledger(row.lead)
         # The enquiry's own time starts the follow-up clock, unless it claims to be
         # later than its arrival here (a portal with a wrong clock).
         enquired = lead.received_at

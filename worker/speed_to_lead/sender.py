@@ -144,7 +144,7 @@ def facts_for(routing: Routing, row: Notification, lead: Lead, *, default_url: s
     canonical: CanonicalLead | None = None
     if lead.lead is not None and lead.purged_at is None:
         try:
-            canonical = CanonicalLead.model_validate(lead.lead)
+            canonical = CanonicalLead.from_ledger(lead.lead)
         except ValidationError:
             canonical = None
     template = routing.notifications.opportunity_url or default_url
