@@ -40,7 +40,7 @@ USAGE = "usage: python -m bench.instructions [SMALL LARGE] [--message M]"
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
-def counted(leads: int, message: list[str]) -> int:
+def counted(leads: int, extra_args: list[str]) -> int:
     """Instructions the process of ``python -m bench.per_lead LEADS [--message M]`` executed."""
     with tempfile.TemporaryDirectory(prefix="leadrelay-instructions-") as work:
         report = Path(work, "cachegrind.err")
@@ -54,7 +54,7 @@ def counted(leads: int, message: list[str]) -> int:
             "-m",
             "bench.per_lead",
             str(leads),
-            *message,
+            *extra_args,
         ]
         environment = {**os.environ, "PYTHONHASHSEED": "0"}
         run = subprocess.run(

@@ -45,6 +45,7 @@ from leadrelay.db import kept_connections
 from leadrelay.runtime import Runtime
 from leadrelay.settings import get_settings
 from leadrelay.worker.pipeline import dispatch_freed, process
+from leadrelay.worker.queue import MESSAGE_MOST
 
 WARM = 20
 
@@ -121,7 +122,11 @@ class Counts:
 
 
 def run(rt: Runtime, ids: list[int], *, message: int, owner: str) -> None:
-    """The leads in messages of ``message``, each as ``worker.tasks`` runs one (no broker, no retries)."""
+    """The leads in messages of ``message``, each as ``worker.tasks`` runs one.
+
+    What a task adds around it is left out: the broker, retries, the hand-on of a
+    slow message, the log line a lead and the staff's notification.
+    """
     for start in range(0, len(ids), message):
         freed: set[str] = set()
         with kept_connections(rt.sessions):
@@ -172,6 +177,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.per_lead")
     parser.add_argument("leads", nargs="?", type=int, default=300)
     leads_a_message = get_settings().leads_per_message
-    parser.add_argument("--message", type=int, default=leads_a_message, help="leads a message")
+    parser.add_argument("--message", type=int, default=leads_a_message, help="leads a message, 1 to 100")
     args = parser.parse_args()
-    main(args.leads, max(1, args.message))
+    if not 1 <= args.message <= MESSAGE_MOST:
+        parser.error(f"--message takes 1 to {MESSAGE_MOST} leads, as LEADRELAY_LEADS_PER_MESSAGE does")
+    main(args.leads, args.message)

@@ -6,7 +6,9 @@ normalisation rules that must hold for every channel live here, once:
 * e-mails are trimmed and lower-cased, and must look like an address;
 * phones become E.164, parsed with the region given in the validation context
   (``{"region": "GB"}``); a number that is *possible* for that region is kept even
-  when the numbering plan calls it unassigned, an impossible one is dropped;
+  when the numbering plan calls it unassigned, an impossible one is dropped; a lead
+  read back from the ledger (:meth:`CanonicalLead.from_ledger`) keeps the E.164
+  phone it was stored with, as it is;
 * desks and budgets are min/max ranges (a single value fills both);
 * a lead with neither an e-mail nor a phone is not a lead.
 

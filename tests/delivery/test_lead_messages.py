@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import create_engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from structlog.testing import capture_logs
 
-from leadrelay.db import make_session_factory
+from leadrelay.db import make_session_factory, transaction
 from leadrelay.runtime import Runtime
 from leadrelay.worker import queue, tasks
 from leadrelay.worker.celery_app import LEADS_QUEUE
@@ -87,6 +87,31 @@ def test_a_message_of_several_leads_checks_out_two_connections_for_all_of_them(
     assert checkouts.count == 2
     assert in_worker.engine.pool.checkedout() == 0  # type: ignore[attr-defined]  # both back in the pool
     assert len(sandbox.opportunities()) == 3
+
+
+def test_a_unit_that_fails_mid_message_leaves_no_connection_out(
+    in_worker: Runtime, sandbox, redis_broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lead whose unit fails on the kept connection: it is given back, the rest handed on, none left out."""
+    people = [{"full_name": f"Broken Person {n}", "email": f"broken.{n}@example.org"} for n in range(3)]
+    ids = [ingest(in_worker, canonical(external_id=f"broken-{n}", contact=p)) for n, p in enumerate(people)]
+    real_process = tasks.pipeline.process
+
+    def process(rt: Runtime, lead_id: int, **kwargs: Any) -> str:
+        outcome = real_process(rt, lead_id, **kwargs)
+        if lead_id == ids[1]:  # delivered, then a unit of its own fails on the kept connection
+            with transaction(rt.sessions) as session:
+                session.execute(text("SELECT 1 / 0"))
+        return outcome
+
+    monkeypatch.setattr(tasks.pipeline, "process", process)
+    checkouts = Checkouts(in_worker.engine)
+    with pytest.raises(DataError):
+        tasks.process_leads.run(list(ids))
+    assert checkouts.count == 2  # the message's pair: the failed unit's given back, nothing more taken
+    assert in_worker.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert waiting(redis_broker) == [(ONE, ids[2])]  # the lead not started goes on in a new message
+    assert len(sandbox.opportunities()) == 2
 
 
 def test_a_message_asks_for_waiting_leads_once_an_account_after_its_last_lead(
