@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Interval, case, create_engine, event, func, literal, select, update
+from sqlalchemy.orm import Session
 
 from leadrelay import logs
 from leadrelay.db import transaction
@@ -60,6 +61,18 @@ def ingest(
             body=raw,
             content_type="application/json",
         ).lead_id
+
+
+def record_empty(session: Session, key: str) -> int:
+    """An empty canonical webhook recorded under intake key ``key`` in the caller's session; its lead id."""
+    return record_inbound(
+        session,
+        channel="canonical",
+        source="webhook",
+        intake_key=key,
+        body=b"{}",
+        content_type="application/json",
+    ).lead_id
 
 
 def lead(rt: Runtime, lead_id: int) -> Lead:

@@ -14,12 +14,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from leadrelay.db import kept_connections, make_engine, make_session_factory, statement_commits, transaction
-from leadrelay.intake.store import record_inbound
 from leadrelay.models import Lead
 from leadrelay.runtime import Runtime
 from leadrelay.statements import UNFLUSHED_CLAUSE
 from leadrelay.worker.pipeline import process
-from tests.helpers import Checkouts, canonical, ingest
+from tests.helpers import Checkouts, canonical, ingest, record_empty
 
 BACKEND_PID = text("SELECT pg_backend_pid()")
 
@@ -43,14 +42,7 @@ def _leads(sessions: sessionmaker[Session]) -> int:
 
 
 def _add(session: Session, n: int) -> None:
-    record_inbound(
-        session,
-        channel="canonical",
-        source="webhook",
-        intake_key=f"kept:{n}",
-        body=b"{}",
-        content_type="application/json",
-    )
+    record_empty(session, f"kept:{n}")
 
 
 def test_units_reuse_one_connection_each_and_commit_as_before(sessions: sessionmaker[Session]) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -170,7 +171,7 @@ def _mark(work: Unit, lead: Introduced, owner: str | None, *, decided: int) -> N
 
 
 # built once (every lead with a company and a name is compared)
-_SAME_COMPANY = (
+SAME_COMPANY = (
     select(Lead.id, Lead.lead)
     .where(
         Lead.location == bindparam("_location"),
@@ -185,22 +186,47 @@ _SAME_COMPANY = (
 )
 
 
-def flag_possible_duplicates(
-    session: Session, lead: Lead, canonical: CanonicalLead, *, routing: Routing
-) -> list[int]:
-    """Leads of the same company and a similar name but other contact details: flag, never merge."""
+class Compared(Introduced, Protocol):
+    """What the same-company comparison reads of a lead, beside :class:`Introduced`."""
+
+    @property
+    def company_key(self) -> str | None: ...
+
+
+def same_company(lead: Compared, canonical: CanonicalLead, *, routing: Routing) -> dict[str, Any] | None:
+    """The values of :data:`SAME_COMPANY` for a lead as read; None without a company, a name or a place."""
     key, name = lead.company_key, canonical.contact.full_name
     if not key or not name or not lead.location:
-        return []
+        return None
     since = lead.received_at - protection(routing, lead.channel, lead.account)
-    params = {
+    return {
         "_location": lead.location,
         "_company": key,
         "_identity": lead.identity,
         "_id": lead.id,
         "_since": since,
     }
-    others = as_unit(session).execute(_SAME_COMPANY, params)
+
+
+def flag_possible_duplicates(
+    session: Session,
+    lead: Lead,
+    canonical: CanonicalLead,
+    *,
+    routing: Routing,
+    others: Sequence[Sequence[Any]] | None = None,
+) -> list[int]:
+    """Leads of the same company and a similar name but other contact details: flag, never merge.
+
+    ``others``: what :data:`SAME_COMPANY` found for the lead, when the caller ran it
+    with the lead's move (``ledger.transition_then``); else it runs here.
+    """
+    params = same_company(lead, canonical, routing=routing)
+    name = canonical.contact.full_name
+    if params is None or not name:
+        return []
+    if others is None:
+        others = as_unit(session).execute(SAME_COMPANY, params)
     flagged = []
     for other_id, other in others:
         other_name = ((other or {}).get("contact") or {}).get("full_name")

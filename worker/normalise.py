@@ -20,7 +20,7 @@ from leadrelay.adapters.portal import PortalAdapter
 from leadrelay.adapters.registry import context_for
 from leadrelay.canonical import CanonicalLead
 from leadrelay.db import utcnow
-from leadrelay.ledger import kill, transition
+from leadrelay.ledger import kill, transition, transition_then
 from leadrelay.ledger.introduced import Person
 from leadrelay.models import DeadReason, Lead, LeadState
 from leadrelay.routing import Routing
@@ -229,27 +229,18 @@ def accept(
         )
         return Normalised(state=LeadState.duplicate, duplicate_of=verdict.duplicate_of, channel=lead.channel)
     now = utcnow()
-    transition(
-        session,
-        lead.id,
-        from_states=[from_state],
-        to=LeadState.normalised,
-        now=now,
-        next_attempt_at=now,
-        duplicate_of=verdict.duplicate_of,  # None for the primary (also one that was a twin before)
-        **{**facts, **values},
-    )
-    if twin:
-        return Normalised(
-            state=LeadState.normalised,
-            duplicate_of=verdict.duplicate_of,
-            channel=lead.channel,
-            account=facts["account"],
-        )
-    if values:
-        session.refresh(lead)
-    else:
-        # the row as the UPDATE left it, without reading it back (nothing marked dirty)
+    move: dict[str, Any] = {
+        "from_states": [from_state],
+        "to": LeadState.normalised,
+        "now": now,
+        "next_attempt_at": now,
+        "duplicate_of": verdict.duplicate_of,  # None for the primary (also one that was a twin before)
+        **facts,
+        **values,
+    }
+    compared = None
+    if not twin and not values:
+        # the row as the UPDATE leaves it, without reading it back (nothing marked dirty)
         moved = {
             **facts,
             "duplicate_of": None,
@@ -259,7 +250,22 @@ def accept(
         }
         for name, value in moved.items():
             set_committed_value(lead, name, value)
-    introductions.flag_possible_duplicates(session, lead, canonical, routing=routing)
+        compared = introductions.same_company(lead, canonical, routing=routing)
+    others = None
+    if compared is None:
+        transition(session, lead.id, **move)
+    else:  # the same company's leads read in the move's statement
+        others = transition_then(session, lead.id, then=(introductions.SAME_COMPANY, compared), **move)
+    if twin:
+        return Normalised(
+            state=LeadState.normalised,
+            duplicate_of=verdict.duplicate_of,
+            channel=lead.channel,
+            account=facts["account"],
+        )
+    if values:
+        session.refresh(lead)
+    introductions.flag_possible_duplicates(session, lead, canonical, routing=routing, others=others)
     return Normalised(
         state=LeadState.normalised,
         channel=lead.channel,

@@ -27,7 +27,7 @@ from leadrelay.ledger.leases import (
 from leadrelay.ledger.locks import lock_opportunity, unlock_opportunity
 from leadrelay.ledger.records import RESPONSE_EXCERPT, audit, start_attempt
 from leadrelay.ledger.side_writes import SideWrite
-from leadrelay.ledger.transitions import kill, release, transition
+from leadrelay.ledger.transitions import kill, release, transition, transition_then
 
 __all__ = [
     "RESPONSE_EXCERPT",
@@ -51,5 +51,6 @@ __all__ = [
     "start_reading",
     "state_is",
     "transition",
+    "transition_then",
     "unlock_opportunity",
 ]

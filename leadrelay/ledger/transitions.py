@@ -6,7 +6,7 @@ true (the state, the lease owner); ``rowcount == 1`` means this caller won.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -71,6 +71,44 @@ def transition(
         stmt, params = carried(stmt, params, side_writes)
     return work.execute(stmt, params).rowcount == 1
 
+
+def transition_then(
+    session: Session | Unit,
+    lead_id: int,
+    *,
+    then: tuple[Any, Mapping[str, Any]],
+    from_states: Iterable[LeadState],
+    to: LeadState,
+    now: datetime | None = None,
+    **values: Any,
+) -> Sequence[Sequence[Any]]:
+    """:func:`transition`, then the read ``then`` (a SELECT and its values): its rows.
+
+    On Postgres the two are one statement, one round trip: the move goes in a WITH,
+    which runs whether or not the read looks at it, and the read's snapshot is the
+    statement's, taken before the move (it sees the lead as it was). Elsewhere, or
+    with an SQL expression among the values, one after the other. Whether the lead
+    moved is not said: for a caller that holds the lead's row lock, where it cannot
+    fail to. A value the two share must be the same in both.
+    """
+    read, read_values = then
+    states, at = [s.value for s in from_states], now or utcnow()
+    params: dict[str, Any] = {f"v_{k}": v for k, v in values.items()}
+    params.update(_id=lead_id, _from=states, _to=to, _at=at)
+    if clash := sorted(k for k in read_values.keys() & params.keys() if read_values[k] != params[k]):
+        raise ValueError(f"the read and the move give {', '.join(clash)} different values")
+    work = as_unit(session)
+    if not work.postgres or any(isinstance(v, ClauseElement) for v in values.values()):
+        transition(work, lead_id, from_states=from_states, to=to, now=at, **values)
+        return work.execute(read, read_values)
+    key = (tuple(values), read)
+    stmt = _THEN.get(key)
+    if stmt is None:
+        stmt = _THEN[key] = read.add_cte(_transition_statement(True, False, tuple(values)).cte("moved"))
+    return work.execute(stmt, {**params, **read_values})
+
+
+_THEN: dict[tuple[tuple[str, ...], Any], Any] = {}
 
 # The hot UPDATEs are built once with bound parameters and reused: building and
 # cache-keying a new statement per call cost more CPU than the round trip itself.
