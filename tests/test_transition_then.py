@@ -43,19 +43,24 @@ def _statements(engine: Engine) -> list[str]:
     return seen
 
 
+def _ignore(session: Session, lead_id: int, *, others_of: int, **extra: Any) -> Any:
+    """Move a received lead to ignored, reading the others of ``others_of`` with it."""
+    return ledger.transition_then(
+        session,
+        lead_id,
+        then=(_OTHERS, {"_id": others_of}),
+        from_states=extra.pop("from_states", [LeadState.received]),
+        to=LeadState.ignored,
+        **extra,
+    )
+
+
 def test_the_move_and_the_read_go_together_on_postgres(sessions: sessionmaker[Session]) -> None:
     first, second, third = _leads(sessions, 3)
     engine = sessions.kw["bind"]
     seen = _statements(engine)
     with transaction(sessions) as session:
-        rows = ledger.transition_then(
-            session,
-            first,
-            then=(_OTHERS, {"_id": first}),
-            from_states=[LeadState.received],
-            to=LeadState.ignored,
-            note="moved with a read",
-        )
+        rows = _ignore(session, first, others_of=first, note="moved with a read")
     assert [tuple(row) for row in rows] == [(second, "received"), (third, "received")]
     assert len(seen) == (1 if engine.dialect.name == "postgresql" else 2)  # one round trip on Postgres
     with sessions() as session:
@@ -68,9 +73,7 @@ def test_a_move_that_finds_its_lead_elsewhere_changes_nothing_and_still_reads(
 ) -> None:
     first, second = _leads(sessions, 2)
     with transaction(sessions) as session:
-        rows = ledger.transition_then(
-            session, first, then=(_OTHERS, {"_id": first}), from_states=[LeadState.dead], to=LeadState.ignored
-        )
+        rows = _ignore(session, first, others_of=first, from_states=[LeadState.dead])
     assert [row[0] for row in rows] == [second]
     with sessions() as session:
         kept = session.get(Lead, first)
@@ -80,10 +83,11 @@ def test_a_move_that_finds_its_lead_elsewhere_changes_nothing_and_still_reads(
 def test_a_value_the_move_and_the_read_give_differently_is_refused(sessions: sessionmaker[Session]) -> None:
     first, second = _leads(sessions, 2)
     with transaction(sessions) as session, pytest.raises(ValueError, match="_id"):
-        ledger.transition_then(
-            session,
-            first,
-            then=(_OTHERS, {"_id": second}),
-            from_states=[LeadState.received],
-            to=LeadState.ignored,
-        )
+        _ignore(session, first, others_of=second)
+
+
+def test_a_guard_the_move_alone_would_take_is_refused(sessions: sessionmaker[Session]) -> None:
+    """transition()'s owner, flushed and side_writes would be column names here: refused, on any database."""
+    (first,) = _leads(sessions, 1)
+    with transaction(sessions) as session, pytest.raises(TypeError, match="owner"):
+        _ignore(session, first, others_of=first, owner="someone")

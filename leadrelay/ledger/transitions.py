@@ -89,13 +89,21 @@ def transition_then(
     statement's, taken before the move (it sees the lead as it was). Elsewhere, or
     with an SQL expression among the values, one after the other. Whether the lead
     moved is not said: for a caller that holds the lead's row lock, where it cannot
-    fail to. A value the two share must be the same in both.
+    fail to. A value the two share must be the same in both. ``read`` is built once
+    (a module's constant): the statement made of it is kept for every later call.
+    No lease owner guards the move, and its commit waits for the disk unless its
+    transaction says otherwise (:func:`transition`'s ``owner``, ``flushed`` and
+    ``side_writes`` are refused).
     """
+    if refused := sorted(values.keys() & {"owner", "flushed", "side_writes"}):
+        raise TypeError(f"transition_then takes no {', '.join(refused)} (transition does)")
     read, read_values = then
     states, at = [s.value for s in from_states], now or utcnow()
     params: dict[str, Any] = {f"v_{k}": v for k, v in values.items()}
     params.update(_id=lead_id, _from=states, _to=to, _at=at)
-    if clash := sorted(k for k in read_values.keys() & params.keys() if read_values[k] != params[k]):
+    shared = read_values.keys() & params.keys()
+    differ = [k for k in shared if isinstance(params[k], ClauseElement) or params[k] != read_values[k]]
+    if clash := sorted(differ):
         raise ValueError(f"the read and the move give {', '.join(clash)} different values")
     work = as_unit(session)
     if not work.postgres or any(isinstance(v, ClauseElement) for v in values.values()):
