@@ -14,7 +14,8 @@ same way with :func:`per_dialect`, beside their one caller in
   text on a psycopg async pool — one definition, two ways to execute it;
 * the Nexudus budget on Postgres: :data:`RESERVE`, :data:`PACE`,
   :data:`PENALISE`, each one round trip (the SQLite budget decides in Python);
-* :data:`UNFLUSHED_CLAUSE`: a statement whose commit does not wait for the disk.
+* :data:`UNFLUSHED_CLAUSE`: a statement whose commit does not wait for the disk;
+* :func:`checked`: a statement's guards, checked on the rows its key found.
 
 Nothing here executes or commits anything.
 """
@@ -24,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import any_, bindparam, literal_column, select, text
+from sqlalchemy import and_, any_, bindparam, literal_column, select, text, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.orm import Session
@@ -236,6 +237,19 @@ INBOUND_HOLDERS = per_dialect(
 # transaction's commit unflushed: docs/guarantees.md ("Commits that do not wait for
 # the disk") says where that is allowed.
 UNFLUSHED_CLAUSE = "set_config('synchronous_commit', 'off', true) IS NOT NULL"
+
+
+def checked(*conditions: Any) -> Any:
+    """Conditions checked on the rows a statement's key found, never a way to find them.
+
+    ``(…) IS true``: the same rows (a WHERE drops NULL as it drops false), and no index
+    serves it, so the statement is planned on its key alone. With a fresh ledger's
+    statistics (none yet) or stale ones (a backlog's states and accounts, written since
+    the last ANALYZE), the planner saw an index on a guard's column as cheap as the
+    key, and read every received lead, or every lead of the account, to find one
+    (bench/PROFILE.md, twenty-ninth pass; ``tests/delivery/test_found_by_key.py``).
+    """
+    return and_(*conditions).is_(true())
 
 
 def unflushed(stmt: Any) -> Any:

@@ -42,7 +42,7 @@ from leadrelay.models import Lead, LeadState
 from leadrelay.nexudus.budget import holding_account
 from leadrelay.routing import Routing
 from leadrelay.runtime import Runtime
-from leadrelay.statements import per_dialect
+from leadrelay.statements import checked, per_dialect
 from leadrelay.unit_of_work import Publish, unit_of_work
 
 Enqueue = Publish
@@ -129,9 +129,10 @@ def _back_to_waiting(postgres: bool, *, of_account: bool) -> Any:
     The claim's own conditions but its room, so a row here means "busy": decided by the
     row, under the account's lock, without counting the leads in flight a second time.
     """
-    stmt = update(Lead).where(Lead.id == bindparam("_id"), ledger.claimable(ledger.now_param(postgres)))
+    guards = [ledger.claimable(ledger.now_param(postgres))]
     if of_account:
-        stmt = stmt.where(Lead.account == _ACCOUNT)
+        guards.append(Lead.account == _ACCOUNT)
+    stmt = update(Lead).where(Lead.id == bindparam("_id"), checked(*guards))
     # the next dispatch of the account hands it out (an abandoned delivery keeps its mark)
     waiting = case((Lead.state == LeadState.normalised, None), else_=Lead.enqueued_at)
     return stmt.values(enqueued_at=waiting).execution_options(synchronize_session=False)

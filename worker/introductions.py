@@ -39,6 +39,7 @@ from leadrelay.ledger.introduced import Person, first_introduction, locking, per
 from leadrelay.models import Lead, LeadState, PossibleDuplicate
 from leadrelay.nexudus.payloads import channel_label
 from leadrelay.routing import Routing
+from leadrelay.statements import checked
 
 SIMILAR_NAME = 85  # rapidfuzz token_sort_ratio, 0–100
 CANDIDATES = 500
@@ -110,8 +111,8 @@ _FIRST_INTRODUCTION = first_introduction()  # built once (every delivery)
 _LEAD_ID = bindparam("_id", type_=Lead.__table__.c["id"].type)
 # held for delivery by this run: the reading's lease has the same owner, and a claim that a crash
 # of Postgres took back leaves the lead received under it (docs/guarantees.md)
-_OWNED = (
-    (Lead.id == _LEAD_ID) & (Lead.state == LeadState.delivering) & (Lead.lease_owner == bindparam("_owner"))
+_OWNED = (Lead.id == _LEAD_ID) & checked(
+    Lead.state == LeadState.delivering, Lead.lease_owner == bindparam("_owner")
 )
 # the decision written (a first introduction points at itself), by the run holding the lease
 _MARK = (

@@ -16,6 +16,7 @@ from sqlalchemy import Select, bindparam, case, select, text
 from sqlalchemy.orm import aliased
 
 from leadrelay.models import Lead, LeadState
+from leadrelay.statements import checked
 
 ALIVE = (LeadState.normalised, LeadState.delivering, LeadState.delivered)
 
@@ -48,14 +49,18 @@ def first_introduction(*, nested: bool = False) -> Select[Any]:
     return (
         select(leads.id)
         .where(
+            # found by the person's identity alone (the rest checked on what it finds): an
+            # index on the location, the state or the time read every lead it shares them with
             leads.identity == bindparam("_identity"),
-            leads.location == bindparam("_location"),
-            leads.state.in_([s.value for s in ALIVE]),
-            leads.received_at >= bindparam("_since", type_=Lead.__table__.c["received_at"].type),
-            # a twin (read as a duplicate, delivered as an enrichment) holds no opportunity and
-            # waits for its enquiry's: taken for the first introduction, the two would wait for
-            # each other for ever
-            leads.duplicate_of.is_(None),
+            checked(
+                leads.location == bindparam("_location"),
+                leads.state.in_([s.value for s in ALIVE]),
+                leads.received_at >= bindparam("_since", type_=Lead.__table__.c["received_at"].type),
+                # a twin (read as a duplicate, delivered as an enrichment) holds no opportunity and
+                # waits for its enquiry's: taken for the first introduction, the two would wait for
+                # each other for ever
+                leads.duplicate_of.is_(None),
+            ),
         )
         .order_by(delivered_first, leads.id)
         .limit(1)

@@ -33,7 +33,7 @@ from leadrelay.ledger.introduced import Person, first_introduction, locking, per
 from leadrelay.ledger.records import start_attempt
 from leadrelay.ledger.side_writes import SideWrite, carried
 from leadrelay.models import DeliveryAttempt, Lead, LeadState
-from leadrelay.statements import per_dialect, unflushed
+from leadrelay.statements import checked, per_dialect, unflushed
 
 _LEAD_COLUMNS = Lead.__table__.c
 
@@ -103,9 +103,10 @@ _DECIDES = and_(
 def _claim_statement(postgres: bool, *, of_account: bool, gated: bool, decides: bool = False) -> Any:
     now = now_param(postgres)
     account = bindparam("_account", type_=_LEAD_COLUMNS["account"].type)
-    stmt = update(Lead).where(Lead.id == bindparam("_id"), claimable(now))
+    guards = [claimable(now)]
     if of_account:  # the account the caller gated the claim on: still the lead's
-        stmt = stmt.where(Lead.account == account)
+        guards.append(Lead.account == account)
+    stmt = update(Lead).where(Lead.id == bindparam("_id"), checked(*guards))
     if gated:  # the account has room: counted in the same statement (after the caller's lock)
         in_flight = select(func.count()).where(delivering(account, now)).scalar_subquery()
         stmt = stmt.where(in_flight < bindparam("_capacity", type_=Integer()))
@@ -220,8 +221,9 @@ def _reading_statement(postgres: bool) -> Any:
         update(Lead)
         .where(
             Lead.id == bindparam("_id"),
-            Lead.state == LeadState.received,
-            or_(Lead.lease_until.is_(None), Lead.lease_until < now),
+            checked(
+                Lead.state == LeadState.received, or_(Lead.lease_until.is_(None), Lead.lease_until < now)
+            ),
         )
         .values(
             unfinished_runs=Lead.unfinished_runs + 1,
@@ -259,6 +261,10 @@ class CreateTag:
     system_id: str
 
 
+# held for delivery by the run that renews: checked on the lead its id found
+_HELD = (Lead.state == LeadState.delivering, Lead.lease_owner == bindparam("_owner"))
+
+
 def _renewal(postgres: bool, *, creating: bool) -> Any:
     values: dict[str, Any] = {"lease_until": lease_end(postgres)}
     if creating:
@@ -267,15 +273,7 @@ def _renewal(postgres: bool, *, creating: bool) -> Any:
             opportunity_name=bindparam("_name", type_=_LEAD_COLUMNS["opportunity_name"].type),
             system_id=bindparam("_system_id", type_=_LEAD_COLUMNS["system_id"].type),
         )
-    return (
-        update(Lead)
-        .where(
-            Lead.id == bindparam("_id"),
-            Lead.state == LeadState.delivering,
-            Lead.lease_owner == bindparam("_owner"),
-        )
-        .values(values)
-    )
+    return update(Lead).where(Lead.id == bindparam("_id"), checked(*_HELD)).values(values)
 
 
 _RENEW = per_dialect(lambda postgres: _renewal(postgres, creating=False))
@@ -366,11 +364,7 @@ def renew_lease_and_start_attempt(
 
 _RESTORE_CREATE_SENT = (
     update(Lead)
-    .where(
-        Lead.id == bindparam("_id"),
-        Lead.state == LeadState.delivering,
-        Lead.lease_owner == bindparam("_owner"),
-    )
+    .where(Lead.id == bindparam("_id"), checked(*_HELD))
     .values(create_sent_at=bindparam("_sent", type_=_LEAD_COLUMNS["create_sent_at"].type))
 )
 

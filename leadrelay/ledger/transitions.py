@@ -19,7 +19,7 @@ from leadrelay.db import utcnow
 from leadrelay.driver import Unit, as_unit, session_of
 from leadrelay.ledger.side_writes import SideWrite, carried
 from leadrelay.models import DeadLetter, DeadReason, Lead, LeadState
-from leadrelay.statements import unflushed
+from leadrelay.statements import checked, unflushed
 
 
 def transition(
@@ -54,9 +54,8 @@ def transition(
             write(work)
         side_writes = ()
     if expressions:
-        stmt = update(Lead).where(Lead.id == lead_id, Lead.state.in_(states))
-        if owner is not None:
-            stmt = stmt.where(Lead.lease_owner == owner)
+        guards = [Lead.state.in_(states), *([Lead.lease_owner == owner] if owner is not None else [])]
+        stmt = update(Lead).where(Lead.id == lead_id, checked(*guards))
         result = session_of(work).execute(
             stmt.values(state=to, state_changed_at=at, **values).execution_options(synchronize_session=False)
         )
@@ -137,9 +136,8 @@ def _transition_statement(
             if postgres
             else Lead.state.in_(bindparam("_from", expanding=True))
         )
-        stmt = update(Lead).where(Lead.id == bindparam("_id"), in_states)
-        if guard_owner:
-            stmt = stmt.where(Lead.lease_owner == bindparam("_owner"))
+        guards = [in_states, *([Lead.lease_owner == bindparam("_owner")] if guard_owner else [])]
+        stmt = update(Lead).where(Lead.id == bindparam("_id"), checked(*guards))
         if unflushed_commit:
             stmt = unflushed(stmt)
         sets = {

@@ -10,19 +10,19 @@ a count each) and written into the SQL, so it is an index condition.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import text
 
-from leadrelay.db import transaction, utcnow
+from leadrelay.db import utcnow
 from leadrelay.driver import compiled
 from leadrelay.ledger.leases import _CLAIMS
 from leadrelay.runtime import Runtime
 from leadrelay.statements import _PSYCOPG
 from leadrelay.worker.dispatch import _DUE_GATED, _clock_params, accounts_waiting
 from leadrelay.worker.sweeper import stale_received_query
+from tests.delivery.plans import dropped
 from tests.helpers import canonical, ingest
 
 HISTORY = 400
@@ -38,29 +38,10 @@ FROM generate_series(1, :n) AS g
 )
 
 
-def _rows_read_and_dropped(plan: dict[str, Any]) -> int:
-    """Rows of ``leads`` that a scan read and then dropped by a filter, over the whole plan."""
-    dropped = 0
-    if plan.get("Relation Name") == "leads":
-        dropped += sum(int(plan.get(f"Rows Removed by {what}", 0)) for what in ("Filter", "Index Recheck"))
-    for child in plan.get("Plans", []):
-        dropped += _rows_read_and_dropped(child)
-    return dropped
-
-
 def _dropped(runtime: Runtime, sql: str, params: dict[str, Any]) -> int:
     """Rows the statement's plan reads and drops, over a ledger with the account's history in it."""
     ingest(runtime, canonical())  # one lead that is not the account's history
-    with transaction(runtime.sessions) as session:
-        session.execute(SEED, {"n": HISTORY})
-        # no statistics yet and only index scans: the generic plan of a statement prepared
-        # while the table was small, kept as it grew (with fresh statistics the planner read
-        # the whole table instead: a sequential scan, the same rows)
-        session.execute(text("SET LOCAL enable_seqscan = off"))
-        session.execute(text("SET LOCAL enable_bitmapscan = off"))
-        explained = session.connection().exec_driver_sql("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
-        found = explained.scalar_one()
-    return _rows_read_and_dropped((json.loads(found) if isinstance(found, str) else found)[0]["Plan"])
+    return dropped(runtime, (SEED, {"n": HISTORY}), sql, params)
 
 
 def test_the_dispatch_reads_the_accounts_live_leads_not_its_history(runtime: Runtime) -> None:
