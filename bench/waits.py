@@ -8,7 +8,8 @@ waiting for another one's row or advisory lock (``transactionid``: a row lock);
 ``IO:WALSync``, ``IO:WALWrite`` and ``LWLock:WALWrite`` are a commit waiting for
 its flush to disk (its own, or another's it queues behind). Backends that are
 active with no wait event are running. Used by the pipeline's section, for leadrelay and
-for the delivery floor alike (where the seconds of a lead go besides CPU).
+for the delivery floor alike (where the seconds of a lead go besides CPU), and by
+``bench.drain``, which shows them by statement (its first 60 characters).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import psycopg
 from bench.env import DB_NAME, PG_ADMIN_URL
 
 _SAMPLE = """
-SELECT coalesce(wait_event_type || ':' || wait_event, 'running')
+SELECT coalesce(wait_event_type || ':' || wait_event, 'running'),
+       left(regexp_replace(query, '\\s+', ' ', 'g'), 60)
 FROM pg_stat_activity
 WHERE datname = %s AND backend_type = 'client backend' AND state = 'active' AND pid <> pg_backend_pid()
 """
@@ -42,6 +44,7 @@ class Waits:
         self._database, self._interval = database, interval
         self._dsn = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
         self._counts: collections.Counter[str] = collections.Counter()
+        self._statements: collections.Counter[tuple[str, str]] = collections.Counter()
         self._samples = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-waits", daemon=True)
@@ -57,8 +60,9 @@ class Waits:
     def _run(self) -> None:
         with psycopg.connect(self._dsn, autocommit=True) as conn:
             while not self._stop.is_set():
-                events = [row[0] for row in conn.execute(_SAMPLE, (self._database,))]
-                self._counts.update(events)
+                rows = conn.execute(_SAMPLE, (self._database,)).fetchall()
+                self._counts.update(event for event, _ in rows)
+                self._statements.update((event, statement) for event, statement in rows)
                 self._samples += 1
                 time.sleep(self._interval)
 
@@ -69,6 +73,13 @@ class Waits:
         if ":" in event or event == "running":
             return self._counts[event] / self._samples
         return sum(n for name, n in self._counts.items() if name.startswith(f"{event}:")) / self._samples
+
+    def by_statement(self, top: int = 15) -> list[tuple[float, str, str]]:
+        """(backends on average, event, the statement's first 60 characters), the largest first."""
+        if not self._samples:
+            return []
+        found = self._statements.most_common(top)
+        return [(n / self._samples, event, statement) for (event, statement), n in found]
 
     def summary(self) -> str:
         shown = ", ".join(f"{label} {sum(map(self.average, events)):.2f}" for label, events in SHOWN.items())
