@@ -1,7 +1,7 @@
 """Which leads go to the workers now: per account, no more than it can deliver.
 
 Each Nexudus account delivers at most ``limits.concurrent_deliveries`` leads at
-once (checked under the account's row lock). The rest wait in the ledger, not in
+once (checked under the account's room lock, :func:`holding_room`). The rest wait in the ledger, not in
 the broker and not in a worker slot, and are dispatched when a delivery of the
 same account ends or the sweeper passes. So one account's backlog occupies a
 few worker slots at most, and another account's leads are never stuck behind it.
@@ -27,6 +27,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     union,
     union_all,
     update,
@@ -59,6 +60,24 @@ class Claim(StrEnum):
 class Claimed:
     status: Claim
     row: ledger.LeadRecord | None = None  # the leased lead (claimed): its unfinished_runs counts this run too
+
+
+# an advisory lock's two keys: the room's namespace (the person's lock is 7012), the account's hash
+_ROOM_LOCK = text("SELECT pg_advisory_xact_lock(7011, hashtext(:_account))")
+
+
+def holding_room(postgres: bool, account: str) -> list[Step]:
+    """The account's room locked until the transaction ends: its claims and dispatches take turns.
+
+    On Postgres an advisory lock of its own, not the account's budget row: every
+    Nexudus request's reservation updates that row, and a claim holding it through
+    its round trips (``BEGIN``, the claim, ``COMMIT``) kept the other workers'
+    reservations waiting (bench/PROFILE.md, twenty-ninth pass). Taken before the
+    person's lock wherever both are taken. Elsewhere (SQLite, which lets one writer
+    in at a time) the account's budget row, made if missing: a write, which takes
+    the database's write lock for the rest of the transaction.
+    """
+    return [(_ROOM_LOCK, {"_account": account})] if postgres else holding_account(account)
 
 
 def _capacity(routing: Routing, account: str | None) -> int | None:
@@ -127,7 +146,7 @@ def _back_to_waiting(postgres: bool, *, of_account: bool) -> Any:
     """A lead the claim would have taken but for the account's room: a normalised one waits again.
 
     The claim's own conditions but its room, so a row here means "busy": decided by the
-    row, under the account's lock, without counting the leads in flight a second time.
+    row, under the account's room lock, without counting the leads in flight a second time.
     """
     guards = [ledger.claimable(ledger.now_param(postgres))]
     if of_account:
@@ -147,7 +166,7 @@ def _due(postgres: bool, *, of_account: bool, gated: bool) -> Any:
     """The account's waiting leads, oldest due first; ``gated``: no more than its free capacity.
 
     The free capacity (``_capacity`` minus the leads being delivered or handed out) is
-    counted in the same statement, after the account's lock: one round trip, not two.
+    counted in the same statement, after the account's room lock: one round trip, not two.
     """
     now, stale = _clock(postgres)
     owned = Lead.account == _ACCOUNT if of_account else Lead.account.is_(None)
@@ -216,7 +235,7 @@ def claim(
     row = ledger.claim(
         work,
         lead_id,
-        first=holding_account(room[0]) if room is not None else (),  # the account's row, locked first
+        first=holding_room(work.postgres, room[0]) if room is not None else (),  # locked first
         person=person,
         lease_seconds=lease_seconds,
         owner=owner,
@@ -240,7 +259,7 @@ def dispatch(rt: Runtime, account: str | None, *, enqueue: Enqueue) -> int:
         capacity = _capacity(rt.routing, account)
         locks: list[Step] = []
         if account is not None and capacity is not None:
-            locks = holding_account(account)  # sent with the question, which counts the room after it
+            locks = holding_room(work.postgres, account)  # sent with the question, which counts after it
             due, params = _DUE_GATED, {**params, "_account": account, "_capacity": capacity}
         else:
             due = _DUE if account is not None else _DUE_NO_ACCOUNT

@@ -151,9 +151,9 @@ def claim(
 ) -> LeadRecord | None:
     """:func:`claiming`, run now: the leased row, or None.
 
-    ``first``: the caller's statements to run before it (the account's row lock,
-    ``budget.holding_account``). With a ``person`` (Postgres), the person's lock
-    comes after them and before the claim: the account's row, then the person's,
+    ``first``: the caller's statements to run before it (the account's room lock,
+    ``worker.dispatch.holding_room``). With a ``person`` (Postgres), the person's lock
+    comes after them and before the claim: the account's room, then the person's,
     the order every taker keeps. All go out together, in one round trip after the
     transaction's ``BEGIN`` (``Unit.execute_together``); the first that fails stops
     the rest.
@@ -183,7 +183,7 @@ def claiming(
     if the lead still belongs to this account (the one whose capacity the caller
     checked); otherwise None, and a later pass claims it under its own account.
     ``room``: (account, capacity): only while fewer than ``capacity`` of that
-    account's leads are being delivered (the caller holds the account's lock).
+    account's leads are being delivered (the caller holds the account's room lock).
     ``person`` (Postgres only): the lead's person, whose lock the caller took in this
     transaction before the claim (:func:`~leadrelay.ledger.introduced.locking`). The claim then
     also decides the lead's first introduction and writes it (``decided``), as

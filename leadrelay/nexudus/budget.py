@@ -143,7 +143,8 @@ def holding_account(account: str) -> list[Step]:
 
     For a caller that needs the lock, not the row: the row is made first if missing
     (an insert that finds it does nothing and takes no lock of its own), then locked,
-    and neither answer is read (:func:`leadrelay.driver.execute_together`).
+    and neither answer is read (:func:`leadrelay.driver.execute_together`). On SQLite,
+    a dispatch's and a claim's turn at the account's room (``worker.dispatch.holding_room``).
     """
     return [(_ENSURE_ACCOUNT, {"_account": account, "_at": utcnow()}), (_HOLD_ACCOUNT, {"_account": account})]
 

@@ -191,21 +191,21 @@ def test_a_delivery_renews_and_settles_in_single_statements(runtime: Runtime, pi
     # the dedupe keys claimed in one statement; the reads before the first call ride in the claim's
     # transaction (the reading's, the claim's: two); the claim decides the first introduction itself;
     # the reading's move asks for the same company's leads in its own statement
-    assert (len(seen.sql), seen.commits) == (17, 2)
+    assert (len(seen.sql), seen.commits) == (16, 2)
     flat = [" ".join(sql.split()) for sql in seen.sql]
     (moving,) = [sql for sql in flat if sql.startswith("WITH moved AS (UPDATE leads")]
     assert "SELECT leads.id, leads.lead FROM leads WHERE leads.location =" in moving
-    # the account's row (made if missing, then locked), the person's lock and the claim go together,
+    # the account's room lock (not its budget row), the person's lock and the claim go together,
     # in that order (the lock before the claim: its snapshot sees every decision made before)
-    assert pipelines == [4]
-    start = next(i for i, sql in enumerate(seen.sql) if sql.startswith("INSERT INTO nexudus_accounts"))
-    assert [sql.split()[0:2] for sql in seen.sql[start : start + 4]] == [
-        ["INSERT", "INTO"],
-        ["SELECT", "nexudus_accounts.account"],
+    assert pipelines == [3]
+    start = next(i for i, sql in enumerate(seen.sql) if sql.startswith("SELECT pg_advisory_xact_lock(7011"))
+    assert [sql.split()[0:2] for sql in seen.sql[start : start + 3]] == [
+        ["SELECT", "pg_advisory_xact_lock(7011,"],
         ["SELECT", "pg_advisory_xact_lock(%(a)s,"],
         ["UPDATE", "leads"],
     ]
-    assert "first_introduction=CASE" in seen.sql[start + 3]
+    assert "first_introduction=CASE" in seen.sql[start + 2]
+    assert not [sql for sql in seen.sql if "nexudus_accounts.account FROM" in sql and "FOR UPDATE" in sql]
     (claiming,) = [" ".join(sql.split()) for sql in seen.sql if "SET state=%(state)s" in sql]
     assert "first_introduction=CASE" in claiming
     assert not [sql for sql in seen.sql if sql.startswith("WITH first_introduction")]

@@ -39,7 +39,7 @@ def _deliver(
     rt: Runtime, lead_id: int, *, owner: str, account: str | None, person: Person | None, reads_apart: bool
 ) -> Outcome:
     settings = rt.settings
-    # the claim's commit does not wait for the disk (nor hold the account's lock while it would):
+    # the claim's commit does not wait for the disk (nor hold the account's room while it would):
     # the claim itself says so, with no SET LOCAL round trip (ledger.claim)
     with unit(rt.sessions) as work:
         claimed = claim(
