@@ -55,19 +55,23 @@ def _wait_delivered(url: str, ids: list[int] | None, count: int, *, timeout: flo
         time.sleep(0.5)
 
 
-def _after_first_delivery(url: str, ids: list[int]) -> int:
-    """Once the first of ``ids`` is delivered (start-up over): how many leads are left to deliver.
+def _first_delivery(url: str, ids: list[int]) -> None:
+    """Until the first of ``ids`` is delivered: start-up is over.
 
-    CPU is counted from then on, for those leads alone, as the rate is (first delivery to
-    last): a worker's start-up (imports, its pool's fork: about 1.2 s of CPU) happens once
-    in its life, not once a backlog.
+    CPU is counted from then on, over the leads delivered after it (:func:`_left`), as the
+    rate is (first delivery to last): a worker's start-up (imports, its pool's fork: about
+    1.2 s of CPU) happens once in its life, not once a backlog.
     """
     deadline = time.monotonic() + 120
-    while not (done := ledger.times(url, ids=ids)):
+    while not ledger.times(url, ids=ids):
         if time.monotonic() > deadline:
             raise RuntimeError(f"no lead delivered in 120 s: {ledger.states(url)}")
         time.sleep(0.05)
-    return len(ids) - len(done)
+
+
+def _left(url: str, ids: list[int]) -> int:
+    """The leads of ``ids`` not delivered yet; read once the meter runs, so none it counts is missed."""
+    return len(ids) - len(ledger.times(url, ids=ids))
 
 
 @dataclass(frozen=True)
@@ -85,8 +89,9 @@ def drain(url: str, service: dict[str, str], work: Path, sandbox: env.RemoteSand
     worker = env.worker(service, work, concurrency=CONCURRENCY)
     groups = {"worker": worker.popen.pid, "sandbox": sandbox.proc.popen.pid}
     with env.processes(worker), PeakRss(groups) as rss:
-        metered = _after_first_delivery(url, ids)
+        _first_delivery(url, ids)
         with CpuMeter(groups) as cpu, Waits() as waits:
+            metered = _left(url, ids)
             _wait_delivered(url, ids, len(ids), timeout=600)
     return Drain(ledger.drain_rate(ledger.times(url, ids=ids)), metered, cpu, waits, rss)
 
@@ -109,9 +114,10 @@ def bench_pipeline(run: Run, work: Path, sizes: Sizes) -> dict[str, int]:
         loops = floors.delivery(service, work, url=url, base_url=sandbox.base_url, processes=CONCURRENCY)
         floor_groups = {f"floor{n}": loop.popen.pid for n, loop in enumerate(loops)}
         with env.processes(*loops):
-            floor_metered = _after_first_delivery(url, floor_ids)
+            _first_delivery(url, floor_ids)
             floor_meter = CpuMeter({**floor_groups, "sandbox": sandbox.proc.popen.pid})
             with floor_meter as floor_cpu, Waits() as floor_waits:
+                floor_metered = _left(url, floor_ids)
                 _wait_delivered(url, floor_ids, len(floor_ids), timeout=600)
         floor_rate = ledger.drain_rate(ledger.times(url, ids=floor_ids))
 

@@ -34,6 +34,7 @@ SHOWN = {
     "running": ("running",),
     "WAL flush": ("IO:WALSync", "IO:WALWrite", "LWLock:WALWrite"),
     "row lock": ("Lock:transactionid", "Lock:tuple"),
+    "advisory lock": ("Lock:advisory",),  # an account's room, a person's decisions
 }
 
 

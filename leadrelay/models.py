@@ -295,7 +295,10 @@ class InboxToken(Base):
 
 
 class NexudusAccount(Base):
-    """One Nexudus account's shared request budget; its row lock serialises the account.
+    """One Nexudus account's shared request budget; its row lock serialises the account's budget.
+
+    (The account's room, its deliveries in flight, has a lock of its own on Postgres:
+    ``worker.dispatch.holding_room``.)
 
     Times are seconds on the database's clock (so hosts with drifting clocks agree),
     scaled by the limits' ``clock_speed`` in tests against a sped-up sandbox.

@@ -50,7 +50,9 @@ def first_introduction(*, nested: bool = False) -> Select[Any]:
         select(leads.id)
         .where(
             # found by the person's identity alone (the rest checked on what it finds): an
-            # index on the location, the state or the time read every lead it shares them with
+            # index on the location, the state or the time read every lead it shares them with.
+            # The price: a person's leads at every location are read (a handful; an address
+            # that enquires everywhere has all its leads read, where the location narrowed it)
             leads.identity == bindparam("_identity"),
             checked(
                 leads.location == bindparam("_location"),
@@ -73,8 +75,8 @@ _PERSON_LOCK = text("SELECT pg_advisory_xact_lock(:a, :b)")
 def locking(identity: str, location: str) -> tuple[Any, dict[str, Any]]:
     """The statement (Postgres) that serialises decisions about one person at one location.
 
-    An advisory lock held until the transaction ends; taken after the account's row
-    lock wherever both are taken.
+    An advisory lock held until the transaction ends; taken after the account's room
+    lock (``worker.dispatch.holding_room``) wherever both are taken.
     """
     return _PERSON_LOCK, {"a": 7012, "b": zlib.crc32(f"{identity}|{location}".encode()) - 2**31}
 
