@@ -222,12 +222,14 @@ def flag_possible_duplicates(
     ``others``: what :data:`SAME_COMPANY` found for the lead, when the caller ran it
     with the lead's move (``ledger.transition_then``); else it runs here.
     """
-    params = same_company(lead, canonical, routing=routing)
     name = canonical.contact.full_name
-    if params is None or not name:
-        return []
     if others is None:
+        params = same_company(lead, canonical, routing=routing)
+        if params is None:
+            return []
         others = as_unit(session).execute(SAME_COMPANY, params)
+    if not name:
+        return []
     flagged = []
     for other_id, other in others:
         other_name = ((other or {}).get("contact") or {}).get("full_name")
